@@ -1,0 +1,3 @@
+//! # discus-data
+//!
+//! DICOM reading and writing on the dicom-rs crates, series geometry, the dataset index and validation.
