@@ -14,8 +14,11 @@
 //! assert_eq!(Condition::LeftNeuralForaminalNarrowing.words(), "Left Neural Foraminal Narrowing");
 //! ```
 
+pub mod agreement;
 pub mod formats;
 pub mod fsio;
+pub mod governance;
+pub mod metric;
 pub mod types;
 
 pub use types::{

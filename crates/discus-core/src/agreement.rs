@@ -1,0 +1,822 @@
+//! Inter-reader agreement statistics on ordinal grades, each with a seeded bootstrap 95% interval.
+//!
+//! The data is a [`Ratings`] table: one row per *subject* (a finding: study, condition, level), one
+//! column per *rater* (reader), each cell a category `0..q` or missing. Grades use `q = 3`
+//! (0 = Normal/Mild, 1 = Moderate, 2 = Severe, as [`crate::Severity::index`]). Subjects may belong to
+//! a *cluster* (the study), and the bootstrap resamples clusters, so findings of one study travel
+//! together.
+//!
+//! Every statistic returns `None` where it is undefined (no usable subject, or an expected agreement of
+//! exactly 1, i.e. a zero denominator).
+//!
+//! # Definitions
+//!
+//! Notation: `q` categories `0..q`; agreement weights `w(k,l)` with `w(k,k) = 1`:
+//! identity `w = [k = l]`, linear `w = 1 - |k-l|/(q-1)`, quadratic `w = 1 - (k-l)^2/(q-1)^2`
+//! ([`Weights`]).
+//!
+//! * **Percent agreement** ([`percent_agreement`]): over subjects with at least two ratings, the mean
+//!   of the proportion of agreeing rater pairs, `P_i = sum_k r_ik (r_ik - 1) / (r_i (r_i - 1))`, where
+//!   `r_ik` is the number of raters who put subject `i` in category `k` and `r_i = sum_k r_ik`.
+//!   For two raters this is the fraction of subjects both rated identically.
+//! * **Cohen's kappa** ([`cohen_kappa`]), two raters `a`, `b`, over the subjects both rated:
+//!   with the joint proportions `p_kl` and margins `p_k.`, `p_.l`,
+//!   `p_o = sum w(k,l) p_kl`, `p_e = sum w(k,l) p_k. p_.l`, `kappa = (p_o - p_e) / (1 - p_e)`.
+//!   Identity weights give the unweighted kappa; linear and quadratic give the weighted kappas
+//!   (identical to scikit-learn's `cohen_kappa_score(weights=...)` with `labels=0..q`, whose
+//!   disagreement weights `|k-l|` and `(k-l)^2` are these up to scale).
+//! * **Fleiss' kappa** ([`fleiss_kappa`]): over subjects with at least two ratings,
+//!   `P_bar = mean_i P_i` (as for percent agreement), `p_k = sum_i r_ik / sum_i r_i`,
+//!   `P_e = sum_k p_k^2`, `kappa = (P_bar - P_e) / (1 - P_e)`. With the same number of raters for every
+//!   subject this is exactly Fleiss (1971) (statsmodels `fleiss_kappa(method="fleiss")`); with missing
+//!   ratings it is the natural generalisation that weights each rating equally in `p_k`.
+//! * **Krippendorff's alpha** ([`krippendorff_alpha`]), missing ratings allowed: units (subjects) with
+//!   fewer than two ratings are not pairable and are dropped. The coincidence matrix is
+//!   `o_ck = sum_u (number of ordered pairs of ratings (c, k) from different raters in unit u) / (m_u - 1)`,
+//!   with `m_u` the ratings in unit `u`; `n_c = sum_k o_ck`, `n = sum_c n_c`.
+//!   `alpha = 1 - (n - 1) * sum_ck o_ck d(c,k) / sum_ck n_c n_k d(c,k)`, with the metric `d` ([`Metric`]):
+//!   - nominal: `d = [c != k]`;
+//!   - interval: `d = (c - k)^2` on the category codes;
+//!   - ordinal: **Krippendorff's ordinal metric, based on the cumulative marginal frequencies of the
+//!     coincidence matrix**: `d(c,k) = (sum_{g=min(c,k)}^{max(c,k)} n_g - (n_c + n_k)/2)^2`
+//!     (Krippendorff, *Computing Krippendorff's Alpha-Reliability*, 2011), as in the Python package
+//!     `krippendorff` with `level_of_measurement="ordinal"`. It is **not** the "ordinal weights" of
+//!     Gwet's irrCAC (`1 - C(|k-l|+1, 2) / C(q, 2)`), which give a different number (0.68134 instead of
+//!     0.745665 on the spec's reference table).
+//! * **Gwet's AC1 / AC2** ([`gwet_ac`]), missing ratings allowed (Gwet, *Handbook of Inter-Rater
+//!   Reliability*, 4th ed.): with `r*_ik = sum_l w(k,l) r_il`,
+//!   `p_a = mean over subjects with r_i >= 2 of sum_k r_ik (r*_ik - 1) / (r_i (r_i - 1))`,
+//!   `pi_k = mean over subjects with r_i >= 1 of r_ik / r_i`,
+//!   `p_e = T_w / (q (q - 1)) * sum_k pi_k (1 - pi_k)` with `T_w = sum_kl w(k,l)`,
+//!   `AC = (p_a - p_e) / (1 - p_e)`. Identity weights give AC1; linear or quadratic weights give AC2.
+//!   This is irrCAC's `gwet()` with the given weights and categories `0..q`.
+//!
+//! # Bootstrap interval
+//! [`bootstrap`] draws `B` resamples of the clusters (subjects, unless clusters were given) with
+//! replacement using a splitmix64 generator seeded by the caller, recomputes the statistic on each,
+//! drops undefined resamples, and reports the 2.5% and 97.5% percentiles of the rest (linear
+//! interpolation between order statistics, numpy's default): a percentile interval. The same seed gives
+//! the same interval.
+//!
+//! ```
+//! use discus_core::agreement::{cohen_kappa, Ratings, Weights};
+//! let a = [0, 0, 1, 2, 1, 0, 2, 1, 0, 0, 1, 2];
+//! let b = [0, 1, 1, 2, 1, 0, 1, 1, 0, 0, 2, 2];
+//! let r = Ratings::from_columns(3, &[&a, &b]).unwrap();
+//! let k = cohen_kappa(&r, 0, 1, Weights::Identity).unwrap();
+//! assert!((k - 0.621053).abs() < 1e-6);
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Errors building a ratings table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgreementError {
+    #[error("subject {subject}: {found} ratings where the table has {expected} raters")]
+    Width {
+        subject: usize,
+        found: usize,
+        expected: usize,
+    },
+    #[error("subject {subject}, rater {rater}: category {category} is not below {categories}")]
+    Category {
+        subject: usize,
+        rater: usize,
+        category: usize,
+        categories: usize,
+    },
+    #[error(
+        "need at least 2 categories and 1 rater (got {categories} categories, {raters} raters)"
+    )]
+    Shape { categories: usize, raters: usize },
+    #[error("rater columns have different lengths")]
+    Ragged,
+}
+
+/// A subjects x raters table of categories `0..q`, with missing cells, and a cluster per subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ratings {
+    categories: usize,
+    raters: usize,
+    cells: Vec<Option<u8>>,
+    clusters: Vec<u64>,
+}
+
+impl Ratings {
+    /// An empty table for `raters` raters on `categories` categories.
+    pub fn new(categories: usize, raters: usize) -> Result<Self, AgreementError> {
+        if !(2..=255).contains(&categories) || raters == 0 {
+            return Err(AgreementError::Shape { categories, raters });
+        }
+        Ok(Ratings {
+            categories,
+            raters,
+            cells: Vec::new(),
+            clusters: Vec::new(),
+        })
+    }
+
+    /// A complete table from one slice of categories per rater (all the same length).
+    pub fn from_columns(categories: usize, columns: &[&[usize]]) -> Result<Self, AgreementError> {
+        let mut r = Ratings::new(categories, columns.len())?;
+        let n = columns.first().map_or(0, |c| c.len());
+        if columns.iter().any(|c| c.len() != n) {
+            return Err(AgreementError::Ragged);
+        }
+        for i in 0..n {
+            let row: Vec<Option<usize>> = columns.iter().map(|c| Some(c[i])).collect();
+            r.push(&row)?;
+        }
+        Ok(r)
+    }
+
+    /// Adds a subject that is its own cluster.
+    pub fn push(&mut self, row: &[Option<usize>]) -> Result<(), AgreementError> {
+        let cluster = self.clusters.len() as u64;
+        self.push_in(cluster, row)
+    }
+
+    /// Adds a subject belonging to `cluster` (e.g. its study id), for the clustered bootstrap.
+    pub fn push_in(&mut self, cluster: u64, row: &[Option<usize>]) -> Result<(), AgreementError> {
+        let subject = self.subjects();
+        if row.len() != self.raters {
+            return Err(AgreementError::Width {
+                subject,
+                found: row.len(),
+                expected: self.raters,
+            });
+        }
+        for (rater, c) in row.iter().enumerate() {
+            if let Some(c) = *c {
+                if c >= self.categories {
+                    return Err(AgreementError::Category {
+                        subject,
+                        rater,
+                        category: c,
+                        categories: self.categories,
+                    });
+                }
+            }
+        }
+        self.cells.extend(row.iter().map(|c| c.map(|c| c as u8)));
+        self.clusters.push(cluster);
+        Ok(())
+    }
+
+    pub fn categories(&self) -> usize {
+        self.categories
+    }
+    pub fn raters(&self) -> usize {
+        self.raters
+    }
+    pub fn subjects(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// The rating of subject `i` by rater `j`.
+    pub fn get(&self, i: usize, j: usize) -> Option<usize> {
+        self.cells[i * self.raters + j].map(usize::from)
+    }
+
+    fn row(&self, i: usize) -> &[Option<u8>] {
+        &self.cells[i * self.raters..(i + 1) * self.raters]
+    }
+
+    /// Per-category counts of subject `i`'s ratings, and their total.
+    fn counts(&self, i: usize, out: &mut [f64]) -> f64 {
+        out.iter_mut().for_each(|v| *v = 0.0);
+        let mut total = 0.0;
+        for c in self.row(i).iter().flatten() {
+            out[*c as usize] += 1.0;
+            total += 1.0;
+        }
+        total
+    }
+
+    /// The table of the given raters only (in that order), same subjects and clusters.
+    pub fn select_raters(&self, raters: &[usize]) -> Ratings {
+        let mut cells = Vec::with_capacity(self.subjects() * raters.len());
+        for i in 0..self.subjects() {
+            cells.extend(raters.iter().map(|&j| self.cells[i * self.raters + j]));
+        }
+        Ratings {
+            categories: self.categories,
+            raters: raters.len(),
+            cells,
+            clusters: self.clusters.clone(),
+        }
+    }
+
+    /// The table of the given subjects only (repeats allowed), for resampling.
+    pub fn select_subjects(&self, subjects: &[usize]) -> Ratings {
+        let mut cells = Vec::with_capacity(subjects.len() * self.raters);
+        let mut clusters = Vec::with_capacity(subjects.len());
+        for &i in subjects {
+            cells.extend_from_slice(self.row(i));
+            clusters.push(self.clusters[i]);
+        }
+        Ratings {
+            categories: self.categories,
+            raters: self.raters,
+            cells,
+            clusters,
+        }
+    }
+}
+
+/// Agreement weights between categories (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weights {
+    Identity,
+    Linear,
+    Quadratic,
+}
+
+impl Weights {
+    /// `w(k, l)` for `q` categories.
+    pub fn weight(self, k: usize, l: usize, q: usize) -> f64 {
+        let d = k.abs_diff(l) as f64;
+        let m = (q - 1) as f64;
+        match self {
+            Weights::Identity => f64::from(u8::from(k == l)),
+            Weights::Linear => 1.0 - d / m,
+            Weights::Quadratic => 1.0 - (d * d) / (m * m),
+        }
+    }
+    fn matrix(self, q: usize) -> Vec<f64> {
+        (0..q * q).map(|i| self.weight(i / q, i % q, q)).collect()
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weights::Identity => "unweighted",
+            Weights::Linear => "linear",
+            Weights::Quadratic => "quadratic",
+        }
+    }
+}
+
+/// Krippendorff's difference metrics (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Nominal,
+    /// Krippendorff's ordinal metric, based on cumulative marginal frequencies.
+    Ordinal,
+    Interval,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Nominal => "nominal",
+            Metric::Ordinal => "ordinal",
+            Metric::Interval => "interval",
+        }
+    }
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    (den.abs() > 1e-12 && num.is_finite()).then(|| num / den)
+}
+
+/// Percent agreement (mean proportion of agreeing rater pairs per subject); `None` without a subject
+/// rated at least twice.
+pub fn percent_agreement(r: &Ratings) -> Option<f64> {
+    let mut counts = vec![0.0; r.categories];
+    let (mut sum, mut n) = (0.0, 0usize);
+    for i in 0..r.subjects() {
+        let ri = r.counts(i, &mut counts);
+        if ri >= 2.0 {
+            sum += counts.iter().map(|c| c * (c - 1.0)).sum::<f64>() / (ri * (ri - 1.0));
+            n += 1;
+        }
+    }
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Cohen's kappa between raters `a` and `b` over the subjects both rated.
+pub fn cohen_kappa(r: &Ratings, a: usize, b: usize, weights: Weights) -> Option<f64> {
+    let q = r.categories;
+    let mut joint = vec![0.0; q * q];
+    let mut n = 0.0;
+    for i in 0..r.subjects() {
+        if let (Some(x), Some(y)) = (r.get(i, a), r.get(i, b)) {
+            joint[x * q + y] += 1.0;
+            n += 1.0;
+        }
+    }
+    if n == 0.0 {
+        return None;
+    }
+    let w = weights.matrix(q);
+    let mut row = vec![0.0; q];
+    let mut col = vec![0.0; q];
+    for k in 0..q {
+        for l in 0..q {
+            row[k] += joint[k * q + l] / n;
+            col[l] += joint[k * q + l] / n;
+        }
+    }
+    let mut po = 0.0;
+    let mut pe = 0.0;
+    for k in 0..q {
+        for l in 0..q {
+            po += w[k * q + l] * joint[k * q + l] / n;
+            pe += w[k * q + l] * row[k] * col[l];
+        }
+    }
+    ratio(po - pe, 1.0 - pe)
+}
+
+/// Fleiss' kappa over subjects with at least two ratings.
+pub fn fleiss_kappa(r: &Ratings) -> Option<f64> {
+    let q = r.categories;
+    let mut counts = vec![0.0; q];
+    let mut totals = vec![0.0; q];
+    let (mut pbar, mut n, mut all) = (0.0, 0usize, 0.0);
+    for i in 0..r.subjects() {
+        let ri = r.counts(i, &mut counts);
+        if ri < 2.0 {
+            continue;
+        }
+        pbar += counts.iter().map(|c| c * (c - 1.0)).sum::<f64>() / (ri * (ri - 1.0));
+        n += 1;
+        all += ri;
+        for k in 0..q {
+            totals[k] += counts[k];
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let pbar = pbar / n as f64;
+    let pe: f64 = totals.iter().map(|t| (t / all) * (t / all)).sum();
+    ratio(pbar - pe, 1.0 - pe)
+}
+
+/// Krippendorff's alpha with the given metric; missing ratings allowed.
+pub fn krippendorff_alpha(r: &Ratings, metric: Metric) -> Option<f64> {
+    let q = r.categories;
+    let mut o = vec![0.0; q * q];
+    let mut counts = vec![0.0; q];
+    for i in 0..r.subjects() {
+        let m = r.counts(i, &mut counts);
+        if m < 2.0 {
+            continue;
+        }
+        for c in 0..q {
+            if counts[c] == 0.0 {
+                continue;
+            }
+            for k in 0..q {
+                // Ordered pairs of ratings from different raters: c != k gives n_c * n_k,
+                // c == k gives n_c * (n_c - 1).
+                let pairs = if c == k {
+                    counts[c] * (counts[c] - 1.0)
+                } else {
+                    counts[c] * counts[k]
+                };
+                o[c * q + k] += pairs / (m - 1.0);
+            }
+        }
+    }
+    let nc: Vec<f64> = (0..q).map(|c| (0..q).map(|k| o[c * q + k]).sum()).collect();
+    let n: f64 = nc.iter().sum();
+    if n < 2.0 {
+        return None;
+    }
+    let d = |c: usize, k: usize| -> f64 {
+        match metric {
+            Metric::Nominal => f64::from(u8::from(c != k)),
+            Metric::Interval => {
+                let x = c as f64 - k as f64;
+                x * x
+            }
+            Metric::Ordinal => {
+                let (lo, hi) = (c.min(k), c.max(k));
+                let s: f64 = nc[lo..=hi].iter().sum::<f64>() - (nc[c] + nc[k]) / 2.0;
+                s * s
+            }
+        }
+    };
+    let (mut dob, mut dex) = (0.0, 0.0);
+    for c in 0..q {
+        for k in 0..q {
+            let dk = d(c, k);
+            dob += o[c * q + k] * dk;
+            dex += nc[c] * nc[k] * dk;
+        }
+    }
+    ratio((n - 1.0) * dob, dex).map(|x| 1.0 - x)
+}
+
+/// Gwet's agreement coefficient: AC1 with [`Weights::Identity`], AC2 with linear or quadratic weights.
+pub fn gwet_ac(r: &Ratings, weights: Weights) -> Option<f64> {
+    let q = r.categories;
+    let w = weights.matrix(q);
+    let tw: f64 = w.iter().sum();
+    let mut counts = vec![0.0; q];
+    let mut pi = vec![0.0; q];
+    let (mut pa, mut n2, mut n1) = (0.0, 0usize, 0usize);
+    for i in 0..r.subjects() {
+        let ri = r.counts(i, &mut counts);
+        if ri < 1.0 {
+            continue;
+        }
+        n1 += 1;
+        for k in 0..q {
+            pi[k] += counts[k] / ri;
+        }
+        if ri >= 2.0 {
+            n2 += 1;
+            let mut s = 0.0;
+            for k in 0..q {
+                let star: f64 = (0..q).map(|l| w[k * q + l] * counts[l]).sum();
+                s += counts[k] * (star - 1.0);
+            }
+            pa += s / (ri * (ri - 1.0));
+        }
+    }
+    if n2 == 0 {
+        return None;
+    }
+    let pa = pa / n2 as f64;
+    let pe = tw / (q * (q - 1)) as f64
+        * pi.iter()
+            .map(|p| p / n1 as f64)
+            .map(|p| p * (1.0 - p))
+            .sum::<f64>();
+    ratio(pa - pe, 1.0 - pe)
+}
+
+/// One statistic, for [`bootstrap`] and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "statistic", rename_all = "snake_case")]
+pub enum Statistic {
+    PercentAgreement,
+    /// Cohen's kappa of the table's first two raters.
+    CohenKappa {
+        weights: Weights,
+    },
+    FleissKappa,
+    KrippendorffAlpha {
+        metric: Metric,
+    },
+    /// AC1 with identity weights, AC2 otherwise.
+    GwetAc {
+        weights: Weights,
+    },
+}
+
+impl Statistic {
+    /// The statistics that apply to two raters.
+    pub const PAIRWISE: [Statistic; 10] = [
+        Statistic::PercentAgreement,
+        Statistic::CohenKappa {
+            weights: Weights::Identity,
+        },
+        Statistic::CohenKappa {
+            weights: Weights::Linear,
+        },
+        Statistic::CohenKappa {
+            weights: Weights::Quadratic,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Nominal,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Ordinal,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Interval,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Identity,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Linear,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Quadratic,
+        },
+    ];
+
+    /// The statistics that apply to any number of raters.
+    pub const MULTI: [Statistic; 8] = [
+        Statistic::PercentAgreement,
+        Statistic::FleissKappa,
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Nominal,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Ordinal,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Interval,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Identity,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Linear,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Quadratic,
+        },
+    ];
+
+    pub fn compute(self, r: &Ratings) -> Option<f64> {
+        match self {
+            Statistic::PercentAgreement => percent_agreement(r),
+            Statistic::CohenKappa { weights } => {
+                (r.raters() >= 2).then(|| cohen_kappa(r, 0, 1, weights))?
+            }
+            Statistic::FleissKappa => fleiss_kappa(r),
+            Statistic::KrippendorffAlpha { metric } => krippendorff_alpha(r, metric),
+            Statistic::GwetAc { weights } => gwet_ac(r, weights),
+        }
+    }
+
+    /// A short stable name, e.g. `cohen_kappa_linear`, `krippendorff_alpha_ordinal`, `gwet_ac1`.
+    pub fn key(self) -> String {
+        match self {
+            Statistic::PercentAgreement => "percent_agreement".into(),
+            Statistic::CohenKappa { weights } => format!("cohen_kappa_{}", weights.as_str()),
+            Statistic::FleissKappa => "fleiss_kappa".into(),
+            Statistic::KrippendorffAlpha { metric } => {
+                format!("krippendorff_alpha_{}", metric.as_str())
+            }
+            Statistic::GwetAc {
+                weights: Weights::Identity,
+            } => "gwet_ac1".into(),
+            Statistic::GwetAc { weights } => format!("gwet_ac2_{}", weights.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for Statistic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// A statistic's value with its bootstrap percentile interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub statistic: String,
+    /// `None` when undefined on the data.
+    pub value: Option<f64>,
+    /// 2.5% percentile of the bootstrap distribution.
+    pub ci_low: Option<f64>,
+    /// 97.5% percentile of the bootstrap distribution.
+    pub ci_high: Option<f64>,
+    pub subjects: usize,
+    pub clusters: usize,
+    /// Resamples on which the statistic was defined.
+    pub resamples: usize,
+}
+
+/// The splitmix64 generator (Steele, Lea & Flood 2014): tiny, seedable, good enough for resampling.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-32 for the sizes used here).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The `p`-quantile of sorted values, interpolating linearly between order statistics.
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let h = (sorted.len() - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+}
+
+/// The statistic on `r` with a percentile 95% interval from `resamples` cluster-bootstrap resamples.
+pub fn bootstrap(r: &Ratings, statistic: Statistic, resamples: usize, seed: u64) -> Estimate {
+    // Group subjects by cluster, in order of first appearance.
+    let mut order: Vec<u64> = Vec::new();
+    let mut members: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    for (i, &c) in r.clusters.iter().enumerate() {
+        members
+            .entry(c)
+            .or_insert_with(|| {
+                order.push(c);
+                Vec::new()
+            })
+            .push(i);
+    }
+    let groups: Vec<&Vec<usize>> = order.iter().map(|c| &members[c]).collect();
+    let value = statistic.compute(r);
+    let mut rng = SplitMix64(seed);
+    let mut values = Vec::with_capacity(resamples);
+    let mut idx = Vec::with_capacity(r.subjects());
+    if !groups.is_empty() {
+        for _ in 0..resamples {
+            idx.clear();
+            for _ in 0..groups.len() {
+                idx.extend_from_slice(groups[rng.below(groups.len())]);
+            }
+            if let Some(v) = statistic.compute(&r.select_subjects(&idx)) {
+                values.push(v);
+            }
+        }
+    }
+    values.sort_by(f64::total_cmp);
+    Estimate {
+        statistic: statistic.key(),
+        value,
+        ci_low: quantile_sorted(&values, 0.025),
+        ci_high: quantile_sorted(&values, 0.975),
+        subjects: r.subjects(),
+        clusters: groups.len(),
+        resamples: values.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Spec section 6.
+    const A: [usize; 12] = [0, 0, 1, 2, 1, 0, 2, 1, 0, 0, 1, 2];
+    const B: [usize; 12] = [0, 1, 1, 2, 1, 0, 1, 1, 0, 0, 2, 2];
+    const C: [usize; 12] = [0, 0, 1, 1, 2, 0, 2, 1, 1, 0, 1, 2];
+
+    fn close(got: Option<f64>, want: f64) {
+        let got = got.expect("defined");
+        assert!((got - want).abs() < 1e-5, "got {got}, want {want}");
+    }
+
+    fn abc() -> Ratings {
+        Ratings::from_columns(3, &[&A, &B, &C]).unwrap()
+    }
+
+    #[test]
+    fn cohen_reference_values() {
+        let r = Ratings::from_columns(3, &[&A, &B]).unwrap();
+        close(cohen_kappa(&r, 0, 1, Weights::Identity), 0.621053);
+        close(cohen_kappa(&r, 0, 1, Weights::Linear), 0.704918);
+        close(cohen_kappa(&r, 0, 1, Weights::Quadratic), 0.795455);
+        // Symmetric in the raters.
+        close(cohen_kappa(&r, 1, 0, Weights::Linear), 0.704918);
+    }
+
+    #[test]
+    fn fleiss_reference_value() {
+        close(fleiss_kappa(&abc()), 0.491765);
+    }
+
+    #[test]
+    fn krippendorff_reference_values() {
+        let r = abc();
+        close(krippendorff_alpha(&r, Metric::Nominal), 0.505882);
+        close(krippendorff_alpha(&r, Metric::Ordinal), 0.745665);
+        close(krippendorff_alpha(&r, Metric::Interval), 0.729381);
+    }
+
+    #[test]
+    fn krippendorff_ordinal_with_missing_reference_value() {
+        let mut r = Ratings::new(3, 3).unwrap();
+        for i in 0..12 {
+            // C's 4th and 8th ratings missing.
+            let c = (i != 3 && i != 7).then_some(C[i]);
+            r.push(&[Some(A[i]), Some(B[i]), c]).unwrap();
+        }
+        close(krippendorff_alpha(&r, Metric::Ordinal), 0.783782);
+    }
+
+    #[test]
+    fn gwet_reference_values() {
+        let r = abc();
+        close(gwet_ac(&r, Weights::Identity), 0.50402);
+        close(gwet_ac(&r, Weights::Linear), 0.63244);
+        close(gwet_ac(&r, Weights::Quadratic), 0.75785);
+    }
+
+    #[test]
+    fn percent_agreement_counts_pairs() {
+        let r = Ratings::from_columns(3, &[&A, &B]).unwrap();
+        // A and B agree on 9 of 12 subjects (by inspection of the spec's table).
+        close(percent_agreement(&r), 9.0 / 12.0);
+        // Three raters: subjects where all agree count 1, two of three count 1/3.
+        let all = A
+            .iter()
+            .zip(B)
+            .zip(C)
+            .map(|((a, b), c)| {
+                let pairs = [*a == b, *a == c, b == c];
+                pairs.iter().filter(|x| **x).count() as f64 / 3.0
+            })
+            .sum::<f64>()
+            / 12.0;
+        close(percent_agreement(&abc()), all);
+    }
+
+    #[test]
+    fn undefined_cases_are_none() {
+        let z = [0usize; 5];
+        let r = Ratings::from_columns(3, &[&z, &z]).unwrap();
+        assert_eq!(cohen_kappa(&r, 0, 1, Weights::Identity), None);
+        assert_eq!(krippendorff_alpha(&r, Metric::Nominal), None);
+        assert_eq!(fleiss_kappa(&r), None);
+        close(percent_agreement(&r), 1.0);
+        let empty = Ratings::new(3, 2).unwrap();
+        assert_eq!(percent_agreement(&empty), None);
+        assert_eq!(gwet_ac(&empty, Weights::Identity), None);
+        let mut lone = Ratings::new(3, 2).unwrap();
+        lone.push(&[Some(1), None]).unwrap();
+        assert_eq!(krippendorff_alpha(&lone, Metric::Ordinal), None);
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        let mut r = Ratings::new(3, 2).unwrap();
+        assert!(matches!(
+            r.push(&[Some(3), None]),
+            Err(AgreementError::Category { category: 3, .. })
+        ));
+        assert!(matches!(
+            r.push(&[Some(1)]),
+            Err(AgreementError::Width { .. })
+        ));
+        assert!(Ratings::new(1, 2).is_err());
+        assert!(Ratings::from_columns(3, &[&[0, 1], &[0]]).is_err());
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_value() {
+        let r = abc();
+        let s = Statistic::FleissKappa;
+        let e1 = bootstrap(&r, s, 500, 7);
+        let e2 = bootstrap(&r, s, 500, 7);
+        let e3 = bootstrap(&r, s, 500, 8);
+        assert_eq!(e1, e2);
+        assert_ne!(e1.ci_low, e3.ci_low);
+        let (lo, hi, v) = (e1.ci_low.unwrap(), e1.ci_high.unwrap(), e1.value.unwrap());
+        assert!(lo < v && v < hi, "{lo} {v} {hi}");
+        assert!(hi - lo > 0.1, "12 subjects leave a wide interval");
+        assert_eq!(e1.subjects, 12);
+        assert_eq!(e1.clusters, 12);
+    }
+
+    #[test]
+    fn bootstrap_resamples_whole_clusters() {
+        // Two clusters, each internally perfectly agreeing on one category but different from
+        // the other: every resample that draws only one cluster has a single category, where
+        // kappa is undefined, so fewer resamples count than were drawn.
+        let mut r = Ratings::new(3, 2).unwrap();
+        for _ in 0..5 {
+            r.push_in(1, &[Some(0), Some(0)]).unwrap();
+            r.push_in(2, &[Some(2), Some(2)]).unwrap();
+        }
+        let e = bootstrap(
+            &r,
+            Statistic::CohenKappa {
+                weights: Weights::Identity,
+            },
+            400,
+            1,
+        );
+        assert_eq!(e.clusters, 2);
+        close(e.value, 1.0);
+        // P(one cluster drawn twice) = 1/2, so about 200 of 400 are undefined.
+        assert!(e.resamples > 150 && e.resamples < 250, "{}", e.resamples);
+    }
+
+    #[test]
+    fn quantile_interpolates_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        // numpy.quantile([1,2,3,4], 0.025) = 1.075; 0.975 -> 3.925
+        close(quantile_sorted(&v, 0.025), 1.075);
+        close(quantile_sorted(&v, 0.975), 3.925);
+    }
+
+    #[test]
+    fn splitmix_matches_reference_sequence() {
+        // First outputs of splitmix64 seeded with 1234567 (from the reference C implementation's
+        // published test vector).
+        let mut g = SplitMix64(1234567);
+        assert_eq!(g.next_u64(), 6457827717110365317);
+        assert_eq!(g.next_u64(), 3203168211198807973);
+    }
+}
