@@ -18,6 +18,7 @@ pub mod agreement;
 pub mod formats;
 pub mod fsio;
 pub mod governance;
+pub mod governance;
 pub mod metric;
 pub mod types;
 
