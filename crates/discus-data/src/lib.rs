@@ -3,6 +3,9 @@
 //! DICOM reading and writing on the dicom-rs crates, series geometry, the dataset index and validation.
 
 pub mod dicom;
+pub mod geometry;
 pub mod header;
+pub mod index;
+pub mod validate;
 
 pub use header::InstanceHeader;
