@@ -4,6 +4,8 @@
 //! Each command lives in its own module; its clap doc comments are its help text.
 
 use clap::{Parser, Subcommand};
+
+mod eval;
 use std::process::ExitCode;
 
 /// discus: lumbar spine MRI diagnostic-assist toolkit for data in the RSNA LumbarDISC layout.
@@ -19,11 +21,24 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // One variant per command area; each module owns its arguments and its `run`.
+    /// Score a submission with the competition metric (four terms and the score).
+    Score(eval::ScoreArgs),
+    /// Constant baselines (uniform, loss-optimal prior): the floor every model must beat.
+    Baseline(eval::BaselineArgs),
+    /// Evaluation report: bootstrap interval, per-condition/level/site breakdowns, calibration (JSON + HTML).
+    Evaluate(eval::EvaluateArgs),
+    /// Study-level K-fold split stratified by site and severe disease.
+    Split(eval::SplitArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Score(a) => eval::run_score(a),
+        Command::Baseline(a) => eval::run_baseline(a),
+        Command::Evaluate(a) => eval::run_evaluate(a),
+        Command::Split(a) => eval::run_split(a),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,0 +1,292 @@
+//! `discus score`, `discus baseline`, `discus evaluate`, `discus split`: the competition metric,
+//! constant baselines, the evaluation report and cross-validation folds.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use discus_core::formats::{
+    parse_submission, read_train, write_submission, LineEnding, StudyLabels, SubmissionRow,
+};
+use discus_core::metric::{score_with_lines, submission_lines, Semantics};
+use discus_eval::prior::{prior_probs, prior_submission, read_study_ids, PriorKind};
+use discus_eval::report::{evaluate, write_report, EvalOptions};
+use discus_eval::sites::{studies_meta, Facet};
+use discus_eval::split::{folds_csv, has_severe, stratified_folds, write_folds};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SemanticsArg {
+    /// Clip to [eps, 1-eps] and renormalise each row (scikit-learn < 1.5; what the competition used).
+    Renormalize,
+    /// Clip to [eps, 1-eps] only (scikit-learn >= 1.5).
+    ClipOnly,
+}
+
+impl From<SemanticsArg> for Semantics {
+    fn from(s: SemanticsArg) -> Self {
+        match s {
+            SemanticsArg::Renormalize => Semantics::Renormalize,
+            SemanticsArg::ClipOnly => Semantics::ClipOnly,
+        }
+    }
+}
+
+/// Score a submission with the competition metric (lower is better).
+///
+/// Joins on row_id. Refuses a submission that misses any of the 25 rows of a labelled study,
+/// repeats a row, names a study not in the labels, or holds a negative or non-finite value; the
+/// message names the row and its line. Rows whose label is empty are not scored. Prints the four
+/// terms (spinal, foraminal, subarticular, any_severe_spinal) and the score, their mean.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Labels: train.csv or a file of the same shape.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// The submission: row_id,normal_mild,moderate,severe.
+    #[arg(long)]
+    pub submission: PathBuf,
+    /// How a row's values become probabilities.
+    #[arg(long, value_enum, default_value = "renormalize")]
+    pub semantics: SemanticsArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Constant baselines: the floor every model must beat.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Write a constant-prediction submission for the listed studies.
+    ///
+    /// `optimal` (the default) predicts, for each of the 25 label columns, the constant that
+    /// minimises the weighted log loss on the labels: p proportional to count x weight of each
+    /// grade in that column. `uniform` predicts 1/3 everywhere.
+    Prior(PriorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PriorArgs {
+    /// Labels the optimal constants are fitted on (train.csv).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// The studies to predict: any CSV with a study_id column (train.csv,
+    /// test_series_descriptions.csv, ...).
+    #[arg(long)]
+    pub studies: PathBuf,
+    /// Where to write the submission.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Which constant.
+    #[arg(long, value_enum, default_value = "optimal")]
+    pub kind: KindArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// The loss-optimal constant per column (p proportional to count x weight).
+    Optimal,
+    /// 1/3 for every grade.
+    Uniform,
+}
+
+/// Evaluate a submission: the score with a bootstrap 95% interval, per condition / level /
+/// condition x level statistics (weighted log loss, confusion matrix, AUC, calibration), and the
+/// score per site, vendor and field strength. Writes report.json and a self-contained index.html.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The dataset folder (train.csv, train_images/<study>/<series>/<n>.dcm).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// The submission to evaluate.
+    #[arg(long)]
+    pub submission: PathBuf,
+    /// The report folder (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Labels to evaluate against (default: <dataset>/train.csv).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "renormalize")]
+    pub semantics: SemanticsArg,
+    /// Bootstrap resamples over studies.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the report's summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Write a study-level K-fold split (study_id,fold), stratified by site and by the presence of a
+/// Severe grade, reproducible for a seed; no study is in two folds.
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The dataset folder (train.csv, train_images/...).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Number of folds.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Seed of the shuffle.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write study_id,fold (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Labels (default: <dataset>/train.csv).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+fn labels(path: &Path) -> Result<Vec<StudyLabels>> {
+    Ok(read_train(path)?.strict()?)
+}
+
+fn submission(path: &Path) -> Result<(Vec<SubmissionRow>, Vec<u64>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let rows = parse_submission(&bytes, path)?.strict()?;
+    Ok((rows, submission_lines(&bytes)))
+}
+
+pub fn run_score(a: ScoreArgs) -> Result<ExitCode> {
+    let labels = labels(&a.labels)?;
+    let (rows, lines) = submission(&a.submission)?;
+    let sem: Semantics = a.semantics.into();
+    let s = score_with_lines(&labels, &rows, Some(&lines), sem)
+        .with_context(|| format!("{}", a.submission.display()))?;
+    if a.json {
+        let mut v = serde_json::to_value(s)?;
+        v["semantics"] = sem.as_str().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("spinal             {:.6}", s.spinal);
+        println!("foraminal          {:.6}", s.foraminal);
+        println!("subarticular       {:.6}", s.subarticular);
+        println!("any_severe_spinal  {:.6}", s.any_severe);
+        println!("score              {:.6}", s.score);
+        println!(
+            "({} studies; {} + {} + {} scored rows; semantics {sem})",
+            s.studies, s.rows[0], s.rows[1], s.rows[2]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_baseline(a: BaselineArgs) -> Result<ExitCode> {
+    let BaselineCommand::Prior(p) = a.command;
+    let labels = labels(&p.labels)?;
+    let studies = read_study_ids(&p.studies)?;
+    let kind = match p.kind {
+        KindArg::Optimal => PriorKind::Optimal,
+        KindArg::Uniform => PriorKind::Uniform,
+    };
+    let rows = prior_submission(&prior_probs(&labels, kind), &studies);
+    write_submission(&p.out, &rows, LineEnding::Lf)?;
+    eprintln!(
+        "wrote {} rows for {} studies to {}",
+        rows.len(),
+        studies.len(),
+        p.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
+            .expect("a valid template"),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
+    let labels_path = a
+        .labels
+        .clone()
+        .unwrap_or_else(|| a.dataset.join("train.csv"));
+    let labels = labels(&labels_path)?;
+    let (rows, lines) = submission(&a.submission)?;
+    let studies: Vec<_> = labels.iter().map(|l| l.study).collect();
+    let pb = progress(studies.len(), "reading scanner metadata");
+    let (meta, errors) = studies_meta(&a.dataset, &studies, &|| pb.inc(1));
+    pb.finish_and_clear();
+    for e in &errors {
+        eprintln!("warning: {e}");
+    }
+    let options = EvalOptions {
+        semantics: a.semantics.into(),
+        resamples: a.resamples,
+        seed: a.seed,
+    };
+    let report = evaluate(&labels, &rows, Some(&lines), &meta, errors, options)
+        .with_context(|| format!("{}", a.submission.display()))?;
+    write_report(&a.out, &report)?;
+    let o = &report.overall;
+    if a.json {
+        let v = serde_json::json!({
+            "score": o.score,
+            "interval": o.interval,
+            "report": a.out.join("report.json"),
+            "html": a.out.join("index.html"),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "score {:.4}  95% interval [{:.4}, {:.4}]  ({} studies, {} resamples)",
+            o.score.score, o.interval.score[0], o.interval.score[1], report.studies, a.resamples
+        );
+        println!("report: {}", a.out.join("index.html").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_split(a: SplitArgs) -> Result<ExitCode> {
+    let labels_path = a
+        .labels
+        .clone()
+        .unwrap_or_else(|| a.dataset.join("train.csv"));
+    let labels = labels(&labels_path)?;
+    let studies: Vec<_> = labels.iter().map(|l| l.study).collect();
+    let pb = progress(studies.len(), "reading scanner metadata");
+    let (meta, errors) = studies_meta(&a.dataset, &studies, &|| pb.inc(1));
+    pb.finish_and_clear();
+    for e in &errors {
+        eprintln!("warning: {e}");
+    }
+    let keyed: Vec<_> = labels
+        .iter()
+        .map(|l| {
+            let site = Facet::Site.group(meta.get(&l.study));
+            (l.study, format!("{site}|severe={}", has_severe(l)))
+        })
+        .collect();
+    let folds = stratified_folds(&keyed, a.folds, a.seed)?;
+    match &a.out {
+        Some(path) => {
+            write_folds(path, &folds)?;
+            let mut sizes = vec![0usize; a.folds];
+            for (_, f) in &folds {
+                sizes[*f] += 1;
+            }
+            eprintln!(
+                "wrote {} studies in {} folds (sizes {sizes:?}) to {}",
+                folds.len(),
+                a.folds,
+                path.display()
+            );
+        }
+        None => print!("{}", folds_csv(&folds)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
