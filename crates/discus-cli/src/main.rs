@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod eval;
+mod reads_cmd;
 use std::process::ExitCode;
 
 /// discus: lumbar spine MRI diagnostic-assist toolkit for data in the RSNA LumbarDISC layout.
@@ -21,6 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // One variant per command area; each module owns its arguments and its `run`.
+    /// Multi-reader protocol: import reads, agreement, disagreements, adjudication, consensus.
+    Reads(reads_cmd::ReadsArgs),
     /// Score a submission with the competition metric (four terms and the score).
     Score(eval::ScoreArgs),
     /// Constant baselines (uniform, loss-optimal prior): the floor every model must beat.
@@ -34,6 +37,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Reads(a) => reads_cmd::run(a),
         Command::Score(a) => eval::run_score(a),
         Command::Baseline(a) => eval::run_baseline(a),
         Command::Evaluate(a) => eval::run_evaluate(a),

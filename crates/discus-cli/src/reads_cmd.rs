@@ -1,0 +1,628 @@
+//! `discus reads ...`: the multi-reader protocol (import, agreement, disagreements, adjudicate,
+//! consensus, export) on the reads store.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use discus_core::fsio::atomic_write;
+use discus_core::{SeriesId, Severity};
+use discus_reads::analysis::{
+    adjudications, agreement_report, blinded_findings, consensus, disagreements, parse_decisions,
+    worklist_csv, AgreementOptions, ConsensusRule, DisagreementRule,
+};
+use discus_reads::geometry::{DicomSlices, SliceLookup};
+use discus_reads::import::{
+    import_reader, parse_row_id, reader_labels, write_labels, Catalog, ImportError, ImportRequest,
+    Label,
+};
+use discus_reads::report::agreement_html;
+use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The multi-reader protocol: readers' reads in a store, their agreement, adjudication, consensus.
+///
+/// Reads live in an append-only SQLite store (default `<DATASET>/.discus/reads.sqlite`): nothing is
+/// ever overwritten, so the history of every label is kept. A typical session:
+/// `import` each reader's blinded reads, `agreement`, `disagreements --out worklist.csv`,
+/// `adjudicate --decisions worklist.csv`, `consensus --rule adjudicated --out labels/`.
+#[derive(Debug, Args)]
+pub struct ReadsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: ReadsCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The dataset (LumbarDISC layout): its series descriptions and DICOM headers are used to check
+    /// reads and to place points in patient space (mm).
+    #[arg(long, global = true)]
+    pub dataset: Option<PathBuf>,
+    /// The reads store [default: <DATASET>/.discus/reads.sqlite, or ./.discus/reads.sqlite].
+    #[arg(long, global = true)]
+    pub store: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReadsCommand {
+    /// Import readers' reads (a train.csv and a train_label_coordinates.csv per reader).
+    ///
+    /// Each file pair is imported all or nothing: any bad line (unknown study or level, a grade
+    /// that is not Normal/Mild, Moderate or Severe, a point off the image) rejects that reader's
+    /// files with every bad line named, and nothing of them is stored. With --readers-dir, a
+    /// rejected reader is reported and the other readers are imported. Importing the same files
+    /// again records nothing.
+    Import(ImportArgs),
+    /// Export one reader's current reads of a round as train.csv and train_label_coordinates.csv.
+    Export(ExportArgs),
+    /// Agreement report: per reader pair, condition, level and overall, with bootstrap intervals
+    /// over studies, and point distances in mm (report.json and index.html with a heat map).
+    Agreement(AgreementArgs),
+    /// List the findings that need another look, Severe and spinal canal first.
+    Disagreements(DisagreementsArgs),
+    /// Record an adjudicator's decisions (from a CSV, or one from flags).
+    Adjudicate(AdjudicateArgs),
+    /// Final labels under a rule, with provenance per finding, as LumbarDISC CSVs.
+    Consensus(ConsensusArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Independent reads, each reader blind to the others.
+    Blinded,
+    /// Decisions on disagreements.
+    Adjudication,
+}
+
+impl From<KindArg> for RoundKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Blinded => RoundKind::Blinded,
+            KindArg::Adjudication => RoundKind::Adjudication,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The reader's name (with --train).
+    #[arg(long, requires = "train")]
+    pub reader: Option<String>,
+    /// The reader's grades, in train.csv shape.
+    #[arg(long, requires = "reader", conflicts_with = "readers_dir")]
+    pub train: Option<PathBuf>,
+    /// The reader's points, in train_label_coordinates.csv shape.
+    #[arg(long, requires = "train")]
+    pub coordinates: Option<PathBuf>,
+    /// A folder with one sub-folder per reader (named for the reader), each holding train.csv and
+    /// (optionally) train_label_coordinates.csv.
+    #[arg(long)]
+    pub readers_dir: Option<PathBuf>,
+    /// The reading round.
+    #[arg(long, default_value = "first")]
+    pub round: String,
+    /// What the round is for.
+    #[arg(long, value_enum, default_value = "blinded")]
+    pub kind: KindArg,
+    /// Skip the checks against the dataset (studies, series, points inside the image).
+    #[arg(long)]
+    pub no_check: bool,
+    /// Time to record, seconds since the Unix epoch [default: now].
+    #[arg(long)]
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub reader: String,
+    #[arg(long, default_value = "first")]
+    pub round: String,
+    /// Output folder (train.csv, train_label_coordinates.csv).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Only this blinded round [default: every blinded round; a reader's latest read counts].
+    #[arg(long)]
+    pub round: Option<String>,
+    /// Only these readers (comma-separated) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub readers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgreementArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Report folder: report.json and index.html.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Points closer than this in patient space agree on where (mm).
+    #[arg(long, default_value_t = 5.0)]
+    pub tolerance_mm: f64,
+    /// Bootstrap resamples per interval.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = 20240601)]
+    pub seed: u64,
+    /// The statistic of the heat map.
+    #[arg(long, default_value = "cohen_kappa_quadratic")]
+    pub heat_statistic: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RuleArg {
+    /// Any two readers' grades differ.
+    GradesDiffer,
+    /// Grades two steps apart (Normal/Mild against Severe).
+    TwoSteps,
+    /// Points further apart than --tolerance-mm in patient space.
+    PointsApart,
+}
+
+#[derive(Debug, Args)]
+pub struct DisagreementsArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value = "grades-differ")]
+    pub rule: RuleArg,
+    /// Tolerance for --rule points-apart (mm).
+    #[arg(long, default_value_t = 10.0)]
+    pub tolerance_mm: f64,
+    /// Also write a worklist CSV for adjudicators (row_id, grade to fill in, reason, reads).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdjudicateArgs {
+    /// The adjudicator (a reader name).
+    #[arg(long)]
+    pub adjudicator: String,
+    /// The round to record in.
+    #[arg(long, default_value = "adjudication")]
+    pub round: String,
+    /// Record as a further blinded read instead of an adjudication decision.
+    #[arg(long)]
+    pub blinded: bool,
+    /// Decisions: a CSV with row_id and grade (optionally series_id, instance_number, x, y, note),
+    /// e.g. the worklist from `disagreements --out` filled in. Rows with no grade are skipped.
+    #[arg(long, conflicts_with = "row_id")]
+    pub decisions: Option<PathBuf>,
+    /// One decision: the finding (`<study>_<condition>_<level>`).
+    #[arg(long, requires = "grade")]
+    pub row_id: Option<String>,
+    /// One decision: the grade (Normal/Mild, Moderate, Severe).
+    #[arg(long, requires = "row_id")]
+    pub grade: Option<String>,
+    /// One decision: the point, as SERIES,INSTANCE,X,Y.
+    #[arg(long, requires = "row_id", value_delimiter = ',', num_args = 4)]
+    pub point: Option<Vec<f64>>,
+    /// A note to keep with the decision.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Time to record, seconds since the Unix epoch [default: now].
+    #[arg(long)]
+    pub at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ConsensusArg {
+    /// All readers who graded agree; otherwise unresolved.
+    Unanimous,
+    /// More than half agree; otherwise unresolved.
+    Majority,
+    /// The adjudicator's decision, else the unanimous grade; otherwise unresolved.
+    Adjudicated,
+    /// The median grade (lower median for an even count).
+    Median,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsensusArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    #[arg(long, value_enum, default_value = "adjudicated")]
+    pub rule: ConsensusArg,
+    /// Output folder: train.csv, train_label_coordinates.csv, provenance.json.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn store_path(c: &Common) -> PathBuf {
+    c.store.clone().unwrap_or_else(|| {
+        c.dataset
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".discus")
+            .join("reads.sqlite")
+    })
+}
+
+fn open_store(c: &Common) -> Result<ReadsStore> {
+    Ok(ReadsStore::open(&store_path(c))?)
+}
+
+fn slices(c: &Common) -> Option<DicomSlices> {
+    c.dataset.as_deref().map(DicomSlices::new)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub fn run(args: ReadsArgs) -> Result<ExitCode> {
+    let c = &args.common;
+    match args.command {
+        ReadsCommand::Import(a) => import(c, a),
+        ReadsCommand::Export(a) => export(c, a),
+        ReadsCommand::Agreement(a) => agreement(c, a),
+        ReadsCommand::Disagreements(a) => disagreements_cmd(c, a),
+        ReadsCommand::Adjudicate(a) => adjudicate(c, a),
+        ReadsCommand::Consensus(a) => consensus_cmd(c, a),
+    }
+}
+
+fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
+    let catalog = match (&c.dataset, a.no_check) {
+        (Some(root), false) => Some(
+            Catalog::from_dataset(root)
+                .with_context(|| format!("reading the dataset at {}", root.display()))?,
+        ),
+        _ => None,
+    };
+    let mut jobs: Vec<(String, PathBuf, Option<PathBuf>)> = Vec::new();
+    if let (Some(reader), Some(train)) = (&a.reader, &a.train) {
+        jobs.push((reader.clone(), train.clone(), a.coordinates.clone()));
+    } else if let Some(dir) = &a.readers_dir {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("train.csv").is_file())
+            .collect();
+        entries.sort();
+        if entries.is_empty() {
+            bail!("{}: no reader folders with a train.csv", dir.display());
+        }
+        for p in entries {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let coords = p.join("train_label_coordinates.csv");
+            jobs.push((
+                name,
+                p.join("train.csv"),
+                coords.is_file().then_some(coords),
+            ));
+        }
+    } else {
+        eprintln!("error: give --reader with --train, or --readers-dir");
+        return Ok(ExitCode::from(2));
+    }
+    let mut store = open_store(c)?;
+    let mut reports = Vec::new();
+    let mut failed = 0;
+    for (reader, train, coords) in &jobs {
+        let req = ImportRequest {
+            reader,
+            round: &a.round,
+            round_kind: a.kind.into(),
+            train,
+            coordinates: coords.as_deref(),
+            at: a.at,
+        };
+        match import_reader(&mut store, catalog.as_ref(), &req) {
+            Ok(r) => {
+                if !c.json {
+                    match &r.outcome {
+                        ImportOutcome::Imported { events, .. } => println!(
+                            "{reader}: imported {events} reads ({} grades, {} points, {} studies) into round {}",
+                            r.grades, r.points, r.studies, a.round
+                        ),
+                        ImportOutcome::AlreadyImported { .. } => {
+                            println!("{reader}: already imported (same files); nothing recorded")
+                        }
+                    }
+                }
+                reports.push(serde_json::to_value(&r)?);
+            }
+            Err(e @ ImportError::Rows { .. }) | Err(e @ ImportError::Format(_)) => {
+                failed += 1;
+                eprintln!("error: reader {reader}: {e}");
+                reports.push(serde_json::json!({"reader": reader, "error": e.to_string()}));
+            }
+            Err(e) => return Err(e).with_context(|| format!("importing reader {reader}")),
+        }
+    }
+    if c.json {
+        print_json(&reports)?;
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn export(c: &Common, a: ExportArgs) -> Result<ExitCode> {
+    let store = open_store(c)?;
+    if store.find_reader(&a.reader)?.is_none() {
+        bail!("no reader {:?} in {}", a.reader, store.path().display());
+    }
+    let Some(round) = store.find_round(&a.round)? else {
+        bail!("no round {:?} in {}", a.round, store.path().display());
+    };
+    let reads = store.current_reads(Some(round.id))?;
+    let labels = reader_labels(&reads, &a.reader, &a.round);
+    let (t, p) = write_labels(&a.out, &labels)?;
+    if c.json {
+        print_json(&serde_json::json!({"train": t, "coordinates": p, "reads": labels.len()}))?;
+    } else {
+        println!(
+            "{} reads of {} written to {} and {}",
+            labels.len(),
+            a.reader,
+            t.display(),
+            p.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selected(
+    store: &ReadsStore,
+    s: &Selection,
+) -> Result<(
+    Vec<discus_reads::store::StoredRead>,
+    Vec<discus_reads::analysis::FindingReads>,
+)> {
+    if let Some(r) = &s.round {
+        if store.find_round(r)?.is_none() {
+            bail!("no round {r:?} in {}", store.path().display());
+        }
+    }
+    let reads = store.current_reads(None)?;
+    let findings = blinded_findings(&reads, s.round.as_deref(), s.readers.as_deref());
+    Ok((reads, findings))
+}
+
+fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
+    let store = open_store(c)?;
+    let (_, findings) = selected(&store, &a.selection)?;
+    if findings.is_empty() {
+        bail!("no blinded reads in {}", store.path().display());
+    }
+    let opts = AgreementOptions {
+        resamples: a.resamples,
+        seed: a.seed,
+        tolerance_mm: a.tolerance_mm,
+    };
+    let sl = slices(c);
+    let bar = indicatif::ProgressBar::new_spinner().with_message(format!(
+        "agreement over {} findings ({} bootstrap resamples per estimate)",
+        findings.len(),
+        a.resamples
+    ));
+    if !c.json {
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+    let report = agreement_report(&findings, sl.as_ref().map(|s| s as &dyn SliceLookup), &opts);
+    bar.finish_and_clear();
+    if let Some(out) = &a.out {
+        atomic_write(
+            &out.join("report.json"),
+            serde_json::to_string_pretty(&report)?.as_bytes(),
+        )
+        .with_context(|| format!("writing {}", out.join("report.json").display()))?;
+        atomic_write(
+            &out.join("index.html"),
+            agreement_html(&report, &a.heat_statistic).as_bytes(),
+        )
+        .with_context(|| format!("writing {}", out.join("index.html").display()))?;
+    }
+    if c.json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v = |e: &discus_core::agreement::Estimate| match (e.value, e.ci_low, e.ci_high) {
+        (Some(v), Some(l), Some(h)) => format!("{v:.3} [{l:.3}, {h:.3}]"),
+        (Some(v), _, _) => format!("{v:.3}"),
+        _ => "undefined".into(),
+    };
+    println!(
+        "{} readers, {} findings, {} studies",
+        report.readers.len(),
+        report.findings,
+        report.studies
+    );
+    println!("overall:");
+    for e in &report.overall.estimates {
+        println!("  {:<30} {}", e.statistic, v(e));
+    }
+    for p in &report.pairs {
+        let k = p
+            .estimates
+            .iter()
+            .find(|e| e.statistic == "cohen_kappa_quadratic")
+            .map(v)
+            .unwrap_or_default();
+        let pts = p.points.as_ref().map_or(String::new(), |pt| {
+            format!(
+                "; points: median {} mm, {} of {} within {} mm",
+                pt.median_mm.map_or("-".into(), |m| format!("{m:.1}")),
+                pt.within_tolerance,
+                pt.measured,
+                pt.tolerance_mm
+            )
+        });
+        println!(
+            "{} / {}: {} findings, quadratic kappa {k}{pts}",
+            p.a, p.b, p.findings
+        );
+    }
+    for g in report.by_condition.iter().chain(&report.by_level) {
+        let k = g
+            .estimates
+            .iter()
+            .find(|e| e.statistic.starts_with("krippendorff_alpha_ordinal"))
+            .map(v)
+            .unwrap_or_default();
+        println!(
+            "  {:<35} {:>5} findings, ordinal alpha {k}",
+            g.group, g.findings
+        );
+    }
+    if let Some(out) = &a.out {
+        println!("report: {}", out.join("index.html").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn disagreements_cmd(c: &Common, a: DisagreementsArgs) -> Result<ExitCode> {
+    let store = open_store(c)?;
+    let (_, findings) = selected(&store, &a.selection)?;
+    let rule = match a.rule {
+        RuleArg::GradesDiffer => DisagreementRule::GradesDiffer,
+        RuleArg::TwoSteps => DisagreementRule::TwoSteps,
+        RuleArg::PointsApart => DisagreementRule::PointsApart {
+            tolerance_mm: a.tolerance_mm,
+        },
+    };
+    let sl = slices(c);
+    if matches!(rule, DisagreementRule::PointsApart { .. }) && sl.is_none() {
+        eprintln!(
+            "error: --rule points-apart needs --dataset (the DICOM headers place the points)"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let items = disagreements(&findings, rule, sl.as_ref().map(|s| s as &dyn SliceLookup));
+    if let Some(out) = &a.out {
+        atomic_write(out, &worklist_csv(&items))
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if c.json {
+        print_json(&items)?;
+    } else {
+        for d in &items {
+            let reads = d
+                .grades
+                .iter()
+                .map(|(r, g)| format!("{r}={}", g.map_or("-", |g| g.as_str())))
+                .collect::<Vec<_>>()
+                .join(" ");
+            println!("{}  {}  ({reads})", d.row_id, d.reason);
+        }
+        println!(
+            "{} of {} findings need another look",
+            items.len(),
+            findings.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adjudicate(c: &Common, a: AdjudicateArgs) -> Result<ExitCode> {
+    let events: Vec<ReadEvent> = if let Some(path) = &a.decisions {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        match parse_decisions(&bytes, path) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    } else if let (Some(id), Some(g)) = (&a.row_id, &a.grade) {
+        let key = parse_row_id(id).map_err(anyhow::Error::msg)?;
+        let grade: Severity = g.parse()?;
+        let mut ev = ReadEvent::new(key.study, key.condition, key.level).grade(grade);
+        if let Some(p) = &a.point {
+            if p[0] < 0.0 || p[0].fract() != 0.0 || p[1] < 0.0 || p[1].fract() != 0.0 {
+                bail!("--point: series and instance must be whole non-negative numbers");
+            }
+            ev.point = Some(Point {
+                series: SeriesId(p[0] as u64),
+                instance: p[1] as u32,
+                x: p[2],
+                y: p[3],
+            });
+        }
+        ev.note = a.note.clone();
+        vec![ev]
+    } else {
+        eprintln!("error: give --decisions FILE, or --row-id and --grade");
+        return Ok(ExitCode::from(2));
+    };
+    let mut store = open_store(c)?;
+    let kind = if a.blinded {
+        RoundKind::Blinded
+    } else {
+        RoundKind::Adjudication
+    };
+    let reader = store.reader(&a.adjudicator)?;
+    let round = store.round(&a.round, kind)?;
+    let n = store.record(reader, round, &events, a.at)?;
+    if c.json {
+        print_json(&serde_json::json!({"recorded": n, "round": a.round, "reader": a.adjudicator}))?;
+    } else {
+        println!(
+            "recorded {n} {} by {} in round {}",
+            if a.blinded {
+                "blinded reads"
+            } else {
+                "decisions"
+            },
+            a.adjudicator,
+            a.round
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
+    let store = open_store(c)?;
+    let (reads, findings) = selected(&store, &a.selection)?;
+    let rule = match a.rule {
+        ConsensusArg::Unanimous => ConsensusRule::Unanimous,
+        ConsensusArg::Majority => ConsensusRule::Majority,
+        ConsensusArg::Adjudicated => ConsensusRule::Adjudicated,
+        ConsensusArg::Median => ConsensusRule::Median,
+    };
+    let adj = adjudications(&reads);
+    let labels = consensus(&findings, &adj, rule);
+    let out_labels: Vec<Label> = labels
+        .iter()
+        .map(|l| Label {
+            key: l.key,
+            grade: l.grade,
+            point: l.point,
+        })
+        .collect();
+    let (t, p) = write_labels(&a.out, &out_labels)?;
+    let prov = a.out.join("provenance.json");
+    atomic_write(&prov, serde_json::to_string_pretty(&labels)?.as_bytes())
+        .with_context(|| format!("writing {}", prov.display()))?;
+    let unresolved = labels.iter().filter(|l| l.grade.is_none()).count();
+    if c.json {
+        print_json(&serde_json::json!({
+            "rule": rule.as_str(), "labels": labels.len(), "unresolved": unresolved,
+            "train": t, "coordinates": p, "provenance": prov,
+        }))?;
+    } else {
+        println!(
+            "{} findings under rule {}: {} labelled, {} unresolved; written to {}",
+            labels.len(),
+            rule.as_str(),
+            labels.len() - unresolved,
+            unresolved,
+            a.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
