@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod eval;
 mod reads_cmd;
+mod validate_cmd;
 use std::process::ExitCode;
 
 /// discus: lumbar spine MRI diagnostic-assist toolkit for data in the RSNA LumbarDISC layout.
@@ -32,6 +33,8 @@ enum Command {
     Evaluate(eval::EvaluateArgs),
     /// Study-level K-fold split stratified by site and severe disease.
     Split(eval::SplitArgs),
+    /// Check a LumbarDISC-layout dataset (CSVs and every DICOM header): findings, shape, and an index.
+    Validate(validate_cmd::ValidateArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Baseline(a) => eval::run_baseline(a),
         Command::Evaluate(a) => eval::run_evaluate(a),
         Command::Split(a) => eval::run_split(a),
+        Command::Validate(a) => validate_cmd::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,207 @@
+//! `discus validate`: check a LumbarDISC-layout dataset and print its findings and shape.
+
+use anyhow::Context;
+use clap::Args;
+use discus_core::fsio::atomic_write;
+use discus_data::validate::{
+    render_html, validate, FindingSeverity, Progress, Report, ValidateOptions,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Check a dataset in the LumbarDISC layout: the CSV files and every DICOM header.
+///
+/// Reports every finding (unreadable files, ids that disagree with their folders, missing series,
+/// points on the wrong series or outside the image, labels without points, stacks of mixed
+/// orientation, ...) with its kind, severity and study/series/instance, and the dataset's shape.
+/// Leaves an index of the dataset (SQLite) that makes the next run and later commands fast: files
+/// whose size and modification time are unchanged are not read again.
+///
+/// Exit status: 0 when there is no error-level finding, 1 otherwise, 2 on usage errors.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The dataset root (holding train_images/, train.csv, ...).
+    pub root: PathBuf,
+    /// Print the full report as JSON on stdout (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report to FILE: JSON, or a self-contained HTML page if FILE ends in .html.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Where to keep the index [default: ROOT/.discus/index.sqlite].
+    #[arg(long, value_name = "FILE")]
+    pub index: Option<PathBuf>,
+    /// How many findings of each kind to list in the text summary (all are in --json / --report).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub show: usize,
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    if !args.root.is_dir() {
+        eprintln!(
+            "error: {}: not a folder (expected a dataset root holding train_images/ and the CSV files)",
+            args.root.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if args.json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} reading headers {bar:40} {pos}/{len} files {per_sec} eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let progress = |p: Progress| {
+        bar.set_length(p.files_total);
+        bar.set_position(p.files_done);
+    };
+    let options = ValidateOptions {
+        index_path: args.index.clone(),
+    };
+    let report = validate(&args.root, &options, &progress)
+        .with_context(|| format!("validating {}", args.root.display()))?;
+    bar.finish_and_clear();
+
+    if let Some(path) = &args.report {
+        let bytes = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html"))
+        {
+            render_html(&report).into_bytes()
+        } else {
+            serde_json::to_vec_pretty(&report)?
+        };
+        atomic_write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report, args.show);
+        if let Some(path) = &args.report {
+            println!("report: {}", path.display());
+        }
+    }
+    Ok(if report.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn join_counts<'a>(m: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String {
+    let v: Vec<String> = m.into_iter().map(|(k, n)| format!("{k} {n}")).collect();
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn print_summary(r: &Report, show: usize) {
+    let s = &r.shape;
+    let scan = &r.scan;
+    println!("dataset {}", r.root.display());
+    println!(
+        "  {} files in {} series of {} studies; {} headers read, {} from the index ({}), {:.1} s",
+        scan.files,
+        scan.series,
+        s.studies,
+        scan.files_read,
+        scan.files_reused,
+        r.index.display(),
+        scan.seconds
+    );
+    println!("shape");
+    println!("  series per type:    {}", join_counts(&s.series_per_kind));
+    println!(
+        "  series per study (T1,T2,Ax): {}",
+        join_counts(&s.series_count_patterns)
+    );
+    let slices: Vec<String> = s
+        .slices_per_series
+        .iter()
+        .map(|(k, m)| format!("{k} {}/{}/{}", m.min, m.median, m.max))
+        .collect();
+    println!(
+        "  slices per series (min/median/max): {}",
+        slices.join(", ")
+    );
+    for (kind, sizes) in &s.matrix_sizes {
+        let mut v: Vec<(&String, &u64)> = sizes.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        println!(
+            "  matrix sizes (rows x columns), {kind}: {}",
+            join_counts(v.into_iter().take(8))
+        );
+    }
+    println!("  vendors:            {}", join_counts(&s.vendors));
+    println!("  field strengths (T): {}", join_counts(&s.field_strengths));
+    println!(
+        "  transfer syntaxes:  {}",
+        join_counts(&s.transfer_syntaxes)
+    );
+    if !s.labels.is_empty() {
+        println!(
+            "  labels: {} studies, {} points; Normal/Mild / Moderate / Severe / missing:",
+            s.labelled_studies, s.points
+        );
+        println!(
+            "    {:<6} {:>17} {:>17} {:>17} {:>17} {:>17}",
+            "level", "spinal", "L foraminal", "R foraminal", "L subarticular", "R subarticular"
+        );
+        for lv in discus_core::Level::ALL {
+            let cells: Vec<String> = discus_core::Condition::ALL
+                .iter()
+                .map(|c| {
+                    let x = &s.labels[c.index() * 5 + lv.index()];
+                    format!(
+                        "{}/{}/{}/{}",
+                        x.normal_mild, x.moderate, x.severe, x.missing
+                    )
+                })
+                .collect();
+            println!(
+                "    {:<6} {:>17} {:>17} {:>17} {:>17} {:>17}",
+                lv.key(),
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4]
+            );
+        }
+        if let Some(share) = s.severe_spinal_share {
+            println!(
+                "  studies with a Severe spinal level: {:.1}%",
+                share * 100.0
+            );
+        }
+    }
+    println!(
+        "findings: {} errors, {} warnings, {} info",
+        r.count(FindingSeverity::Error),
+        r.count(FindingSeverity::Warning),
+        r.count(FindingSeverity::Info)
+    );
+    let mut groups: Vec<_> = r.by_kind().into_iter().collect();
+    groups.sort_by_key(|(k, _)| (k.severity(), *k));
+    for (kind, list) in groups {
+        println!(
+            "  {:<7} {} ({})",
+            kind.severity().as_str(),
+            kind,
+            list.len()
+        );
+        for f in list.iter().take(show) {
+            println!("    {}", f.message);
+        }
+        if list.len() > show {
+            println!("    ... and {} more", list.len() - show);
+        }
+    }
+}
