@@ -52,6 +52,7 @@ mod ts {
     pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
     pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
     pub const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+    pub const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 }
 
 /// Why a DICOM file could not be read or decoded. Every variant names the file.
@@ -305,14 +306,163 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Opens a DICOM file, reading up to (not including) `until` when given.
+/// Opens a DICOM file, reading up to (not including) `until` when given. Files that dicom-object
+/// cannot parse get a second, lenient try (see [`open_lenient`]).
 fn open_object(path: &Path, until: Option<Tag>) -> Result<DefaultDicomObject, DicomError> {
     let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
         path: path.to_owned(),
         source,
     })?;
     // dicom-object buffers its reader itself.
-    open_reader(path, file, until)
+    match open_reader(path, file, until) {
+        Err(first @ DicomError::Parse { .. }) => {
+            let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+            open_lenient(path, &bytes).map_err(|_| first)
+        }
+        other => other,
+    }
+}
+
+/// [`open_object`] for bytes in memory.
+fn open_bytes(
+    path: &Path,
+    bytes: &[u8],
+    until: Option<Tag>,
+) -> Result<DefaultDicomObject, DicomError> {
+    match open_reader(path, bytes, until) {
+        Err(first @ DicomError::Parse { .. }) => open_lenient(path, bytes).map_err(|_| first),
+        other => other,
+    }
+}
+
+/// The second try for files dicom-object rejects, as pydicom reads them: a file meta group without
+/// its group length element, and a data set whose VR encoding (implicit/explicit) contradicts the
+/// transfer syntax in the meta group. Reads the whole data set.
+fn open_lenient(path: &Path, bytes: &[u8]) -> Result<DefaultDicomObject, DicomError> {
+    let parse = |reason: String| DicomError::Parse {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut off = match detect_layout(path, bytes)? {
+        Layout::Preamble => 132,
+        Layout::MagicOnly => 4,
+        Layout::NoMeta(_) => return Err(parse("no file meta group".into())),
+    };
+    // File meta elements: group 0002, explicit VR little endian.
+    let mut declared: Option<String> = None;
+    while off + 8 <= bytes.len() && u16::from_le_bytes([bytes[off], bytes[off + 1]]) == 0x0002 {
+        let element = u16::from_le_bytes([bytes[off + 2], bytes[off + 3]]);
+        let vr = &bytes[off + 4..off + 6];
+        let (len, header) = if !is_vr(vr) {
+            // Implicit VR in the meta group (non-conformant but seen).
+            let l = u32::from_le_bytes([
+                bytes[off + 4],
+                bytes[off + 5],
+                bytes[off + 6],
+                bytes[off + 7],
+            ]);
+            (l as usize, 8)
+        } else if matches!(
+            vr,
+            b"OB"
+                | b"OW"
+                | b"OF"
+                | b"OD"
+                | b"OL"
+                | b"OV"
+                | b"SQ"
+                | b"UT"
+                | b"UN"
+                | b"UC"
+                | b"UR"
+                | b"SV"
+                | b"UV"
+        ) {
+            if off + 12 > bytes.len() {
+                return Err(parse("file meta group ends inside an element".into()));
+            }
+            let l = u32::from_le_bytes([
+                bytes[off + 8],
+                bytes[off + 9],
+                bytes[off + 10],
+                bytes[off + 11],
+            ]);
+            (l as usize, 12)
+        } else {
+            (
+                u16::from_le_bytes([bytes[off + 6], bytes[off + 7]]) as usize,
+                8,
+            )
+        };
+        let end = off
+            .checked_add(header + len)
+            .filter(|&e| e <= bytes.len() && len != u32::MAX as usize)
+            .ok_or_else(|| parse("file meta group ends inside an element".into()))?;
+        if element == 0x0010 {
+            declared =
+                Some(trim_value(&String::from_utf8_lossy(&bytes[off + header..end])).to_string());
+        }
+        off = end;
+    }
+    let declared = declared.filter(|s| !s.is_empty()).ok_or_else(|| {
+        parse("the file meta group has no Transfer Syntax UID (0002,0010)".into())
+    })?;
+    let ts = TransferSyntaxRegistry
+        .get(&declared)
+        .ok_or_else(|| DicomError::Unsupported {
+            path: path.to_owned(),
+            reason: format!("unknown transfer syntax {declared}"),
+        })?;
+    if bytes.len() < off + 8 {
+        return Err(parse("no data set after the file meta group".into()));
+    }
+    // Which encoding the data set really uses.
+    let explicit = is_vr(&bytes[off + 4..off + 6]);
+    let reading_uid =
+        if declared == ts::EXPLICIT_VR_BE || ts.endianness() == dicom_encoding::Endianness::Big {
+            ts::EXPLICIT_VR_BE
+        } else if explicit {
+            ts::EXPLICIT_VR_LE
+        } else {
+            ts::IMPLICIT_VR_LE
+        };
+    if matches!(
+        ts.codec(),
+        dicom_encoding::transfer_syntax::Codec::Dataset(_)
+    ) {
+        return Err(DicomError::Unsupported {
+            path: path.to_owned(),
+            reason: format!(
+                "a non-conformant file meta group with the data set encoding {declared}"
+            ),
+        });
+    }
+    let reading_ts = TransferSyntaxRegistry
+        .get(reading_uid)
+        .expect("the registry knows the native transfer syntaxes");
+    let body = &bytes[off..];
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        InMemDicomObject::read_dataset_with_ts(body, reading_ts)
+    }));
+    let obj = match result {
+        Ok(r) => r.map_err(|e| parse_error(path, &e))?,
+        Err(p) => {
+            return Err(parse(format!(
+                "the DICOM parser failed: {}",
+                panic_message(p)
+            )))
+        }
+    };
+    obj.with_meta(FileMetaTableBuilder::new().transfer_syntax(declared))
+        .map_err(|e| {
+            parse(format!(
+                "cannot rebuild the file meta group: {}",
+                chain_message(&e)
+            ))
+        })
 }
 
 fn open_reader<R: Read>(
@@ -404,7 +554,7 @@ pub fn read_header(path: &Path) -> Result<InstanceHeader, DicomError> {
 
 /// [`read_header`] for a file already in memory; `path` is only used in error messages.
 pub fn read_header_bytes(bytes: &[u8], path: &Path) -> Result<InstanceHeader, DicomError> {
-    let obj = open_reader(path, bytes, Some(tags::PIXEL_DATA))?;
+    let obj = open_bytes(path, bytes, Some(tags::PIXEL_DATA))?;
     Ok(header_from_object(&obj))
 }
 
@@ -551,7 +701,7 @@ pub fn decode_pixels(path: &Path) -> Result<StoredPixels, DicomError> {
 
 /// [`decode_pixels`] for a file already in memory; `path` is only used in error messages.
 pub fn decode_pixels_bytes(bytes: &[u8], path: &Path) -> Result<StoredPixels, DicomError> {
-    let obj = open_reader(path, bytes, None)?;
+    let obj = open_bytes(path, bytes, None)?;
     decode_object(path, &obj)
 }
 
@@ -664,6 +814,9 @@ fn decode_object(path: &Path, obj: &DefaultDicomObject) -> Result<StoredPixels, 
     let mut photometric = a.photometric.clone();
 
     let le_bytes: Vec<u8> = match element.value() {
+        Value::PixelSequence(seq) if transfer_syntax == ts::RLE_LOSSLESS => {
+            rle_decode(path, &a, seq.offset_table(), seq.fragments())?
+        }
         Value::PixelSequence(_) => {
             let decoded = catch_unwind(AssertUnwindSafe(|| obj.decode_pixel_data()));
             let decoded = match decoded {
@@ -760,13 +913,26 @@ fn native_bytes(
     let ppf = a.rows as usize * a.columns as usize;
     let frames = a.frames as usize;
     let spp = a.samples as usize;
-    // dicom-object holds OW/OL values as native numbers; OB as bytes in file order.
+    // dicom-object holds OW/OL values as numbers, OB as bytes in file order. Rebuild the bytes in
+    // file order, then make each sample little endian.
+    // Exception: 8-bit samples in big endian OW words come two per word, the first in the low byte
+    // (pydicom reads SC_rgb_small_odd_big_endian.dcm so; dcmconv wrote it so).
+    let big = transfer_syntax == ts::EXPLICIT_VR_BE && bps > 1;
+    macro_rules! file_order {
+        ($v:expr) => {
+            if big {
+                $v.iter().flat_map(|x| x.to_be_bytes()).collect()
+            } else {
+                $v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            }
+        };
+    }
     let mut raw: Vec<u8> = match p {
         PrimitiveValue::U8(b) => b.to_vec(),
-        PrimitiveValue::U16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PrimitiveValue::I16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PrimitiveValue::U32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        PrimitiveValue::I32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        PrimitiveValue::U16(v) => file_order!(v),
+        PrimitiveValue::I16(v) => file_order!(v),
+        PrimitiveValue::U32(v) => file_order!(v),
+        PrimitiveValue::I32(v) => file_order!(v),
         PrimitiveValue::Empty => Vec::new(),
         _ => {
             return Err(DicomError::InvalidAttribute {
@@ -776,8 +942,7 @@ fn native_bytes(
             })
         }
     };
-    // OB in big endian with multi-byte samples: bytes are in big endian order.
-    if matches!(p, PrimitiveValue::U8(_)) && transfer_syntax == ts::EXPLICIT_VR_BE && bps > 1 {
+    if big {
         for chunk in raw.chunks_exact_mut(bps) {
             chunk.reverse();
         }
@@ -907,6 +1072,144 @@ fn typed_values(a: &ImageAttrs, le: &[u8]) -> PixelValues {
                 .map(|c| fix_i(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
                 .collect(),
         ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RLE Lossless (PS3.5 annex G), for every Bits Allocated (dicom-pixeldata stops at 16)
+
+/// The fragments holding each frame: one fragment per frame, all fragments for a single frame, or
+/// grouped by the Basic Offset Table.
+fn frames_of<'a>(
+    path: &Path,
+    frames: usize,
+    offsets: &[u32],
+    fragments: &'a [Vec<u8>],
+) -> Result<Vec<Vec<&'a [u8]>>, DicomError> {
+    if fragments.len() == frames {
+        return Ok(fragments.iter().map(|f| vec![f.as_slice()]).collect());
+    }
+    if frames == 1 {
+        return Ok(vec![fragments.iter().map(|f| f.as_slice()).collect()]);
+    }
+    if offsets.len() != frames {
+        return Err(DicomError::InvalidAttribute {
+            path: path.to_owned(),
+            attribute: "PixelData",
+            reason: format!(
+                "{} fragments for {} frames and no usable Basic Offset Table",
+                fragments.len(),
+                frames
+            ),
+        });
+    }
+    let mut out: Vec<Vec<&[u8]>> = vec![Vec::new(); frames];
+    let mut pos = 0u64;
+    for f in fragments {
+        let frame = offsets.iter().rposition(|&o| o as u64 <= pos).unwrap_or(0);
+        out[frame].push(f.as_slice());
+        pos += f.len() as u64 + 8;
+    }
+    Ok(out)
+}
+
+/// Decodes RLE Lossless pixel data to little-endian interleaved samples.
+fn rle_decode(
+    path: &Path,
+    a: &ImageAttrs,
+    offsets: &[u32],
+    fragments: &[Vec<u8>],
+) -> Result<Vec<u8>, DicomError> {
+    let bad = |reason: String| DicomError::Decode {
+        path: path.to_owned(),
+        transfer_syntax: ts::RLE_LOSSLESS.into(),
+        reason,
+    };
+    let bps = (a.bits_allocated as usize).div_ceil(8);
+    let spp = a.samples as usize;
+    let ppf = a.rows as usize * a.columns as usize;
+    let nseg = bps * spp;
+    let frames = frames_of(path, a.frames as usize, offsets, fragments)?;
+    let mut out = vec![0u8; a.frames as usize * ppf * spp * bps];
+    let mut segment = Vec::with_capacity(ppf);
+    for (fi, parts) in frames.iter().enumerate() {
+        let data: std::borrow::Cow<[u8]> = if parts.len() == 1 {
+            std::borrow::Cow::Borrowed(parts[0])
+        } else {
+            std::borrow::Cow::Owned(parts.concat())
+        };
+        if data.len() < 64 {
+            return Err(bad(format!(
+                "frame {fi}: RLE header needs 64 bytes, {} present",
+                data.len()
+            )));
+        }
+        let word = |i: usize| {
+            u32::from_le_bytes([
+                data[4 * i],
+                data[4 * i + 1],
+                data[4 * i + 2],
+                data[4 * i + 3],
+            ]) as usize
+        };
+        let count = word(0);
+        if count != nseg {
+            return Err(bad(format!(
+                "frame {fi}: {count} RLE segments, {nseg} expected for {spp} sample(s) of {} bits",
+                a.bits_allocated
+            )));
+        }
+        let frame_out = &mut out[fi * ppf * spp * bps..(fi + 1) * ppf * spp * bps];
+        for seg in 0..nseg {
+            let start = word(1 + seg);
+            let end = if seg + 1 < nseg {
+                word(2 + seg)
+            } else {
+                data.len()
+            };
+            if start < 64 || start > end || end > data.len() {
+                return Err(bad(format!(
+                    "frame {fi}: RLE segment {seg} offsets {start}..{end} are outside the frame"
+                )));
+            }
+            segment.clear();
+            packbits(&data[start..end], ppf, &mut segment);
+            if segment.len() < ppf {
+                return Err(bad(format!(
+                    "frame {fi}: RLE segment {seg} decodes to {} bytes, {ppf} expected",
+                    segment.len()
+                )));
+            }
+            // Segments run sample by sample, most significant byte first.
+            let sample = seg / bps;
+            let byte = bps - 1 - seg % bps;
+            for (px, &v) in segment[..ppf].iter().enumerate() {
+                frame_out[(px * spp + sample) * bps + byte] = v;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// PackBits: a header byte n >= 0 copies n + 1 literal bytes, -127..=-1 repeats the next byte
+/// 1 - n times, -128 does nothing. Stops after `want` bytes.
+fn packbits(src: &[u8], want: usize, out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < src.len() && out.len() < want {
+        let n = src[i] as i8;
+        i += 1;
+        if n >= 0 {
+            let end = (i + n as usize + 1).min(src.len());
+            out.extend_from_slice(&src[i..end]);
+            i = end;
+        } else if n != -128 {
+            if i >= src.len() {
+                break;
+            }
+            let run = 1 + (-(n as i32)) as usize;
+            out.extend(std::iter::repeat_n(src[i], run));
+            i += 1;
+        }
     }
 }
 
