@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Header-scan benchmark: `discus validate` (release build) against a pydicom reference
+# (dcmread(stop_before_pixels=True) over the same files) on LumbarDISC-layout datasets of
+# 512 x 512 16-bit MR slices.
+#
+# Usage: bench/header_scan.sh [N_FILES ...]        (default: 2400 9600)
+# Env:   BENCH_DIR (default target/bench) holds the generated datasets; they are reused.
+#
+# For each size it reports files/s for discus with a fresh index ("cold"), discus again with the
+# index in place ("warm": unchanged files are not re-read), and pydicom; the ratio; and the peak
+# RSS of each (GNU time -v). All runs read from the page cache (the files are read once before
+# timing), so the figures compare parsing work, not the disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -eq 0 ] && sizes=(2400 9600)
+work=${BENCH_DIR:-target/bench}
+mkdir -p "$work"
+
+# pydicom 3.0.2: the version the shared test data's facts were measured with.
+py=$(scripts/pyvenv bench-pydicom pydicom==3.0.2)
+cargo build --release -p discus-cli --quiet
+bin=target/release/discus
+
+# Runs a command under GNU time; prints "<wall seconds> <max RSS KiB>".
+measure() {
+  local log=$work/time.log
+  local t0 t1
+  t0=$(date +%s.%N)
+  /usr/bin/time -v -o "$log" "$@" > "$work/out.txt" 2> "$work/err.txt" || true
+  t1=$(date +%s.%N)
+  local rss
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+  echo "$(echo "$t1 - $t0" | bc -l) $rss"
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo
+echo "| files | discus cold files/s | discus warm files/s | pydicom files/s | cold / pydicom | warm / pydicom | peak RSS discus cold / warm / pydicom (MiB) |"
+echo "|---|---|---|---|---|---|---|"
+for n in "${sizes[@]}"; do
+  root=$work/ds_$n
+  if [ ! -f "$root/.complete" ]; then
+    rm -rf "$root"
+    "$py" bench/make_dataset.py "$root" "$n"
+    touch "$root/.complete"
+  fi
+  files=$(find "$root/train_images" -name '*.dcm' | wc -l)
+  # Warm the page cache for every run alike.
+  find "$root/train_images" -name '*.dcm' -print0 | xargs -0 cat > /dev/null
+  rm -rf "$root/.discus"
+  read -r cold_s cold_rss < <(measure "$bin" validate "$root" --json)
+  read -r warm_s warm_rss < <(measure "$bin" validate "$root" --json)
+  read -r py_s py_rss < <(measure "$py" bench/pydicom_scan.py "$root")
+  python3 - "$files" "$cold_s" "$warm_s" "$py_s" "$cold_rss" "$warm_rss" "$py_rss" <<'PY'
+import sys
+n, cold, warm, pyd = int(sys.argv[1]), *map(float, sys.argv[2:5])
+rc, rw, rp = (int(v) / 1024 for v in sys.argv[5:8])
+fc, fw, fp = n / cold, n / warm, n / pyd
+print(f"| {n} | {fc:,.0f} | {fw:,.0f} | {fp:,.0f} | {fc / fp:.1f}x | {fw / fp:.1f}x | {rc:.0f} / {rw:.0f} / {rp:.0f} |")
+PY
+done
