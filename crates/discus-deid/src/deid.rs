@@ -256,6 +256,37 @@ fn clean_text(v: &str, words: &[String]) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Text VRs where identifying values get copied (not codes, UIDs, dates or numbers).
+fn is_free_text_vr(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::LO | VR::LT | VR::SH | VR::ST | VR::UT | VR::UC | VR::PN
+    )
+}
+
+/// Shortest identifying word scrubbed out of kept attributes (and the shortest `verify` looks for).
+pub const MIN_COPY_LEN: usize = 4;
+
+fn has_copy(v: &str, words: &[String]) -> bool {
+    let upper = v.to_uppercase();
+    words
+        .iter()
+        .any(|w| w.chars().count() >= MIN_COPY_LEN && upper.contains(w.as_str()))
+}
+
+fn scrub_copies(v: &str, words: &[String]) -> String {
+    let long: Vec<String> = words
+        .iter()
+        .filter(|w| w.chars().count() >= MIN_COPY_LEN)
+        .cloned()
+        .collect();
+    if has_copy(v, &long) {
+        clean_text(v, &long)
+    } else {
+        v.to_string()
+    }
+}
+
 fn safe_private_creator(creator: &str, group: u16) -> bool {
     SAFE_PRIVATE
         .iter()
@@ -519,6 +550,15 @@ impl Deidentifier {
             }
             let old = strings(e);
             let new = match action {
+                Action::Keep
+                    if is_free_text_vr(vr) && old.iter().any(|v| has_copy(v, &ctx.words)) =>
+                {
+                    // an identifying value copied into an attribute the profile keeps (a code
+                    // meaning repeating the study description, a name typed into a label):
+                    // scrub the copy
+                    let cleaned = old.iter().map(|v| scrub_copies(v, &ctx.words)).collect();
+                    strs_element(tag, vr, cleaned)
+                }
                 Action::Keep | Action::Remove => e.clone(),
                 Action::Empty | Action::Dummy
                     if tag == TAG_PATIENT_ID || tag == TAG_PATIENT_NAME =>

@@ -9,8 +9,9 @@ use discus_core::fsio::atomic_write;
 use discus_core::governance::{self, DatasetCard, Deidentification, Licence};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The folder inside OUT_DIR that holds resume markers (named by a keyed hash of the input path).
 pub const MARKER_DIR: &str = ".discus-deid";
@@ -98,6 +99,8 @@ pub struct RunReport {
     /// Skipped because a previous run completed them (output and marker present).
     pub resumed: usize,
     pub failed: Vec<Failed>,
+    /// Inputs skipped because another input has the same SOP Instance UID.
+    pub duplicates: Vec<Duplicate>,
     pub flagged: Vec<Flagged>,
     pub key_created: bool,
     pub key_path: PathBuf,
@@ -173,7 +176,17 @@ enum FileResult {
         flagged: Option<Flagged>,
     },
     Resumed,
+    Duplicate(Duplicate),
     Failed(Failed),
+}
+
+/// An input whose SOP Instance UID another input of the same run already has: not written again
+/// (which of the two is written depends on the order the workers reach them).
+#[derive(Debug, Clone, Serialize)]
+pub struct Duplicate {
+    pub input: PathBuf,
+    /// The output both map to, relative to OUT_DIR.
+    pub output: PathBuf,
 }
 
 /// The mapping file's rows: `(kind, original, deidentified)`, kind one of patient, study, series.
@@ -316,11 +329,12 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     let files = list_files(&config.in_dir).map_err(io_err(&config.in_dir))?;
     std::fs::create_dir_all(config.out_dir.join(MARKER_DIR)).map_err(io_err(&config.out_dir))?;
     let deid = Deidentifier::new(key, config.options);
+    let claimed = Mutex::new(HashSet::new());
 
     let results: Vec<FileResult> = files
         .par_iter()
         .map(|path| {
-            let r = one_file(&deid, config, path);
+            let r = one_file(&deid, config, path, &claimed);
             progress();
             r
         })
@@ -346,6 +360,7 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
                 report.flagged.extend(flagged);
             }
             FileResult::Resumed => report.resumed += 1,
+            FileResult::Duplicate(d) => report.duplicates.push(d),
             FileResult::Failed(f) => report.failed.push(f),
         }
     }
@@ -354,7 +369,12 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     Ok(report)
 }
 
-fn one_file(deid: &Deidentifier, config: &RunConfig, path: &Path) -> FileResult {
+fn one_file(
+    deid: &Deidentifier,
+    config: &RunConfig,
+    path: &Path,
+    claimed: &Mutex<HashSet<PathBuf>>,
+) -> FileResult {
     let rel = path
         .strip_prefix(&config.in_dir)
         .unwrap_or(path)
@@ -408,6 +428,16 @@ fn one_file(deid: &Deidentifier, config: &RunConfig, path: &Path) -> FileResult 
             part(&outcome.ids.sop_instance.1, "no-instance")
         ));
     let out_path = config.out_dir.join(&out_rel);
+    if !claimed.lock().unwrap().insert(out_rel.clone()) {
+        // the same instance again: mark it done so a resumed run does not redo it
+        if let Err(e) = atomic_write(&marker, out_rel.to_string_lossy().as_bytes()) {
+            return fail(format!("{}: {e}", marker.display()));
+        }
+        return FileResult::Duplicate(Duplicate {
+            input: path.to_path_buf(),
+            output: out_rel,
+        });
+    }
     let mut buf = Vec::with_capacity(1 << 20);
     if let Err(e) = outcome.object.write_all(&mut buf) {
         return fail(format!("cannot write the de-identified object: {e}"));

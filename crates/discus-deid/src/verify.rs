@@ -9,10 +9,14 @@
 //! it differs) and UTF-16 (little and big endian).
 //!
 //! What is not searched, and why: times of day (TM: kept under the dates option, and short digit
-//! strings that occur by chance); values shorter than 3 bytes; all-digit values shorter than 6 digits
-//! (numbers such as series numbers occur everywhere); the dummy values discus itself writes. Inside
-//! pixel data (binary samples) only spellings of 8 bytes or more count, since shorter byte strings
-//! occur by chance in images.
+//! strings that occur by chance); spellings shorter than 4 characters (a 3-letter name component
+//! such as "Doe" is still found through the full name, "given family" and "family, given"
+//! spellings, but not alone: 3-letter strings occur by chance in codes such as "SIEMENS_RIS");
+//! all-digit values shorter than 6 digits (numbers such as series numbers occur everywhere); the
+//! dummy values discus itself writes. Inside pixel data (binary samples) only spellings of 8 bytes or
+//! more count, since shorter byte strings occur by chance in images. Under Retain UIDs, hits inside
+//! UID (UI) elements are not counted (kept UIDs may embed dates; keeping them is what the option
+//! means).
 
 use crate::deid::{is_text_vr, strings, Deidentifier, TAG_DEID_METHOD_CODES, TAG_PIXEL_DATA};
 use crate::keys::Key;
@@ -232,7 +236,7 @@ fn spellings(v: &IdValue) -> Vec<(String, String)> {
     }
     words.retain(|(w, _)| {
         let w = w.trim();
-        w.len() >= 3
+        w.chars().count() >= crate::deid::MIN_COPY_LEN
             && !(w.bytes().all(|b| b.is_ascii_digit()) && w.len() < 6)
             && !OWN_DUMMIES.iter().any(|d| d.eq_ignore_ascii_case(w))
     });
@@ -282,6 +286,7 @@ pub struct Span {
     pub end: usize,
     pub path: String,
     pub pixel_data: bool,
+    pub vr: VR,
 }
 
 struct Walker<'a> {
@@ -422,6 +427,7 @@ impl Walker<'_> {
                 end: value_end,
                 path,
                 pixel_data: tag == TAG_PIXEL_DATA || (tag.0 == 0x7FE0 && tag.1 <= 0x0010),
+                vr,
             });
             pos = value_end;
         }
@@ -444,6 +450,7 @@ pub fn element_spans(bytes: &[u8]) -> Option<Vec<Span>> {
             end: 132,
             path: "(preamble)".into(),
             pixel_data: false,
+            vr: VR::UN,
         }],
     };
     let after_meta = w.dataset(132, bytes.len(), "", true, false, true)?;
@@ -464,9 +471,9 @@ pub fn element_spans(bytes: &[u8]) -> Option<Vec<Span>> {
     Some(w.spans)
 }
 
-fn locate(spans: Option<&[Span]>, offset: usize, len: usize) -> (String, bool) {
+fn locate(spans: Option<&[Span]>, offset: usize, len: usize) -> (String, bool, VR) {
     let Some(spans) = spans else {
-        return ("(not DICOM)".into(), false);
+        return ("(not DICOM)".into(), false, VR::UN);
     };
     // spans are in file order and do not overlap
     let i = spans.partition_point(|s| s.start <= offset);
@@ -477,10 +484,10 @@ fn locate(spans: Option<&[Span]>, offset: usize, len: usize) -> (String, bool) {
             if offset + len > s.end {
                 path.push_str(" (and after)");
             }
-            return (path, s.pixel_data);
+            return (path, s.pixel_data, s.vr);
         }
     }
-    ("(between elements)".into(), false)
+    ("(between elements)".into(), false, VR::UN)
 }
 
 /// The options an output folder records: from its dataset card's de-identification, else from the
@@ -584,8 +591,8 @@ pub fn verify(out_dir: &Path, in_dir: &Path) -> Result<VerifyReport, VerifyError
             let mut hits = Vec::new();
             for m in ac.find_overlapping_iter(&bytes) {
                 let p = &pats[m.pattern().as_usize()];
-                let (element, in_pixels) = locate(spans.as_deref(), m.start(), p.bytes.len());
-                if in_pixels && p.bytes.len() < 8 {
+                let (element, in_pixels, vr) = locate(spans.as_deref(), m.start(), p.bytes.len());
+                if (in_pixels && p.bytes.len() < 8) || (options.retain_uids && vr == VR::UI) {
                     continue;
                 }
                 hits.push(Hit {
