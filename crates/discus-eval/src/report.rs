@@ -387,8 +387,12 @@ fn heatmap(h: &mut String, r: &Report) {
         .iter()
         .map(|s| (s.name.as_str(), s.weighted_log_loss))
         .collect();
-    let max = lookup.values().cloned().fold(0.0f64, f64::max).max(1e-9);
-    h.push_str("<table><tr><th>weighted log loss</th>");
+    // Shade from the best (white) to the worst (red) cell of this report.
+    let finite = lookup.values().copied().filter(|v| v.is_finite());
+    let min = finite.clone().fold(f64::INFINITY, f64::min);
+    let max = finite.fold(f64::NEG_INFINITY, f64::max);
+    let span = (max - min).max(1e-9);
+    h.push_str("<table><tr><th>weighted log loss (white = best, red = worst cell)</th>");
     for l in Level::ALL {
         let _ = write!(h, "<th>{}</th>", l.words());
     }
@@ -398,7 +402,7 @@ fn heatmap(h: &mut String, r: &Report) {
         for l in Level::ALL {
             match lookup.get(format!("{}_{}", c.key(), l.key()).as_str()) {
                 Some(&v) => {
-                    let a = (v / max).clamp(0.0, 1.0);
+                    let a = 0.1 + 0.7 * ((v - min) / span).clamp(0.0, 1.0);
                     let _ = write!(
                         h,
                         "<td style=\"background:rgba(214,39,40,{a:.2})\">{}</td>",
@@ -447,6 +451,8 @@ fn histogram(samples: &[f64], point: f64) -> PlotResult {
             .map_err(perr)?;
         chart
             .configure_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("score")
             .y_desc("resamples")
             .draw()
@@ -510,6 +516,7 @@ fn facet_plot(f: &FacetReport) -> PlotResult {
                     String::new()
                 }
             })
+            .light_line_style(RGBColor(238, 238, 238))
             .y_desc("score")
             .draw()
             .map_err(perr)?;
@@ -555,6 +562,7 @@ fn reliability_plot(s: &SliceStats) -> PlotResult {
             .configure_mesh()
             .x_labels(6)
             .y_labels(6)
+            .light_line_style(RGBColor(238, 238, 238))
             .x_desc("confidence")
             .y_desc("accuracy")
             .draw()
