@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod dicom_cmd;
 mod eval;
 mod reads_cmd;
 mod validate_cmd;
@@ -33,6 +34,8 @@ enum Command {
     Evaluate(eval::EvaluateArgs),
     /// Study-level K-fold split stratified by site and severe disease.
     Split(eval::SplitArgs),
+    /// Look inside one DICOM file: header summary (`info`), stored pixels to NumPy .npy (`decode`).
+    Dicom(dicom_cmd::DicomArgs),
     /// Check a LumbarDISC-layout dataset (CSVs and every DICOM header): findings, shape, and an index.
     Validate(validate_cmd::ValidateArgs),
 }
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Baseline(a) => eval::run_baseline(a),
         Command::Evaluate(a) => eval::run_evaluate(a),
         Command::Split(a) => eval::run_split(a),
+        Command::Dicom(a) => dicom_cmd::run(a),
         Command::Validate(a) => validate_cmd::run(a),
     };
     match result {
