@@ -474,7 +474,10 @@ impl ReadsStore {
         )
         .map_err(sql)?;
         let import_id = tx.last_insert_rowid();
-        insert_events(&tx, reader, round, reads, at, Some(import_id)).map_err(sql)?;
+        let half = reads.len() / 2;
+        insert_events(&tx, reader, round, &reads[..half], at, Some(import_id)).map_err(sql)?;
+        fault_injection_pause();
+        insert_events(&tx, reader, round, &reads[half..], at, Some(import_id)).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(ImportOutcome::Imported {
             import_id,
@@ -587,6 +590,22 @@ impl ReadsStore {
             recorded_at: r.14,
             note: r.15,
         })
+    }
+}
+
+/// Fault injection for the durability tests: with `DISCUS_READS_FAULT_PAUSE_MS=N` set, an import
+/// announces `discus-reads: paused mid-import` on stderr and sleeps N ms halfway through writing its
+/// events (inside the transaction), so a test can kill the process there.
+fn fault_injection_pause() {
+    if let Some(ms) = std::env::var("DISCUS_READS_FAULT_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        use std::io::Write;
+        let mut e = std::io::stderr();
+        let _ = writeln!(e, "discus-reads: paused mid-import");
+        let _ = e.flush();
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 
