@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod dicom_cmd;
 mod eval;
 mod reads_cmd;
+mod synth_cmd;
 mod validate_cmd;
 use std::process::ExitCode;
 
@@ -34,6 +35,10 @@ enum Command {
     Evaluate(eval::EvaluateArgs),
     /// Study-level K-fold split stratified by site and severe disease.
     Split(eval::SplitArgs),
+    /// Write a synthetic lumbar MRI cohort with known truth (LumbarDISC layout, DICOM + CSVs + truth.json).
+    Synth(synth_cmd::SynthArgs),
+    /// Draw a contact sheet (PNG) of one study with its label points and grades.
+    Render(synth_cmd::RenderArgs),
     /// Look inside one DICOM file: header summary (`info`), stored pixels to NumPy .npy (`decode`).
     Dicom(dicom_cmd::DicomArgs),
     /// Check a LumbarDISC-layout dataset (CSVs and every DICOM header): findings, shape, and an index.
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
         Command::Baseline(a) => eval::run_baseline(a),
         Command::Evaluate(a) => eval::run_evaluate(a),
         Command::Split(a) => eval::run_split(a),
+        Command::Synth(a) => synth_cmd::run_synth(a),
+        Command::Render(a) => synth_cmd::run_render(a),
         Command::Dicom(a) => dicom_cmd::run(a),
         Command::Validate(a) => validate_cmd::run(a),
     };

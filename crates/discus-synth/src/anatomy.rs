@@ -1,0 +1,872 @@
+//! A parametric lumbar spine in patient space, as analytic shapes, with continuous degeneration.
+//!
+//! Frames: the patient frame is DICOM LPS in mm (+x patient left, +y posterior, +z head). The spine's
+//! own "straightened" frame is `(s, x, d)`: `s` is arc length along a lordotic centreline (growing
+//! towards the feet), `x` is the patient's left, `d` is distance along the centreline's posterior
+//! normal, with `d = 0` on the posterior walls of the vertebral bodies (bodies at `d < 0`, the canal
+//! and the posterior arch at `d > 0`). Every tissue is a simple shape in that frame, so any series
+//! geometry can be rendered by asking [`Anatomy::tissue_at`] what lies at a patient-space point.
+//!
+//! Degeneration is a degree in `[0, 1)` per condition, level and side; the geometry narrows with it
+//! and the grade follows from it by spec section 7 ([`grade_of_degree`]):
+//! - spinal canal: the degree *is* the fraction by which the dural sac's antero-posterior diameter is
+//!   narrowed at the disc, relative to this patient's normal sac (< 1/3 Normal/Mild, 1/3-2/3 Moderate,
+//!   > 2/3 Severe);
+//! - foramen: the fat around the exiting root shrinks; at 1/3 the fat rim is under half a millimetre
+//!   (obliterated at MR resolution), from 2/3 the foramen is smaller than the root, which is drawn
+//!   flattened (compressed);
+//! - subarticular recess: the same rules for the traversing root in the lateral recess (free /
+//!   touched, not displaced / compressed).
+
+use discus_core::{Level, Severity, Side};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+/// Vertebrae modelled, top to bottom. Disc `i` lies between vertebra `i` and `i + 1`.
+pub const VERTEBRAE: [&str; 13] = [
+    "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1", "S2", "S3", "S4", "S5",
+];
+pub const N_VERT: usize = VERTEBRAE.len();
+pub const N_DISC: usize = N_VERT - 1;
+
+/// The disc index of a lumbar level (L1/L2 is disc 3).
+pub fn disc_of_level(level: Level) -> usize {
+    level.index() + 3
+}
+
+/// Side index: 0 = left (+x), 1 = right.
+pub fn side_index(side: Side) -> usize {
+    match side {
+        Side::Left => 0,
+        Side::Right => 1,
+    }
+}
+
+/// Tissue classes. Nuclei carry their disc's index so that each disc can have its own degeneration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Tissue {
+    Air = 0,
+    Fat = 1,
+    Muscle = 2,
+    Viscera = 3,
+    Vessel = 4,
+    Marrow = 5,
+    Cortex = 6,
+    Annulus = 7,
+    Csf = 8,
+    Nerve = 9,
+    Ligament = 10,
+    JointFluid = 11,
+    /// `Nucleus(disc)`; encoded as `NUCLEUS_BASE + disc` in [`Tissue::code`].
+    Nucleus(u8),
+}
+
+pub const NUCLEUS_BASE: usize = 12;
+pub const N_TISSUE_CODES: usize = NUCLEUS_BASE + N_DISC;
+
+impl Tissue {
+    pub fn code(self) -> usize {
+        match self {
+            Tissue::Nucleus(i) => NUCLEUS_BASE + i as usize,
+            Tissue::Air => 0,
+            Tissue::Fat => 1,
+            Tissue::Muscle => 2,
+            Tissue::Viscera => 3,
+            Tissue::Vessel => 4,
+            Tissue::Marrow => 5,
+            Tissue::Cortex => 6,
+            Tissue::Annulus => 7,
+            Tissue::Csf => 8,
+            Tissue::Nerve => 9,
+            Tissue::Ligament => 10,
+            Tissue::JointFluid => 11,
+        }
+    }
+}
+
+/// The grade that a degree of narrowing maps to (spec section 7: thresholds at 1/3 and 2/3).
+pub fn grade_of_degree(degree: f64) -> Severity {
+    if degree < 1.0 / 3.0 {
+        Severity::NormalMild
+    } else if degree < 2.0 / 3.0 {
+        Severity::Moderate
+    } else {
+        Severity::Severe
+    }
+}
+
+/// Real grade proportions among labelled cells (spec section 3 table), `[condition][level][grade]`,
+/// conditions in train.csv order.
+pub const SPEC_COUNTS: [[[u32; 3]; 5]; 5] = [
+    [
+        [1886, 67, 21],
+        [1770, 151, 53],
+        [1622, 230, 122],
+        [1482, 237, 255],
+        [1904, 51, 19],
+    ],
+    [
+        [1908, 63, 2],
+        [1791, 171, 11],
+        [1522, 411, 40],
+        [1204, 629, 140],
+        [1247, 520, 206],
+    ],
+    [
+        [1891, 63, 13],
+        [1793, 168, 6],
+        [1512, 414, 41],
+        [1208, 629, 130],
+        [1281, 496, 190],
+    ],
+    [
+        [1690, 93, 28],
+        [1555, 255, 83],
+        [1324, 454, 194],
+        [887, 624, 461],
+        [1408, 409, 147],
+    ],
+    [
+        [1680, 110, 24],
+        [1577, 243, 73],
+        [1322, 454, 197],
+        [891, 622, 460],
+        [1399, 396, 173],
+    ],
+];
+
+/// Proportions `[p_normal_mild, p_moderate, p_severe]` for a condition index and level index.
+pub fn spec_proportions(condition: usize, level: usize) -> [f64; 3] {
+    let c = SPEC_COUNTS[condition][level];
+    let n = (c[0] + c[1] + c[2]) as f64;
+    [c[0] as f64 / n, c[1] as f64 / n, c[2] as f64 / n]
+}
+
+/// Standard normal CDF (erfc-based, |error| < 1.2e-7).
+pub fn norm_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+fn erfc(x: f64) -> f64 {
+    // Numerical Recipes' Chebyshev fit (fractional error < 1.2e-7 everywhere).
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// Maps a uniform `u` to a degree so that `P(grade)` equals `p` exactly: the three grade bands of
+/// `u` are stretched linearly onto `[0,1/3)`, `[1/3,2/3)`, `[2/3,0.95)`.
+pub fn degree_from_uniform(u: f64, p: [f64; 3]) -> f64 {
+    let (a, b) = (p[0], p[0] + p[1]);
+    if u < a {
+        (u / a) / 3.0
+    } else if u < b {
+        1.0 / 3.0 + (u - a) / (b - a).max(1e-12) / 3.0
+    } else {
+        2.0 / 3.0 + ((u - b) / (1.0 - b).max(1e-12)).min(1.0) * (0.95 - 2.0 / 3.0)
+    }
+}
+
+/// The continuous degeneration state of one patient (lumbar levels only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Degeneration {
+    /// Patient-level factor (standard normal): shared by all levels and conditions.
+    pub patient_factor: f64,
+    /// Spinal canal narrowing per level.
+    pub spinal: [f64; 5],
+    /// Foraminal degree per side (0 = left, 1 = right) and level.
+    pub foraminal: [[f64; 5]; 2],
+    /// Subarticular degree per side and level.
+    pub subarticular: [[f64; 5]; 2],
+    /// Disc degeneration (nucleus dehydration, height loss, bulge) per level, 0..1.
+    pub disc: [f64; 5],
+}
+
+impl Degeneration {
+    /// Correlation structure of the latent Gaussian: patient factor, level factor (all conditions at a
+    /// level), a factor shared by the two sides of a condition group at a level, and the residual.
+    pub const W_PATIENT: f64 = 0.35;
+    pub const W_LEVEL: f64 = 0.25;
+    pub const W_PAIR: f64 = 0.15;
+
+    /// Draws a patient's degrees so that the marginal grade frequencies match the spec table.
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        let n = |r: &mut ChaCha8Rng| -> f64 { StandardNormal.sample(r) };
+        let f = n(rng);
+        let mut out = Degeneration {
+            patient_factor: f,
+            spinal: [0.0; 5],
+            foraminal: [[0.0; 5]; 2],
+            subarticular: [[0.0; 5]; 2],
+            disc: [0.0; 5],
+        };
+        let w_res = 1.0 - Self::W_PATIENT - Self::W_LEVEL - Self::W_PAIR;
+        for l in 0..5 {
+            let g = n(rng);
+            let latent = |rng: &mut ChaCha8Rng, pair: f64| -> f64 {
+                Self::W_PATIENT.sqrt() * f
+                    + Self::W_LEVEL.sqrt() * g
+                    + Self::W_PAIR.sqrt() * pair
+                    + w_res.sqrt() * n(rng)
+            };
+            let pair_sp = n(rng);
+            out.spinal[l] =
+                degree_from_uniform(norm_cdf(latent(rng, pair_sp)), spec_proportions(0, l));
+            let pair_f = n(rng);
+            let pair_s = n(rng);
+            for side in 0..2 {
+                out.foraminal[side][l] = degree_from_uniform(
+                    norm_cdf(latent(rng, pair_f)),
+                    spec_proportions(1 + side, l),
+                );
+                out.subarticular[side][l] = degree_from_uniform(
+                    norm_cdf(latent(rng, pair_s)),
+                    spec_proportions(3 + side, l),
+                );
+            }
+            let mean = (out.spinal[l]
+                + out.foraminal[0][l]
+                + out.foraminal[1][l]
+                + out.subarticular[0][l]
+                + out.subarticular[1][l])
+                / 5.0;
+            out.disc[l] = (0.15 + 1.3 * mean + 0.08 * f + 0.1 * n(rng)).clamp(0.0, 1.0);
+        }
+        out
+    }
+
+    /// The degree for a condition (train.csv order index) at a level index.
+    pub fn degree(&self, condition: usize, level: usize) -> f64 {
+        match condition {
+            0 => self.spinal[level],
+            1 => self.foraminal[0][level],
+            2 => self.foraminal[1][level],
+            3 => self.subarticular[0][level],
+            _ => self.subarticular[1][level],
+        }
+    }
+}
+
+/// Radius of the exiting root in the foramen (mm).
+pub const FORAMEN_ROOT_R: f64 = 2.6;
+/// Radius of the traversing root in the lateral recess (mm).
+pub const RECESS_ROOT_R: f64 = 1.8;
+
+/// Free half-size around a root of radius `r` for a degree: fat rim of 3 mm at 0, under 0.5 mm at
+/// 1/3, none at 2/3, and below the root's radius (compression) beyond.
+pub fn space_half_size(degree: f64, r: f64, rim0: f64) -> f64 {
+    let g = degree.clamp(0.0, 1.0);
+    if g < 1.0 / 3.0 {
+        r + rim0 + (0.45 - rim0) * g * 3.0
+    } else if g < 2.0 / 3.0 {
+        r + 0.45 * (1.0 - (g - 1.0 / 3.0) * 3.0)
+    } else {
+        r * (1.0 - 0.55 * (g - 2.0 / 3.0) * 3.0)
+    }
+}
+
+fn bump(delta: f64, sigma: f64) -> f64 {
+    (-0.5 * (delta / sigma) * (delta / sigma)).exp()
+}
+
+/// Lookup table of the centreline, step 0.5 mm in s.
+#[derive(Debug, Clone)]
+struct Centreline {
+    s0: f64,
+    step: f64,
+    y: Vec<f64>,
+    z: Vec<f64>,
+    psi: Vec<f64>,
+}
+
+impl Centreline {
+    fn idx(&self, s: f64) -> (usize, f64) {
+        let t = ((s - self.s0) / self.step).clamp(0.0, (self.y.len() - 2) as f64);
+        let i = t.floor() as usize;
+        (i.min(self.y.len() - 2), t - i.min(self.y.len() - 2) as f64)
+    }
+    fn at(&self, s: f64) -> (f64, f64, f64) {
+        let (i, f) = self.idx(s);
+        let l = |v: &Vec<f64>| v[i] + (v[i + 1] - v[i]) * f;
+        (l(&self.y), l(&self.z), l(&self.psi))
+    }
+}
+
+/// One patient's anatomy: shapes and degeneration.
+#[derive(Debug, Clone)]
+pub struct Anatomy {
+    pub degeneration: Degeneration,
+    line: Centreline,
+    /// s of the top and bottom endplates of each vertebral body.
+    pub s_top: [f64; N_VERT],
+    pub s_bot: [f64; N_VERT],
+    /// Body half-width (x) and half-depth (d).
+    pub body_w: [f64; N_VERT],
+    pub body_d: [f64; N_VERT],
+    /// Disc degeneration for every disc (0 outside the lumbar levels).
+    pub disc_deg: [f64; N_DISC],
+    /// Normal dural sac half-axes (x, d) and centre d.
+    pub sac_rx: f64,
+    pub sac_rd: f64,
+    pub sac_dc: f64,
+    /// Bony canal half-width.
+    pub canal_w: f64,
+    /// Depth of the posterior arch (lamina front) and spinous process length.
+    pub lamina_d: f64,
+    pub spinous_len: f64,
+    /// Torso: subcutaneous fat thickness, half-width and back skin position (d).
+    pub subcut: f64,
+    pub torso_w: f64,
+    pub back_d: f64,
+    pub torso_depth: f64,
+    /// Table: nearest disc index for s (step 0.5 mm from `line.s0`).
+    near_disc: Vec<u8>,
+    /// Spinal / subarticular / foraminal degrees for every disc: `[disc]`, `[side][disc]`.
+    spinal_deg: [f64; N_DISC],
+    sub_deg: [[f64; N_DISC]; 2],
+    for_deg: [[f64; N_DISC]; 2],
+    /// Position of the sac's end (s), the conus (s).
+    pub sac_end_s: f64,
+    pub conus_s: f64,
+    /// World y of the back skin per world z (step 1 mm from `back_z0`).
+    back_y: Vec<f64>,
+    back_z0: f64,
+}
+
+/// Straightened coordinates of a point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpineCoord {
+    pub s: f64,
+    pub x: f64,
+    pub d: f64,
+}
+
+impl Anatomy {
+    /// Draws a patient. All randomness comes from `rng`.
+    pub fn sample(rng: &mut ChaCha8Rng) -> Self {
+        let degeneration = Degeneration::sample(rng);
+        let nrm = |rng: &mut ChaCha8Rng, m: f64, sd: f64| -> f64 {
+            Normal::new(m, sd).unwrap().sample(rng)
+        };
+        let scale = nrm(rng, 1.0, 0.06).clamp(0.85, 1.15);
+        // Body heights (mm), T10..S5.
+        let h0 = [
+            22.0, 23.0, 24.0, 25.5, 26.5, 27.0, 27.0, 26.0, 27.0, 20.0, 16.0, 12.0, 9.0,
+        ];
+        let w0 = [
+            18.0, 19.0, 20.0, 21.0, 22.0, 23.5, 24.5, 25.5, 22.0, 17.0, 13.0, 10.0, 8.0,
+        ];
+        let dd0 = [
+            13.5, 14.0, 14.5, 15.0, 15.5, 16.5, 17.0, 17.0, 15.0, 11.0, 9.0, 7.0, 6.0,
+        ];
+        let disc_h0 = [
+            5.0, 5.5, 6.5, 8.0, 9.0, 10.0, 11.0, 11.0, 1.5, 1.2, 1.0, 0.8,
+        ];
+        let mut disc_deg = [0.0; N_DISC];
+        for l in 0..5 {
+            disc_deg[l + 3] = degeneration.disc[l];
+        }
+        disc_deg[2] = (degeneration.disc[0] * 0.6 + 0.05 * nrm(rng, 0.0, 1.0)).clamp(0.0, 1.0);
+        let mut s_top = [0.0; N_VERT];
+        let mut s_bot = [0.0; N_VERT];
+        let mut body_w = [0.0; N_VERT];
+        let mut body_d = [0.0; N_VERT];
+        let mut s = 0.0;
+        for v in 0..N_VERT {
+            let h = h0[v] * scale * nrm(rng, 1.0, 0.03);
+            s_top[v] = s;
+            s_bot[v] = s + h;
+            body_w[v] = w0[v] * scale * nrm(rng, 1.0, 0.03);
+            body_d[v] = dd0[v] * scale * nrm(rng, 1.0, 0.03);
+            s += h;
+            if v < N_DISC {
+                let dh = disc_h0[v] * scale * nrm(rng, 1.0, 0.06) * (1.0 - 0.45 * disc_deg[v]);
+                s += dh.max(0.8);
+            }
+        }
+        // Lordosis: the centreline's angle psi from vertical (positive: going down heads posteriorly)
+        // at each vertebra's centre, scaled per patient.
+        let lord = nrm(rng, 1.0, 0.18).clamp(0.6, 1.4);
+        let tilt = nrm(rng, 0.0, 3.0).to_radians();
+        let psi_knots_deg = [
+            -12.0, -10.0, -8.0, -6.0, -2.0, 2.0, 8.0, 16.0, 30.0, 40.0, 48.0, 54.0, 58.0,
+        ];
+        let centres: Vec<f64> = (0..N_VERT).map(|v| 0.5 * (s_top[v] + s_bot[v])).collect();
+        let psi_at = |s: f64| -> f64 {
+            let k = if s <= centres[0] {
+                psi_knots_deg[0]
+            } else if s >= centres[N_VERT - 1] {
+                psi_knots_deg[N_VERT - 1]
+            } else {
+                let i = centres.iter().rposition(|&c| c <= s).unwrap();
+                let f = (s - centres[i]) / (centres[i + 1] - centres[i]);
+                psi_knots_deg[i] + (psi_knots_deg[i + 1] - psi_knots_deg[i]) * f
+            };
+            // Lordosis scaled about L3 (psi ~ 0).
+            (k * lord).to_radians() + tilt
+        };
+        let step = 0.5;
+        let s0 = -120.0;
+        let s1 = s + 120.0;
+        let n = ((s1 - s0) / step) as usize + 2;
+        let (mut ys, mut zs, mut ps) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let (mut y, mut z) = (0.0, 0.0);
+        for i in 0..n {
+            let si = s0 + i as f64 * step;
+            let psi = psi_at(si);
+            ys[i] = y;
+            zs[i] = z;
+            ps[i] = psi;
+            y += psi.sin() * step;
+            z -= psi.cos() * step;
+        }
+        // Put the middle of L3's posterior wall at the origin (world y, z); x = 0 is the midline.
+        let l3 = 0.5 * (s_top[5] + s_bot[5]);
+        let li = ((l3 - s0) / step) as usize;
+        let (oy, oz) = (ys[li], zs[li]);
+        ys.iter_mut().for_each(|v| *v -= oy);
+        zs.iter_mut().for_each(|v| *v -= oz);
+        let line = Centreline {
+            s0,
+            step,
+            y: ys,
+            z: zs,
+            psi: ps,
+        };
+        let mut near_disc = vec![0u8; n];
+        let disc_c: Vec<f64> = (0..N_DISC)
+            .map(|i| 0.5 * (s_bot[i] + s_top[i + 1]))
+            .collect();
+        for (i, nd) in near_disc.iter_mut().enumerate() {
+            let si = s0 + i as f64 * step;
+            let mut best = 0;
+            for j in 0..N_DISC {
+                if (disc_c[j] - si).abs() < (disc_c[best] - si).abs() {
+                    best = j;
+                }
+            }
+            *nd = best as u8;
+        }
+        let mut spinal_deg = [0.0; N_DISC];
+        let mut sub_deg = [[0.0; N_DISC]; 2];
+        let mut for_deg = [[0.0; N_DISC]; 2];
+        for l in 0..5 {
+            spinal_deg[l + 3] = degeneration.spinal[l];
+            for side in 0..2 {
+                sub_deg[side][l + 3] = degeneration.subarticular[side][l];
+                for_deg[side][l + 3] = degeneration.foraminal[side][l];
+            }
+        }
+        let sac_rx = nrm(rng, 10.5, 0.8).clamp(8.5, 12.5);
+        let sac_rd = nrm(rng, 7.5, 0.6).clamp(6.0, 9.0);
+        let epi = nrm(rng, 2.0, 0.4).clamp(1.2, 3.0);
+        let subcut = nrm(rng, 20.0, 8.0).clamp(6.0, 45.0);
+        let lamina_d = epi + 2.0 * sac_rd + 3.0;
+        let spinous_len = nrm(rng, 30.0, 3.0).clamp(22.0, 38.0);
+        let back_d = lamina_d + 6.0 + spinous_len + 4.0 + subcut;
+        // The back skin in world coordinates: the centreline's y at each z, shifted posteriorly by
+        // back_d along y (not along the normal, which would exaggerate the curve far from the spine).
+        let (zmin, zmax) = (
+            line.z.iter().cloned().fold(f64::INFINITY, f64::min),
+            line.z.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let back_z0 = zmin.floor();
+        let nz = (zmax - back_z0).ceil() as usize + 1;
+        let mut back_y = vec![0.0; nz];
+        for (k, by) in back_y.iter_mut().enumerate() {
+            let z = back_z0 + k as f64;
+            let i = line.z.partition_point(|&v| v > z).min(line.z.len() - 1);
+            let c = line.psi[i].cos().max(0.6);
+            *by = line.y[i] + back_d / c;
+        }
+        // Smooth the back line (a moving average over 41 mm).
+        let raw = back_y.clone();
+        for (k, by) in back_y.iter_mut().enumerate() {
+            let (a, b) = (k.saturating_sub(20), (k + 21).min(nz));
+            *by = raw[a..b].iter().sum::<f64>() / (b - a) as f64;
+        }
+        Anatomy {
+            degeneration,
+            line,
+            s_top,
+            s_bot,
+            body_w,
+            body_d,
+            disc_deg,
+            sac_rx,
+            sac_rd,
+            sac_dc: epi + sac_rd,
+            canal_w: sac_rx + 4.5,
+            lamina_d,
+            spinous_len,
+            subcut,
+            torso_w: nrm(rng, 165.0, 15.0).clamp(130.0, 210.0),
+            back_d,
+            torso_depth: nrm(rng, 230.0, 25.0).clamp(180.0, 300.0),
+            near_disc,
+            spinal_deg,
+            sub_deg,
+            for_deg,
+            sac_end_s: s_top[9],
+            conus_s: s_top[3] + 0.6 * (s_bot[3] - s_top[3]),
+            back_y,
+            back_z0,
+        }
+    }
+
+    /// The centre of disc `i` in s.
+    pub fn disc_s(&self, i: usize) -> f64 {
+        0.5 * (self.s_bot[i] + self.s_top[i + 1])
+    }
+
+    /// Straightened coordinates -> patient mm (LPS).
+    pub fn to_patient(&self, c: SpineCoord) -> [f64; 3] {
+        let (y, z, psi) = self.line.at(c.s);
+        // Posterior normal N = (0, cos psi, sin psi).
+        [c.x, y + c.d * psi.cos(), z + c.d * psi.sin()]
+    }
+
+    /// Patient mm (LPS) -> straightened coordinates, starting from a guess of `s`.
+    pub fn to_spine_from(&self, p: [f64; 3], mut s: f64) -> SpineCoord {
+        for _ in 0..3 {
+            let (y, z, psi) = self.line.at(s);
+            let (sn, cs) = psi.sin_cos();
+            let (dy, dz) = (p[1] - y, p[2] - z);
+            // D = (sin psi, -cos psi) in (y, z); N = (cos psi, sin psi).
+            let f = dy * sn - dz * cs;
+            let d = dy * cs + dz * sn;
+            let dpsi = {
+                let (_, _, p2) = self.line.at(s + 0.5);
+                (p2 - psi) / 0.5
+            };
+            let fp = -1.0 + d * dpsi;
+            s -= f / fp.min(-0.2);
+        }
+        let (y, z, psi) = self.line.at(s);
+        let (sn, cs) = psi.sin_cos();
+        SpineCoord {
+            s,
+            x: p[0],
+            d: (p[1] - y) * cs + (p[2] - z) * sn,
+        }
+    }
+
+    /// Patient mm (LPS) -> straightened coordinates.
+    pub fn to_spine(&self, p: [f64; 3]) -> SpineCoord {
+        // Initial guess: the table entry with the nearest z.
+        let zs = &self.line.z;
+        let k = zs.partition_point(|&z| z > p[2]).min(zs.len() - 1);
+        self.to_spine_from(p, self.line.s0 + k as f64 * self.line.step)
+    }
+
+    /// The tissue at a patient-space point.
+    pub fn tissue_at(&self, p: [f64; 3]) -> Tissue {
+        self.tissue(self.to_spine(p), p)
+    }
+
+    /// Torso outline at a world point: `None` inside the torso's deep tissues, else Air or Fat (skin fold).
+    pub fn torso(&self, p: [f64; 3]) -> Option<Tissue> {
+        let k = ((p[2] - self.back_z0).round().max(0.0) as usize).min(self.back_y.len() - 1);
+        let yb = self.back_y[k];
+        let th = 0.5 * self.torso_depth;
+        let yc = yb - th;
+        let tw = self.torso_w;
+        if (p[0] / tw).powi(2) + ((p[1] - yc) / th).powi(2) > 1.0 {
+            return Some(Tissue::Air);
+        }
+        let (iw, ih) = (tw - self.subcut * 0.8, th - self.subcut);
+        if (p[0] / iw).powi(2) + ((p[1] - yc + 0.0) / ih).powi(2) > 1.0 {
+            return Some(Tissue::Fat);
+        }
+        None
+    }
+
+    /// The tissue at a point given both its straightened and world coordinates.
+    pub fn tissue(&self, c: SpineCoord, p: [f64; 3]) -> Tissue {
+        match self.torso(p) {
+            Some(t) => t,
+            None => self.tissue_at_spine(c),
+        }
+    }
+
+    /// The sac's (centre d, half-width, half-depth) at s, from the spinal degree of the nearest disc.
+    pub fn sac_at(&self, s: f64, j: usize) -> (f64, f64, f64) {
+        let b = bump(s - self.disc_s(j), 5.0) * self.spinal_deg[j];
+        let front = 1.2 * b * self.sac_rd;
+        let back = 0.8 * b * self.sac_rd;
+        let da = self.sac_dc - self.sac_rd + front;
+        let dp = self.sac_dc + self.sac_rd - back;
+        (
+            0.5 * (da + dp),
+            self.sac_rx * (1.0 - 0.3 * b),
+            0.5 * (dp - da),
+        )
+    }
+
+    /// Geometry of the lateral recess of disc `j` on a side at s: (root centre x, d; recess half
+    /// sizes in x and d; root radius).
+    pub fn recess_at(&self, s: f64, j: usize, side: usize) -> (f64, f64, f64, f64) {
+        let w = space_half_size(self.sub_deg[side][j], RECESS_ROOT_R, 2.6);
+        let b = bump(s - self.disc_s(j), 4.0);
+        let free = RECESS_ROOT_R + 2.6;
+        let half = free + (w - free) * b;
+        let xr = self.sac_rx + RECESS_ROOT_R + 0.6;
+        (xr, self.sac_dc - 0.35 * self.sac_rd, half, half)
+    }
+
+    /// Geometry of the foramen of disc `j` on a side: centre (s, d), half-axes (s, d), root centre s.
+    pub fn foramen(&self, j: usize, side: usize) -> (f64, f64, f64, f64, f64) {
+        let g = self.for_deg[side][j];
+        let ad = space_half_size(g, FORAMEN_ROOT_R, 3.0);
+        let h_up = self.s_bot[j] - self.s_top[j];
+        let as_ = (0.42 * h_up) * (1.0 - 0.25 * g);
+        let sc = self.disc_s(j) - 0.35 * h_up * (1.0 - 0.2 * g);
+        let root_s = sc - 0.35 * as_;
+        (sc, 1.5 + ad, as_, ad, root_s)
+    }
+
+    /// x of the centre of the foraminal band (the exiting root's parasagittal plane).
+    pub fn foramen_x(&self) -> f64 {
+        self.canal_w + 5.0
+    }
+
+    /// The tissue at a point in straightened coordinates.
+    pub fn tissue_at_spine(&self, c: SpineCoord) -> Tissue {
+        let SpineCoord { s, x, d } = c;
+        let ax = x.abs();
+        let side = if x >= 0.0 { 0 } else { 1 };
+        let ti = (((s - self.line.s0) / self.line.step) as isize)
+            .clamp(0, self.near_disc.len() as isize - 1) as usize;
+        let j = self.near_disc[ti] as usize;
+        let ds = self.disc_s(j);
+        let above = j;
+        let below = j + 1;
+        let in_spine_range = s > self.s_top[0] - 15.0 && s < self.s_bot[N_VERT - 1] + 5.0;
+
+        // Vessels anterior to the spine.
+        let bd_ref = self.body_d[5];
+        if d < -2.0 * bd_ref - 2.0 {
+            let l4c = 0.5 * (self.s_top[6] + self.s_bot[6]);
+            if s < l4c {
+                let (ax0, ad0) = (12.0, -2.0 * self.body_d[above.min(7)] - 13.0);
+                if (x - ax0).powi(2) + (d - ad0).powi(2) < 100.0 {
+                    return Tissue::Vessel;
+                }
+                if (x + 16.0).powi(2) + (d - ad0 + 2.0).powi(2) < 110.0 {
+                    return Tissue::Vessel;
+                }
+            } else if s < self.s_bot[8] {
+                let off = 14.0 + (s - l4c) * 0.35;
+                let ad0 = -2.0 * self.body_d[7] - 10.0;
+                if (ax - off).powi(2) + (d - ad0).powi(2) < 40.0 {
+                    return Tissue::Vessel;
+                }
+            }
+        }
+        if in_spine_range {
+            // Vertebral bodies and discs (d < 0, plus disc bulge into the canal).
+            for &v in &[above, below] {
+                if s >= self.s_top[v] && s <= self.s_bot[v] {
+                    let (w, dd) = (self.body_w[v], self.body_d[v]);
+                    let q = (x / w).powi(2) + ((d + dd) / dd).powi(2);
+                    if q <= 1.0 {
+                        let edge = (s - self.s_top[v]).min(self.s_bot[v] - s);
+                        let qi = (x / (w - 1.4)).powi(2) + ((d + dd) / (dd - 1.4)).powi(2);
+                        return if edge < 1.0 || qi > 1.0 {
+                            Tissue::Cortex
+                        } else {
+                            Tissue::Marrow
+                        };
+                    }
+                }
+            }
+            if s > self.s_bot[above] && s < self.s_top[below] {
+                let dg = self.disc_deg[j];
+                let w = 0.5 * (self.body_w[above] + self.body_w[below]) + 1.0 + 1.5 * dg;
+                let dd = 0.5 * (self.body_d[above] + self.body_d[below]);
+                let bulge = 0.8 + 2.0 * dg + 1.2 * self.sac_rd * self.spinal_deg[j];
+                let dback = if d > -dd { dd + bulge } else { dd + 1.0 };
+                let q = (x / w).powi(2) + ((d + dd) / dback).powi(2);
+                if q <= 1.0 {
+                    let h = self.s_top[below] - self.s_bot[above];
+                    if j >= 8 {
+                        return Tissue::Cortex; // fused sacral segments
+                    }
+                    let (nw, nd, nh) = (0.5 * w, 0.45 * dd, 0.36 * h * (1.0 - 0.3 * dg));
+                    let qn =
+                        (x / nw).powi(2) + ((d + dd + 1.5) / nd).powi(2) + ((s - ds) / nh).powi(2);
+                    return if qn <= 1.0 {
+                        Tissue::Nucleus(j as u8)
+                    } else {
+                        Tissue::Annulus
+                    };
+                }
+            }
+            // The canal.
+            if d >= 0.0 && d < self.lamina_d && ax < self.canal_w {
+                let sac_present = s < self.sac_end_s;
+                if sac_present {
+                    let (dc, rx, rd) = self.sac_at(s, j);
+                    let q = (x / rx).powi(2) + ((d - dc) / rd).powi(2);
+                    if q <= 1.0 {
+                        if s < self.conus_s {
+                            // Cord (above the conus), tapering.
+                            let taper = ((self.conus_s - s) / 12.0).clamp(0.25, 1.0);
+                            let (cr, cd) = (4.5 * taper, 3.6 * taper);
+                            if (x / cr).powi(2) + ((d - dc) / cd).powi(2) <= 1.0 {
+                                return Tissue::Nerve;
+                            }
+                            return Tissue::Csf;
+                        }
+                        // Cauda equina: roots in the dependent (posterior) half of the sac, crowding as
+                        // the sac narrows.
+                        const ROOTS: [(f64, f64); 10] = [
+                            (-0.55, 0.35),
+                            (-0.3, 0.55),
+                            (0.0, 0.6),
+                            (0.3, 0.55),
+                            (0.55, 0.35),
+                            (-0.4, 0.05),
+                            (-0.15, 0.25),
+                            (0.15, 0.25),
+                            (0.4, 0.05),
+                            (0.0, -0.1),
+                        ];
+                        for &(u, v) in &ROOTS {
+                            let (rx0, rd0) = (u * rx, dc + v * rd);
+                            if (x - rx0).powi(2) + (d - rd0).powi(2) < 0.9 {
+                                return Tissue::Nerve;
+                            }
+                        }
+                        return Tissue::Csf;
+                    }
+                }
+                // Lateral recess near the disc: root in fat, bounded by facet bone posteriorly.
+                if ax > self.sac_rx * 0.6 {
+                    let (xr, dr, hx, hd) = self.recess_at(s, j, side);
+                    let rr = RECESS_ROOT_R.min(hx);
+                    if ((ax - xr) / rr).powi(2) + ((d - dr) / RECESS_ROOT_R.min(hd)).powi(2) <= 1.0
+                    {
+                        return Tissue::Nerve;
+                    }
+                    let q = ((ax - xr) / hx).powi(2) + ((d - dr) / hd).powi(2);
+                    if q > 1.0 && d > dr && ax > xr - 0.5 {
+                        return Tissue::Cortex;
+                    }
+                }
+                // Ligamentum flavum: at the disc level, in front of the lamina, thicker when narrowed.
+                let bfl = bump(s - ds, 7.0);
+                let t_fl = (2.0 + 2.5 * self.spinal_deg[j] + 1.0 * self.sub_deg[side][j]) * bfl;
+                if d > self.lamina_d - t_fl && ax > 1.0 {
+                    return Tissue::Ligament;
+                }
+                return Tissue::Fat;
+            }
+            // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out.
+            let fw = self.canal_w + 12.0;
+            if d >= 0.0 && d < self.lamina_d + 8.0 && ax >= self.canal_w && ax < fw {
+                let (fs, fd, as_, ad, root_s) = self.foramen(j, side);
+                let q = ((s - fs) / as_).powi(2) + ((d - fd) / ad).powi(2);
+                if q <= 1.0 {
+                    let rr = FORAMEN_ROOT_R;
+                    let rd = rr.min(ad);
+                    if ((s - root_s) / rr).powi(2) + ((d - fd) / rd).powi(2) <= 1.0 {
+                        return Tissue::Nerve;
+                    }
+                    return Tissue::Fat;
+                }
+                // Facet joint line, oblique, behind the foramen.
+                let dj = d - (self.lamina_d - 2.0);
+                if (s - ds - 0.4 * dj).abs() < 0.7 && d > self.sac_dc && d < self.lamina_d + 7.0 {
+                    return Tissue::JointFluid;
+                }
+                if q < 1.3 {
+                    return Tissue::Cortex;
+                }
+                return Tissue::Marrow;
+            }
+            // Posterior arch: laminae (or flavum at disc levels), spinous processes.
+            if d >= self.lamina_d && d < self.lamina_d + 6.0 && ax < fw {
+                if (s - ds).abs() < 5.0 {
+                    return Tissue::Ligament;
+                }
+                return if d < self.lamina_d + 1.0 || d > self.lamina_d + 5.0 {
+                    Tissue::Cortex
+                } else {
+                    Tissue::Marrow
+                };
+            }
+            if d >= self.lamina_d + 6.0 && d < self.lamina_d + 6.0 + self.spinous_len && ax < 3.5 {
+                let v = if s < ds { above } else { below };
+                let h = self.s_bot[v] - self.s_top[v];
+                let (a, b) = (self.s_top[v] + 0.25 * h, self.s_bot[v] + 1.0);
+                if s > a && s < b {
+                    return if ax > 2.3 || s - a < 1.0 || b - s < 1.0 {
+                        Tissue::Cortex
+                    } else {
+                        Tissue::Marrow
+                    };
+                }
+                return Tissue::Ligament;
+            }
+        }
+        // Muscles: paraspinal (multifidus + erector spinae) and psoas.
+        let pd = self.lamina_d + 16.0;
+        if ax > 4.0
+            && ((ax - (self.canal_w + 20.0)) / 32.0).powi(2) + ((d - pd) / 28.0).powi(2) <= 1.0
+        {
+            // A thin fat plane between multifidus and the erector spinae.
+            if (ax - (self.canal_w + 14.0)).abs() < 0.8 && d > self.lamina_d + 6.0 {
+                return Tissue::Fat;
+            }
+            return Tissue::Muscle;
+        }
+        if s > self.s_top[3] && s < self.s_bot[7] {
+            let grow = ((s - self.s_top[3]) / (self.s_bot[7] - self.s_top[3])).clamp(0.0, 1.0);
+            let r = 6.0 + 16.0 * grow;
+            let px = self.body_w[5] + r * 0.6 + 4.0;
+            if (ax - px).powi(2) + (d + 18.0 + r * 0.3).powi(2) < r * r {
+                return Tissue::Muscle;
+            }
+        }
+        // Quadratus lumborum, lateral to the psoas.
+        if s > self.s_top[3] && s < self.s_bot[6] {
+            let qx = self.body_w[5] + 42.0;
+            if ((ax - qx) / 14.0).powi(2) + ((d - 5.0) / 10.0).powi(2) <= 1.0 {
+                return Tissue::Muscle;
+            }
+        }
+        if d >= -8.0 {
+            return Tissue::Fat;
+        }
+        // Retroperitoneal fat around the spine, bowel and organs in front.
+        let near = ax < self.body_w[5] + 38.0 && d > -2.0 * bd_ref - 30.0;
+        if near {
+            Tissue::Fat
+        } else {
+            Tissue::Viscera
+        }
+    }
+}
+
+/// Helper for samplers: a uniform draw.
+pub fn uniform(rng: &mut ChaCha8Rng, a: f64, b: f64) -> f64 {
+    rng.gen_range(a..b)
+}

@@ -1,0 +1,34 @@
+//! # discus-synth
+//!
+//! A synthetic lumbar spine MRI cohort with known truth, written exactly in the LumbarDISC layout:
+//! `train_images/<study>/<series>/<instance>.dcm`, `train.csv`, `train_label_coordinates.csv`,
+//! `train_series_descriptions.csv` (LF line endings), per-reader label files under `readers/<r>/`, and
+//! `truth.json` (true degrees and grades, every reader's reads, injected quirks and the Bayes limit).
+//!
+//! - [`anatomy`]: a parametric spine in patient space (analytic shapes) with continuous degeneration;
+//! - [`signal`]: tissue relaxation and spin-echo / STIR signal;
+//! - [`protocol`]: sites, scanners and series geometry;
+//! - [`raster`]: rendering a slice (partial volume, bias field, Rician noise);
+//! - [`dcm`]: DICOM MR Image Storage encoding;
+//! - [`readers`]: simulated readers and the Bayes limit;
+//! - [`cohort`]: planning and writing a cohort (deterministic: same seed, same bytes);
+//! - [`sheet`]: contact sheets of a study with its label points.
+//!
+//! ```
+//! use discus_synth::cohort::{CohortPlan, SynthConfig};
+//! let plan = CohortPlan::new(&SynthConfig { studies: 2, ..Default::default() }).unwrap();
+//! assert_eq!(plan.studies.len(), 2);
+//! // Every study has Sagittal T1, Sagittal T2/STIR and Axial T2 series (no quirks asked for).
+//! assert!(plan.studies.iter().all(|s| s.series.len() == 3));
+//! ```
+
+pub mod anatomy;
+pub mod cohort;
+pub mod dcm;
+pub mod protocol;
+pub mod raster;
+pub mod readers;
+pub mod sheet;
+pub mod signal;
+
+pub use cohort::{generate, CohortPlan, SynthConfig, SynthError, SynthSummary};
