@@ -12,6 +12,21 @@
 //! [`FindingKind::severity`]): errors are what breaks a pipeline (unreadable files, points on
 //! slices that do not exist, bad CSV rows, ...), warnings are the quirks of real data a reader must
 //! survive (spec section 4), info notes what is unusual but harmless.
+//!
+//! ```
+//! use discus_data::validate::{validate, FindingKind, ValidateOptions};
+//! let root = tempfile::tempdir().unwrap();
+//! std::fs::create_dir_all(root.path().join("train_images/4003253")).unwrap();
+//! std::fs::write(root.path().join("train_series_descriptions.csv"), "study_id,series_id,series_description\n").unwrap();
+//! let report = validate(root.path(), &ValidateOptions::default(), &|_progress| {}).unwrap();
+//! let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind.as_str()).collect();
+//! assert_eq!(kinds, [
+//!     "missing_labels_csv", "missing_labels_csv", "empty_study_folder",
+//!     "missing_sagittal_t1", "missing_sagittal_t2_stir", "missing_axial_t2",
+//! ]);
+//! assert!(!report.has_errors());
+//! assert_eq!(report.shape.studies, 1);
+//! ```
 
 use crate::dicom::read_header;
 use crate::geometry::{assemble_stacks, Plane, SliceGeometry, SliceInput, Stack, StackOptions};
