@@ -827,3 +827,106 @@ fn an_import_killed_midway_leaves_the_store_consistent_and_reruns_cleanly() {
         read_train(&train).unwrap().strict().unwrap()
     );
 }
+
+/// The same protocol on the synthetic cohort (`discus synth --readers 3`): real rendered DICOM
+/// series, readers simulated by discus-synth, truth from its truth.json.
+#[test]
+fn synthetic_cohort_consensus_beats_every_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("cohort");
+    let data = s(&root);
+    ok(&[
+        "synth",
+        "--out",
+        data,
+        "--studies",
+        "6",
+        "--readers",
+        "3",
+        "--seed",
+        "1",
+    ]);
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("truth.json")).unwrap()).unwrap();
+    let mut true_grades = Vec::new();
+    for st in truth["studies"].as_array().unwrap() {
+        let mut l = StudyLabels::empty(StudyId(st["study_id"].as_u64().unwrap()));
+        for (col, g) in st["true_grades"].as_object().unwrap() {
+            let c = LabelColumn::parse(col).unwrap();
+            l.grades[c.index()] = g.as_str().map(|g| g.parse().unwrap());
+        }
+        true_grades.push(l);
+    }
+    let t = Truth {
+        grades: true_grades,
+        points: Vec::new(),
+    };
+    let wrong = |labels: &[StudyLabels]| {
+        // Only findings with a true grade count.
+        let mut n = 0;
+        for tl in &t.grades {
+            let l = labels.iter().find(|l| l.study == tl.study);
+            for i in 0..25 {
+                if tl.grades[i].is_some() && l.and_then(|l| l.grades[i]) != tl.grades[i] {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let out = ok(&[
+        "reads",
+        "--dataset",
+        data,
+        "--json",
+        "import",
+        "--readers-dir",
+        &format!("{data}/readers"),
+    ]);
+    assert_eq!(out.matches("\"Imported\"").count(), 3, "{out}");
+    let mut reader_errors = Vec::new();
+    for r in 0..3 {
+        let labels = read_train(&root.join(format!("readers/{r}/train.csv")))
+            .unwrap()
+            .strict()
+            .unwrap();
+        reader_errors.push(wrong(&labels));
+    }
+    let rep = ok(&[
+        "reads",
+        "--dataset",
+        data,
+        "--json",
+        "agreement",
+        "--resamples",
+        "100",
+    ]);
+    let rep: serde_json::Value = serde_json::from_str(&rep).unwrap();
+    for p in rep["pairs"].as_array().unwrap() {
+        // The synthetic readers' points scatter by a few mm around the truth.
+        let med = p["points"]["median_mm"].as_f64().unwrap();
+        assert!(med > 0.5 && med < 15.0, "{med}");
+        assert!(p["points"]["measured"].as_u64().unwrap() > 100);
+    }
+    let cons = tmp.path().join("cons");
+    ok(&[
+        "reads",
+        "--dataset",
+        data,
+        "consensus",
+        "--rule",
+        "median",
+        "--out",
+        s(&cons),
+    ]);
+    let labels = read_train(&cons.join("train.csv"))
+        .unwrap()
+        .strict()
+        .unwrap();
+    let e = wrong(&labels);
+    eprintln!("synthetic cohort: reader errors {reader_errors:?}, median consensus {e}");
+    assert!(
+        e < *reader_errors.iter().min().unwrap(),
+        "{e} vs {reader_errors:?}"
+    );
+}
