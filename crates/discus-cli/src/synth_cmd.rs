@@ -36,6 +36,9 @@ pub struct SynthArgs {
     /// Probability (0..1) that a study carries one injected quirk of the real data (spec section 4).
     #[arg(long, default_value_t = 0.0)]
     pub quirks: f64,
+    /// Scale every image matrix by this factor (1 = realistic sizes; e.g. 0.5 for a quick look).
+    #[arg(long, default_value_t = 1.0)]
+    pub matrix_scale: f64,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +71,7 @@ pub fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         seed: a.seed,
         readers: a.readers,
         quirk_rate: a.quirks,
+        matrix_scale: a.matrix_scale,
     };
     if a.dry_run {
         let plan = CohortPlan::new(&config)?;

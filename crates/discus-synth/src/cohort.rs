@@ -33,6 +33,14 @@ pub struct SynthConfig {
     pub readers: usize,
     /// Probability that a study carries one injected quirk.
     pub quirk_rate: f64,
+    /// Scales every image matrix (1 = the realistic sizes; smaller for fast tests and demos). The
+    /// field of view and the anatomy are unchanged.
+    #[serde(default = "one")]
+    pub matrix_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for SynthConfig {
@@ -43,6 +51,7 @@ impl Default for SynthConfig {
             seed: 1,
             readers: 3,
             quirk_rate: 0.0,
+            matrix_scale: 1.0,
         }
     }
 }
@@ -218,6 +227,11 @@ impl CohortPlan {
                 "studies, sites and readers must be at least 1".into(),
             ));
         }
+        if !(config.matrix_scale > 0.0 && config.matrix_scale <= 4.0) {
+            return Err(SynthError::Config(
+                "the matrix scale must be in (0, 4]".into(),
+            ));
+        }
         if !(0.0..=1.0).contains(&config.quirk_rate) {
             return Err(SynthError::Config(
                 "the quirk rate must be in [0, 1]".into(),
@@ -351,6 +365,13 @@ pub fn plan_study(
         levels: levels.clone(),
     });
     let slice_levels: Vec<Option<Level>> = ax.iter().map(|a| a.1).collect();
+    if config.matrix_scale != 1.0 {
+        for s in &mut series {
+            for g in &mut s.slices {
+                *g = g.rescaled(config.matrix_scale);
+            }
+        }
+    }
 
     // Quirk choice (before labels, since some quirks change which series exist).
     let mut qrng = ChaCha8Rng::seed_from_u64(mix_all(&[config.seed, index as u64, 2]));
@@ -728,6 +749,21 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// The noise seed of slice `k` of series `si` of a study.
+pub fn slice_noise_seed(cfg: &SynthConfig, st: &StudyPlan, si: usize, k: usize) -> u64 {
+    mix_all(&[cfg.seed, st.index as u64, 100 + si as u64, k as u64])
+}
+
+/// The SOPInstanceUID of an instance.
+pub fn sop_instance_uid(
+    cfg: &SynthConfig,
+    st: &StudyPlan,
+    series: SeriesId,
+    instance: u32,
+) -> String {
+    uid(&[cfg.seed, st.index as u64, series.0], instance)
+}
+
 /// Renders and writes one study's DICOM files. Returns bytes written.
 pub fn write_study(
     root: &Path,
@@ -746,7 +782,7 @@ pub fn write_study(
             .enumerate()
             .map(|(k, g)| {
                 let inst = s.instance_numbers[k];
-                let seed = mix_all(&[cfg.seed, st.index as u64, 100 + si as u64, k as u64]);
+                let seed = slice_noise_seed(cfg, st, si, k);
                 let pixels = render_slice(&st.anatomy, g, sig, seed);
                 let info = InstanceInfo {
                     study: st.study,
@@ -754,7 +790,7 @@ pub fn write_study(
                     site,
                     geom: g,
                     instance_number: inst,
-                    sop_instance_uid: uid(&[cfg.seed, st.index as u64, s.series_id.0], inst),
+                    sop_instance_uid: sop_instance_uid(cfg, st, s.series_id, inst),
                     frame_of_reference_uid: st.frame_uid.clone(),
                 };
                 let b = encode_instance(&info, &pixels).map_err(|message| SynthError::Dicom {

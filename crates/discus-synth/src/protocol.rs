@@ -134,6 +134,34 @@ impl SliceGeom {
         let p = add(self.ipp, self.row_dir, col * self.spacing[1]);
         add(p, self.col_dir, row * self.spacing[0])
     }
+    /// The same field of view with the matrix scaled by `k` (pixel spacing scaled by `1/k`).
+    pub fn rescaled(&self, k: f64) -> SliceGeom {
+        let (r, c) = (self.rows as f64, self.cols as f64);
+        let centre = self.pixel_to_patient(0.5 * (c - 1.0), 0.5 * (r - 1.0));
+        let rows = ((r * k).round() as u16).max(16);
+        let cols = ((c * k).round() as u16).max(16);
+        let spacing = [
+            self.spacing[0] * r / rows as f64,
+            self.spacing[1] * c / cols as f64,
+        ];
+        let ipp = add(
+            add(
+                centre,
+                self.row_dir,
+                -0.5 * (cols as f64 - 1.0) * spacing[1],
+            ),
+            self.col_dir,
+            -0.5 * (rows as f64 - 1.0) * spacing[0],
+        );
+        SliceGeom {
+            ipp,
+            rows,
+            cols,
+            spacing,
+            ..self.clone()
+        }
+    }
+
     /// (column, row, distance from the plane) of a patient point.
     pub fn patient_to_pixel(&self, p: [f64; 3]) -> (f64, f64, f64) {
         let v = [p[0] - self.ipp[0], p[1] - self.ipp[1], p[2] - self.ipp[2]];
@@ -295,6 +323,7 @@ pub fn axial_stacks(
     let twist = nrm(rng, 0.0, 1.5).to_radians();
     let mut out = Vec::new();
     if per_level {
+        let mut ups: Vec<[f64; 3]> = Vec::new();
         for &lv in levels {
             let j = disc_of_level(lv);
             let s = anat.disc_s(j);
@@ -310,6 +339,15 @@ pub fn axial_stacks(
             });
             let mut up = norm([a[0] - b[0], a[1] - b[1], a[2] - b[2]]);
             up = norm(rotate(up, [1.0, 0.0, 0.0], nrm(rng, 0.0, 2.5).to_radians()));
+            // Keep each level's stack at least 1.5 degrees from the others, as separately planned
+            // blocks are (readers group slices into stacks by orientation).
+            while ups
+                .iter()
+                .any(|u: &[f64; 3]| dot(*u, up).clamp(-1.0, 1.0).acos() < 1.5f64.to_radians())
+            {
+                up = norm(rotate(up, [1.0, 0.0, 0.0], 2.0f64.to_radians()));
+            }
+            ups.push(up);
             let n = rng.gen_range(4..8usize);
             let c = anat.to_patient(SpineCoord {
                 s: s + nrm(rng, 0.0, 0.7),
