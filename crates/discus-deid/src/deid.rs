@@ -187,14 +187,16 @@ fn dummy(tag: Tag, vr: VR, key: &Key, old: &[String]) -> InMemElement {
                 old.iter().map(|u| key.map_uid(u)).collect()
             },
         ),
-        VR::UR => DataElement::empty(tag, vr),
+        VR::UR => s("http://anonymized.invalid/"),
         VR::US => DataElement::new(tag, vr, PrimitiveValue::from(0u16)),
         VR::SS => DataElement::new(tag, vr, PrimitiveValue::from(0i16)),
         VR::UL => DataElement::new(tag, vr, PrimitiveValue::from(0u32)),
         VR::SL => DataElement::new(tag, vr, PrimitiveValue::from(0i32)),
         VR::FL => DataElement::new(tag, vr, PrimitiveValue::from(0f32)),
         VR::FD => DataElement::new(tag, vr, PrimitiveValue::from(0f64)),
-        VR::OB | VR::OW => DataElement::new(tag, vr, PrimitiveValue::U8(vec![0u8, 0].into())),
+        VR::OB | VR::OW | VR::UN => {
+            DataElement::new(tag, vr, PrimitiveValue::U8(vec![0u8, 0].into()))
+        }
         _ => DataElement::empty(tag, vr),
     }
 }
