@@ -245,9 +245,6 @@ impl Weights {
             Weights::Quadratic => 1.0 - (d * d) / (m * m),
         }
     }
-    fn matrix(self, q: usize) -> Vec<f64> {
-        (0..q * q).map(|i| self.weight(i / q, i % q, q)).collect()
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             Weights::Identity => "unweighted",
@@ -281,174 +278,222 @@ fn ratio(num: f64, den: f64) -> Option<f64> {
     (den.abs() > 1e-12 && num.is_finite()).then(|| num / den)
 }
 
+/// Every statistic here is a function of a sum over subjects of a small per-subject vector (counts,
+/// coincidences, agreement proportions). A kernel says how to add one subject to that sum and how to
+/// turn the sum into the statistic; the bootstrap sums per-cluster vectors instead of re-reading
+/// every subject of every resample.
+#[derive(Debug, Clone, Copy)]
+enum Kernel {
+    Percent,
+    Cohen {
+        a: usize,
+        b: usize,
+        weights: Weights,
+    },
+    Fleiss,
+    Krippendorff(Metric),
+    Gwet(Weights),
+}
+
+impl Kernel {
+    fn dim(self, q: usize) -> usize {
+        match self {
+            Kernel::Percent => 2,
+            Kernel::Cohen { .. } | Kernel::Krippendorff(_) => q * q,
+            Kernel::Fleiss | Kernel::Gwet(_) => 3 + q,
+        }
+    }
+
+    /// Adds subject `i` to `acc`; `counts` is scratch space of length q.
+    fn add(self, r: &Ratings, i: usize, acc: &mut [f64], counts: &mut [f64]) {
+        let q = r.categories;
+        match self {
+            Kernel::Cohen { a, b, .. } => {
+                if let (Some(x), Some(y)) = (r.get(i, a), r.get(i, b)) {
+                    acc[x * q + y] += 1.0;
+                }
+            }
+            Kernel::Percent => {
+                let ri = r.counts(i, counts);
+                if ri >= 2.0 {
+                    acc[0] += counts.iter().map(|c| c * (c - 1.0)).sum::<f64>() / (ri * (ri - 1.0));
+                    acc[1] += 1.0;
+                }
+            }
+            Kernel::Fleiss => {
+                // [sum P_i, subjects, ratings, ratings per category...]
+                let ri = r.counts(i, counts);
+                if ri >= 2.0 {
+                    acc[0] += counts.iter().map(|c| c * (c - 1.0)).sum::<f64>() / (ri * (ri - 1.0));
+                    acc[1] += 1.0;
+                    acc[2] += ri;
+                    for k in 0..q {
+                        acc[3 + k] += counts[k];
+                    }
+                }
+            }
+            Kernel::Krippendorff(_) => {
+                // The coincidence matrix.
+                let m = r.counts(i, counts);
+                if m >= 2.0 {
+                    for c in 0..q {
+                        if counts[c] == 0.0 {
+                            continue;
+                        }
+                        for k in 0..q {
+                            // Ordered pairs of ratings from different raters: c != k gives
+                            // n_c * n_k, c == k gives n_c * (n_c - 1).
+                            let pairs = if c == k {
+                                counts[c] * (counts[c] - 1.0)
+                            } else {
+                                counts[c] * counts[k]
+                            };
+                            acc[c * q + k] += pairs / (m - 1.0);
+                        }
+                    }
+                }
+            }
+            Kernel::Gwet(weights) => {
+                // [sum p_a,i, subjects rated >= 2 times, subjects rated >= once, sum r_ik / r_i...]
+                let ri = r.counts(i, counts);
+                if ri >= 1.0 {
+                    acc[2] += 1.0;
+                    for k in 0..q {
+                        acc[3 + k] += counts[k] / ri;
+                    }
+                    if ri >= 2.0 {
+                        acc[1] += 1.0;
+                        let mut s = 0.0;
+                        for k in 0..q {
+                            let star: f64 =
+                                (0..q).map(|l| weights.weight(k, l, q) * counts[l]).sum();
+                            s += counts[k] * (star - 1.0);
+                        }
+                        acc[0] += s / (ri * (ri - 1.0));
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self, acc: &[f64], q: usize) -> Option<f64> {
+        match self {
+            Kernel::Percent => (acc[1] > 0.0).then(|| acc[0] / acc[1]),
+            Kernel::Cohen { weights, .. } => {
+                let n: f64 = acc.iter().sum();
+                if n == 0.0 {
+                    return None;
+                }
+                let mut row = vec![0.0; q];
+                let mut col = vec![0.0; q];
+                for k in 0..q {
+                    for l in 0..q {
+                        row[k] += acc[k * q + l] / n;
+                        col[l] += acc[k * q + l] / n;
+                    }
+                }
+                let (mut po, mut pe) = (0.0, 0.0);
+                for k in 0..q {
+                    for l in 0..q {
+                        let w = weights.weight(k, l, q);
+                        po += w * acc[k * q + l] / n;
+                        pe += w * row[k] * col[l];
+                    }
+                }
+                ratio(po - pe, 1.0 - pe)
+            }
+            Kernel::Fleiss => {
+                if acc[1] == 0.0 {
+                    return None;
+                }
+                let pbar = acc[0] / acc[1];
+                let pe: f64 = acc[3..3 + q].iter().map(|t| (t / acc[2]).powi(2)).sum();
+                ratio(pbar - pe, 1.0 - pe)
+            }
+            Kernel::Krippendorff(metric) => {
+                let o = acc;
+                let nc: Vec<f64> = (0..q).map(|c| (0..q).map(|k| o[c * q + k]).sum()).collect();
+                let n: f64 = nc.iter().sum();
+                if n < 2.0 {
+                    return None;
+                }
+                let d = |c: usize, k: usize| -> f64 {
+                    match metric {
+                        Metric::Nominal => f64::from(u8::from(c != k)),
+                        Metric::Interval => (c as f64 - k as f64).powi(2),
+                        Metric::Ordinal => {
+                            let (lo, hi) = (c.min(k), c.max(k));
+                            let s: f64 = nc[lo..=hi].iter().sum::<f64>() - (nc[c] + nc[k]) / 2.0;
+                            s * s
+                        }
+                    }
+                };
+                let (mut dob, mut dex) = (0.0, 0.0);
+                for c in 0..q {
+                    for k in 0..q {
+                        let dk = d(c, k);
+                        dob += o[c * q + k] * dk;
+                        dex += nc[c] * nc[k] * dk;
+                    }
+                }
+                ratio((n - 1.0) * dob, dex).map(|x| 1.0 - x)
+            }
+            Kernel::Gwet(weights) => {
+                if acc[1] == 0.0 {
+                    return None;
+                }
+                let pa = acc[0] / acc[1];
+                let tw: f64 = (0..q * q).map(|i| weights.weight(i / q, i % q, q)).sum();
+                let pe = tw / (q * (q - 1)) as f64
+                    * acc[3..3 + q]
+                        .iter()
+                        .map(|s| s / acc[2])
+                        .map(|p| p * (1.0 - p))
+                        .sum::<f64>();
+                ratio(pa - pe, 1.0 - pe)
+            }
+        }
+    }
+
+    /// The sum over all subjects.
+    fn sum(self, r: &Ratings) -> Vec<f64> {
+        let mut acc = vec![0.0; self.dim(r.categories)];
+        let mut counts = vec![0.0; r.categories];
+        for i in 0..r.subjects() {
+            self.add(r, i, &mut acc, &mut counts);
+        }
+        acc
+    }
+
+    fn compute(self, r: &Ratings) -> Option<f64> {
+        self.finish(&self.sum(r), r.categories)
+    }
+}
+
 /// Percent agreement (mean proportion of agreeing rater pairs per subject); `None` without a subject
 /// rated at least twice.
 pub fn percent_agreement(r: &Ratings) -> Option<f64> {
-    let mut counts = vec![0.0; r.categories];
-    let (mut sum, mut n) = (0.0, 0usize);
-    for i in 0..r.subjects() {
-        let ri = r.counts(i, &mut counts);
-        if ri >= 2.0 {
-            sum += counts.iter().map(|c| c * (c - 1.0)).sum::<f64>() / (ri * (ri - 1.0));
-            n += 1;
-        }
-    }
-    (n > 0).then(|| sum / n as f64)
+    Kernel::Percent.compute(r)
 }
 
 /// Cohen's kappa between raters `a` and `b` over the subjects both rated.
 pub fn cohen_kappa(r: &Ratings, a: usize, b: usize, weights: Weights) -> Option<f64> {
-    let q = r.categories;
-    let mut joint = vec![0.0; q * q];
-    let mut n = 0.0;
-    for i in 0..r.subjects() {
-        if let (Some(x), Some(y)) = (r.get(i, a), r.get(i, b)) {
-            joint[x * q + y] += 1.0;
-            n += 1.0;
-        }
-    }
-    if n == 0.0 {
-        return None;
-    }
-    let w = weights.matrix(q);
-    let mut row = vec![0.0; q];
-    let mut col = vec![0.0; q];
-    for k in 0..q {
-        for l in 0..q {
-            row[k] += joint[k * q + l] / n;
-            col[l] += joint[k * q + l] / n;
-        }
-    }
-    let mut po = 0.0;
-    let mut pe = 0.0;
-    for k in 0..q {
-        for l in 0..q {
-            po += w[k * q + l] * joint[k * q + l] / n;
-            pe += w[k * q + l] * row[k] * col[l];
-        }
-    }
-    ratio(po - pe, 1.0 - pe)
+    Kernel::Cohen { a, b, weights }.compute(r)
 }
 
 /// Fleiss' kappa over subjects with at least two ratings.
 pub fn fleiss_kappa(r: &Ratings) -> Option<f64> {
-    let q = r.categories;
-    let mut counts = vec![0.0; q];
-    let mut totals = vec![0.0; q];
-    let (mut pbar, mut n, mut all) = (0.0, 0usize, 0.0);
-    for i in 0..r.subjects() {
-        let ri = r.counts(i, &mut counts);
-        if ri < 2.0 {
-            continue;
-        }
-        pbar += counts.iter().map(|c| c * (c - 1.0)).sum::<f64>() / (ri * (ri - 1.0));
-        n += 1;
-        all += ri;
-        for k in 0..q {
-            totals[k] += counts[k];
-        }
-    }
-    if n == 0 {
-        return None;
-    }
-    let pbar = pbar / n as f64;
-    let pe: f64 = totals.iter().map(|t| (t / all) * (t / all)).sum();
-    ratio(pbar - pe, 1.0 - pe)
+    Kernel::Fleiss.compute(r)
 }
 
 /// Krippendorff's alpha with the given metric; missing ratings allowed.
 pub fn krippendorff_alpha(r: &Ratings, metric: Metric) -> Option<f64> {
-    let q = r.categories;
-    let mut o = vec![0.0; q * q];
-    let mut counts = vec![0.0; q];
-    for i in 0..r.subjects() {
-        let m = r.counts(i, &mut counts);
-        if m < 2.0 {
-            continue;
-        }
-        for c in 0..q {
-            if counts[c] == 0.0 {
-                continue;
-            }
-            for k in 0..q {
-                // Ordered pairs of ratings from different raters: c != k gives n_c * n_k,
-                // c == k gives n_c * (n_c - 1).
-                let pairs = if c == k {
-                    counts[c] * (counts[c] - 1.0)
-                } else {
-                    counts[c] * counts[k]
-                };
-                o[c * q + k] += pairs / (m - 1.0);
-            }
-        }
-    }
-    let nc: Vec<f64> = (0..q).map(|c| (0..q).map(|k| o[c * q + k]).sum()).collect();
-    let n: f64 = nc.iter().sum();
-    if n < 2.0 {
-        return None;
-    }
-    let d = |c: usize, k: usize| -> f64 {
-        match metric {
-            Metric::Nominal => f64::from(u8::from(c != k)),
-            Metric::Interval => {
-                let x = c as f64 - k as f64;
-                x * x
-            }
-            Metric::Ordinal => {
-                let (lo, hi) = (c.min(k), c.max(k));
-                let s: f64 = nc[lo..=hi].iter().sum::<f64>() - (nc[c] + nc[k]) / 2.0;
-                s * s
-            }
-        }
-    };
-    let (mut dob, mut dex) = (0.0, 0.0);
-    for c in 0..q {
-        for k in 0..q {
-            let dk = d(c, k);
-            dob += o[c * q + k] * dk;
-            dex += nc[c] * nc[k] * dk;
-        }
-    }
-    ratio((n - 1.0) * dob, dex).map(|x| 1.0 - x)
+    Kernel::Krippendorff(metric).compute(r)
 }
 
 /// Gwet's agreement coefficient: AC1 with [`Weights::Identity`], AC2 with linear or quadratic weights.
 pub fn gwet_ac(r: &Ratings, weights: Weights) -> Option<f64> {
-    let q = r.categories;
-    let w = weights.matrix(q);
-    let tw: f64 = w.iter().sum();
-    let mut counts = vec![0.0; q];
-    let mut pi = vec![0.0; q];
-    let (mut pa, mut n2, mut n1) = (0.0, 0usize, 0usize);
-    for i in 0..r.subjects() {
-        let ri = r.counts(i, &mut counts);
-        if ri < 1.0 {
-            continue;
-        }
-        n1 += 1;
-        for k in 0..q {
-            pi[k] += counts[k] / ri;
-        }
-        if ri >= 2.0 {
-            n2 += 1;
-            let mut s = 0.0;
-            for k in 0..q {
-                let star: f64 = (0..q).map(|l| w[k * q + l] * counts[l]).sum();
-                s += counts[k] * (star - 1.0);
-            }
-            pa += s / (ri * (ri - 1.0));
-        }
-    }
-    if n2 == 0 {
-        return None;
-    }
-    let pa = pa / n2 as f64;
-    let pe = tw / (q * (q - 1)) as f64
-        * pi.iter()
-            .map(|p| p / n1 as f64)
-            .map(|p| p * (1.0 - p))
-            .sum::<f64>();
-    ratio(pa - pe, 1.0 - pe)
+    Kernel::Gwet(weights).compute(r)
 }
 
 /// One statistic, for [`bootstrap`] and reports.
@@ -527,16 +572,27 @@ impl Statistic {
         },
     ];
 
-    pub fn compute(self, r: &Ratings) -> Option<f64> {
-        match self {
-            Statistic::PercentAgreement => percent_agreement(r),
+    fn kernel(self, r: &Ratings) -> Option<Kernel> {
+        Some(match self {
+            Statistic::PercentAgreement => Kernel::Percent,
             Statistic::CohenKappa { weights } => {
-                (r.raters() >= 2).then(|| cohen_kappa(r, 0, 1, weights))?
+                if r.raters() < 2 {
+                    return None;
+                }
+                Kernel::Cohen {
+                    a: 0,
+                    b: 1,
+                    weights,
+                }
             }
-            Statistic::FleissKappa => fleiss_kappa(r),
-            Statistic::KrippendorffAlpha { metric } => krippendorff_alpha(r, metric),
-            Statistic::GwetAc { weights } => gwet_ac(r, weights),
-        }
+            Statistic::FleissKappa => Kernel::Fleiss,
+            Statistic::KrippendorffAlpha { metric } => Kernel::Krippendorff(metric),
+            Statistic::GwetAc { weights } => Kernel::Gwet(weights),
+        })
+    }
+
+    pub fn compute(self, r: &Ratings) -> Option<f64> {
+        self.kernel(r)?.compute(r)
     }
 
     /// A short stable name, e.g. `cohen_kappa_linear`, `krippendorff_alpha_ordinal`, `gwet_ac1`.
@@ -612,31 +668,50 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// The statistic on `r` with a percentile 95% interval from `resamples` cluster-bootstrap resamples.
+///
+/// Each cluster's contribution to the statistic's sufficient sums is computed once; a resample adds
+/// up the contributions of the clusters it drew, so a resample costs one pass over the clusters.
 pub fn bootstrap(r: &Ratings, statistic: Statistic, resamples: usize, seed: u64) -> Estimate {
-    // Group subjects by cluster, in order of first appearance.
-    let mut order: Vec<u64> = Vec::new();
-    let mut members: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    let q = r.categories;
+    // Clusters in order of first appearance, with their summed contributions.
+    let kernel = statistic.kernel(r);
+    let dim = kernel.map_or(0, |k| k.dim(q));
+    let mut index: std::collections::HashMap<u64, usize> = Default::default();
+    let mut sums: Vec<f64> = Vec::new();
+    let mut counts = vec![0.0; q];
     for (i, &c) in r.clusters.iter().enumerate() {
-        members
-            .entry(c)
-            .or_insert_with(|| {
-                order.push(c);
-                Vec::new()
-            })
-            .push(i);
+        let next = index.len();
+        let g = *index.entry(c).or_insert(next);
+        if g == next {
+            sums.extend(std::iter::repeat_n(0.0, dim));
+        }
+        if let Some(k) = kernel {
+            k.add(r, i, &mut sums[g * dim..(g + 1) * dim], &mut counts);
+        }
     }
-    let groups: Vec<&Vec<usize>> = order.iter().map(|c| &members[c]).collect();
-    let value = statistic.compute(r);
-    let mut rng = SplitMix64(seed);
-    let mut values = Vec::with_capacity(resamples);
-    let mut idx = Vec::with_capacity(r.subjects());
-    if !groups.is_empty() {
-        for _ in 0..resamples {
-            idx.clear();
-            for _ in 0..groups.len() {
-                idx.extend_from_slice(groups[rng.below(groups.len())]);
+    let groups = index.len();
+    let value = kernel.and_then(|k| {
+        let mut total = vec![0.0; dim];
+        for g in 0..groups {
+            for (t, v) in total.iter_mut().zip(&sums[g * dim..(g + 1) * dim]) {
+                *t += v;
             }
-            if let Some(v) = statistic.compute(&r.select_subjects(&idx)) {
+        }
+        k.finish(&total, q)
+    });
+    let mut values = Vec::with_capacity(resamples);
+    if let (Some(k), true) = (kernel, groups > 0) {
+        let mut rng = SplitMix64(seed);
+        let mut total = vec![0.0; dim];
+        for _ in 0..resamples {
+            total.iter_mut().for_each(|t| *t = 0.0);
+            for _ in 0..groups {
+                let g = rng.below(groups);
+                for (t, v) in total.iter_mut().zip(&sums[g * dim..(g + 1) * dim]) {
+                    *t += v;
+                }
+            }
+            if let Some(v) = k.finish(&total, q) {
                 values.push(v);
             }
         }
@@ -648,7 +723,7 @@ pub fn bootstrap(r: &Ratings, statistic: Statistic, resamples: usize, seed: u64)
         ci_low: quantile_sorted(&values, 0.025),
         ci_high: quantile_sorted(&values, 0.975),
         subjects: r.subjects(),
-        clusters: groups.len(),
+        clusters: groups,
         resamples: values.len(),
     }
 }
@@ -818,5 +893,60 @@ mod tests {
         let mut g = SplitMix64(1234567);
         assert_eq!(g.next_u64(), 6457827717110365317);
         assert_eq!(g.next_u64(), 3203168211198807973);
+    }
+    #[test]
+    fn cluster_sums_give_the_same_bootstrap_as_resampling_subjects() {
+        // A clustered table with missing ratings; the naive bootstrap rebuilds each resampled table
+        // and recomputes the statistic from scratch with the same draws.
+        let mut g = SplitMix64(99);
+        let mut r = Ratings::new(3, 3).unwrap();
+        for study in 0..40u64 {
+            for _ in 0..(1 + g.below(5)) {
+                let t = g.below(3);
+                let row: Vec<Option<usize>> = (0..3)
+                    .map(|_| {
+                        if g.unit() < 0.15 {
+                            None
+                        } else if g.unit() < 0.3 {
+                            Some(g.below(3))
+                        } else {
+                            Some(t)
+                        }
+                    })
+                    .collect();
+                r.push_in(1000 + study, &row).unwrap();
+            }
+        }
+        for s in Statistic::MULTI.iter().chain(&Statistic::PAIRWISE) {
+            let fast = bootstrap(&r, *s, 300, 5);
+            let mut order: Vec<u64> = Vec::new();
+            for c in &r.clusters {
+                if !order.contains(c) {
+                    order.push(*c);
+                }
+            }
+            let mut rng = SplitMix64(5);
+            let mut vals = Vec::new();
+            for _ in 0..300 {
+                let mut idx = Vec::new();
+                for _ in 0..order.len() {
+                    let c = order[rng.below(order.len())];
+                    idx.extend((0..r.subjects()).filter(|&i| r.clusters[i] == c));
+                }
+                if let Some(v) = s.compute(&r.select_subjects(&idx)) {
+                    vals.push(v);
+                }
+            }
+            vals.sort_by(f64::total_cmp);
+            assert_eq!(fast.resamples, vals.len(), "{s}");
+            let lo = quantile_sorted(&vals, 0.025).unwrap();
+            let hi = quantile_sorted(&vals, 0.975).unwrap();
+            assert!((fast.ci_low.unwrap() - lo).abs() < 1e-9, "{s}");
+            assert!((fast.ci_high.unwrap() - hi).abs() < 1e-9, "{s}");
+            assert!(
+                (fast.value.unwrap() - s.compute(&r).unwrap()).abs() < 1e-12,
+                "{s}"
+            );
+        }
     }
 }
