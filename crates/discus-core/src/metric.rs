@@ -256,6 +256,7 @@ impl Joined {
     }
 
     /// The per-study sums of the four terms.
+    #[allow(clippy::needless_range_loop)] // c indexes both the study's slots and the column table
     pub fn study_terms(&self, semantics: Semantics) -> StudyTerms {
         let cols = LabelColumn::all();
         let group_of: [usize; 25] = std::array::from_fn(|c| cols[c].condition.group() as usize);
@@ -376,8 +377,8 @@ impl StudyTerms {
                 num[k] += n * t.num[k];
                 den[k] += n * t.den[k];
             }
-            for k in 0..3 {
-                rows[k] += n as usize * t.rows[k];
+            for (r, &tr) in rows.iter_mut().zip(&t.rows) {
+                *r += n as usize * tr;
             }
             studies += n as usize;
             any += n as usize * t.any as usize;

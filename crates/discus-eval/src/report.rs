@@ -432,7 +432,7 @@ fn histogram(samples: &[f64], point: f64) -> PlotResult {
         let (mut lo, mut hi) = finite
             .iter()
             .fold((point, point), |(a, b), &v| (a.min(v), b.max(v)));
-        if !(hi > lo) {
+        if hi.is_nan() || lo.is_nan() || hi <= lo {
             lo -= 0.5;
             hi += 0.5;
         }
