@@ -35,7 +35,10 @@ fn columns() -> Vec<String> {
 
 /// A train.csv of `n` studies with grades drawn roughly as in the real set (about 75% Normal/Mild,
 /// 17% Moderate, 7% Severe, 1% missing). Returns the text and the grades (None = missing).
-fn labels(n: usize, seed: u64) -> (String, Vec<(u64, Vec<Option<usize>>)>) {
+/// Per study: its id and its 25 grades (0, 1, 2; None = missing).
+type Grades = Vec<(u64, Vec<Option<usize>>)>;
+
+fn labels(n: usize, seed: u64) -> (String, Grades) {
     let mut rng = Rng(seed);
     let mut text = format!("study_id,{}\n", columns().join(","));
     let mut rows = Vec::new();
@@ -90,7 +93,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
     train: PathBuf,
-    grades: Vec<(u64, Vec<Option<usize>>)>,
+    grades: Grades,
 }
 
 fn fixture(n: usize) -> Fixture {
