@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod deid_cmd;
 mod dicom_cmd;
 mod eval;
 mod reads_cmd;
@@ -43,6 +44,8 @@ enum Command {
     Dicom(dicom_cmd::DicomArgs),
     /// Check a LumbarDISC-layout dataset (CSVs and every DICOM header): findings, shape, and an index.
     Validate(validate_cmd::ValidateArgs),
+    /// De-identify DICOM files (PS3.15 E.1 basic profile and options); `deid verify` proves no identifier survives.
+    Deid(deid_cmd::DeidArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Render(a) => synth_cmd::run_render(a),
         Command::Dicom(a) => dicom_cmd::run(a),
         Command::Validate(a) => validate_cmd::run(a),
+        Command::Deid(a) => deid_cmd::run(a),
     };
     match result {
         Ok(code) => code,
