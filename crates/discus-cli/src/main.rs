@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod deid_cmd;
+mod demo;
 mod dicom_cmd;
 mod eval;
 mod reads_cmd;
@@ -26,6 +27,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     // One variant per command area; each module owns its arguments and its `run`.
+    /// Run the whole path on a small synthetic cohort and print where everything went.
+    Demo(demo::DemoArgs),
     /// Multi-reader protocol: import reads, agreement, disagreements, adjudication, consensus.
     Reads(reads_cmd::ReadsArgs),
     /// Score a submission with the competition metric (four terms and the score).
@@ -50,7 +53,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs one command (also used by `discus demo` for each of its steps).
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Demo(a) => demo::run(a),
         Command::Reads(a) => reads_cmd::run(a),
         Command::Score(a) => eval::run_score(a),
         Command::Baseline(a) => eval::run_baseline(a),
@@ -61,12 +76,5 @@ fn main() -> ExitCode {
         Command::Dicom(a) => dicom_cmd::run(a),
         Command::Validate(a) => validate_cmd::run(a),
         Command::Deid(a) => deid_cmd::run(a),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
     }
 }
