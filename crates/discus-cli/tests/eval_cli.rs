@@ -360,3 +360,113 @@ fn evaluate_and_split_without_images() {
     let o = discus(&["split", "--dataset", s(&f.root), "--folds", "1"]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// On a cohort from `discus synth` (labels from its simulated reader), the uniform prior scores
+/// the closed form, the loss-optimal prior beats it, and `evaluate` groups the studies by the
+/// sites written in the DICOM headers.
+#[test]
+fn synthetic_cohort_uniform_closed_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cohort");
+    ok(&discus(&[
+        "synth",
+        "--out",
+        s(&root),
+        "--studies",
+        "6",
+        "--sites",
+        "2",
+        "--seed",
+        "3",
+        "--matrix-scale",
+        "0.25",
+    ]));
+    let train = root.join("train.csv");
+    let text = std::fs::read_to_string(&train).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let (ln3, ln15) = (3f64.ln(), 1.5f64.ln());
+    let (mut num, mut den) = (0.0, 0.0);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let spinal: Vec<&str> = header
+            .iter()
+            .zip(&cells)
+            .filter(|(h, c)| h.starts_with("spinal_canal_stenosis_") && !c.is_empty())
+            .map(|(_, c)| *c)
+            .collect();
+        if spinal.is_empty() {
+            continue;
+        }
+        let v = spinal
+            .iter()
+            .map(|g| match *g {
+                "Normal/Mild" => 1.0,
+                "Moderate" => 2.0,
+                "Severe" => 4.0,
+                other => panic!("grade {other}"),
+            })
+            .fold(0.0, f64::max);
+        num += v * if spinal.contains(&"Severe") {
+            ln3
+        } else {
+            ln15
+        };
+        den += v;
+    }
+    let uniform = dir.path().join("u.csv");
+    let optimal = dir.path().join("o.csv");
+    let studies = root.join("train_series_descriptions.csv");
+    for (kind, out) in [("uniform", &uniform), ("optimal", &optimal)] {
+        ok(&discus(&[
+            "baseline",
+            "prior",
+            "--labels",
+            s(&train),
+            "--studies",
+            s(&studies),
+            "--out",
+            s(out),
+            "--kind",
+            kind,
+        ]));
+    }
+    let run = |sub: &Path| -> serde_json::Value {
+        serde_json::from_str(&ok(&discus(&[
+            "score",
+            "--labels",
+            s(&train),
+            "--submission",
+            s(sub),
+            "--json",
+        ])))
+        .unwrap()
+    };
+    let u = run(&uniform);
+    for term in ["spinal", "foraminal", "subarticular"] {
+        assert!((u[term].as_f64().unwrap() - ln3).abs() < 1e-9, "{term}");
+    }
+    assert!((u["any_severe"].as_f64().unwrap() - num / den).abs() < 1e-9);
+    assert!((u["score"].as_f64().unwrap() - (3.0 * ln3 + num / den) / 4.0).abs() < 1e-9);
+    let o = run(&optimal);
+    assert!(o["score"].as_f64().unwrap() < u["score"].as_f64().unwrap());
+
+    let report = dir.path().join("report");
+    ok(&discus(&[
+        "evaluate",
+        "--dataset",
+        s(&root),
+        "--submission",
+        s(&optimal),
+        "--out",
+        s(&report),
+        "--resamples",
+        "100",
+    ]));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    let sites = r["by_facet"][0]["groups"].as_array().unwrap();
+    assert_eq!(sites.len(), 2, "{sites:?}");
+    assert!(sites.iter().all(|g| g["name"] != "unknown"));
+    assert_eq!(r["studies_without_metadata"], 0);
+}
