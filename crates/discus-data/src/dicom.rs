@@ -548,6 +548,15 @@ fn parse_error(path: &Path, e: &dicom_object::ReadError) -> DicomError {
 /// into the expected number of values is `None`. Structural problems (not DICOM, truncated before
 /// Pixel Data, bad file meta group) are errors.
 pub fn read_header(path: &Path) -> Result<InstanceHeader, DicomError> {
+    if let Some(h) = fast::read_header(path) {
+        return Ok(h);
+    }
+    read_header_full(path)
+}
+
+/// [`read_header`] through dicom-object only (no fast scanner): the reference the scanner is
+/// tested against, and the path that produces the errors.
+pub fn read_header_full(path: &Path) -> Result<InstanceHeader, DicomError> {
     let obj = open_object(path, Some(tags::PIXEL_DATA))?;
     Ok(header_from_object(&obj))
 }
@@ -560,7 +569,29 @@ pub fn read_header_bytes(bytes: &[u8], path: &Path) -> Result<InstanceHeader, Di
 
 fn header_from_object(obj: &DefaultDicomObject) -> InstanceHeader {
     let o: &InMemDicomObject = obj;
-    let text = |tag| text_of(o, tag);
+    build_header(obj.meta().transfer_syntax(), o)
+}
+
+/// Where header values come from: a parsed dicom-object, or the fast scanner's few elements.
+trait Fields {
+    /// The value as text, multiple values joined with `\`, padding trimmed; `None` when absent or
+    /// empty.
+    fn text(&self, tag: Tag) -> Option<String>;
+    /// The values of a numeric attribute (decimal/integer strings or binary numbers).
+    fn numbers(&self, tag: Tag) -> Option<Vec<f64>>;
+}
+
+impl Fields for InMemDicomObject {
+    fn text(&self, tag: Tag) -> Option<String> {
+        text_of(self, tag)
+    }
+    fn numbers(&self, tag: Tag) -> Option<Vec<f64>> {
+        numbers_of(self, tag)
+    }
+}
+
+fn build_header<F: Fields + ?Sized>(transfer_syntax: &str, o: &F) -> InstanceHeader {
+    let text = |tag| o.text(tag);
     let rows = int_of(o, tags::ROWS).unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
     let columns = int_of(o, tags::COLUMNS)
         .unwrap_or(0)
@@ -568,7 +599,7 @@ fn header_from_object(obj: &DefaultDicomObject) -> InstanceHeader {
     let default_one = if rows > 0 { 1 } else { 0 };
     let u16_of = |tag| int_of(o, tag).and_then(|v| u16::try_from(v).ok());
     InstanceHeader {
-        transfer_syntax: trim_value(obj.meta().transfer_syntax()).to_string(),
+        transfer_syntax: trim_value(transfer_syntax).to_string(),
         sop_class_uid: text(tags::SOP_CLASS_UID).unwrap_or_default(),
         sop_instance_uid: text(tags::SOP_INSTANCE_UID).unwrap_or_default(),
         study_instance_uid: text(tags::STUDY_INSTANCE_UID).unwrap_or_default(),
@@ -639,50 +670,413 @@ fn text_of(o: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 /// The individual values of a numeric attribute as strings (DS/IS) or numbers (binary VRs).
+/// Parses backslash-separated decimal strings; empty parts are skipped, any other bad part gives
+/// `None`.
+fn parse_numbers<'a>(parts: impl Iterator<Item = &'a str>) -> Option<Vec<f64>> {
+    let mut out = Vec::new();
+    for part in parts {
+        let t = trim_value(part);
+        if t.is_empty() {
+            continue;
+        }
+        let v: f64 = t.parse().ok()?;
+        if !v.is_finite() {
+            return None;
+        }
+        out.push(v);
+    }
+    Some(out)
+}
+
+/// The individual values of a numeric attribute as strings (DS/IS) or numbers (binary VRs).
 fn numbers_of(o: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
     let p = primitive(o, tag)?;
-    let parse_all = |parts: &mut dyn Iterator<Item = &str>| -> Option<Vec<f64>> {
-        let mut out = Vec::new();
-        for part in parts {
-            let t = trim_value(part);
-            if t.is_empty() {
-                continue;
-            }
-            let v: f64 = t.parse().ok()?;
-            if !v.is_finite() {
-                return None;
-            }
-            out.push(v);
-        }
-        Some(out)
-    };
     let values = match p {
         PrimitiveValue::Empty => return None,
-        PrimitiveValue::Str(s) => parse_all(&mut s.split('\\'))?,
-        PrimitiveValue::Strs(v) => parse_all(&mut v.iter().flat_map(|s| s.split('\\')))?,
+        PrimitiveValue::Str(s) => parse_numbers(s.split('\\'))?,
+        PrimitiveValue::Strs(v) => parse_numbers(v.iter().flat_map(|s| s.split('\\')))?,
         PrimitiveValue::U8(b) => {
             // UN: the text of a DS/IS value.
             let s = String::from_utf8_lossy(b);
-            parse_all(&mut s.split('\\'))?
+            parse_numbers(s.split('\\'))?
         }
         other => other.to_multi_float64().ok()?,
     };
     (!values.is_empty()).then_some(values)
 }
 
-fn fixed_floats<const N: usize>(o: &InMemDicomObject, tag: Tag) -> Option<[f64; N]> {
-    let v = numbers_of(o, tag)?;
+fn fixed_floats<const N: usize, F: Fields + ?Sized>(o: &F, tag: Tag) -> Option<[f64; N]> {
+    let v = o.numbers(tag)?;
     <[f64; N]>::try_from(v.as_slice()).ok()
 }
 
-fn first_float(o: &InMemDicomObject, tag: Tag) -> Option<f64> {
-    numbers_of(o, tag)?.first().copied()
+fn first_float<F: Fields + ?Sized>(o: &F, tag: Tag) -> Option<f64> {
+    o.numbers(tag)?.first().copied()
 }
 
 /// An integer attribute (IS, US, SS, UL, ...); a decimal string must hold an integral value.
-fn int_of(o: &InMemDicomObject, tag: Tag) -> Option<i64> {
+fn int_of<F: Fields + ?Sized>(o: &F, tag: Tag) -> Option<i64> {
     let v = first_float(o, tag)?;
     (v.fract() == 0.0 && v.abs() < 9.0e15).then_some(v as i64)
+}
+
+/// The fast header scanner: reads the first kilobytes of a file and walks its top-level elements,
+/// skipping (not decoding) everything but the header fields discus needs, and stops at the first
+/// element past (0028,1053). Anything unusual (deflate, truncation, encodings that contradict the
+/// meta group, malformed sequences) makes it give up with `None`, and dicom-object reads the file.
+mod fast {
+    use super::{
+        build_header, detect_layout, is_vr, parse_numbers, trim_value, ts, Fields, Layout,
+    };
+    use crate::header::InstanceHeader;
+    use dicom_core::Tag;
+    use std::io::Read;
+    use std::path::Path;
+
+    /// The last tag discus reads: Rescale Slope (0028,1053).
+    const LAST: u32 = 0x0028_1053;
+    /// Tags whose value discus reads (sorted).
+    const WANTED: [u32; 36] = [
+        0x0008_0016,
+        0x0008_0018,
+        0x0008_0060,
+        0x0008_0070,
+        0x0008_0080,
+        0x0008_103E,
+        0x0008_1090,
+        0x0018_0020,
+        0x0018_0050,
+        0x0018_0080,
+        0x0018_0081,
+        0x0018_0082,
+        0x0018_0087,
+        0x0018_0088,
+        0x0020_000D,
+        0x0020_000E,
+        0x0020_0011,
+        0x0020_0013,
+        0x0020_0032,
+        0x0020_0037,
+        0x0020_0052,
+        0x0028_0002,
+        0x0028_0004,
+        0x0028_0008,
+        0x0028_0010,
+        0x0028_0011,
+        0x0028_0030,
+        0x0028_0100,
+        0x0028_0101,
+        0x0028_0102,
+        0x0028_0103,
+        0x0028_0301,
+        0x0028_1050,
+        0x0028_1051,
+        0x0028_1052,
+        0x0028_1053,
+    ];
+    /// The wanted tags whose dictionary VR is US (binary in implicit VR).
+    const US_TAGS: [u32; 8] = [
+        0x0028_0002,
+        0x0028_0010,
+        0x0028_0011,
+        0x0028_0100,
+        0x0028_0101,
+        0x0028_0102,
+        0x0028_0103,
+        0x0028_0301,
+    ];
+
+    enum Stop {
+        /// The buffer ends before the element does: read more of the file.
+        More,
+        /// Not something the scanner handles: let dicom-object read it.
+        GiveUp,
+    }
+
+    enum Val {
+        Text(String),
+        Nums(Vec<f64>),
+    }
+
+    struct Found(Vec<(u32, Val)>);
+
+    impl Found {
+        fn get(&self, tag: Tag) -> Option<&Val> {
+            let t = ((tag.0 as u32) << 16) | tag.1 as u32;
+            self.0.iter().find(|(k, _)| *k == t).map(|(_, v)| v)
+        }
+    }
+
+    impl Fields for Found {
+        fn text(&self, tag: Tag) -> Option<String> {
+            match self.get(tag)? {
+                Val::Text(s) => {
+                    let joined = s.split('\\').map(trim_value).collect::<Vec<_>>().join("\\");
+                    (!joined.is_empty()).then_some(joined)
+                }
+                Val::Nums(v) => {
+                    let joined = v
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\\");
+                    (!joined.is_empty()).then_some(joined)
+                }
+            }
+        }
+        fn numbers(&self, tag: Tag) -> Option<Vec<f64>> {
+            let v = match self.get(tag)? {
+                Val::Text(s) => parse_numbers(s.split('\\'))?,
+                Val::Nums(v) => v.clone(),
+            };
+            (!v.is_empty()).then_some(v)
+        }
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Enc {
+        ExplicitLe,
+        ImplicitLe,
+        ExplicitBe,
+    }
+
+    struct Cursor<'a> {
+        buf: &'a [u8],
+        big: bool,
+    }
+
+    impl Cursor<'_> {
+        fn u16(&self, at: usize) -> Result<u16, Stop> {
+            let b = self.buf.get(at..at + 2).ok_or(Stop::More)?;
+            Ok(if self.big {
+                u16::from_be_bytes([b[0], b[1]])
+            } else {
+                u16::from_le_bytes([b[0], b[1]])
+            })
+        }
+        fn u32(&self, at: usize) -> Result<u32, Stop> {
+            let b = self.buf.get(at..at + 4).ok_or(Stop::More)?;
+            Ok(if self.big {
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            } else {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            })
+        }
+        fn tag(&self, at: usize) -> Result<u32, Stop> {
+            Ok(((self.u16(at)? as u32) << 16) | self.u16(at + 2)? as u32)
+        }
+    }
+
+    fn long_length_vr(vr: &[u8]) -> bool {
+        matches!(
+            vr,
+            b"OB"
+                | b"OW"
+                | b"OF"
+                | b"OD"
+                | b"OL"
+                | b"OV"
+                | b"SQ"
+                | b"UT"
+                | b"UN"
+                | b"UC"
+                | b"UR"
+                | b"SV"
+                | b"UV"
+        )
+    }
+
+    /// One element header at `at`: (tag, VR if explicit, value length, header size).
+    fn element(c: &Cursor, at: usize, enc: Enc) -> Result<(u32, [u8; 2], u32, usize), Stop> {
+        let tag = c.tag(at)?;
+        if tag >> 16 == 0xFFFE || enc == Enc::ImplicitLe {
+            return Ok((tag, *b"  ", c.u32(at + 4)?, 8));
+        }
+        let vr = c.buf.get(at + 4..at + 6).ok_or(Stop::More)?;
+        if !is_vr(vr) {
+            return Err(Stop::GiveUp);
+        }
+        let vr = [vr[0], vr[1]];
+        if long_length_vr(&vr) {
+            Ok((tag, vr, c.u32(at + 8)?, 12))
+        } else {
+            Ok((tag, vr, c.u16(at + 6)? as u32, 8))
+        }
+    }
+
+    /// Skips the value of an undefined-length element starting at `at` (just after its header);
+    /// returns the position after its sequence delimiter.
+    fn skip_sequence(c: &Cursor, mut at: usize, enc: Enc, depth: u32) -> Result<usize, Stop> {
+        if depth > 32 {
+            return Err(Stop::GiveUp);
+        }
+        loop {
+            let tag = c.tag(at)?;
+            let len = c.u32(at + 4)?;
+            match tag {
+                0xFFFE_E0DD => return Ok(at + 8),
+                0xFFFE_E000 if len == u32::MAX => {
+                    at += 8;
+                    loop {
+                        let (t, vr, l, h) = element(c, at, enc)?;
+                        if t == 0xFFFE_E00D {
+                            at += 8;
+                            break;
+                        }
+                        at += h;
+                        if l == u32::MAX {
+                            // Explicit UN of undefined length holds implicit VR little endian.
+                            let inner = if &vr == b"UN" { Enc::ImplicitLe } else { enc };
+                            at = skip_sequence(c, at, inner, depth + 1)?;
+                        } else {
+                            at += l as usize;
+                        }
+                    }
+                }
+                0xFFFE_E000 => at += 8 + len as usize,
+                _ => return Err(Stop::GiveUp),
+            }
+        }
+    }
+
+    fn decode_text(bytes: &[u8]) -> String {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_string(),
+            // Not UTF-8: the single-byte Latin-1 repertoire most scanners use.
+            Err(_) => bytes.iter().map(|&b| b as char).collect(),
+        }
+    }
+
+    fn value(c: &Cursor, tag: u32, vr: [u8; 2], bytes: &[u8], enc: Enc) -> Val {
+        let binary: Option<&[u8; 2]> = match &vr {
+            b"US" | b"SS" | b"UL" | b"SL" | b"FL" | b"FD" => Some(&vr),
+            _ if enc == Enc::ImplicitLe && US_TAGS.contains(&tag) => Some(b"US"),
+            _ => None,
+        };
+        let Some(kind) = binary else {
+            return Val::Text(decode_text(bytes));
+        };
+        let w = match kind {
+            b"US" | b"SS" => 2,
+            b"FD" => 8,
+            _ => 4,
+        };
+        let nums = bytes
+            .chunks_exact(w)
+            .map(|b| {
+                let mut a = [0u8; 8];
+                a[..w].copy_from_slice(b);
+                if c.big {
+                    a[..w].reverse();
+                }
+                match kind {
+                    b"US" => u16::from_le_bytes([a[0], a[1]]) as f64,
+                    b"SS" => i16::from_le_bytes([a[0], a[1]]) as f64,
+                    b"UL" => u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+                    b"SL" => i32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+                    b"FL" => f32::from_le_bytes([a[0], a[1], a[2], a[3]]) as f64,
+                    _ => f64::from_le_bytes(a),
+                }
+            })
+            .collect();
+        Val::Nums(nums)
+    }
+
+    /// Scans `buf` (the file's first bytes; `eof` when it is the whole file).
+    fn scan(path: &Path, buf: &[u8], eof: bool) -> Result<InstanceHeader, Stop> {
+        let layout = match detect_layout(path, buf) {
+            Ok(l) => l,
+            Err(_) if !eof && buf.len() < 132 => return Err(Stop::More),
+            Err(_) => return Err(Stop::GiveUp),
+        };
+        let le = Cursor { buf, big: false };
+        let (mut at, uid) = match layout {
+            Layout::NoMeta(uid) => (0usize, uid.to_string()),
+            Layout::Preamble | Layout::MagicOnly => {
+                let mut at = if matches!(layout, Layout::Preamble) {
+                    132
+                } else {
+                    4
+                };
+                let mut uid = None;
+                while le.u16(at)? == 0x0002 {
+                    let (tag, _, len, h) = element(&le, at, Enc::ExplicitLe)?;
+                    if len == u32::MAX {
+                        return Err(Stop::GiveUp);
+                    }
+                    let end = at + h + len as usize;
+                    let bytes = buf.get(at + h..end).ok_or(Stop::More)?;
+                    if tag == 0x0002_0010 {
+                        uid = Some(trim_value(&decode_text(bytes)).to_string());
+                    }
+                    at = end;
+                }
+                (at, uid.ok_or(Stop::GiveUp)?)
+            }
+        };
+        let enc = match uid.as_str() {
+            ts::IMPLICIT_VR_LE => Enc::ImplicitLe,
+            ts::EXPLICIT_VR_BE => Enc::ExplicitBe,
+            // Deflated data sets are left to dicom-object.
+            "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" | "1.2.840.10008.1.2.4.204" => {
+                return Err(Stop::GiveUp)
+            }
+            _ => Enc::ExplicitLe,
+        };
+        let c = Cursor {
+            buf,
+            big: enc == Enc::ExplicitBe,
+        };
+        let mut found = Found(Vec::with_capacity(WANTED.len()));
+        loop {
+            if at == buf.len() && eof {
+                break; // a data set without pixel data ends with the file
+            }
+            let tag = c.tag(at)?;
+            if tag > LAST {
+                break;
+            }
+            let (tag, vr, len, h) = element(&c, at, enc)?;
+            if tag >> 16 == 0xFFFE {
+                return Err(Stop::GiveUp);
+            }
+            at += h;
+            if len == u32::MAX {
+                let inner = if &vr == b"UN" { Enc::ImplicitLe } else { enc };
+                at = skip_sequence(&c, at, inner, 0)?;
+                continue;
+            }
+            let end = at + len as usize;
+            if WANTED.binary_search(&tag).is_ok() {
+                let bytes = buf.get(at..end).ok_or(Stop::More)?;
+                found.0.push((tag, value(&c, tag, vr, bytes, enc)));
+            } else if end > buf.len() {
+                return Err(Stop::More);
+            }
+            at = end;
+        }
+        Ok(build_header(&uid, &found))
+    }
+
+    /// The header of the file at `path`, or `None` to let dicom-object read it.
+    pub(super) fn read_header(path: &Path) -> Option<InstanceHeader> {
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut buf = Vec::new();
+        let mut want = 16 * 1024;
+        loop {
+            let have = buf.len();
+            (&mut file)
+                .take((want - have) as u64)
+                .read_to_end(&mut buf)
+                .ok()?;
+            let eof = buf.len() < want;
+            match scan(path, &buf, eof) {
+                Ok(h) => return Some(h),
+                Err(Stop::More) if !eof => want *= 4,
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

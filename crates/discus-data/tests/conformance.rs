@@ -4,7 +4,9 @@
 //! Expected values come from outside discus: the WG04 uncompressed references, the README's
 //! statements about which files hold the same pixels, and header values printed by DCMTK's dcmdump.
 
-use discus_data::dicom::{decode_pixels, read_header, DicomError, PixelValues, StoredPixels};
+use discus_data::dicom::{
+    decode_pixels, read_header, read_header_full, DicomError, PixelValues, StoredPixels,
+};
 use std::path::{Path, PathBuf};
 
 /// The shared data folder: `$DISCUS_SHARED_DIR`, else `shared/` beside the repository
@@ -69,8 +71,9 @@ fn expectation(rel: &str) -> Expect {
     if rel.starts_with("pydicom/dicomdirtests/") {
         return match name {
             "README" | "README.txt" => HeaderError,
-            // Directory records without their offsets: the data set ends early for dicom-rs.
-            "DICOMDIR-nooffset" => HeaderError,
+            // Directory records without their offsets: the data set ends early for dicom-rs. The
+            // header scanner stops at group 0028 and reads it; the full parse fails.
+            "DICOMDIR-nooffset" => DecodeError,
             // Media directories, and TINY_ALPHA's images which are headers only.
             _ if name.starts_with("DICOMDIR") || rel.contains("/TINY_ALPHA/") => NoPixels,
             _ => Pixels,
@@ -85,11 +88,12 @@ fn expectation(rel: &str) -> Expect {
         "no_meta.dcm" => HeaderError,
         // The file meta group lacks (0002,0010) Transfer Syntax UID, so the data set cannot be read.
         "meta_missing_tsyntax.dcm" => HeaderError,
-        // Truncated inside a sequence before any pixel data (pydicom reads it lazily and misses it).
-        "rtplan_truncated.dcm" => HeaderError,
+        // Truncated inside a sequence after group 0028 (pydicom reads it lazily and misses it; so
+        // does the header scanner, which stops at (0028,1053)); the full parse for pixels fails.
+        "rtplan_truncated.dcm" => DecodeError,
         // (0008,1115) encoded as UN with undefined length holding an implicit VR sequence: pydicom
-        // re-parses it, dicom-rs cannot.
-        "UN_sequence.dcm" => HeaderError,
+        // and the header scanner skip it, dicom-rs cannot parse it.
+        "UN_sequence.dcm" => DecodeError,
         // Pixel Data is 62 bytes short of Rows x Columns x 2 (pydicom: "8130 vs 8192 bytes").
         "MR_truncated.dcm" => DecodeError,
         // 4 bytes of the JPEG 2000 codestream replaced by a sequence delimiter: not valid J2K
@@ -549,4 +553,44 @@ fn header_fields_match_dcmdump() {
         (None, None, None)
     );
     assert_eq!((h.rows, h.columns, h.bits_allocated), (512, 512, 8));
+}
+
+#[test]
+fn fast_header_scan_equals_the_full_parse() {
+    // read_header's scanner skips everything but the fields it needs; dicom-object parses the whole
+    // header. Wherever dicom-object reads a file, the two must agree exactly.
+    let root = dicom_dir();
+    let mut files = Vec::new();
+    all_files(&root, &mut files);
+    let mut compared = 0;
+    let mut only_fast = Vec::new();
+    for path in &files {
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        match (read_header(path), read_header_full(path)) {
+            (Ok(fast), Ok(full)) => {
+                assert_eq!(fast, full, "{rel}");
+                compared += 1;
+            }
+            (Err(_), Err(_)) => {}
+            (Ok(_), Err(_)) => only_fast.push(rel),
+            (Err(e), Ok(_)) => panic!("{rel}: only the full parse reads it; scanner error {e}"),
+        }
+    }
+    assert!(compared > 150, "only {compared} files compared");
+    // The scanner stops at (0028,1053), so damage after it goes unseen (as with pydicom's lazy
+    // reading); it also skips an undefined-length UN sequence that dicom-rs cannot parse.
+    only_fast.sort();
+    assert_eq!(
+        only_fast,
+        [
+            "pydicom/UN_sequence.dcm",
+            "pydicom/dicomdirtests/DICOMDIR-nooffset",
+            "pydicom/rtplan_truncated.dcm"
+        ],
+        "files only the scanner reads"
+    );
 }
