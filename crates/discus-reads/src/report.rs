@@ -39,9 +39,9 @@ pub fn heat_map_svg(report: &AgreementReport, statistic: &str) -> String {
     let n = report.readers.len();
     let cell = 64.0;
     let left = 120.0;
-    let top = 120.0;
-    let w = left + cell * n as f64 + 20.0;
-    let h = top + cell * n as f64 + 20.0;
+    let top = 70.0;
+    let w = (left + cell * n as f64 + 20.0).max(480.0);
+    let h = top + cell * n as f64 + 40.0;
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="pairwise {stat}">"#,
         stat = esc(statistic)
@@ -83,6 +83,10 @@ pub fn heat_map_svg(report: &AgreementReport, statistic: &str) -> String {
             );
         }
     }
+    s += &format!(
+        r##"<text x="10" y="{}" font-size="12" fill="#555">colour: red at 0 or below, yellow at 0.5, green at 1; grey: undefined</text>"##,
+        top + cell * n as f64 + 24.0
+    );
     s += "</svg>";
     s
 }
@@ -191,7 +195,59 @@ pub fn agreement_html(report: &AgreementReport, heat_statistic: &str) -> String 
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>discus reader agreement</title>\
          <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse;margin:1em 0}}\
-         td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:right}}th{{background:#f4f4f4}}\
+         td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:right;white-space:nowrap}}th{{background:#f4f4f4}}\
          td:first-child{{text-align:left}}small{{color:#666}}</style></head><body>{body}</body></html>"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{agreement_report, blinded_findings, AgreementOptions};
+    use crate::store::{FindingKey, ReaderId, RoundId, RoundKind, StoredRead};
+    use discus_core::{Condition, Level, Severity, StudyId};
+
+    #[test]
+    fn heat_map_has_a_cell_per_reader_pair_and_escapes_names() {
+        let names = ["a<b>", "c&d", "e"];
+        let mut reads = Vec::new();
+        let mut ev = 0;
+        for study in 1..=20u64 {
+            for (i, n) in names.iter().enumerate() {
+                ev += 1;
+                reads.push(StoredRead {
+                    event_id: ev,
+                    key: FindingKey {
+                        study: StudyId(study),
+                        condition: Condition::SpinalCanalStenosis,
+                        level: Level::L4L5,
+                    },
+                    reader: ReaderId(i as i64),
+                    reader_name: n.to_string(),
+                    round: RoundId(1),
+                    round_name: "first".into(),
+                    round_kind: RoundKind::Blinded,
+                    grade: Severity::from_index(((study as usize) * (i + 1)) % 3),
+                    point: None,
+                    recorded_at: 0,
+                    note: None,
+                });
+            }
+        }
+        let f = blinded_findings(&reads, None, None);
+        let opts = AgreementOptions {
+            resamples: 20,
+            ..Default::default()
+        };
+        let rep = agreement_report(&f, None, &opts);
+        let svg = heat_map_svg(&rep, "cohen_kappa_unweighted");
+        assert_eq!(svg.matches("<rect").count(), 9);
+        assert!(!svg.contains("a<b>") && svg.contains("a&lt;b&gt;") && svg.contains("c&amp;d"));
+        let v = rep
+            .pair_value("a<b>", "e", "cohen_kappa_unweighted")
+            .unwrap();
+        assert!(svg.contains(&format!("{v:.3}")));
+        let html = agreement_html(&rep, "cohen_kappa_unweighted");
+        assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));
+    }
 }
