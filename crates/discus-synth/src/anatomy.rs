@@ -268,6 +268,8 @@ impl Degeneration {
 pub const FORAMEN_ROOT_R: f64 = 2.6;
 /// Radius of the traversing root in the lateral recess (mm).
 pub const RECESS_ROOT_R: f64 = 1.8;
+/// Fat rim around the traversing root in a normal recess (mm).
+pub const RECESS_RIM: f64 = 1.8;
 
 /// Free half-size around a root of radius `r` for a degree: fat rim of 3 mm at 0, under 0.5 mm at
 /// 1/3, none at 2/3, and below the root's radius (compression) beyond.
@@ -513,7 +515,7 @@ impl Anatomy {
             sac_rx,
             sac_rd,
             sac_dc: epi + sac_rd,
-            canal_w: sac_rx + 4.5,
+            canal_w: sac_rx + 2.0 * RECESS_ROOT_R + RECESS_RIM + 0.4,
             lamina_d,
             spinous_len,
             subcut,
@@ -623,11 +625,11 @@ impl Anatomy {
     /// Geometry of the lateral recess of disc `j` on a side at s: (root centre x, d; recess half
     /// sizes in x and d; root radius).
     pub fn recess_at(&self, s: f64, j: usize, side: usize) -> (f64, f64, f64, f64) {
-        let w = space_half_size(self.sub_deg[side][j], RECESS_ROOT_R, 2.6);
+        let w = space_half_size(self.sub_deg[side][j], RECESS_ROOT_R, RECESS_RIM);
         let b = bump(s - self.disc_s(j), 4.0);
-        let free = RECESS_ROOT_R + 2.6;
+        let free = RECESS_ROOT_R + RECESS_RIM;
         let half = free + (w - free) * b;
-        let xr = self.sac_rx + RECESS_ROOT_R + 0.6;
+        let xr = self.sac_rx + RECESS_ROOT_R - 0.2;
         (xr, self.sac_dc - 0.35 * self.sac_rd, half, half)
     }
 
@@ -639,7 +641,7 @@ impl Anatomy {
         let as_ = (0.42 * h_up) * (1.0 - 0.25 * g);
         let sc = self.disc_s(j) - 0.35 * h_up * (1.0 - 0.2 * g);
         let root_s = sc - 0.35 * as_;
-        (sc, 1.5 + ad, as_, ad, root_s)
+        (sc, 3.2 + ad, as_, ad, root_s)
     }
 
     /// x of the centre of the foraminal band (the exiting root's parasagittal plane).
@@ -701,10 +703,17 @@ impl Anatomy {
                 let dg = self.disc_deg[j];
                 let w = 0.5 * (self.body_w[above] + self.body_w[below]) + 1.0 + 1.5 * dg;
                 let dd = 0.5 * (self.body_d[above] + self.body_d[below]);
-                let bulge = 0.8 + 2.0 * dg + 1.2 * self.sac_rd * self.spinal_deg[j];
+                // Posterior bulge: a broad part from disc degeneration, and a central part that meets
+                // the narrowed sac (which keeps priority below).
+                let central = (1.0 - (x / self.sac_rx).powi(2)).max(0.0);
+                let bulge = 0.8 + 2.0 * dg + 1.2 * self.sac_rd * self.spinal_deg[j] * central;
                 let dback = if d > -dd { dd + bulge } else { dd + 1.0 };
+                let in_sac = d > 0.0 && s < self.sac_end_s && {
+                    let (dc, rx, rd) = self.sac_at(s, j);
+                    (x / rx).powi(2) + ((d - dc) / rd).powi(2) <= 1.0
+                };
                 let q = (x / w).powi(2) + ((d + dd) / dback).powi(2);
-                if q <= 1.0 {
+                if q <= 1.0 && !in_sac {
                     let h = self.s_top[below] - self.s_bot[above];
                     if j >= 8 {
                         return Tissue::Cortex; // fused sacral segments
@@ -767,7 +776,7 @@ impl Anatomy {
                         return Tissue::Nerve;
                     }
                     let q = ((ax - xr) / hx).powi(2) + ((d - dr) / hd).powi(2);
-                    if q > 1.0 && d > dr && ax > xr - 0.5 {
+                    if q > 1.0 && d > dr - 0.5 * hd && ax > xr - 0.5 {
                         return Tissue::Cortex;
                     }
                 }
@@ -783,13 +792,15 @@ impl Anatomy {
             let fw = self.canal_w + 12.0;
             if d >= 0.0 && d < self.lamina_d + 8.0 && ax >= self.canal_w && ax < fw {
                 let (fs, fd, as_, ad, root_s) = self.foramen(j, side);
+                let rr = FORAMEN_ROOT_R;
+                // The root (flattened to the space when compressed), then the fat around it: a
+                // teardrop below the pedicle plus a band of the same depth around the root.
+                if ((s - root_s) / rr).powi(2) + ((d - fd) / rr.min(ad)).powi(2) <= 1.0 {
+                    return Tissue::Nerve;
+                }
                 let q = ((s - fs) / as_).powi(2) + ((d - fd) / ad).powi(2);
-                if q <= 1.0 {
-                    let rr = FORAMEN_ROOT_R;
-                    let rd = rr.min(ad);
-                    if ((s - root_s) / rr).powi(2) + ((d - fd) / rd).powi(2) <= 1.0 {
-                        return Tissue::Nerve;
-                    }
+                let qr = ((s - root_s) / (rr + 1.0)).powi(2) + ((d - fd) / ad).powi(2);
+                if q <= 1.0 || qr <= 1.0 {
                     return Tissue::Fat;
                 }
                 // Facet joint line, oblique, behind the foramen.
