@@ -262,6 +262,26 @@ impl Index {
         &self.conn
     }
 
+    /// The series that have files in the index: `(split, study, series)`.
+    pub fn indexed_series(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, u64, u64)>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT split, study_id, series_id FROM instances")
+            .map_err(self.sql_err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(self.sql_err())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql_err())
+    }
+
     /// The files the index holds for one series, by relative path.
     pub fn series_files(
         &self,

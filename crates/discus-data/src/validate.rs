@@ -596,6 +596,21 @@ fn native_pixel_bytes(h: &InstanceHeader) -> Option<u64> {
     Some(bits.div_ceil(8))
 }
 
+thread_local! {
+    /// Each scanning thread keeps one read-only connection to the index (reopened for another index).
+    static READER: std::cell::RefCell<Option<(PathBuf, Option<Index>)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_reader<T>(path: &Path, f: impl FnOnce(Option<&Index>) -> T) -> T {
+    READER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(p, _)| p != path) {
+            *slot = Some((path.to_path_buf(), Index::open_read_only(path).ok()));
+        }
+        f(slot.as_ref().and_then(|(_, ix)| ix.as_ref()))
+    })
+}
+
 fn scan_series(
     root: &Path,
     sd: &SeriesDir,
@@ -1175,6 +1190,7 @@ pub fn validate(
     let csv = read_csvs(root, &splits, &mut findings);
 
     // Scan series in parallel; one writer thread stores them.
+    let indexed = index.indexed_series()?;
     let files_total: u64 = series_dirs.iter().map(|s| s.n_files).sum();
     let done = AtomicU64::new(0);
     let (tx, rx) = std::sync::mpsc::sync_channel::<SeriesScan>(64);
@@ -1211,15 +1227,19 @@ pub fn validate(
         });
         let index_path = &index_path;
         let descriptions = &csv.descriptions;
+        let indexed = &indexed;
         series_dirs.par_iter().for_each_init(
-            || (tx.clone(), Index::open_read_only(index_path).ok()),
-            |(tx, reader), sd| {
-                let scan = scan_series(
-                    root,
-                    sd,
-                    reader.as_ref(),
-                    descriptions.get(&(sd.split, sd.study, sd.series)).copied(),
-                );
+            || tx.clone(),
+            |tx, sd| {
+                let description = descriptions.get(&(sd.split, sd.study, sd.series)).copied();
+                // Only series the index already holds need a look-up (none on a first run).
+                let scan = if indexed.contains(&(sd.split.to_string(), sd.study, sd.series)) {
+                    with_reader(index_path, |reader| {
+                        scan_series(root, sd, reader, description)
+                    })
+                } else {
+                    scan_series(root, sd, None, description)
+                };
                 let n = done.fetch_add(sd.n_files, Ordering::Relaxed) + sd.n_files;
                 // The receiver lives until every sender is gone.
                 let _ = tx.send(scan);
