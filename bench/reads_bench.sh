@@ -9,11 +9,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 "$root/bench/reads_bench.py" "$work" 1975 3
 store="$work/reads.sqlite"
-t() { local s=$(date +%s.%N); "$@" >/dev/null; echo "$(echo "$(date +%s.%N) - $s" | bc) s: ${*:2:3}"; }
+t() { local label=$1; shift; local s=$(date +%s.%N); "$@" >/dev/null; printf '%-32s %6.2f s\n' "$label" "$(echo "$(date +%s.%N) - $s" | bc)"; }
 echo "binary: $bin"
-t "$bin" reads --store "$store" import --no-check --readers-dir "$work/readers"
-t "$bin" reads --store "$store" import --no-check --readers-dir "$work/readers"   # re-import: no-op
-t "$bin" reads --store "$store" agreement --resamples 1000 --out "$work/report"
-t "$bin" reads --store "$store" disagreements --rule grades-differ --out "$work/worklist.csv"
-t "$bin" reads --store "$store" consensus --rule median --out "$work/consensus"
+t "import (3 x 49,375 reads)" "$bin" reads --store "$store" import --no-check --readers-dir "$work/readers"
+t "re-import (no-op)" "$bin" reads --store "$store" import --no-check --readers-dir "$work/readers"
+t "agreement (1000 resamples)" "$bin" reads --store "$store" agreement --resamples 1000 --out "$work/report"
+t "disagreements" "$bin" reads --store "$store" disagreements --rule grades-differ --out "$work/worklist.csv"
+t "consensus (median)" "$bin" reads --store "$store" consensus --rule median --out "$work/consensus"
 ls -la "$store" | awk '{print "store size:", $5, "bytes"}'
