@@ -1,11 +1,13 @@
 //! Speed of the metric on a full-size submission (2,000 studies x 25 rows) and of a bootstrap of
 //! 1,000 resamples over those studies. Run: `cargo bench -p discus-eval --bench metric`.
-//! Targets: scoring under 100 ms; bootstrap under 2 s.
+//! Targets: scoring under 100 ms; bootstrap under 2 s. Also times the numbers of a whole report.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use discus_core::formats::{StudyLabels, SubmissionRow};
 use discus_core::metric::{score, Joined, Semantics};
 use discus_core::{LabelColumn, RowId, Severity, StudyId};
+use discus_eval::report::{evaluate, EvalOptions};
+use discus_eval::sites::StudyMeta;
 use discus_eval::stats::bootstrap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,6 +58,26 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("1000 resamples of 2000 studies", |b| {
         b.iter(|| bootstrap(&terms, &all, 1000, 1))
+    });
+    g.finish();
+
+    // The whole report's numbers (no HTML): overall and 3 facets x sites bootstraps, 36 slices.
+    let meta: std::collections::HashMap<StudyId, StudyMeta> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let m = StudyMeta {
+                institution: Some(format!("site {}", i % 6)),
+                manufacturer: Some(["SIEMENS", "GE", "Philips"][i % 3].into()),
+                field_strength: Some([1.5, 3.0][i % 2]),
+            };
+            (l.study, m)
+        })
+        .collect();
+    let mut g = c.benchmark_group("report");
+    g.sample_size(10);
+    g.bench_function("evaluate 2000 studies, 1000 resamples, 6 sites", |b| {
+        b.iter(|| evaluate(&labels, &rows, None, &meta, vec![], EvalOptions::default()).unwrap())
     });
     g.finish();
 }
