@@ -595,7 +595,13 @@ fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
         ConsensusArg::Median => ConsensusRule::Median,
     };
     let adj = adjudications(&reads);
-    let labels = consensus(&findings, &adj, rule);
+    let sl = slices(c);
+    let labels = consensus(
+        &findings,
+        &adj,
+        rule,
+        sl.as_ref().map(|s| s as &dyn SliceLookup),
+    );
     let out_labels: Vec<Label> = labels
         .iter()
         .map(|l| Label {

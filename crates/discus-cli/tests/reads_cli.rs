@@ -9,8 +9,8 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use discus_core::agreement::SplitMix64;
 use discus_core::formats::{
-    read_train, write_coordinates, write_series_descriptions, write_train, LabelPoint, LineEnding,
-    SeriesDescription, StudyLabels,
+    read_coordinates, read_train, write_coordinates, write_series_descriptions, write_train,
+    LabelPoint, LineEnding, SeriesDescription, StudyLabels,
 };
 use discus_core::{LabelColumn, SeriesId, SeriesKind, Severity, StudyId};
 use std::path::{Path, PathBuf};
@@ -234,6 +234,34 @@ fn write_reader(dir: &Path, r: &Truth) {
         LineEnding::Lf,
     )
     .unwrap();
+}
+
+/// Patient position (mm) of pixel (x, y) on instance `instance` of a fixture series (the geometry of
+/// `slice_geometry`, written independently: sagittal rows run along +y, columns along -z; axial
+/// rows along +x, columns along +y).
+fn patient_mm(kind: SeriesKind, instance: u32, x: f64, y: f64) -> [f64; 3] {
+    let k = f64::from(instance - 1);
+    if kind.is_sagittal() {
+        [-8.0 - 4.0 * k, -32.0 + x, 32.0 - y]
+    } else {
+        [-32.0 + x, -32.0 + y, 20.0 - 4.0 * k]
+    }
+}
+
+fn mean_distance_mm(points: &[LabelPoint], truth: &Truth) -> f64 {
+    let mut sum = 0.0;
+    for p in points {
+        let t = truth
+            .points
+            .iter()
+            .find(|t| t.study == p.study && t.condition == p.condition && t.level == p.level)
+            .unwrap();
+        let kind = p.condition.series_kind();
+        let a = patient_mm(kind, p.instance, p.x, p.y);
+        let b = patient_mm(kind, t.instance, t.x, t.y);
+        sum += ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+    }
+    sum / points.len() as f64
 }
 
 /// Cells that differ from the truth (a missing label counts as wrong).
@@ -476,6 +504,25 @@ fn end_to_end_consensus_beats_every_reader() {
         }
         let coords = std::fs::read_to_string(out_dir.join("train_label_coordinates.csv")).unwrap();
         assert_eq!(coords.lines().count(), 1 + 16 * 25);
+        if rule == "majority" {
+            // The consensus point (the medoid in mm) lies closer to the truth than any reader's.
+            let cons = read_coordinates(&out_dir.join("train_label_coordinates.csv"))
+                .unwrap()
+                .strict()
+                .unwrap();
+            let c = mean_distance_mm(&cons, &truth);
+            for name in names {
+                let r = read_coordinates(
+                    &root.join(format!("readers/{name}/train_label_coordinates.csv")),
+                )
+                .unwrap()
+                .strict()
+                .unwrap();
+                let d = mean_distance_mm(&r, &truth);
+                eprintln!("mean distance to the true point: {name} {d:.2} mm, consensus {c:.2} mm");
+                assert!(c < d, "consensus {c} mm, {name} {d} mm");
+            }
+        }
     }
     eprintln!("reader errors {reader_errors:?}; consensus errors {by_rule:?}");
     for (rule, e) in &by_rule {

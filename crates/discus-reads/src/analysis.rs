@@ -666,10 +666,16 @@ pub struct ConsensusLabel {
 }
 
 /// The consensus labels of every finding under `rule`.
+///
+/// The point of a label is the adjudicator's, when the decision has one; otherwise one of the points
+/// of the readers who gave the final grade (of all readers, when none of them placed one): with
+/// `slices`, the medoid (the point with the smallest sum of distances in mm to every reader's point);
+/// without, the first reader's by name.
 pub fn consensus(
     findings: &[FindingReads],
     adjudicated: &HashMap<FindingKey, StoredRead>,
     rule: ConsensusRule,
+    slices: Option<&dyn SliceLookup>,
 ) -> Vec<ConsensusLabel> {
     // Findings that only an adjudicator has read still get a label under the adjudicated rule.
     let mut keys: BTreeSet<FindingKey> = findings.iter().map(|f| f.key).collect();
@@ -723,12 +729,18 @@ pub fn consensus(
                 },
             };
             if point.is_none() {
-                // The point of the first reader (by name) who gave the final grade, else of anyone.
-                let pick = reads
+                let placed: Vec<&StoredRead> = reads.iter().filter(|r| r.point.is_some()).collect();
+                let agreeing: Vec<&StoredRead> = placed
                     .iter()
-                    .find(|r| r.point.is_some() && grade.is_some() && r.grade == grade)
-                    .or_else(|| reads.iter().find(|r| r.point.is_some()));
-                if let Some(r) = pick {
+                    .copied()
+                    .filter(|r| grade.is_some() && r.grade == grade)
+                    .collect();
+                let candidates = if agreeing.is_empty() {
+                    &placed
+                } else {
+                    &agreeing
+                };
+                if let Some(r) = medoid(key.study, candidates, &placed, slices) {
                     point = r.point;
                     point_from = Some(r.reader_name.clone());
                 }
@@ -759,6 +771,35 @@ pub fn consensus(
             }
         })
         .collect()
+}
+
+/// The candidate whose point has the smallest sum of distances to all placed points; the first
+/// candidate when no distance can be measured.
+fn medoid<'a>(
+    study: StudyId,
+    candidates: &[&'a StoredRead],
+    placed: &[&StoredRead],
+    slices: Option<&dyn SliceLookup>,
+) -> Option<&'a StoredRead> {
+    let first = candidates.first().copied()?;
+    let Some(slices) = slices else {
+        return Some(first);
+    };
+    let mut best: Option<(f64, &StoredRead)> = None;
+    for c in candidates {
+        let p = c.point?;
+        let mut sum = 0.0;
+        for o in placed {
+            match slices.distance_mm(study, &p, &o.point?) {
+                Ok(Some(d)) => sum += d,
+                _ => return Some(first),
+            }
+        }
+        if best.is_none_or(|(b, _)| sum < b) {
+            best = Some((sum, c));
+        }
+    }
+    best.map(|(_, r)| r).or(Some(first))
 }
 
 #[cfg(test)]
@@ -814,7 +855,7 @@ mod tests {
         ];
         let f = blinded_findings(&reads, None, None);
         let none = HashMap::new();
-        let g = |rule| consensus(&f, &none, rule)[0].grade;
+        let g = |rule| consensus(&f, &none, rule, None)[0].grade;
         assert_eq!(g(ConsensusRule::Unanimous), None);
         // 2 of 4 is not more than half.
         assert_eq!(g(ConsensusRule::Majority), None);
@@ -822,7 +863,7 @@ mod tests {
         assert_eq!(g(ConsensusRule::Median), Some(Moderate));
         assert_eq!(g(ConsensusRule::Adjudicated), None);
         let adj = adjudications(&[read("boss", 9, ADJ, k, Some(Severe), 10)]);
-        let l = &consensus(&f, &adj, ConsensusRule::Adjudicated)[0];
+        let l = &consensus(&f, &adj, ConsensusRule::Adjudicated, None)[0];
         assert_eq!(l.grade, Some(Severe));
         assert_eq!(l.adjudicator.as_deref(), Some("boss"));
         assert_eq!(l.decided_by, "adjudicated");
@@ -832,7 +873,7 @@ mod tests {
         r3[0].grade = Some(Moderate);
         let f3 = blinded_findings(&r3, None, None);
         assert_eq!(
-            consensus(&f3, &none, ConsensusRule::Majority)[0].grade,
+            consensus(&f3, &none, ConsensusRule::Majority, None)[0].grade,
             Some(Moderate)
         );
     }
@@ -969,5 +1010,46 @@ mod tests {
         assert_eq!(rep.by_condition[0].findings, 12);
         assert_eq!(rep.by_condition[1].findings, 0);
         assert_eq!(rep.studies, 12);
+    }
+    #[test]
+    fn consensus_point_is_the_medoid_in_mm() {
+        use crate::geometry::KnownSlices;
+        use discus_data::geometry::SliceGeometry;
+        let k = key(1, Condition::SpinalCanalStenosis, Level::L3L4);
+        let mut reads = Vec::new();
+        for (i, (name, x)) in [("a", 0.0), ("b", 10.0), ("c", 12.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut r = read(name, i as i64, R1, k, Some(Moderate), i as i64 + 1);
+            r.point = Some(Point {
+                series: SeriesId(5),
+                instance: 1,
+                x,
+                y: 20.0,
+            });
+            reads.push(r);
+        }
+        // A reader with another grade is not a candidate, though its point counts for distances.
+        let mut d = read("d", 9, R1, k, Some(Severe), 9);
+        d.point = Some(Point {
+            series: SeriesId(5),
+            instance: 1,
+            x: 11.0,
+            y: 20.0,
+        });
+        reads.push(d);
+        let f = blinded_findings(&reads, None, None);
+        let mut slices = KnownSlices::default();
+        let g = SliceGeometry::new([0.0; 3], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.0, 1.0], 64, 64)
+            .unwrap();
+        slices.insert(StudyId(1), 5, 1, g);
+        let none = HashMap::new();
+        let l = &consensus(&f, &none, ConsensusRule::Majority, Some(&slices))[0];
+        assert_eq!(l.grade, Some(Moderate));
+        // Sums of distances: a 10+12+11 = 33, b 10+2+1 = 13, c 12+2+1 = 15.
+        assert_eq!(l.point_from.as_deref(), Some("b"));
+        let l = &consensus(&f, &none, ConsensusRule::Majority, None)[0];
+        assert_eq!(l.point_from.as_deref(), Some("a"));
     }
 }
