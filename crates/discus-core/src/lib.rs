@@ -18,7 +18,6 @@ pub mod agreement;
 pub mod formats;
 pub mod fsio;
 pub mod governance;
-pub mod governance;
 pub mod metric;
 pub mod types;
 
