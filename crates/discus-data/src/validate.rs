@@ -368,12 +368,12 @@ pub enum Contrast {
     Stir,
 }
 
-/// T1: short TR (< 1000 ms) and short TE (< 30 ms); STIR: an inversion time of 100-250 ms (fat
-/// nulling at 1.5-3 T is ~150 ms); T2: long TR (>= 1500 ms) and long TE (>= 50 ms). Anything else
-/// (proton density, FLAIR, missing values) is `None`: no claim is made.
+/// T1: short TR (< 1000 ms) and short TE (< 30 ms); STIR: an inversion time of 100-300 ms (fat
+/// nulling is ~150 ms at 1.5 T, ~220-250 ms at 3 T); T2: long TR (>= 1500 ms) and long TE (>= 50 ms).
+/// Anything else (proton density, T1 FLAIR with TI ~800 ms, missing values) is `None`: no claim is made.
 pub fn infer_contrast(tr: Option<f64>, te: Option<f64>, ti: Option<f64>) -> Option<Contrast> {
     if let Some(ti) = ti {
-        if (100.0..=250.0).contains(&ti) {
+        if (100.0..=300.0).contains(&ti) {
             return Some(Contrast::Stir);
         }
     }
@@ -1777,4 +1777,53 @@ pub fn render_html(r: &Report) -> String {
         }
     }
     h + "</body></html>\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contrast_from_timing() {
+        // Typical protocols (spec section 4): T1 TSE, T2 TSE, STIR at 1.5 T and 3 T, T1 FLAIR, PD.
+        assert_eq!(
+            infer_contrast(Some(550.0), Some(12.0), None),
+            Some(Contrast::T1)
+        );
+        assert_eq!(
+            infer_contrast(Some(3200.0), Some(95.0), None),
+            Some(Contrast::T2)
+        );
+        assert_eq!(
+            infer_contrast(Some(3500.0), Some(40.0), Some(150.0)),
+            Some(Contrast::Stir)
+        );
+        assert_eq!(
+            infer_contrast(Some(4000.0), Some(50.0), Some(230.0)),
+            Some(Contrast::Stir)
+        );
+        assert_eq!(infer_contrast(Some(2000.0), Some(10.0), Some(860.0)), None);
+        assert_eq!(infer_contrast(Some(2500.0), Some(20.0), None), None);
+        assert_eq!(infer_contrast(None, Some(12.0), None), None);
+    }
+
+    #[test]
+    fn finding_kind_names_are_stable_snake_case() {
+        for k in FindingKind::ALL {
+            let json = serde_json::to_string(k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert!(k
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+        }
+        assert_eq!(
+            FindingKind::PointOnWrongSeriesType.as_str(),
+            "point_on_wrong_series_type"
+        );
+        assert_eq!(
+            FindingKind::UnreadableFile.severity(),
+            FindingSeverity::Error
+        );
+    }
 }
