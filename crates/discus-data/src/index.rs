@@ -564,6 +564,118 @@ impl Index {
         Ok(())
     }
 
+    /// Every series row (ordered by split, study, series), for commands that work from the index.
+    pub fn series_rows(&self) -> Result<Vec<SeriesRow>, IndexError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT split, study_id, series_id, n_files, n_readable, description, plane,
+                        manufacturer, field_strength, repetition_time, echo_time, inversion_time
+                 FROM series ORDER BY split, study_id, series_id",
+            )
+            .map_err(self.sql_err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SeriesRow {
+                    split: r.get(0)?,
+                    study_id: r.get::<_, i64>(1)? as u64,
+                    series_id: r.get::<_, i64>(2)? as u64,
+                    n_files: r.get::<_, i64>(3)? as usize,
+                    n_readable: r.get::<_, i64>(4)? as usize,
+                    description: r.get(5)?,
+                    plane: r.get(6)?,
+                    manufacturer: r.get(7)?,
+                    field_strength: r.get(8)?,
+                    repetition_time: r.get(9)?,
+                    echo_time: r.get(10)?,
+                    inversion_time: r.get(11)?,
+                })
+            })
+            .map_err(self.sql_err())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql_err())
+    }
+
+    /// The readable headers of one series with their paths (relative to the root), by file number.
+    pub fn series_headers(
+        &self,
+        split: &str,
+        study_id: u64,
+        series_id: u64,
+    ) -> Result<Vec<(String, InstanceHeader)>, IndexError> {
+        let mut v: Vec<(Option<i64>, String, InstanceHeader)> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT path, file_number, header_json FROM instances
+                 WHERE split = ?1 AND study_id = ?2 AND series_id = ?3 AND header_json IS NOT NULL",
+            )
+            .map_err(self.sql_err())?;
+        let rows = stmt
+            .query_map(params![split, i(study_id), i(series_id)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(self.sql_err())?;
+        for row in rows {
+            let (path, n, json) = row.map_err(self.sql_err())?;
+            if let Ok(h) = serde_json::from_str::<InstanceHeader>(&json) {
+                v.push((n, path, h));
+            }
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        Ok(v.into_iter().map(|(_, p, h)| (p, h)).collect())
+    }
+
+    /// The stacks of one series, assembled from the indexed headers (no file is read). Slices are
+    /// numbered by file name (the instance number the label files use), else by InstanceNumber.
+    pub fn series_stacks(
+        &self,
+        split: &str,
+        study_id: u64,
+        series_id: u64,
+    ) -> Result<Vec<Stack>, IndexError> {
+        let mut numbered: HashMap<String, i64> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT path, file_number FROM instances
+                     WHERE split = ?1 AND study_id = ?2 AND series_id = ?3",
+                )
+                .map_err(self.sql_err())?;
+            let rows = stmt
+                .query_map(params![split, i(study_id), i(series_id)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+                .map_err(self.sql_err())?;
+            for row in rows {
+                let (p, n) = row.map_err(self.sql_err())?;
+                if let Some(n) = n {
+                    numbered.insert(p, n);
+                }
+            }
+        }
+        let slices = self
+            .series_headers(split, study_id, series_id)?
+            .into_iter()
+            .filter_map(|(p, h)| {
+                let n = numbered.get(&p).copied().or(h.instance_number)?;
+                let g = crate::geometry::SliceGeometry::from_header(&h).ok()?;
+                Some(crate::geometry::SliceInput {
+                    instance_number: n,
+                    geometry: g,
+                })
+            })
+            .collect();
+        Ok(crate::geometry::assemble_stacks(
+            slices,
+            &crate::geometry::StackOptions::default(),
+        ))
+    }
+
     /// Number of rows in a table (for reports and tests).
     pub fn count(&self, table: &str) -> Result<u64, IndexError> {
         let allowed = [

@@ -87,6 +87,22 @@ fn clean_dataset_has_no_findings_and_its_shape() {
         )
         .unwrap();
     assert_eq!(placed, 30);
+    // Later commands get series and stacks from the index alone.
+    let rows = ix.series_rows().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows[0].study_id, 1001);
+    assert_eq!(rows[0].plane.as_deref(), Some("sagittal"));
+    assert_eq!(rows[0].repetition_time, Some(550.0));
+    let ax = series_id(1002, SeriesKind::AxialT2);
+    let stacks = ix.series_stacks("train_images", 1002, ax).unwrap();
+    assert_eq!(stacks.len(), 1);
+    // Axial slices at z = 20, 16, ..., 4 for instances 1..5: the normal is +z, so the stack runs 5..1.
+    assert_eq!(stacks[0].instance_numbers(), vec![5, 4, 3, 2, 1]);
+    assert!((stacks[0].slice_spacing.unwrap() - 4.0).abs() < 1e-9);
+    assert_eq!(
+        ix.series_headers("train_images", 1002, ax).unwrap()[0].0,
+        format!("train_images/1002/{ax}/1.dcm")
+    );
 }
 
 #[test]
