@@ -16,6 +16,9 @@ use std::sync::Mutex;
 /// The folder inside OUT_DIR that holds resume markers (named by a keyed hash of the input path).
 pub const MARKER_DIR: &str = ".discus-deid";
 
+/// Worker threads per core: de-identifying is mostly waiting for the disk.
+pub const IO_THREADS_PER_CORE: usize = 4;
+
 /// What to de-identify and how.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -331,14 +334,23 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     let deid = Deidentifier::new(key, config.options);
     let claimed = Mutex::new(HashSet::new());
 
-    let results: Vec<FileResult> = files
-        .par_iter()
-        .map(|path| {
-            let r = one_file(&deid, config, path, &claimed);
-            progress();
-            r
-        })
-        .collect();
+    // the work is mostly waiting on the disk (every output is synced before its rename), so run
+    // more workers than cores
+    let threads = IO_THREADS_PER_CORE * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| io_err(&config.out_dir)(std::io::Error::other(e)))?;
+    let results: Vec<FileResult> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|path| {
+                let r = one_file(&deid, config, path, &claimed);
+                progress();
+                r
+            })
+            .collect()
+    });
 
     let mut map = read_map(&config.map_path)?;
     let mut report = RunReport {
@@ -367,6 +379,19 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     write_map(&config.map_path, &map)?;
     output_card(input_card, &config.out_dir, &config.options).write(&report.card_path)?;
     Ok(report)
+}
+
+/// Writes a resume marker: to a temporary name, then renamed (readers never see half a marker).
+/// Not synced: after a crash a lost marker only means that file is de-identified again.
+fn write_marker(marker: &Path, out_rel: &Path) -> std::io::Result<()> {
+    let tmp = discus_core::fsio::temp_path(marker);
+    let tmp = tmp.with_file_name(format!(
+        "{}-{:?}",
+        tmp.file_name().unwrap().to_string_lossy(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&tmp, out_rel.to_string_lossy().as_bytes())?;
+    std::fs::rename(&tmp, marker)
 }
 
 fn one_file(
@@ -430,7 +455,7 @@ fn one_file(
     let out_path = config.out_dir.join(&out_rel);
     if !claimed.lock().unwrap().insert(out_rel.clone()) {
         // the same instance again: mark it done so a resumed run does not redo it
-        if let Err(e) = atomic_write(&marker, out_rel.to_string_lossy().as_bytes()) {
+        if let Err(e) = write_marker(&marker, &out_rel) {
             return fail(format!("{}: {e}", marker.display()));
         }
         return FileResult::Duplicate(Duplicate {
@@ -445,7 +470,7 @@ fn one_file(
     if let Err(e) = atomic_write(&out_path, &buf) {
         return fail(format!("{}: {e}", out_path.display()));
     }
-    if let Err(e) = atomic_write(&marker, out_rel.to_string_lossy().as_bytes()) {
+    if let Err(e) = write_marker(&marker, &out_rel) {
         return fail(format!("{}: {e}", marker.display()));
     }
     let ids = outcome.ids;

@@ -16,7 +16,8 @@
 //! dummy values discus itself writes. Inside pixel data (binary samples) only spellings of 8 bytes or
 //! more count, since shorter byte strings occur by chance in images. Under Retain UIDs, hits inside
 //! UID (UI) elements are not counted (kept UIDs may embed dates; keeping them is what the option
-//! means).
+//! means). An all-digit spelling found inside a longer run of digits (the 39-digit decimal of a
+//! mapped 2.25 UID holds any 6-digit number by chance every few hundred UIDs) is not counted.
 
 use crate::deid::{is_text_vr, strings, Deidentifier, TAG_DEID_METHOD_CODES, TAG_PIXEL_DATA};
 use crate::keys::Key;
@@ -593,6 +594,15 @@ pub fn verify(out_dir: &Path, in_dir: &Path) -> Result<VerifyReport, VerifyError
                 let p = &pats[m.pattern().as_usize()];
                 let (element, in_pixels, vr) = locate(spans.as_deref(), m.start(), p.bytes.len());
                 if (in_pixels && p.bytes.len() < 8) || (options.retain_uids && vr == VR::UI) {
+                    continue;
+                }
+                // an all-digit value (a numeric id, a date) inside a longer run of digits, such as
+                // the 39-digit decimal of a mapped 2.25 UID, is a chance occurrence
+                let digit = |i: Option<&u8>| i.is_some_and(|b| b.is_ascii_digit());
+                if p.bytes.iter().all(u8::is_ascii_digit)
+                    && (digit(m.start().checked_sub(1).and_then(|i| bytes.get(i)))
+                        || digit(bytes.get(m.end())))
+                {
                     continue;
                 }
                 hits.push(Hit {
