@@ -17,6 +17,14 @@ use discus_reads::import::{
 use discus_reads::report::agreement_html;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
 use std::path::PathBuf;
+
+/// Prints a line to stdout, ignoring a closed pipe (`discus reads disagreements | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 use std::process::ExitCode;
 
 /// The multi-reader protocol: readers' reads in a store, their agreement, adjudication, consensus.
@@ -256,7 +264,7 @@ fn slices(c: &Common) -> Option<DicomSlices> {
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    say!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -322,12 +330,12 @@ fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
             Ok(r) => {
                 if !c.json {
                     match &r.outcome {
-                        ImportOutcome::Imported { events, .. } => println!(
+                        ImportOutcome::Imported { events, .. } => say!(
                             "{reader}: imported {events} reads ({} grades, {} points, {} studies) into round {}",
                             r.grades, r.points, r.studies, a.round
                         ),
                         ImportOutcome::AlreadyImported { .. } => {
-                            println!("{reader}: already imported (same files); nothing recorded")
+                            say!("{reader}: already imported (same files); nothing recorded")
                         }
                     }
                 }
@@ -365,7 +373,7 @@ fn export(c: &Common, a: ExportArgs) -> Result<ExitCode> {
     if c.json {
         print_json(&serde_json::json!({"train": t, "coordinates": p, "reads": labels.len()}))?;
     } else {
-        println!(
+        say!(
             "{} reads of {} written to {} and {}",
             labels.len(),
             a.reader,
@@ -436,15 +444,15 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
         (Some(v), _, _) => format!("{v:.3}"),
         _ => "undefined".into(),
     };
-    println!(
+    say!(
         "{} readers, {} findings, {} studies",
         report.readers.len(),
         report.findings,
         report.studies
     );
-    println!("overall:");
+    say!("overall:");
     for e in &report.overall.estimates {
-        println!("  {:<30} {}", e.statistic, v(e));
+        say!("  {:<30} {}", e.statistic, v(e));
     }
     for p in &report.pairs {
         let k = p
@@ -462,9 +470,11 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
                 pt.tolerance_mm
             )
         });
-        println!(
+        say!(
             "{} / {}: {} findings, quadratic kappa {k}{pts}",
-            p.a, p.b, p.findings
+            p.a,
+            p.b,
+            p.findings
         );
     }
     for g in report.by_condition.iter().chain(&report.by_level) {
@@ -474,13 +484,14 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
             .find(|e| e.statistic.starts_with("krippendorff_alpha_ordinal"))
             .map(v)
             .unwrap_or_default();
-        println!(
+        say!(
             "  {:<35} {:>5} findings, ordinal alpha {k}",
-            g.group, g.findings
+            g.group,
+            g.findings
         );
     }
     if let Some(out) = &a.out {
-        println!("report: {}", out.join("index.html").display());
+        say!("report: {}", out.join("index.html").display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -517,9 +528,9 @@ fn disagreements_cmd(c: &Common, a: DisagreementsArgs) -> Result<ExitCode> {
                 .map(|(r, g)| format!("{r}={}", g.map_or("-", |g| g.as_str())))
                 .collect::<Vec<_>>()
                 .join(" ");
-            println!("{}  {}  ({reads})", d.row_id, d.reason);
+            say!("{}  {}  ({reads})", d.row_id, d.reason);
         }
-        println!(
+        say!(
             "{} of {} findings need another look",
             items.len(),
             findings.len()
@@ -571,7 +582,7 @@ fn adjudicate(c: &Common, a: AdjudicateArgs) -> Result<ExitCode> {
     if c.json {
         print_json(&serde_json::json!({"recorded": n, "round": a.round, "reader": a.adjudicator}))?;
     } else {
-        println!(
+        say!(
             "recorded {n} {} by {} in round {}",
             if a.blinded {
                 "blinded reads"
@@ -621,7 +632,7 @@ fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
             "train": t, "coordinates": p, "provenance": prov,
         }))?;
     } else {
-        println!(
+        say!(
             "{} findings under rule {}: {} labelled, {} unresolved; written to {}",
             labels.len(),
             rule.as_str(),
