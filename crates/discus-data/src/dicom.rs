@@ -549,7 +549,7 @@ fn parse_error(path: &Path, e: &dicom_object::ReadError) -> DicomError {
 /// Pixel Data, bad file meta group) are errors.
 pub fn read_header(path: &Path) -> Result<InstanceHeader, DicomError> {
     if let Some(h) = fast::read_header(path) {
-        return Ok(h);
+        return h;
     }
     read_header_full(path)
 }
@@ -726,7 +726,8 @@ fn int_of<F: Fields + ?Sized>(o: &F, tag: Tag) -> Option<i64> {
 /// meta group, malformed sequences) makes it give up with `None`, and dicom-object reads the file.
 mod fast {
     use super::{
-        build_header, detect_layout, is_vr, parse_numbers, trim_value, ts, Fields, Layout,
+        build_header, detect_layout, is_vr, parse_numbers, trim_value, ts, DicomError, Fields,
+        Layout,
     };
     use crate::header::InstanceHeader;
     use dicom_core::Tag;
@@ -893,11 +894,9 @@ mod fast {
             return Ok((tag, *b"  ", c.u32(at + 4)?, 8));
         }
         let vr = c.buf.get(at + 4..at + 6).ok_or(Stop::More)?;
-        if !is_vr(vr) {
-            return Err(Stop::GiveUp);
-        }
         let vr = [vr[0], vr[1]];
-        if long_length_vr(&vr) {
+        // An unknown VR is read as UN (4-byte length), as dicom-rs does.
+        if long_length_vr(&vr) || !is_vr(&vr) {
             Ok((tag, vr, c.u32(at + 8)?, 12))
         } else {
             Ok((tag, vr, c.u16(at + 6)? as u32, 8))
@@ -983,7 +982,9 @@ mod fast {
     }
 
     /// Scans `buf` (the file's first bytes; `eof` when it is the whole file).
-    fn scan(path: &Path, buf: &[u8], eof: bool) -> Result<InstanceHeader, Stop> {
+    /// Scans `buf`; with `check`, walks every top-level element up to encapsulated Pixel Data
+    /// (verifying lengths only) instead of stopping after (0028,1053).
+    fn scan(path: &Path, buf: &[u8], eof: bool, check: bool) -> Result<InstanceHeader, Stop> {
         let layout = match detect_layout(path, buf) {
             Ok(l) => l,
             Err(_) if !eof && buf.len() < 132 => return Err(Stop::More),
@@ -1009,6 +1010,13 @@ mod fast {
                     if tag == 0x0002_0010 {
                         uid = Some(trim_value(&decode_text(bytes)).to_string());
                     }
+                    // dicom-object reads the whole group by its length: it must fit too.
+                    if tag == 0x0002_0000 && bytes.len() == 4 {
+                        let group = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                        if end + group as usize > buf.len() {
+                            return Err(Stop::More);
+                        }
+                    }
                     at = end;
                 }
                 (at, uid.ok_or(Stop::GiveUp)?)
@@ -1023,6 +1031,14 @@ mod fast {
             }
             _ => Enc::ExplicitLe,
         };
+        // The VR encoding the data set really uses (as pydicom and `open_lenient` detect it).
+        let enc = match (enc, buf.get(at + 4..at + 6)) {
+            (Enc::ExplicitLe, Some(vr)) if !is_vr(vr) => Enc::ImplicitLe,
+            (Enc::ImplicitLe, Some(vr)) if is_vr(vr) => Enc::ExplicitLe,
+            (e, Some(_)) => e,
+            (e, None) if eof => e,
+            (_, None) => return Err(Stop::More),
+        };
         let c = Cursor {
             buf,
             big: enc == Enc::ExplicitBe,
@@ -1033,10 +1049,13 @@ mod fast {
                 break; // a data set without pixel data ends with the file
             }
             let tag = c.tag(at)?;
-            if tag > LAST {
+            if tag > LAST && !check {
                 break;
             }
             let (tag, vr, len, h) = element(&c, at, enc)?;
+            if check && tag == 0x7FE0_0010 && len == u32::MAX {
+                break; // encapsulated pixel data: the codec checks its fragments
+            }
             if tag >> 16 == 0xFFFE {
                 return Err(Stop::GiveUp);
             }
@@ -1047,7 +1066,7 @@ mod fast {
                 continue;
             }
             let end = at + len as usize;
-            if WANTED.binary_search(&tag).is_ok() {
+            if !check && WANTED.binary_search(&tag).is_ok() {
                 let bytes = buf.get(at..end).ok_or(Stop::More)?;
                 found.0.push((tag, value(&c, tag, vr, bytes, enc)));
             } else if end > buf.len() {
@@ -1058,8 +1077,24 @@ mod fast {
         Ok(build_header(&uid, &found))
     }
 
-    /// The header of the file at `path`, or `None` to let dicom-object read it.
-    pub(super) fn read_header(path: &Path) -> Option<InstanceHeader> {
+    fn truncated(path: &Path) -> DicomError {
+        DicomError::Parse {
+            path: path.to_owned(),
+            reason: "the file ends inside a data element (truncated, or a corrupt length)".into(),
+        }
+    }
+
+    /// Checks that every top-level element of a whole file in memory fits in it, so that a corrupt
+    /// length is reported at once (dicom-object would first allocate and zero that many bytes).
+    pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<(), DicomError> {
+        match scan(path, bytes, true, true) {
+            Err(Stop::More) => Err(truncated(path)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The header of the file at `path`; `None` to let dicom-object read it.
+    pub(super) fn read_header(path: &Path) -> Option<Result<InstanceHeader, DicomError>> {
         let mut file = std::fs::File::open(path).ok()?;
         let mut buf = Vec::new();
         let mut want = 16 * 1024;
@@ -1070,9 +1105,11 @@ mod fast {
                 .read_to_end(&mut buf)
                 .ok()?;
             let eof = buf.len() < want;
-            match scan(path, &buf, eof) {
-                Ok(h) => return Some(h),
-                Err(Stop::More) if !eof => want *= 4,
+            match scan(path, &buf, eof, false) {
+                Ok(h) => return Some(Ok(h)),
+                Err(Stop::More) if eof => return Some(Err(truncated(path))),
+                // Headers are kilobytes; past 64 MiB let dicom-object stream the file instead.
+                Err(Stop::More) if want < 64 << 20 => want *= 4,
                 Err(_) => return None,
             }
         }
@@ -1089,12 +1126,16 @@ mod fast {
 /// typed from Bits Allocated (1 and 8 -> 8-bit, 16, 32) and Pixel Representation, then masked or
 /// sign-extended to Bits Stored. Errors name the file and the cause; codec panics are caught.
 pub fn decode_pixels(path: &Path) -> Result<StoredPixels, DicomError> {
-    let obj = open_object(path, None)?;
-    decode_object(path, &obj)
+    let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    decode_pixels_bytes(&bytes, path)
 }
 
 /// [`decode_pixels`] for a file already in memory; `path` is only used in error messages.
 pub fn decode_pixels_bytes(bytes: &[u8], path: &Path) -> Result<StoredPixels, DicomError> {
+    fast::check(path, bytes)?;
     let obj = open_bytes(path, bytes, None)?;
     decode_object(path, &obj)
 }
