@@ -88,6 +88,8 @@ pub struct RowError {
 pub struct CsvFile<T> {
     pub path: PathBuf,
     pub rows: Vec<T>,
+    /// The 1-based line each of `rows` starts on (same length as `rows`).
+    pub lines: Vec<u64>,
     pub errors: Vec<RowError>,
     pub line_ending: LineEnding,
 }
@@ -241,13 +243,14 @@ fn parse_rows<T, H>(
     })?;
     let width = h.len();
     let mut rows = Vec::new();
+    let mut lines = Vec::new();
     let mut errors = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                let line = record.position().map(|p| real_line(bytes, p)).unwrap_or(0);
                 if record.len() == 1 && record.get(0) == Some("") {
                     continue; // a blank line
                 }
@@ -259,12 +262,15 @@ fn parse_rows<T, H>(
                     continue;
                 }
                 match row(&h_state, &record) {
-                    Ok(v) => rows.push(v),
+                    Ok(v) => {
+                        rows.push(v);
+                        lines.push(line);
+                    }
                     Err(message) => errors.push(RowError { line, message }),
                 }
             }
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map(|p| real_line(bytes, p)).unwrap_or(0);
                 errors.push(RowError {
                     line,
                     message: e.to_string(),
@@ -278,9 +284,22 @@ fn parse_rows<T, H>(
     Ok(CsvFile {
         path: path_buf,
         rows,
+        lines,
         errors,
         line_ending,
     })
+}
+
+/// The line a record really starts on. The csv reader counts blank lines before a record into the
+/// record's position (its byte offset and line point at the first blank line), so skip them here.
+fn real_line(bytes: &[u8], p: &csv::Position) -> u64 {
+    let mut line = p.line();
+    let mut b = p.byte() as usize;
+    while b < bytes.len() && (bytes[b] == b'\n' || bytes[b] == b'\r') {
+        line += u64::from(bytes[b] == b'\n');
+        b += 1;
+    }
+    line
 }
 
 fn check_header(h: &csv::StringRecord, expected: &[&str]) -> Result<(), String> {
@@ -623,6 +642,15 @@ mod tests {
         assert!(f.errors[0].message.contains("moderate"));
         let e = f.strict().unwrap_err().to_string();
         assert!(e.contains("t.csv: line 2"), "{e}");
+    }
+
+    #[test]
+    fn lines_count_blank_lines() {
+        let text = "study_id,series_id,series_description\n\n1,2,Axial T2\r\n\r\n\r\n3,4,Axial T3\n5,6,Sagittal T1\n";
+        let f = parse_series_descriptions(text.as_bytes(), p()).unwrap();
+        assert_eq!(f.lines, vec![3, 7]);
+        assert_eq!(f.errors.len(), 1);
+        assert_eq!(f.errors[0].line, 6, "{:?}", f.errors);
     }
 
     #[test]

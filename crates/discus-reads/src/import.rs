@@ -195,65 +195,9 @@ pub fn content_hash(parts: &[&[u8]]) -> String {
     format!("{h1:016x}{h2:016x}")
 }
 
-/// For each non-blank record of a CSV (after the header), in order: the line the csv reader reports
-/// for it and the line it really starts on. They differ after blank lines, which the csv reader counts
-/// into the next record's position; issues are reported with the real line.
-fn record_lines(bytes: &[u8]) -> Vec<(u64, u64)> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut out = Vec::new();
-    let mut rec = csv::StringRecord::new();
-    while let Ok(true) = rdr.read_record(&mut rec) {
-        if rec.len() == 1 && rec.get(0) == Some("") {
-            continue;
-        }
-        let Some(pos) = rec.position() else { continue };
-        let mut line = pos.line();
-        let mut b = pos.byte() as usize;
-        while b < bytes.len() && (bytes[b] == b'\n' || bytes[b] == b'\r') {
-            if bytes[b] == b'\n' {
-                line += 1;
-            }
-            b += 1;
-        }
-        out.push((pos.line(), line));
-    }
-    out
-}
-
-/// Pairs each parsed row with its real line (the non-blank records minus those that failed), and
-/// puts the real line on each row error.
-fn with_lines<T>(file: CsvFile<T>, bytes: &[u8]) -> (Vec<(u64, T)>, Vec<RowError>) {
-    let lines = record_lines(bytes);
-    let real: HashMap<u64, u64> = lines.iter().copied().collect();
-    let bad: HashSet<u64> = file.errors.iter().map(|e| e.line).collect();
-    let good: Vec<u64> = lines
-        .iter()
-        .filter(|(raw, _)| !bad.contains(raw))
-        .map(|(_, line)| *line)
-        .collect();
-    let errors = file
-        .errors
-        .into_iter()
-        .map(|e| RowError {
-            line: real.get(&e.line).copied().unwrap_or(e.line),
-            message: e.message,
-        })
-        .collect();
-    let rows = if good.len() == file.rows.len() {
-        good.into_iter().zip(file.rows).collect()
-    } else {
-        // Should not happen; fall back to the row's position after the header.
-        file.rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (i as u64 + 2, r))
-            .collect()
-    };
-    (rows, errors)
+/// Pairs each parsed row with the line it starts on, and keeps the row errors.
+fn with_lines<T>(file: CsvFile<T>) -> (Vec<(u64, T)>, Vec<RowError>) {
+    (file.lines.into_iter().zip(file.rows).collect(), file.errors)
 }
 
 /// What one import did.
@@ -294,7 +238,7 @@ pub fn parse_reader_files(
         message,
     };
     let mut reads: BTreeMap<FindingKey, ReadEvent> = BTreeMap::new();
-    let (rows, errors) = with_lines(parse_train(train_bytes, train)?, train_bytes);
+    let (rows, errors) = with_lines(parse_train(train_bytes, train)?);
     issues.extend(errors.into_iter().map(|e| issue(train, e.line, e.message)));
     let mut seen_studies: HashMap<StudyId, u64> = HashMap::new();
     for (line, row) in rows {
@@ -331,7 +275,7 @@ pub fn parse_reader_files(
         }
     }
     if let Some((path, bytes)) = coordinates {
-        let (rows, errors) = with_lines(parse_coordinates(bytes, path)?, bytes);
+        let (rows, errors) = with_lines(parse_coordinates(bytes, path)?);
         issues.extend(errors.into_iter().map(|e| issue(path, e.line, e.message)));
         let mut seen: HashMap<FindingKey, u64> = HashMap::new();
         for (line, p) in rows {
