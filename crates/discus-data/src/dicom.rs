@@ -3,8 +3,15 @@
 //!
 //! Built on dicom-rs (`dicom-object`, `dicom-pixeldata`). What this module adds on top:
 //!
-//! - **Fast headers.** [`read_header`] opens the file once and stops parsing at Pixel Data
-//!   (7FE0,0010), so the pixel bytes are never read; it is meant for scanning whole datasets.
+//! - **Fast headers.** [`read_header`] reads the first 16 KiB of the file and walks its top-level
+//!   elements, decoding only the ~36 it needs, skipping sequences by their lengths and delimiters and
+//!   stopping after (0028,1053); pixel bytes are never read. Anything it does not handle (deflate,
+//!   odd encodings) goes to dicom-object, which stops at Pixel Data ([`read_header_full`]); the two
+//!   are tested equal on every shared test file. About 30 us a file here, 40x or more faster than
+//!   pydicom's `dcmread(stop_before_pixels=True)`.
+//! - **Corrupt lengths.** Before dicom-object sees a file, every top-level element length is checked
+//!   against the file size, so a damaged length is an immediate error rather than a gigabyte
+//!   allocation.
 //! - **Odd files.** Files with the 128-byte preamble, without it (starting at `DICM`), and files with
 //!   no file meta group at all (a bare data set: the transfer syntax is guessed from the first element
 //!   header, as pydicom does) are read. Deflated, big endian and implicit VR data sets are read.
