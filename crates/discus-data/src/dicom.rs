@@ -1263,6 +1263,26 @@ fn decode_object(path: &Path, obj: &DefaultDicomObject) -> Result<StoredPixels, 
             let decoded = catch_unwind(AssertUnwindSafe(|| obj.decode_pixel_data()));
             let decoded = match decoded {
                 Ok(Ok(d)) => d,
+                Ok(Err(_)) | Err(_)
+                    if a.samples == 1
+                        && (transfer_syntax == "1.2.840.10008.1.2.4.80"
+                            || transfer_syntax == "1.2.840.10008.1.2.4.81")
+                        && jpeg_ls_retry(path, &a, element).is_some() =>
+                {
+                    let data = jpeg_ls_retry(path, &a, element).unwrap_or_default();
+                    let values = typed_values(&a, &data);
+                    return Ok(StoredPixels {
+                        frames: a.frames,
+                        rows: a.rows,
+                        columns: a.columns,
+                        samples_per_pixel: a.samples,
+                        bits_allocated: a.bits_allocated,
+                        bits_stored: a.bits_stored,
+                        pixel_representation: a.pixel_representation,
+                        photometric_interpretation: photometric,
+                        values,
+                    });
+                }
                 Ok(Err(e)) => {
                     let reason = chain_message(&e);
                     let known = TransferSyntaxRegistry.get(&transfer_syntax);
@@ -1515,6 +1535,54 @@ fn typed_values(a: &ImageAttrs, le: &[u8]) -> PixelValues {
                 .collect(),
         ),
     }
+}
+
+/// A second try for monochrome JPEG-LS that CharLS rejects only because of stray zero bytes between
+/// the end of the scan and the EOI marker (NEMA WG04 MR1_JLSL has one; libjpeg ignores it). Each
+/// frame is decoded with up to 4 such bytes removed; `None` if that does not help.
+fn jpeg_ls_retry(
+    path: &Path,
+    a: &ImageAttrs,
+    element: &dicom_object::mem::InMemElement,
+) -> Option<Vec<u8>> {
+    let Value::PixelSequence(seq) = element.value() else {
+        return None;
+    };
+    let frames = frames_of(path, a.frames as usize, seq.offset_table(), seq.fragments()).ok()?;
+    let bps = (a.bits_allocated as usize).div_ceil(8);
+    let frame_len = a.rows as usize * a.columns as usize * bps;
+    let mut out = Vec::with_capacity(frame_len * frames.len());
+    for parts in frames {
+        let mut data = parts.concat();
+        // Trailing padding after EOI (fragments are even-length).
+        while data.len() > 2 && data[data.len() - 1] == 0 {
+            data.pop();
+        }
+        if !data.ends_with(&[0xFF, 0xD9]) {
+            return None;
+        }
+        let mut decoded = None;
+        for _ in 0..4 {
+            let n = data.len();
+            if n < 4 || data[n - 3] != 0x00 {
+                break;
+            }
+            data.remove(n - 3);
+            let attempt = catch_unwind(AssertUnwindSafe(|| {
+                charls::CharLS::default().decode(&data).ok()
+            }));
+            if let Ok(Some(px)) = attempt {
+                decoded = Some(px);
+                break;
+            }
+        }
+        let px = decoded?;
+        if px.len() != frame_len {
+            return None;
+        }
+        out.extend_from_slice(&px);
+    }
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------------------------
