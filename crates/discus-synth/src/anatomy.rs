@@ -284,8 +284,26 @@ pub fn space_half_size(degree: f64, r: f64, rim0: f64) -> f64 {
     }
 }
 
+/// `exp(-u^2 / 2)` for `u = delta / sigma`, from a table (this sits in the per-pixel path).
 fn bump(delta: f64, sigma: f64) -> f64 {
-    (-0.5 * (delta / sigma) * (delta / sigma)).exp()
+    const STEP: f64 = 0.005;
+    const N: usize = 1600; // u in [0, 8)
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=N)
+            .map(|i| {
+                let u = i as f64 * STEP;
+                (-0.5 * u * u).exp()
+            })
+            .collect()
+    });
+    let u = (delta / sigma).abs() / STEP;
+    if u >= N as f64 {
+        return 0.0;
+    }
+    let i = u as usize;
+    let f = u - i as f64;
+    table[i] + (table[i + 1] - table[i]) * f
 }
 
 /// Lookup table of the centreline, step 0.5 mm in s.
@@ -660,7 +678,12 @@ impl Anatomy {
         let ds = self.disc_s(j);
         let above = j;
         let below = j + 1;
-        let in_spine_range = s > self.s_top[0] - 15.0 && s < self.s_bot[N_VERT - 1] + 5.0;
+        let bd_max = self.body_d[6].max(self.body_d[7]).max(self.body_d[5]);
+        let in_spine_range = s > self.s_top[0] - 15.0
+            && s < self.s_bot[N_VERT - 1] + 5.0
+            && ax < (self.canal_w + 14.0).max(self.body_w[7] + 5.0)
+            && d > -2.0 * bd_max - 3.0
+            && d < self.lamina_d + 7.0 + self.spinous_len;
 
         // Vessels anterior to the spine.
         let bd_ref = self.body_d[5];
@@ -868,7 +891,9 @@ impl Anatomy {
             return Tissue::Fat;
         }
         // Retroperitoneal fat around the spine, bowel and organs in front.
-        let near = ax < self.body_w[5] + 38.0 && d > -2.0 * bd_ref - 30.0;
+        let near = (x / (self.body_w[5] + 40.0)).powi(2)
+            + ((d + bd_ref) / (2.0 * bd_ref + 25.0)).powi(2)
+            <= 1.0;
         if near {
             Tissue::Fat
         } else {

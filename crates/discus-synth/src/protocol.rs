@@ -237,7 +237,7 @@ pub fn sagittal_stack(anat: &Anatomy, site: &Site, rng: &mut ChaCha8Rng) -> Vec<
     let centre = anat.to_patient(SpineCoord {
         s: l3 + nrm(rng, 5.0, 8.0),
         x: nrm(rng, 0.0, 2.0),
-        d: nrm(rng, 15.0, 6.0),
+        d: nrm(rng, 5.0, 6.0),
     });
     let (w, h) = (cols as f64 * ps, rows as f64 * ps);
     let first_centre = add(centre, normal, -0.5 * (n as f64 - 1.0) * spacing);

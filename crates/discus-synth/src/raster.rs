@@ -24,7 +24,7 @@ pub struct SeriesSignal {
 impl SeriesSignal {
     fn gain(&self, anat: &Anatomy, c: SpineCoord, p: [f64; 3]) -> f64 {
         let depth = (anat.back_d - c.d).max(0.0);
-        let g = 0.45 + 0.75 * (-depth / self.bias_depth).exp();
+        let g = 0.7 + 0.45 * (-depth / self.bias_depth).exp();
         g * (1.0 + self.bias_grad[0] * p[0] + self.bias_grad[1] * p[1] + self.bias_grad[2] * p[2])
             .clamp(0.6, 1.4)
     }

@@ -69,7 +69,7 @@ pub fn relax(t: Tissue, field_t: f64, disc_degeneration: f64) -> Relax {
             pd: 0.0,
         },
         Tissue::Fat => r(260.0, 380.0, 130.0, 120.0, 1.0),
-        Tissue::Muscle => r(870.0, 1420.0, 47.0, 40.0, 0.75),
+        Tissue::Muscle => r(870.0, 1420.0, 55.0, 50.0, 0.8),
         Tissue::Viscera => r(700.0, 1000.0, 70.0, 60.0, 0.8),
         Tissue::Vessel => r(1200.0, 1600.0, 150.0, 130.0, 0.04), // flow void
         Tissue::Marrow => r(550.0, 700.0, 75.0, 65.0, 0.85),
