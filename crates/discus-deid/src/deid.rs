@@ -56,7 +56,6 @@ pub const TAG_DEID_METHOD: Tag = Tag(0x0012, 0x0063);
 pub const TAG_DEID_METHOD_CODES: Tag = Tag(0x0012, 0x0064);
 pub const TAG_LONGITUDINAL_MODIFIED: Tag = Tag(0x0028, 0x0303);
 pub const TAG_PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
-const TAG_SPECIFIC_CHARSET: Tag = Tag(0x0008, 0x0005);
 
 /// Why a file needs a person's look before release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -608,7 +607,6 @@ impl Deidentifier {
             };
             out.push(new);
         }
-        let _ = TAG_SPECIFIC_CHARSET;
         InMemDicomObject::from_element_iter(out)
     }
 }

@@ -569,7 +569,8 @@ pub fn verify(out_dir: &Path, in_dir: &Path) -> Result<VerifyReport, VerifyError
         .build(pats.iter().map(|p| &p.bytes))
         .expect("patterns build");
 
-    let results: Vec<Result<(Vec<Hit>, Option<(PathBuf, String)>), VerifyError>> = outputs
+    type Scanned = Result<(Vec<Hit>, Option<(PathBuf, String)>), VerifyError>;
+    let results: Vec<Scanned> = outputs
         .par_iter()
         .map(|path| {
             let bytes = std::fs::read(path).map_err(io(path))?;
