@@ -485,6 +485,7 @@ pub fn render_contact_sheet(study_dir: &Path, out: &Path) -> Result<SheetSummary
         let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Best);
         let mut w = enc.write_header().map_err(|e| SheetError::Write {
             path: out.to_path_buf(),
             message: e.to_string(),
