@@ -32,8 +32,9 @@ impl SeriesSignal {
 
 /// Grid step (pixels) for the straightened-coordinate interpolation.
 const GRID: usize = 8;
-/// Sub-samples across the slice thickness.
-const SUB: usize = 3;
+/// Sub-samples across the slice thickness (midpoint rule at -t/4 and +t/4: partial volume of
+/// structures thinner than the slice, at two thirds of the cost of three samples).
+const SUB: usize = 2;
 
 /// Renders one slice to 16-bit pixels (row-major, `rows * cols`). Deterministic in `noise_seed`.
 pub fn render_slice(
@@ -94,7 +95,7 @@ pub fn render_slice(
                 };
                 let t = anat.tissue(c, p);
                 acc[r * cols + cix] += sig.table[t.code()];
-                if k == SUB / 2 {
+                if k == 0 {
                     gain[r * cols + cix] = sig.gain(anat, c, p) as f32;
                 }
             }
