@@ -400,9 +400,7 @@ impl Anatomy {
             5.0, 5.5, 6.5, 8.0, 9.0, 10.0, 11.0, 11.0, 1.5, 1.2, 1.0, 0.8,
         ];
         let mut disc_deg = [0.0; N_DISC];
-        for l in 0..5 {
-            disc_deg[l + 3] = degeneration.disc[l];
-        }
+        disc_deg[3..8].copy_from_slice(&degeneration.disc);
         disc_deg[2] = (degeneration.disc[0] * 0.6 + 0.05 * nrm(rng, 0.0, 1.0)).clamp(0.0, 1.0);
         let mut s_top = [0.0; N_VERT];
         let mut s_bot = [0.0; N_VERT];
