@@ -315,7 +315,7 @@ fn check_header(h: &csv::StringRecord, expected: &[&str]) -> Result<(), String> 
     }
 }
 
-fn field<'a>(r: &'a csv::StringRecord, i: usize) -> &'a str {
+fn field(r: &csv::StringRecord, i: usize) -> &str {
     r.get(i).unwrap_or("")
 }
 
