@@ -953,7 +953,53 @@ impl CohortPlan {
         let path = root.join("truth.json");
         let json = serde_json::to_vec_pretty(&self.truth()).expect("truth serialises");
         atomic_write(&path, &json).map_err(io(&path))?;
+        let card_path = root.join(discus_core::governance::CARD_FILE);
+        self.card().write(&card_path).map_err(|e| match e {
+            discus_core::governance::CardError::Io { path, source } => {
+                SynthError::Io { path, source }
+            }
+            other => SynthError::Io {
+                path: card_path.clone(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
         Ok(())
+    }
+
+    /// The dataset card (`dataset.toml`) of this synthetic cohort: generated data with no patient
+    /// in it, so every use is permitted. Deterministic (no wall clock): the same configuration gives
+    /// the same bytes.
+    pub fn card(&self) -> discus_core::governance::DatasetCard {
+        use discus_core::governance::{DatasetCard, Deidentification, Licence, Use};
+        let c = &self.config;
+        DatasetCard {
+            name: format!("discus synthetic cohort (seed {})", c.seed),
+            source: format!(
+                "discus synth {}: synthetic lumbar MRI cohort generated from seed {}, {} studies, {} sites, {} readers, quirk rate {}, matrix scale {}",
+                env!("CARGO_PKG_VERSION"),
+                c.seed,
+                c.studies,
+                c.sites,
+                c.readers,
+                c.quirk_rate,
+                c.matrix_scale
+            ),
+            date: None,
+            sites: self.sites.iter().map(|s| s.name.clone()).collect(),
+            licence: Licence {
+                name: "MIT OR Apache-2.0 (synthetic data; no patient data)".into(),
+                url: None,
+                permitted_uses: Use::ALL.to_vec(),
+                citation_required: false,
+                citation: None,
+            },
+            deidentification: Deidentification {
+                applied: false,
+                method: Some("not applicable: synthetic data, no patient was ever scanned".into()),
+                ..Deidentification::default()
+            },
+            derived_from: Vec::new(),
+        }
     }
 }
 
