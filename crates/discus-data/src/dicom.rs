@@ -372,22 +372,7 @@ fn open_lenient(path: &Path, bytes: &[u8]) -> Result<DefaultDicomObject, DicomEr
                 bytes[off + 7],
             ]);
             (l as usize, 8)
-        } else if matches!(
-            vr,
-            b"OB"
-                | b"OW"
-                | b"OF"
-                | b"OD"
-                | b"OL"
-                | b"OV"
-                | b"SQ"
-                | b"UT"
-                | b"UN"
-                | b"UC"
-                | b"UR"
-                | b"SV"
-                | b"UV"
-        ) {
+        } else if fast::long_length_vr(vr) {
             if off + 12 > bytes.len() {
                 return Err(parse("file meta group ends inside an element".into()));
             }
@@ -875,7 +860,8 @@ mod fast {
         }
     }
 
-    fn long_length_vr(vr: &[u8]) -> bool {
+    /// VRs whose explicit-VR encoding has a 4-byte length after two reserved bytes.
+    pub(super) fn long_length_vr(vr: &[u8]) -> bool {
         matches!(
             vr,
             b"OB"
