@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Args;
 use discus_core::fsio::atomic_write;
 use discus_data::validate::{
-    render_html, validate, FindingSeverity, Progress, Report, ValidateOptions,
+    render_html, validate, FindingKind, FindingSeverity, Progress, Report, ValidateOptions,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -102,6 +102,73 @@ fn join_counts<'a>(m: impl IntoIterator<Item = (&'a String, &'a u64)>) -> String
     }
 }
 
+/// The "dataset card" section: what `ROOT/dataset.toml` says about source, licence and uses.
+fn print_card(r: &Report) {
+    use discus_core::governance::CARD_FILE;
+    let Some(card) = &r.card else {
+        if r.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::BadDatasetCard)
+        {
+            println!("dataset card: unreadable {CARD_FILE} (see the bad_dataset_card finding)");
+        } else {
+            println!("warning: no {CARD_FILE}: licence and permitted uses unknown");
+        }
+        return;
+    };
+    println!("dataset card ({CARD_FILE})");
+    println!("  name:            {}", card.name);
+    println!("  source:          {}", card.source);
+    if let Some(date) = &card.date {
+        println!("  date:            {date}");
+    }
+    if !card.sites.is_empty() {
+        println!("  sites:           {}", card.sites.join(", "));
+    }
+    println!("  licence:         {}", card.licence.name);
+    if let Some(url) = &card.licence.url {
+        println!("  licence url:     {url}");
+    }
+    let uses: Vec<&str> = card
+        .licence
+        .permitted_uses
+        .iter()
+        .map(|u| u.as_str())
+        .collect();
+    println!(
+        "  permitted uses:  {}",
+        if uses.is_empty() {
+            "none".to_string()
+        } else {
+            uses.join(", ")
+        }
+    );
+    println!(
+        "  citation required: {}",
+        if card.licence.citation_required {
+            "yes"
+        } else {
+            "no"
+        }
+    );
+    for c in card.citations() {
+        println!("    cite: {c}");
+    }
+    let d = &card.deidentification;
+    println!(
+        "  de-identification: {}{}",
+        if d.applied { "applied" } else { "not applied" },
+        d.method
+            .as_ref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    if !card.derived_from.is_empty() {
+        let names: Vec<&str> = card.derived_from.iter().map(|c| c.name.as_str()).collect();
+        println!("  derived from:    {}", names.join(", "));
+    }
+}
+
 fn print_summary(r: &Report, show: usize) {
     let s = &r.shape;
     let scan = &r.scan;
@@ -116,6 +183,7 @@ fn print_summary(r: &Report, show: usize) {
         r.index.display(),
         scan.seconds
     );
+    print_card(r);
     println!("shape");
     println!("  series per type:    {}", join_counts(&s.series_per_kind));
     println!(

@@ -14,7 +14,7 @@
 //!
 //! | table | columns | meaning |
 //! |---|---|---|
-//! | `meta` | `key` PK, `value` | `schema_version`, `generation` (incremented each completed scan) |
+//! | `meta` | `key` PK, `value` | `schema_version`, `generation` (incremented each completed scan), `provenance` (JSON [`discus_core::governance::Provenance`] with the dataset card, when the dataset has one) |
 //! | `series` | `split, study_id, series_id` (PK), `generation`, `n_files`, `n_readable`, `n_stacks`, `description` (from the header), `plane`, `manufacturer`, `field_strength`, `repetition_time`, `echo_time`, `inversion_time` | one row per series folder; `generation` is the last scan that saw it |
 //! | `instances` | `path` PK, `split, study_id, series_id`, `file_number` (the file name as a number, NULL if it is not one), `size`, `mtime_ns`, `error` (NULL when the header was read), `instance_number`, `study_uid`, `series_uid`, `sop_uid`, `rows`, `columns`, `ipp_x, ipp_y, ipp_z`, `iop_0..iop_5`, `pixel_spacing_row, pixel_spacing_col`, `slice_thickness`, `transfer_syntax`, `stack_index`, `slice_index`, `header_json` (the full [`InstanceHeader`] as JSON) | one row per file; `stack_index`/`slice_index` place it in its series' stacks (NULL without geometry) |
 //! | `stacks` | `split, study_id, series_id, stack_index` (PK), `plane`, `rows`, `columns`, `n_slices`, `slice_spacing`, `uniform_spacing`, `normal_x, normal_y, normal_z`, `first_instance`, `last_instance` | the series' stacks (see [`crate::geometry::assemble_stacks`]) |
@@ -562,6 +562,35 @@ impl Index {
         tx.commit().map_err(e)?;
         self.generation += 1;
         Ok(())
+    }
+
+    /// Sets (or, with `None`, removes) a key of the meta table, e.g. `provenance`: the JSON
+    /// [`discus_core::governance::Provenance`] of the dataset the index was made from.
+    pub fn set_meta(&mut self, key: &str, value: Option<&str>) -> Result<(), IndexError> {
+        let e = |e: rusqlite::Error| IndexError::Sql {
+            path: self.path.clone(),
+            source: e,
+        };
+        match value {
+            Some(v) => self
+                .conn
+                .execute("INSERT OR REPLACE INTO meta VALUES (?1, ?2)", [key, v]),
+            None => self.conn.execute("DELETE FROM meta WHERE key = ?1", [key]),
+        }
+        .map_err(e)?;
+        Ok(())
+    }
+
+    /// A value of the meta table (`provenance`, `schema_version`, `generation`).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, IndexError> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| IndexError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })
     }
 
     /// Every series row (ordered by split, study, series), for commands that work from the index.

@@ -176,6 +176,8 @@ finding_kinds! {
     LabelsWithoutImages = "labels_without_images", Warning;
     /// A study folder under train_images without a row in train.csv.
     StudyWithoutLabels = "study_without_labels", Warning;
+    /// The dataset card (dataset.toml) cannot be read or parsed.
+    BadDatasetCard = "bad_dataset_card", Error;
 }
 
 impl std::fmt::Display for FindingKind {
@@ -338,6 +340,10 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub shape: Shape,
     pub scan: ScanStats,
+    /// The dataset card (`ROOT/dataset.toml`): source, licence, permitted uses, de-identification.
+    /// `None` when there is none (or it is broken: then there is a `bad_dataset_card` finding).
+    #[serde(default)]
+    pub card: Option<discus_core::governance::DatasetCard>,
 }
 
 impl Report {
@@ -1188,6 +1194,19 @@ pub fn validate(
         ));
     }
     let csv = read_csvs(root, &splits, &mut findings);
+    let card = match discus_core::governance::load_card(root) {
+        Ok(card) => card,
+        Err(e) => {
+            findings.push(Finding::new(
+                FindingKind::BadDatasetCard,
+                None,
+                None,
+                None,
+                e.to_string(),
+            ));
+            None
+        }
+    };
 
     // Scan series in parallel; one writer thread stores them.
     let indexed = index.indexed_series()?;
@@ -1280,6 +1299,11 @@ pub fn validate(
         points: csv.points.clone().unwrap_or_default(),
     };
     index.finish_scan(&tables, &rows)?;
+    let provenance = card.as_ref().map(|c| {
+        discus_core::governance::Provenance::new("discus validate (index)", vec![c.clone()])
+            .to_json()
+    });
+    index.set_meta("provenance", provenance.as_deref())?;
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(Report {
         root: root.to_path_buf(),
@@ -1287,6 +1311,7 @@ pub fn validate(
         findings,
         shape,
         scan: stats,
+        card,
     })
 }
 
