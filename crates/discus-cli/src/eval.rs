@@ -6,6 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use discus_core::formats::{
     parse_submission, read_train, write_submission, LineEnding, StudyLabels, SubmissionRow,
 };
+use discus_core::governance::{check_sources, Use};
 use discus_core::metric::{score_with_lines, submission_lines, Semantics};
 use discus_eval::prior::{prior_probs, prior_submission, read_study_ids, PriorKind};
 use discus_eval::report::{evaluate, write_report, EvalOptions};
@@ -124,6 +125,12 @@ pub struct EvaluateArgs {
     /// Print the report's summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// What the report is for: research, education, commercial, clinical or redistribution.
+    /// Checked against the licence in <dataset>/dataset.toml before anything is written: a use
+    /// the licence does not permit is refused with the reason (exit 1, nothing written). The
+    /// dataset's card is recorded in report.json ("provenance").
+    #[arg(long = "use", value_name = "USE", default_value = "research")]
+    pub use_: Use,
 }
 
 /// Write a study-level K-fold split (study_id,fold), stratified by site and by the presence of a
@@ -211,6 +218,12 @@ fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
+    let provenance = check_sources(
+        &format!("discus {} evaluate", env!("CARGO_PKG_VERSION")),
+        &[a.dataset.as_path()],
+        a.use_,
+        false,
+    )?;
     let labels_path = a
         .labels
         .clone()
@@ -229,8 +242,9 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
         resamples: a.resamples,
         seed: a.seed,
     };
-    let report = evaluate(&labels, &rows, Some(&lines), &meta, errors, options)
+    let mut report = evaluate(&labels, &rows, Some(&lines), &meta, errors, options)
         .with_context(|| format!("{}", a.submission.display()))?;
+    report.provenance = Some(provenance);
     write_report(&a.out, &report)?;
     let o = &report.overall;
     if a.json {

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use discus_core::fsio::atomic_write;
+use discus_core::governance::{check_sources, Use};
 use discus_core::{SeriesId, Severity};
 use discus_reads::analysis::{
     adjudications, agreement_report, blinded_findings, consensus, disagreements, parse_decisions,
@@ -16,7 +17,7 @@ use discus_reads::import::{
 };
 use discus_reads::report::agreement_html;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Prints a line to stdout, ignoring a closed pipe (`discus reads disagreements | head`).
 macro_rules! say {
@@ -240,9 +241,15 @@ pub struct ConsensusArgs {
     pub selection: Selection,
     #[arg(long, value_enum, default_value = "adjudicated")]
     pub rule: ConsensusArg,
-    /// Output folder: train.csv, train_label_coordinates.csv, provenance.json.
+    /// Output folder: train.csv, train_label_coordinates.csv, provenance.json (how each label was
+    /// decided) and dataset_provenance.json (the dataset cards the labels came from).
     #[arg(long)]
     pub out: PathBuf,
+    /// What the labels are for: research, education, commercial, clinical or redistribution.
+    /// Checked against the licence in <DATASET>/dataset.toml before anything is written: a use the
+    /// licence does not permit is refused with the reason (exit 1, nothing written).
+    #[arg(long = "use", value_name = "USE", default_value = "research")]
+    pub use_: Use,
 }
 
 fn store_path(c: &Common) -> PathBuf {
@@ -597,6 +604,13 @@ fn adjudicate(c: &Common, a: AdjudicateArgs) -> Result<ExitCode> {
 }
 
 fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
+    let roots: Vec<&Path> = c.dataset.as_deref().into_iter().collect();
+    let sources = check_sources(
+        &format!("discus {} reads consensus", env!("CARGO_PKG_VERSION")),
+        &roots,
+        a.use_,
+        false,
+    )?;
     let store = open_store(c)?;
     let (reads, findings) = selected(&store, &a.selection)?;
     let rule = match a.rule {
@@ -625,11 +639,15 @@ fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
     let prov = a.out.join("provenance.json");
     atomic_write(&prov, serde_json::to_string_pretty(&labels)?.as_bytes())
         .with_context(|| format!("writing {}", prov.display()))?;
+    let dprov = a.out.join("dataset_provenance.json");
+    atomic_write(&dprov, sources.to_json().as_bytes())
+        .with_context(|| format!("writing {}", dprov.display()))?;
     let unresolved = labels.iter().filter(|l| l.grade.is_none()).count();
     if c.json {
         print_json(&serde_json::json!({
             "rule": rule.as_str(), "labels": labels.len(), "unresolved": unresolved,
             "train": t, "coordinates": p, "provenance": prov,
+            "dataset_provenance": dprov,
         }))?;
     } else {
         say!(

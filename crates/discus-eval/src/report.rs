@@ -75,6 +75,9 @@ pub struct Report {
     pub studies_without_metadata: usize,
     /// Metadata files that could not be read: study and cause.
     pub metadata_errors: Vec<String>,
+    /// The dataset cards the report was derived from (set by the command that writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<discus_core::governance::Provenance>,
 }
 
 /// Evaluates `submission` against `labels`. `meta` holds scanner metadata per study (studies not in
@@ -171,6 +174,7 @@ pub fn evaluate(
             .filter(|s| !meta.contains_key(s))
             .count(),
         metadata_errors,
+        provenance: None,
     })
 }
 
