@@ -98,6 +98,16 @@ fn cards_are_written_shown_checked_and_recorded() {
     let text = ok(&["validate", data]);
     assert!(text.contains(&lumbar.source), "{text}");
     assert!(text.contains("citation required: yes"), "{text}");
+    // The index records the card it was made from; an HTML report shows it.
+    let ix = discus_data::index::Index::open_read_only(&ds.join(".discus/index.sqlite")).unwrap();
+    let meta: discus_core::governance::Provenance =
+        serde_json::from_str(&ix.meta("provenance").unwrap().expect("provenance in meta")).unwrap();
+    assert_eq!(meta.sources, vec![lumbar.clone()]);
+    drop(ix);
+    let html = tmp.path().join("validate.html");
+    ok(&["validate", data, "--report", s(&html)]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Dataset card") && page.contains("LumbarDISC"));
 
     let sub = tmp.path().join("sub.csv");
     let train = ds.join("train.csv");
@@ -141,6 +151,11 @@ fn cards_are_written_shown_checked_and_recorded() {
     assert_eq!(
         report["provenance"]["sources"],
         serde_json::json!([serde_json::to_value(&lumbar).unwrap()])
+    );
+    let page = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    assert!(
+        page.contains(&lumbar.licence.name),
+        "the HTML report names the licence"
     );
     assert!(report["provenance"]["made_by"]
         .as_str()

@@ -1717,6 +1717,62 @@ pub fn render_html(r: &Report) -> String {
         r.scan.files_reused,
         r.scan.seconds
     );
+    h += "<h2>Dataset card</h2>";
+    match &r.card {
+        None => {
+            h += "<p class=warning>no dataset.toml: licence and permitted uses unknown</p>";
+        }
+        Some(c) => {
+            let uses: Vec<&str> = c
+                .licence
+                .permitted_uses
+                .iter()
+                .map(|u| u.as_str())
+                .collect();
+            let mut rows = vec![
+                ("name", c.name.clone()),
+                ("source", c.source.clone()),
+                ("licence", c.licence.name.clone()),
+                ("permitted uses", uses.join(", ")),
+                (
+                    "citation required",
+                    if c.licence.citation_required {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_string(),
+                ),
+                (
+                    "de-identification",
+                    format!(
+                        "{}{}",
+                        if c.deidentification.applied {
+                            "applied"
+                        } else {
+                            "not applied"
+                        },
+                        c.deidentification
+                            .method
+                            .as_ref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
+                    ),
+                ),
+            ];
+            if !c.sites.is_empty() {
+                rows.push(("sites", c.sites.join(", ")));
+            }
+            for cite in c.citations() {
+                rows.push(("cite", cite));
+            }
+            h += "<table>";
+            for (k, v) in rows {
+                h += &format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+            }
+            h += "</table>";
+        }
+    }
     h += &format!(
         "<h2>Findings</h2><p><span class=error>{} errors</span>, <span class=warning>{} warnings</span>, <span class=info>{} info</span></p>",
         r.count(FindingSeverity::Error),

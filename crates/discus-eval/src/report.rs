@@ -247,6 +247,27 @@ pub fn render_html(r: &Report) -> String {
         num(o.score.score),
         ci(o.interval.score)
     );
+    if let Some(p) = &r.provenance {
+        for card in p.all_cards() {
+            let uses: Vec<&str> = card
+                .licence
+                .permitted_uses
+                .iter()
+                .map(|u| u.as_str())
+                .collect();
+            let _ = write!(
+                h,
+                "<p class=\"note\">Data: {} ({}); licence: {}; permitted uses: {}.</p>",
+                esc(&card.name),
+                esc(&card.source),
+                esc(&card.licence.name),
+                esc(&uses.join(", "))
+            );
+            for c in card.citations() {
+                let _ = write!(h, "<p class=\"note\">Cite: {}</p>", esc(&c));
+            }
+        }
+    }
     h.push_str("<table><tr><th>term</th><th>value</th><th>95% interval</th><th>weight</th></tr>");
     for (k, name) in TERM_NAMES.iter().enumerate() {
         let _ = write!(
