@@ -269,12 +269,8 @@ fn two_sites(cohort: &Path) -> Result<Vec<StudyId>> {
     let labels = discus_core::formats::read_train(&cohort.join("train.csv"))?.strict()?;
     let ids: Vec<StudyId> = labels.iter().map(|s| s.study).collect();
     let first = *ids.first().context("the synthetic cohort has no studies")?;
-    let site = |s: StudyId| {
-        discus_eval::sites::study_meta(cohort, s)
-            .ok()
-            .flatten()
-            .and_then(|m| m.institution)
-    };
+    let ds = discus_data::dataset::Dataset::open(cohort)?;
+    let site = |s: StudyId| ds.study_meta(s).ok().flatten().and_then(|m| m.institution);
     let first_site = site(first);
     let other = ids.iter().copied().find(|&s| site(s) != first_site);
     Ok(std::iter::once(first).chain(other).collect())

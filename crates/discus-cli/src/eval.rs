@@ -217,6 +217,23 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     pb
 }
 
+/// Opens the dataset through its index (scanning first when the index is missing or stale), with a
+/// progress bar for the scan.
+pub(crate) fn open_dataset(root: &std::path::Path) -> Result<discus_data::dataset::Dataset> {
+    let pb = progress(0, "indexing");
+    let ds = discus_data::dataset::Dataset::open_with(
+        root,
+        discus_data::dataset::Freshness::IfStale,
+        &|p| {
+            pb.set_length(p.files_total);
+            pb.set_position(p.files_done);
+        },
+    )
+    .with_context(|| format!("opening the dataset {}", root.display()))?;
+    pb.finish_and_clear();
+    Ok(ds)
+}
+
 pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     let provenance = check_sources(
         &format!("discus {} evaluate", env!("CARGO_PKG_VERSION")),
@@ -231,8 +248,9 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     let labels = labels(&labels_path)?;
     let (rows, lines) = submission(&a.submission)?;
     let studies: Vec<_> = labels.iter().map(|l| l.study).collect();
+    let ds = open_dataset(&a.dataset)?;
     let pb = progress(studies.len(), "reading scanner metadata");
-    let (meta, errors) = studies_meta(&a.dataset, &studies, &|| pb.inc(1));
+    let (meta, errors) = studies_meta(&ds, &studies, &|| pb.inc(1));
     pb.finish_and_clear();
     for e in &errors {
         eprintln!("warning: {e}");
@@ -272,8 +290,9 @@ pub fn run_split(a: SplitArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| a.dataset.join("train.csv"));
     let labels = labels(&labels_path)?;
     let studies: Vec<_> = labels.iter().map(|l| l.study).collect();
+    let ds = open_dataset(&a.dataset)?;
     let pb = progress(studies.len(), "reading scanner metadata");
-    let (meta, errors) = studies_meta(&a.dataset, &studies, &|| pb.inc(1));
+    let (meta, errors) = studies_meta(&ds, &studies, &|| pb.inc(1));
     pb.finish_and_clear();
     for e in &errors {
         eprintln!("warning: {e}");

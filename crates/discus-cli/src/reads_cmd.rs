@@ -10,7 +10,7 @@ use discus_reads::analysis::{
     adjudications, agreement_report, blinded_findings, consensus, disagreements, parse_decisions,
     worklist_csv, AgreementOptions, ConsensusRule, DisagreementRule,
 };
-use discus_reads::geometry::{DicomSlices, SliceLookup};
+use discus_reads::geometry::{DatasetSlices, SliceLookup};
 use discus_reads::import::{
     import_reader, parse_row_id, reader_labels, write_labels, Catalog, ImportError, ImportRequest,
     Label,
@@ -257,7 +257,7 @@ fn store_path(c: &Common) -> PathBuf {
         c.dataset
             .clone()
             .unwrap_or_else(|| PathBuf::from("."))
-            .join(".discus")
+            .join(discus_core::layout::DISCUS_DIR)
             .join("reads.sqlite")
     })
 }
@@ -266,8 +266,12 @@ fn open_store(c: &Common) -> Result<ReadsStore> {
     Ok(ReadsStore::open(&store_path(c))?)
 }
 
-fn slices(c: &Common) -> Option<DicomSlices> {
-    c.dataset.as_deref().map(DicomSlices::new)
+/// Slice geometry from the dataset's index, when a dataset is given.
+fn slices(c: &Common) -> Result<Option<DatasetSlices>> {
+    c.dataset
+        .as_deref()
+        .map(|root| crate::eval::open_dataset(root).map(DatasetSlices::new))
+        .transpose()
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -419,7 +423,7 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
         seed: a.seed,
         tolerance_mm: a.tolerance_mm,
     };
-    let sl = slices(c);
+    let sl = slices(c)?;
     let bar = indicatif::ProgressBar::new_spinner().with_message(format!(
         "agreement over {} findings ({} bootstrap resamples per estimate)",
         findings.len(),
@@ -513,7 +517,7 @@ fn disagreements_cmd(c: &Common, a: DisagreementsArgs) -> Result<ExitCode> {
             tolerance_mm: a.tolerance_mm,
         },
     };
-    let sl = slices(c);
+    let sl = slices(c)?;
     if matches!(rule, DisagreementRule::PointsApart { .. }) && sl.is_none() {
         eprintln!(
             "error: --rule points-apart needs --dataset (the DICOM headers place the points)"
@@ -620,7 +624,7 @@ fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
         ConsensusArg::Median => ConsensusRule::Median,
     };
     let adj = adjudications(&reads);
-    let sl = slices(c);
+    let sl = slices(c)?;
     let labels = consensus(
         &findings,
         &adj,

@@ -2,6 +2,7 @@
 //!
 //! DICOM reading and writing on the dicom-rs crates, series geometry, the dataset index and validation.
 
+pub mod dataset;
 pub mod dicom;
 pub mod geometry;
 pub mod header;

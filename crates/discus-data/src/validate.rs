@@ -132,8 +132,11 @@ finding_kinds! {
     InstanceNumberOffset = "instance_number_offset", Info;
     /// Instance numbers skip values.
     InstanceNumberGaps = "instance_number_gaps", Warning;
-    /// One series holds stacks of different orientations.
-    MixedOrientation = "mixed_orientation", Warning;
+    /// One series holds stacks of different orientations in the same plane, as real axial series
+    /// do (one angled stack per disc level): information, not a fault.
+    MixedOrientation = "mixed_orientation", Info;
+    /// One series holds stacks in different planes (e.g. sagittal and axial slices together).
+    MixedPlanes = "mixed_planes", Warning;
     /// One series holds slices of different matrix sizes (or pixel spacings).
     MixedMatrixSize = "mixed_matrix_size", Warning;
     /// Several slices of one stack at the same position.
@@ -928,9 +931,14 @@ fn scan_series(
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let planes: BTreeSet<&str> = stacks.iter().map(|s| s.plane().as_str()).collect();
         if oriented {
             findings.push(f(
-                FindingKind::MixedOrientation,
+                if planes.len() > 1 {
+                    FindingKind::MixedPlanes
+                } else {
+                    FindingKind::MixedOrientation
+                },
                 None,
                 format!(
                     "{folder}: {} stacks of different orientation (up to {max_angle:.1} degrees apart): {desc}",

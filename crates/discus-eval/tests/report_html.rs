@@ -137,7 +137,8 @@ fn report_by_site_and_in_chromium() {
     let root = dir.path();
     let (labels, rows) = dataset(root);
     let studies: Vec<StudyId> = labels.iter().map(|l| l.study).collect();
-    let (meta, errors) = studies_meta(root, &studies, &|| {});
+    let ds = discus_data::dataset::Dataset::open(root).unwrap();
+    let (meta, errors) = studies_meta(&ds, &studies, &|| {});
     assert_eq!(meta.len(), 34);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(

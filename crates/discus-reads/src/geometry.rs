@@ -3,14 +3,14 @@
 //! patient coordinates in mm, so two readers' points can be compared even when they marked different
 //! slices or different series of the study.
 //!
-//! Slices are found in the LumbarDISC layout: `<root>/<split>/<study>/<series>/<instance>.dcm`, with
-//! `split` `train_images` (then `test_images`). Headers are read once and cached.
+//! Slices are looked up in the dataset's index (`discus_data::dataset::Dataset`), by the instance number
+//! the label files use; no DICOM file is read.
 
 use crate::store::Point;
-use discus_core::StudyId;
+use discus_core::{SeriesId, StudyId};
+use discus_data::dataset::{Dataset, DatasetError};
 use discus_data::geometry::SliceGeometry;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// A slice's geometry and its frame of reference (points on different frames are not comparable).
@@ -73,66 +73,60 @@ pub trait SliceLookup: Sync {
 
 type Key = (u64, u64, u32);
 
-/// Slice geometry from the DICOM headers of a LumbarDISC-layout dataset.
-pub struct DicomSlices {
-    root: PathBuf,
+/// Slice geometry from a dataset's index ([`Dataset::slice`]): no DICOM file is read, so distances
+/// can be measured from the index alone. Answers are cached.
+pub struct DatasetSlices {
+    dataset: Mutex<Dataset>,
     cache: Mutex<HashMap<Key, Result<SliceInfo, SliceError>>>,
 }
 
-impl DicomSlices {
-    pub fn new(root: &Path) -> Self {
-        DicomSlices {
-            root: root.to_path_buf(),
+impl DatasetSlices {
+    /// Slice lookups on an opened dataset.
+    pub fn new(dataset: Dataset) -> Self {
+        DatasetSlices {
+            dataset: Mutex::new(dataset),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    fn file(&self, study: u64, series: u64, instance: u32) -> Option<PathBuf> {
-        ["train_images", "test_images"]
-            .iter()
-            .map(|split| {
-                self.root
-                    .join(split)
-                    .join(study.to_string())
-                    .join(series.to_string())
-                    .join(format!("{instance}.dcm"))
-            })
-            .find(|p| p.is_file())
-    }
-
     fn load(&self, study: u64, series: u64, instance: u32) -> Result<SliceInfo, SliceError> {
-        let path = self
-            .file(study, series, instance)
-            .ok_or(SliceError::NotFound {
+        let ds = self.dataset.lock().unwrap_or_else(|e| e.into_inner());
+        match ds.slice(StudyId(study), SeriesId(series), i64::from(instance)) {
+            Ok(s) => Ok(SliceInfo {
+                geometry: s.geometry,
+                frame_of_reference: s.frame_of_reference,
+            }),
+            Err(DatasetError::NotFound { .. }) => Err(SliceError::NotFound {
                 study,
                 series,
                 instance,
-            })?;
-        let unreadable = |message: String| SliceError::Unreadable {
-            study,
-            series,
-            instance,
-            message,
-        };
-        let header =
-            discus_data::dicom::read_header(&path).map_err(|e| unreadable(e.to_string()))?;
-        let geometry =
-            SliceGeometry::from_header(&header).map_err(|e| unreadable(e.to_string()))?;
-        Ok(SliceInfo {
-            geometry,
-            frame_of_reference: header.frame_of_reference_uid.clone(),
-        })
+            }),
+            Err(e) => Err(SliceError::Unreadable {
+                study,
+                series,
+                instance,
+                message: e.to_string(),
+            }),
+        }
     }
 }
 
-impl SliceLookup for DicomSlices {
+impl SliceLookup for DatasetSlices {
     fn slice(&self, study: StudyId, point: &Point) -> Result<SliceInfo, SliceError> {
         let key = (study.0, point.series.0, point.instance);
-        if let Some(v) = self.cache.lock().unwrap().get(&key) {
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return v.clone();
         }
         let v = self.load(key.0, key.1, key.2);
-        self.cache.lock().unwrap().insert(key, v.clone());
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, v.clone());
         v
     }
 }
@@ -171,7 +165,6 @@ impl SliceLookup for KnownSlices {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use discus_core::SeriesId;
 
     #[test]
     fn distance_across_slices_and_series() {

@@ -21,15 +21,16 @@
 //! interrupted (the process killed) left nothing and can simply be run again. A corrected file has
 //! another hash: its reads are appended and, being later, become the reader's current reads.
 
-use crate::geometry::{DicomSlices, SliceError, SliceLookup};
+use crate::geometry::{DatasetSlices, SliceError, SliceLookup};
 use crate::store::{
     FindingKey, ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind, StoreError, StoredRead,
 };
 use discus_core::formats::{
-    parse_coordinates, parse_series_descriptions, parse_train, write_coordinates, write_train,
-    CsvFile, FormatError, LabelPoint, LineEnding, RowError, StudyLabels,
+    parse_coordinates, parse_train, write_coordinates, write_train, CsvFile, FormatError,
+    LabelPoint, LineEnding, RowError, StudyLabels,
 };
 use discus_core::{Condition, LabelColumn, Level, SeriesId, Severity, StudyId};
+use discus_data::dataset::Dataset;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -99,40 +100,28 @@ impl Catalog {
         Catalog { series, slices }
     }
 
-    /// The catalog of a LumbarDISC-layout dataset: studies and series from
-    /// `train_series_descriptions.csv` and `test_series_descriptions.csv` (whichever exist), slice
-    /// geometry from the DICOM headers under `train_images/` and `test_images/`.
+    /// The catalog of a LumbarDISC-layout dataset, through its index (built or refreshed when
+    /// missing or stale): studies and series from the series descriptions, slice geometry from the
+    /// indexed headers.
     pub fn from_dataset(root: &Path) -> Result<Self, ImportError> {
+        let bad = |message: String| ImportError::Dataset {
+            path: root.to_path_buf(),
+            message,
+        };
+        let ds = Dataset::open(root).map_err(|e| bad(e.to_string()))?;
         let mut series: HashMap<StudyId, HashSet<SeriesId>> = HashMap::new();
-        let mut found = false;
-        for name in [
-            "train_series_descriptions.csv",
-            "test_series_descriptions.csv",
-        ] {
-            let path = root.join(name);
-            if !path.is_file() {
-                continue;
-            }
-            found = true;
-            let bytes = std::fs::read(&path).map_err(|source| ImportError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let rows = parse_series_descriptions(&bytes, &path)?.strict()?;
-            for r in rows {
-                series.entry(r.study).or_default().insert(r.series);
-            }
+        for d in ds.descriptions().map_err(|e| bad(e.to_string()))? {
+            series.entry(d.study).or_default().insert(d.series);
         }
-        if !found {
-            return Err(ImportError::Dataset {
-                path: root.to_path_buf(),
-                message: "no train_series_descriptions.csv or test_series_descriptions.csv here"
+        if series.is_empty() {
+            return Err(bad(
+                "no series descriptions (train_series_descriptions.csv or test_series_descriptions.csv)"
                     .into(),
-            });
+            ));
         }
         Ok(Catalog {
             series,
-            slices: Box::new(DicomSlices::new(root)),
+            slices: Box::new(DatasetSlices::new(ds)),
         })
     }
 

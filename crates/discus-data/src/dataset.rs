@@ -1,0 +1,775 @@
+//! The one read path: a LumbarDISC-layout dataset opened through its index.
+//!
+//! [`Dataset::open`] opens `<root>/.discus/index.sqlite`, scanning the dataset first when the index is
+//! missing or stale (see [`Freshness`]); [`Dataset::open_indexed`] uses the index as it is and never
+//! touches an image file, so everything but pixels works after the DICOM files are gone (or on a
+//! machine that has only the index). From there:
+//!
+//! - [`Dataset::studies`] / [`Dataset::series`]: studies and series with their kind (from the
+//!   descriptions CSV), header description, scanner and protocol;
+//! - [`Dataset::stacks`]: a series' stacks with their geometry, assembled from the indexed headers;
+//! - [`Dataset::labels`] / [`Dataset::points`]: grades and label points;
+//! - [`Dataset::study_meta`] / [`Dataset::slice`]: site metadata and one slice's geometry, from the
+//!   index (what evaluation and reads need);
+//! - [`Dataset::load_stack`]: a [`Volume`], the only call that decodes pixels, one stack at a time.
+//!
+//! Nothing here holds a whole dataset in memory: lookups are SQL queries, and volumes are loaded when
+//! asked for and dropped by the caller.
+//!
+//! ```no_run
+//! use discus_data::dataset::Dataset;
+//! let ds = Dataset::open("/data/rsna".as_ref()).unwrap();
+//! for study in ds.studies().unwrap().iter().take(1) {
+//!     for series in ds.series(study.study).unwrap() {
+//!         let stacks = ds.stacks(&series).unwrap();
+//!         let volume = ds.load_stack(&series, &stacks[0]).unwrap();
+//!         println!("{} {:?} {} slices", series.series, series.kind, volume.slices());
+//!     }
+//! }
+//! ```
+
+use crate::geometry::{SliceGeometry, Stack, Vec3};
+use crate::index::{Index, IndexError};
+use discus_core::formats::{LabelPoint, SeriesDescription, StudyLabels};
+use discus_core::layout::{Layout, Split};
+use discus_core::{Condition, Level, SeriesId, SeriesKind, Severity, StudyId};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Why a dataset could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The index could not be opened or queried.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The index file does not exist (and this call does not build one).
+    #[error("{}: no index; run `discus validate {}` (or open the dataset with Dataset::open) to build it", path.display(), root.display())]
+    NoIndex {
+        /// The dataset root.
+        root: PathBuf,
+        /// Where the index was expected.
+        path: PathBuf,
+    },
+    /// Scanning the dataset to build or refresh the index failed.
+    #[error("{}: scanning the dataset failed: {message}", root.display())]
+    Scan {
+        /// The dataset root.
+        root: PathBuf,
+        /// The cause.
+        message: String,
+    },
+    /// The index holds a value this discus cannot read (a different writer, or damage).
+    #[error("index {}: {what}", path.display())]
+    Corrupt {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A series, stack or instance asked for is not in the index.
+    #[error("study {study} series {series}: {what}")]
+    NotFound {
+        /// Study id.
+        study: StudyId,
+        /// Series id.
+        series: SeriesId,
+        /// What is missing.
+        what: String,
+    },
+    /// No image of a study could be read when the index was built.
+    #[error("study {study}: no readable image ({}: {message})", path.display())]
+    Unreadable {
+        /// Study id.
+        study: StudyId,
+        /// The first unreadable file.
+        path: PathBuf,
+        /// Why the scan could not read it.
+        message: String,
+    },
+    /// A slice's pixels could not be decoded.
+    #[error(transparent)]
+    Dicom(#[from] crate::dicom::DicomError),
+    /// A slice's pixels do not fit its stack (size, frames, colour).
+    #[error("{}: {what}", path.display())]
+    BadSlice {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        what: String,
+    },
+}
+
+/// Whether [`Dataset::open_with`] scans before opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Freshness {
+    /// Scan when the index is missing or stale: when a CSV file or a series folder's entry list
+    /// changed since the last scan (a file rewritten in place under the same name is not noticed;
+    /// use [`Freshness::Rescan`] for that). An index whose dataset has no image folder left is used
+    /// as it is.
+    #[default]
+    IfStale,
+    /// Always scan (incrementally: unchanged files are not re-read).
+    Rescan,
+    /// Never scan; fail with [`DatasetError::NoIndex`] when there is no index.
+    IndexOnly,
+}
+
+/// One study of the dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRef {
+    /// The image folder holding it.
+    pub split: Split,
+    /// Its id (the folder name).
+    pub study: StudyId,
+    /// Number of series folders.
+    pub n_series: usize,
+}
+
+/// One series of the dataset, as the index knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRef {
+    /// The image folder holding it.
+    pub split: Split,
+    /// Study id.
+    pub study: StudyId,
+    /// Series id.
+    pub series: SeriesId,
+    /// Its kind from `*_series_descriptions.csv`, when the CSV has a row for it.
+    pub kind: Option<SeriesKind>,
+    /// (0008,103E) SeriesDescription of its headers (most common value).
+    pub description: Option<String>,
+    /// Files in the folder.
+    pub n_files: usize,
+    /// Files whose header was read.
+    pub n_readable: usize,
+    /// Plane of its (first) stack: `sagittal`, `axial`, `coronal` or `oblique`.
+    pub plane: Option<String>,
+    /// (0008,0070) Manufacturer.
+    pub manufacturer: Option<String>,
+    /// (0018,0087) MagneticFieldStrength, tesla.
+    pub field_strength: Option<f64>,
+    /// (0018,0080) RepetitionTime, ms.
+    pub repetition_time: Option<f64>,
+    /// (0018,0081) EchoTime, ms.
+    pub echo_time: Option<f64>,
+    /// (0018,0082) InversionTime, ms.
+    pub inversion_time: Option<f64>,
+}
+
+/// Scanner metadata of one study (for site, vendor and field-strength breakdowns).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StudyMeta {
+    /// (0008,0080) InstitutionName.
+    pub institution: Option<String>,
+    /// (0008,0070) Manufacturer.
+    pub manufacturer: Option<String>,
+    /// (0018,0087) MagneticFieldStrength in tesla (values above 100 are taken as gauss and converted).
+    pub field_strength: Option<f64>,
+}
+
+/// One slice's placement in the patient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceInfo {
+    /// The slice plane.
+    pub geometry: SliceGeometry,
+    /// (0020,0052) FrameOfReferenceUID: points on different frames are not comparable.
+    pub frame_of_reference: Option<String>,
+}
+
+/// One stack's pixels: rescaled (RescaleSlope/Intercept applied) `f32`, `[slice][row][column]` in
+/// stack order (along the normal), with the stack's geometry for pixel <-> patient transforms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    /// Geometry: slice order, positions, voxel <-> patient transforms.
+    pub stack: Stack,
+    /// Rows per slice.
+    pub rows: usize,
+    /// Columns per slice.
+    pub columns: usize,
+    /// `slices * rows * columns` values.
+    pub data: Vec<f32>,
+}
+
+impl Volume {
+    /// Number of slices.
+    pub fn slices(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// The pixels of slice `k` (stack order), `rows * columns` values row by row.
+    pub fn slice(&self, k: usize) -> &[f32] {
+        let n = self.rows * self.columns;
+        &self.data[k * n..(k + 1) * n]
+    }
+
+    /// Value at `(column x, row y)` of slice `k`; `None` outside the volume.
+    pub fn get(&self, k: usize, y: usize, x: usize) -> Option<f32> {
+        (k < self.slices() && y < self.rows && x < self.columns)
+            .then(|| self.data[(k * self.rows + y) * self.columns + x])
+    }
+
+    /// Patient position (mm) of voxel `[x, y, k]` (fractional).
+    pub fn voxel_to_patient(&self, v: [f64; 3]) -> Vec3 {
+        self.stack.voxel_to_patient(v)
+    }
+
+    /// Voxel coordinates `[x, y, k]` (fractional) of a patient point.
+    pub fn patient_to_voxel(&self, p: Vec3) -> [f64; 3] {
+        self.stack.patient_to_voxel(p)
+    }
+}
+
+/// A dataset opened through its index.
+pub struct Dataset {
+    layout: Layout,
+    index: Index,
+}
+
+const FINGERPRINT_KEY: &str = "listing_fingerprint";
+
+fn clean(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim_matches([' ', '\0']).to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn tesla(t: Option<f64>) -> Option<f64> {
+    t.filter(|t| t.is_finite() && *t > 0.0)
+        .map(|t| if t > 100.0 { t / 10_000.0 } else { t })
+}
+
+fn split_of(path: &Path, s: &str) -> Result<Split, DatasetError> {
+    Split::from_folder(s).ok_or_else(|| DatasetError::Corrupt {
+        path: path.to_path_buf(),
+        what: format!("unknown split {s:?}"),
+    })
+}
+
+/// A fingerprint of what a scan would see without reading any file: the CSV files' sizes and
+/// modification times, and every series folder's modification time and number of entries.
+fn listing_fingerprint(layout: &Layout) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let stamp = |p: &Path, h: &mut std::collections::hash_map::DefaultHasher| {
+        if let Ok(m) = std::fs::metadata(p) {
+            m.len().hash(h);
+            if let Ok(t) = m.modified() {
+                t.hash(h);
+            }
+        } else {
+            "absent".hash(h);
+        }
+    };
+    for p in [layout.train_csv(), layout.coordinates_csv(), layout.card()] {
+        stamp(&p, &mut h);
+    }
+    for split in Split::ALL {
+        stamp(&layout.descriptions_csv(split), &mut h);
+        let images = layout.images(split);
+        let Ok(rd) = std::fs::read_dir(&images) else {
+            "no images".hash(&mut h);
+            continue;
+        };
+        let mut studies: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        studies.sort();
+        for st in studies {
+            st.hash(&mut h);
+            stamp(&st, &mut h);
+            let Ok(rd) = std::fs::read_dir(&st) else {
+                continue;
+            };
+            let mut series: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            series.sort();
+            for se in series {
+                se.hash(&mut h);
+                stamp(&se, &mut h);
+                std::fs::read_dir(&se)
+                    .map(|r| r.count())
+                    .unwrap_or(0)
+                    .hash(&mut h);
+            }
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
+impl Dataset {
+    /// Opens the dataset under `root`, building or refreshing its index when missing or stale.
+    pub fn open(root: &Path) -> Result<Dataset, DatasetError> {
+        Dataset::open_with(root, Freshness::IfStale, &|_| {})
+    }
+
+    /// Opens the dataset from its index alone: no image file is read or listed.
+    pub fn open_indexed(root: &Path) -> Result<Dataset, DatasetError> {
+        Dataset::open_with(root, Freshness::IndexOnly, &|_| {})
+    }
+
+    /// Opens the dataset, scanning first as `freshness` says; `progress` sees the scan's progress.
+    pub fn open_with(
+        root: &Path,
+        freshness: Freshness,
+        progress: &(dyn Fn(crate::validate::Progress) + Sync),
+    ) -> Result<Dataset, DatasetError> {
+        let layout = Layout::new(root);
+        let path = layout.index();
+        let exists = path.is_file();
+        let scan = match freshness {
+            Freshness::IndexOnly => {
+                if !exists {
+                    return Err(DatasetError::NoIndex {
+                        root: root.to_path_buf(),
+                        path,
+                    });
+                }
+                None
+            }
+            Freshness::Rescan => Some(listing_fingerprint(&layout)),
+            // An index whose dataset has no image folder left (moved, or its images deleted to save
+            // space) is used as it is: a scan would only empty it.
+            Freshness::IfStale
+                if exists && Split::ALL.iter().all(|s| !layout.images(*s).is_dir()) =>
+            {
+                None
+            }
+            Freshness::IfStale => {
+                let now = listing_fingerprint(&layout);
+                let stored = if exists {
+                    Index::open_read_only(&path)?.meta(FINGERPRINT_KEY)?
+                } else {
+                    None
+                };
+                (stored.as_deref() != Some(now.as_str())).then_some(now)
+            }
+        };
+        if let Some(fingerprint) = scan {
+            crate::validate::validate(root, &Default::default(), progress).map_err(|e| {
+                DatasetError::Scan {
+                    root: root.to_path_buf(),
+                    message: e.to_string(),
+                }
+            })?;
+            let mut index = Index::open(&path)?;
+            index.set_meta(FINGERPRINT_KEY, Some(&fingerprint))?;
+        }
+        let index = Index::open_read_only(&path)?;
+        Ok(Dataset { layout, index })
+    }
+
+    /// The dataset's layout (its paths).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The dataset root.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// The index behind it.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    fn corrupt(&self, what: String) -> DatasetError {
+        DatasetError::Corrupt {
+            path: self.index.path().to_path_buf(),
+            what,
+        }
+    }
+
+    fn sql(&self, e: rusqlite::Error) -> DatasetError {
+        DatasetError::Index(IndexError::Sql {
+            path: self.index.path().to_path_buf(),
+            source: e,
+        })
+    }
+
+    /// Every study with image folders, by split then id.
+    pub fn studies(&self) -> Result<Vec<StudyRef>, DatasetError> {
+        let mut by: BTreeMap<(Split, StudyId), usize> = BTreeMap::new();
+        for r in self.index.series_rows()? {
+            let split = split_of(self.index.path(), &r.split)?;
+            *by.entry((split, StudyId(r.study_id))).or_default() += 1;
+        }
+        Ok(by
+            .into_iter()
+            .map(|((split, study), n_series)| StudyRef {
+                split,
+                study,
+                n_series,
+            })
+            .collect())
+    }
+
+    /// The series of one study (in either split), by id.
+    pub fn series(&self, study: StudyId) -> Result<Vec<SeriesRef>, DatasetError> {
+        let conn = self.index.connection();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT s.split, s.series_id, d.description, s.description, s.n_files, s.n_readable,
+                        s.plane, s.manufacturer, s.field_strength, s.repetition_time, s.echo_time,
+                        s.inversion_time
+                 FROM series s LEFT JOIN descriptions d
+                   ON d.split = s.split AND d.study_id = s.study_id AND d.series_id = s.series_id
+                 WHERE s.study_id = ?1 ORDER BY s.split, s.series_id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([study.0 as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, Option<f64>>(8)?,
+                    r.get::<_, Option<f64>>(9)?,
+                    r.get::<_, Option<f64>>(10)?,
+                    r.get::<_, Option<f64>>(11)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (split, series, kind, desc, n_files, n_readable, plane, man, fs, tr, te, ti) =
+                row.map_err(|e| self.sql(e))?;
+            let kind = match kind {
+                None => None,
+                Some(k) => Some(
+                    k.parse::<SeriesKind>()
+                        .map_err(|e| self.corrupt(e.to_string()))?,
+                ),
+            };
+            out.push(SeriesRef {
+                split: split_of(self.index.path(), &split)?,
+                study,
+                series: SeriesId(series as u64),
+                kind,
+                description: desc,
+                n_files: n_files as usize,
+                n_readable: n_readable as usize,
+                plane,
+                manufacturer: man,
+                field_strength: fs,
+                repetition_time: tr,
+                echo_time: te,
+                inversion_time: ti,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One series of a study, if the index has it.
+    pub fn find_series(
+        &self,
+        study: StudyId,
+        series: SeriesId,
+    ) -> Result<Option<SeriesRef>, DatasetError> {
+        Ok(self.series(study)?.into_iter().find(|s| s.series == series))
+    }
+
+    /// The stacks of a series with their geometry (from the indexed headers; no file is read).
+    pub fn stacks(&self, series: &SeriesRef) -> Result<Vec<Stack>, DatasetError> {
+        Ok(self
+            .index
+            .series_stacks(series.split.folder(), series.study.0, series.series.0)?)
+    }
+
+    /// Scanner metadata of a study, from the first readable header (by series id, then file number)
+    /// in the index. `None` when the index has no image of the study; [`DatasetError::Unreadable`]
+    /// when it has images but none could be read.
+    pub fn study_meta(&self, study: StudyId) -> Result<Option<StudyMeta>, DatasetError> {
+        let conn = self.index.connection();
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT header_json FROM instances
+                 WHERE study_id = ?1 AND header_json IS NOT NULL
+                 ORDER BY split, series_id, file_number IS NULL, file_number, path LIMIT 1",
+                [study.0 as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let Some(json) = json else {
+            // Images that the scan could not read are an error; no images at all is not.
+            let unreadable: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT path, error FROM instances WHERE study_id = ?1 AND error IS NOT NULL
+                     ORDER BY split, series_id, file_number IS NULL, file_number, path LIMIT 1",
+                    [study.0 as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.sql(e))?;
+            return match unreadable {
+                Some((path, message)) => Err(DatasetError::Unreadable {
+                    study,
+                    path: self.layout.root().join(path),
+                    message,
+                }),
+                None => Ok(None),
+            };
+        };
+        let h: crate::InstanceHeader =
+            serde_json::from_str(&json).map_err(|e| self.corrupt(e.to_string()))?;
+        Ok(Some(StudyMeta {
+            institution: clean(h.institution_name),
+            manufacturer: clean(h.manufacturer),
+            field_strength: tesla(h.magnetic_field_strength),
+        }))
+    }
+
+    /// The geometry of one slice, named as the label files name it (file number = instance).
+    pub fn slice(
+        &self,
+        study: StudyId,
+        series: SeriesId,
+        instance: i64,
+    ) -> Result<SliceInfo, DatasetError> {
+        let conn = self.index.connection();
+        let json: Option<String> = conn
+            .query_row(
+                "SELECT header_json FROM instances
+                 WHERE study_id = ?1 AND series_id = ?2 AND header_json IS NOT NULL
+                   AND (file_number = ?3 OR (file_number IS NULL AND instance_number = ?3))
+                 ORDER BY split, file_number IS NULL LIMIT 1",
+                params![study.0 as i64, series.0 as i64, instance],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let json = json.ok_or_else(|| DatasetError::NotFound {
+            study,
+            series,
+            what: format!("no readable image with instance number {instance}"),
+        })?;
+        let h: crate::InstanceHeader =
+            serde_json::from_str(&json).map_err(|e| self.corrupt(e.to_string()))?;
+        let geometry = SliceGeometry::from_header(&h).map_err(|e| DatasetError::NotFound {
+            study,
+            series,
+            what: format!("instance {instance}: {e}"),
+        })?;
+        Ok(SliceInfo {
+            geometry,
+            frame_of_reference: h.frame_of_reference_uid,
+        })
+    }
+
+    /// Every row of the series descriptions CSVs (as the last scan read them), by split, study, series.
+    pub fn descriptions(&self) -> Result<Vec<SeriesDescription>, DatasetError> {
+        let conn = self.index.connection();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT study_id, series_id, description FROM descriptions
+                 ORDER BY split, study_id, series_id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (study, series, kind) = row.map_err(|e| self.sql(e))?;
+            out.push(SeriesDescription {
+                study: StudyId(study as u64),
+                series: SeriesId(series as u64),
+                kind: kind
+                    .parse()
+                    .map_err(|e: discus_core::types::ParseDomainError| {
+                        self.corrupt(e.to_string())
+                    })?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Grades of every study in train.csv (as the last scan read it), by study id.
+    pub fn labels(&self) -> Result<Vec<StudyLabels>, DatasetError> {
+        let conn = self.index.connection();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT study_id, condition, level, grade FROM labels ORDER BY study_id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut by: BTreeMap<StudyId, StudyLabels> = BTreeMap::new();
+        for row in rows {
+            let (study, c, l, g) = row.map_err(|e| self.sql(e))?;
+            let study = StudyId(study as u64);
+            let condition =
+                condition_of_key(&c).ok_or_else(|| self.corrupt(format!("condition {c:?}")))?;
+            let level = level_of_key(&l).ok_or_else(|| self.corrupt(format!("level {l:?}")))?;
+            let grade = match g {
+                None => None,
+                Some(g) => Some(
+                    g.parse::<Severity>()
+                        .map_err(|e| self.corrupt(e.to_string()))?,
+                ),
+            };
+            by.entry(study)
+                .or_insert_with(|| StudyLabels::empty(study))
+                .set(condition, level, grade);
+        }
+        Ok(by.into_values().collect())
+    }
+
+    /// Label points of one study (train_label_coordinates.csv as the last scan read it).
+    pub fn points(&self, study: StudyId) -> Result<Vec<LabelPoint>, DatasetError> {
+        let conn = self.index.connection();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT series_id, instance_number, condition, level, x, y FROM points
+                 WHERE study_id = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([study.0 as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, f64>(4)?,
+                    r.get::<_, f64>(5)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (series, instance, c, l, x, y) = row.map_err(|e| self.sql(e))?;
+            out.push(LabelPoint {
+                study,
+                series: SeriesId(series as u64),
+                instance: u32::try_from(instance)
+                    .map_err(|_| self.corrupt(format!("instance number {instance}")))?,
+                condition: condition_of_key(&c)
+                    .ok_or_else(|| self.corrupt(format!("condition {c:?}")))?,
+                level: level_of_key(&l).ok_or_else(|| self.corrupt(format!("level {l:?}")))?,
+                x,
+                y,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The file of one slice of a series (its path under the root, as indexed).
+    fn slice_path(&self, series: &SeriesRef, instance: i64) -> Result<PathBuf, DatasetError> {
+        let conn = self.index.connection();
+        let rel: Option<String> = conn
+            .query_row(
+                "SELECT path FROM instances
+                 WHERE split = ?1 AND study_id = ?2 AND series_id = ?3 AND header_json IS NOT NULL
+                   AND (file_number = ?4 OR (file_number IS NULL AND instance_number = ?4))
+                 ORDER BY file_number IS NULL LIMIT 1",
+                params![
+                    series.split.folder(),
+                    series.study.0 as i64,
+                    series.series.0 as i64,
+                    instance
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        rel.map(|r| self.layout.root().join(r))
+            .ok_or_else(|| DatasetError::NotFound {
+                study: series.study,
+                series: series.series,
+                what: format!("no readable image with instance number {instance}"),
+            })
+    }
+
+    /// Decodes one stack of a series into a [`Volume`]: each slice's stored values, rescaled by its
+    /// own RescaleSlope/Intercept, as `f32`. The only call here that reads pixels.
+    pub fn load_stack(&self, series: &SeriesRef, stack: &Stack) -> Result<Volume, DatasetError> {
+        let (rows, columns) = (stack.rows as usize, stack.columns as usize);
+        let mut data = Vec::with_capacity(stack.len() * rows * columns);
+        for s in &stack.slices {
+            let path = self.slice_path(series, s.instance_number)?;
+            let header = crate::dicom::read_header(&path)?;
+            let px = crate::dicom::decode_pixels(&path)?;
+            data.extend(rescaled_slice(&path, &header, &px, rows, columns)?);
+        }
+        Ok(Volume {
+            stack: stack.clone(),
+            rows,
+            columns,
+            data,
+        })
+    }
+}
+
+/// The first frame of one instance, rescaled, as `f32`, checked against the stack's matrix.
+pub fn rescaled_slice(
+    path: &Path,
+    header: &crate::InstanceHeader,
+    px: &crate::dicom::StoredPixels,
+    rows: usize,
+    columns: usize,
+) -> Result<Vec<f32>, DatasetError> {
+    let bad = |what: String| DatasetError::BadSlice {
+        path: path.to_path_buf(),
+        what,
+    };
+    if px.samples_per_pixel != 1 {
+        return Err(bad(format!(
+            "{} samples per pixel; a volume needs grey-scale images",
+            px.samples_per_pixel
+        )));
+    }
+    if (px.rows as usize, px.columns as usize) != (rows, columns) {
+        return Err(bad(format!(
+            "{}x{} pixels where the stack has {rows}x{columns}",
+            px.rows, px.columns
+        )));
+    }
+    let n = rows * columns;
+    if px.values.len() < n {
+        return Err(bad(format!(
+            "{} pixel values, expected {n}",
+            px.values.len()
+        )));
+    }
+    let slope = header
+        .rescale_slope
+        .filter(|s| s.is_finite() && *s != 0.0)
+        .unwrap_or(1.0);
+    let intercept = header
+        .rescale_intercept
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0);
+    Ok((0..n)
+        .map(|i| {
+            let v = px.values.get_i64(i).unwrap_or(0) as f64;
+            (v * slope + intercept) as f32
+        })
+        .collect())
+}
+
+fn condition_of_key(s: &str) -> Option<Condition> {
+    Condition::ALL.into_iter().find(|c| c.key() == s)
+}
+
+fn level_of_key(s: &str) -> Option<Level> {
+    Level::ALL.into_iter().find(|l| l.key() == s)
+}
