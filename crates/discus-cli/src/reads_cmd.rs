@@ -337,7 +337,12 @@ fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
             coordinates: coords.as_deref(),
             at: a.at,
         };
-        match import_reader(&mut store, catalog.as_ref(), &req) {
+        match import_reader(
+            &mut store,
+            catalog.as_ref(),
+            &req,
+            &discus_core::progress::Progress::new(),
+        ) {
             Ok(r) => {
                 if !c.json {
                     match &r.outcome {

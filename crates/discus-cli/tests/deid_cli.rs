@@ -22,10 +22,10 @@ fn discus(args: &[&std::ffi::OsStr]) -> std::process::Output {
 fn deid_then_verify_then_a_leak_fails_verify() {
     let src = shared_deid();
     if !src.is_dir() {
-        eprintln!(
-            "skipping: {} not found (set DISCUS_SHARED_DIR)",
+        discus_core::crosscheck::skip(format!(
+            "{} not found (set DISCUS_SHARED_DIR)",
             src.display()
-        );
+        ));
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

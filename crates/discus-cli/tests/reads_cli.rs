@@ -783,6 +783,35 @@ fn two_processes_recording_at_once_lose_nothing() {
     assert_eq!(count_reads(&store, "y", "second", tmp.path()), 12);
 }
 
+/// Tells `import_killed_midway_child` the store and the reader file (two lines).
+const CHILD_ENV: &str = "DISCUS_TEST_IMPORT_CHILD";
+
+/// Run only as the child process of the test below: imports reader "k" into the store and, halfway
+/// through writing its reads (inside the transaction), says so on stderr and waits to be killed.
+#[test]
+#[ignore = "the child process of an_import_killed_midway_leaves_the_store_consistent_and_reruns_cleanly"]
+fn import_killed_midway_child() {
+    let spec = std::env::var(CHILD_ENV).expect("run by the parent test only");
+    let (store, train) = spec.split_once('\n').unwrap();
+    let mut store = discus_reads::store::ReadsStore::open(Path::new(store)).unwrap();
+    let progress = discus_core::progress::Progress::with_observer(|p| {
+        if p.stage == "recording reads" && p.total > 0 && p.done >= p.total / 2 {
+            eprintln!("paused mid-import");
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    });
+    let req = discus_reads::import::ImportRequest {
+        reader: "k",
+        round: "first",
+        round_kind: discus_reads::store::RoundKind::Blinded,
+        train: Path::new(train),
+        coordinates: None,
+        at: None,
+    };
+    discus_reads::import::import_reader(&mut store, None, &req, &progress).unwrap();
+    panic!("the import should have been killed before it finished");
+}
+
 #[test]
 fn an_import_killed_midway_leaves_the_store_consistent_and_reruns_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -802,19 +831,19 @@ fn an_import_killed_midway_leaves_the_store_consistent_and_reruns_cleanly() {
         s(&other),
     ]);
 
-    let mut child = discus()
+    // The child is this test binary running `import_killed_midway_child`: the library import
+    // with a progress observer that stalls halfway through writing, inside the transaction.
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "reads",
-            "--store",
-            s(&store),
-            "import",
-            "--no-check",
-            "--reader",
-            "k",
-            "--train",
-            s(&train),
+            "import_killed_midway_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
         ])
-        .env("DISCUS_READS_FAULT_PAUSE_MS", "60000")
+        .env(
+            CHILD_ENV,
+            format!("{}\n{}", store.display(), train.display()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -15,11 +15,14 @@
 //! ```
 
 pub mod agreement;
+pub mod crosscheck;
 pub mod formats;
 pub mod fsio;
 pub mod governance;
 pub mod layout;
 pub mod metric;
+pub mod progress;
+pub mod stats;
 pub mod types;
 
 pub use types::{

@@ -48,7 +48,7 @@ fn python() -> Option<PathBuf> {
             String::from_utf8(out.stdout).unwrap().trim().to_string(),
         )),
         Some(3) => {
-            eprintln!("skipping: {}", String::from_utf8_lossy(&out.stderr).trim());
+            discus_core::crosscheck::skip(String::from_utf8_lossy(&out.stderr).trim());
             None
         }
         _ => panic!(

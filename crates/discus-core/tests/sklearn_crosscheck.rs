@@ -135,10 +135,10 @@ fn python(venv: &str, reqs: &[&str]) -> Option<String> {
     match out.status.code() {
         Some(0) => Some(String::from_utf8(out.stdout).unwrap().trim().to_string()),
         Some(3) => {
-            println!(
-                "skipping the scikit-learn cross-check: {}",
+            discus_core::crosscheck::skip(format!(
+                "the scikit-learn cross-check: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
+            ));
             None
         }
         _ => panic!(

@@ -444,14 +444,7 @@ impl Stack {
 }
 
 fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 {
-        s[m]
-    } else {
-        (s[m - 1] + s[m]) / 2.0
-    }
+    discus_core::stats::median(v).unwrap_or(f64::NAN)
 }
 
 fn same_stack(a: &SliceGeometry, b: &SliceGeometry, o: &StackOptions) -> bool {

@@ -706,23 +706,47 @@ impl Index {
     }
 
     /// Number of rows in a table (for reports and tests).
-    pub fn count(&self, table: &str) -> Result<u64, IndexError> {
-        let allowed = [
-            "series",
-            "instances",
-            "stacks",
-            "descriptions",
-            "labels",
-            "points",
-            "findings",
-        ];
-        assert!(allowed.contains(&table), "unknown table {table}");
+    pub fn count(&self, table: Table) -> Result<u64, IndexError> {
         self.conn
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+            .query_row(&format!("SELECT COUNT(*) FROM {}", table.name()), [], |r| {
                 r.get::<_, i64>(0)
             })
             .map(|n| n as u64)
             .map_err(self.sql_err())
+    }
+}
+
+/// The tables of the index (see the module doc for their columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One row per series folder.
+    Series,
+    /// One row per file.
+    Instances,
+    /// One row per stack of a series.
+    Stacks,
+    /// The series descriptions CSVs.
+    Descriptions,
+    /// train.csv, one row per cell.
+    Labels,
+    /// train_label_coordinates.csv.
+    Points,
+    /// The last validation's findings.
+    Findings,
+}
+
+impl Table {
+    /// The SQL name of the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Series => "series",
+            Table::Instances => "instances",
+            Table::Stacks => "stacks",
+            Table::Descriptions => "descriptions",
+            Table::Labels => "labels",
+            Table::Points => "points",
+            Table::Findings => "findings",
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 mod fixture;
 
 use discus_core::{Condition, Level, SeriesId, SeriesKind, Severity};
-use discus_data::index::Index;
+use discus_data::index::{Index, Table};
 use discus_data::validate::{validate, FindingKind, FindingSeverity, Report, ValidateOptions};
 use fixture::{clean, make_series, series_id, write_slice, DatasetModel};
 use std::path::Path;
@@ -71,13 +71,13 @@ fn clean_dataset_has_no_findings_and_its_shape() {
     // The index holds everything.
     let ix = Index::open_read_only(&r.index).unwrap();
     assert_eq!(r.index, dir.path().join(".discus/index.sqlite"));
-    assert_eq!(ix.count("instances").unwrap(), 30);
-    assert_eq!(ix.count("series").unwrap(), 6);
-    assert_eq!(ix.count("stacks").unwrap(), 6);
-    assert_eq!(ix.count("descriptions").unwrap(), 6);
-    assert_eq!(ix.count("labels").unwrap(), 50);
-    assert_eq!(ix.count("points").unwrap(), 50);
-    assert_eq!(ix.count("findings").unwrap(), 0);
+    assert_eq!(ix.count(Table::Instances).unwrap(), 30);
+    assert_eq!(ix.count(Table::Series).unwrap(), 6);
+    assert_eq!(ix.count(Table::Stacks).unwrap(), 6);
+    assert_eq!(ix.count(Table::Descriptions).unwrap(), 6);
+    assert_eq!(ix.count(Table::Labels).unwrap(), 50);
+    assert_eq!(ix.count(Table::Points).unwrap(), 50);
+    assert_eq!(ix.count(Table::Findings).unwrap(), 0);
     let placed: i64 = ix
         .connection()
         .query_row(
@@ -248,7 +248,7 @@ fn stacks_of_mixed_orientation_and_size() {
     let f = of_kind(&r, FindingKind::MixedMatrixSize)[0];
     assert_eq!(f.series.unwrap().0, series_id(1001, SeriesKind::SagittalT1));
     let ix = Index::open_read_only(&r.index).unwrap();
-    assert_eq!(ix.count("stacks").unwrap(), 5);
+    assert_eq!(ix.count(Table::Stacks).unwrap(), 5);
 }
 
 #[test]
@@ -569,8 +569,8 @@ fn rescan_reads_only_changed_files() {
     let r5 = run(dir.path());
     assert_eq!(r5.scan.files_read, 0);
     let ix = Index::open_read_only(&r5.index).unwrap();
-    assert_eq!(ix.count("instances").unwrap(), 25);
-    assert_eq!(ix.count("series").unwrap(), 5);
+    assert_eq!(ix.count(Table::Instances).unwrap(), 25);
+    assert_eq!(ix.count(Table::Series).unwrap(), 5);
     assert!(kinds(&r5).contains(&FindingKind::PointOnMissingSeries));
     assert!(kinds(&r5).contains(&FindingKind::DescriptionWithoutFolder));
 }

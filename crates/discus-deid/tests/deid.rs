@@ -529,10 +529,10 @@ fn verify_catches_planted_leaks_with_file_and_tag() {
 fn shared_deid_samples() {
     let src = shared_dir().join("data/deid");
     if !src.is_dir() {
-        eprintln!(
-            "skipping: {} not found (set DISCUS_SHARED_DIR)",
+        discus_core::crosscheck::skip(format!(
+            "{} not found (set DISCUS_SHARED_DIR)",
             src.display()
-        );
+        ));
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -66,16 +66,10 @@ pub fn bootstrap(
     (point, interval)
 }
 
-/// The `q`th percentile of sorted values, interpolating linearly between order statistics
-/// (numpy's default). NaN when empty.
+/// The `q`th percentile (`q` in `[0, 100]`) of sorted values, interpolating linearly between order
+/// statistics (numpy's default): [`discus_core::stats::quantile_sorted`]. NaN when empty.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q / 100.0 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+    discus_core::stats::quantile_sorted(sorted, q / 100.0).unwrap_or(f64::NAN)
 }
 
 /// One bin of a reliability curve.

@@ -233,7 +233,7 @@ fn report_by_site_and_in_chromium() {
     assert_eq!(html.matches("<svg").count(), 10);
 
     let Some(chrome) = chromium() else {
-        println!("skipping the browser check: chromium is not installed");
+        discus_core::crosscheck::skip("the browser check: chromium is not installed");
         return;
     };
     let profile = tempfile::tempdir().unwrap();

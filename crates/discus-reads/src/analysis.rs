@@ -207,9 +207,8 @@ fn group(
     }
 }
 
-fn quantile(mut v: Vec<f64>, p: f64) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    discus_core::agreement::quantile_sorted(&v, p)
+fn quantile(v: Vec<f64>, p: f64) -> Option<f64> {
+    discus_core::stats::quantile(&v, p)
 }
 
 /// The agreement report over blinded findings. `slices` places points in patient space; without it

@@ -311,11 +311,13 @@ pub fn parse_reader_files(
     Ok(reads.into_values().collect())
 }
 
-/// Imports one reader's file pair: all or nothing, and a no-op when already imported.
+/// Imports one reader's file pair: all or nothing, and a no-op when already imported. `progress`
+/// counts the reads recorded; cancelling it rolls the import back.
 pub fn import_reader(
     store: &mut ReadsStore,
     catalog: Option<&Catalog>,
     req: &ImportRequest<'_>,
+    progress: &discus_core::progress::Progress,
 ) -> Result<ImportReport, ImportError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| ImportError::Io {
@@ -343,7 +345,7 @@ pub fn import_reader(
         Some(c) => format!("{} + {}", req.train.display(), c.display()),
         None => req.train.display().to_string(),
     };
-    let outcome = store.record_import(reader, round, &hash, &source, &reads, req.at)?;
+    let outcome = store.record_import(reader, round, &hash, &source, &reads, req.at, progress)?;
     let studies: HashSet<StudyId> = reads.iter().map(|r| r.study).collect();
     Ok(ImportReport {
         reader: req.reader.to_string(),

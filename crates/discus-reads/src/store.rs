@@ -20,6 +20,7 @@
 //! reader in a round for a finding is the event with the largest `id` for that
 //! `(study, condition, level, reader, round)`.
 
+use discus_core::progress::Progress;
 use discus_core::{Condition, Level, SeriesId, Severity, StudyId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -69,7 +70,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The import was cancelled through its progress handle; nothing of it was recorded.
+    #[error("reads store {path}: import cancelled; nothing of it was recorded")]
+    Cancelled { path: PathBuf },
 }
+
+/// Number of reads written between cancellation checks of an import.
+const IMPORT_CHUNK: usize = 256;
 
 /// A reader's id in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -429,7 +436,9 @@ impl ReadsStore {
 
     /// Appends one imported file pair's reads, unless the same content was already imported for
     /// this reader and round. All in one transaction: either every read and the import row are
-    /// recorded, or nothing is.
+    /// recorded, or nothing is (also when `progress` is cancelled or the process dies midway).
+    /// `progress` counts the reads written.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_import(
         &mut self,
         reader: ReaderId,
@@ -438,6 +447,7 @@ impl ReadsStore {
         source: &str,
         reads: &[ReadEvent],
         at: Option<i64>,
+        progress: &Progress,
     ) -> Result<ImportOutcome, StoreError> {
         let at = at.unwrap_or_else(now_unix);
         let path = self.path.clone();
@@ -474,10 +484,18 @@ impl ReadsStore {
         )
         .map_err(sql)?;
         let import_id = tx.last_insert_rowid();
-        let half = reads.len() / 2;
-        insert_events(&tx, reader, round, &reads[..half], at, Some(import_id)).map_err(sql)?;
-        fault_injection_pause();
-        insert_events(&tx, reader, round, &reads[half..], at, Some(import_id)).map_err(sql)?;
+        progress.stage("recording reads", reads.len() as u64);
+        for chunk in reads.chunks(IMPORT_CHUNK) {
+            // A cancelled import drops the transaction: nothing of it is recorded.
+            progress
+                .check()
+                .map_err(|_| StoreError::Cancelled { path: path.clone() })?;
+            insert_events(&tx, reader, round, chunk, at, Some(import_id)).map_err(sql)?;
+            progress.inc(chunk.len() as u64);
+        }
+        progress
+            .check()
+            .map_err(|_| StoreError::Cancelled { path: path.clone() })?;
         tx.commit().map_err(sql)?;
         Ok(ImportOutcome::Imported {
             import_id,
@@ -590,22 +608,6 @@ impl ReadsStore {
             recorded_at: r.14,
             note: r.15,
         })
-    }
-}
-
-/// Fault injection for the durability tests: with `DISCUS_READS_FAULT_PAUSE_MS=N` set, an import
-/// announces `discus-reads: paused mid-import` on stderr and sleeps N ms halfway through writing its
-/// events (inside the transaction), so a test can kill the process there.
-fn fault_injection_pause() {
-    if let Some(ms) = std::env::var("DISCUS_READS_FAULT_PAUSE_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        use std::io::Write;
-        let mut e = std::io::stderr();
-        let _ = writeln!(e, "discus-reads: paused mid-import");
-        let _ = e.flush();
-        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 
@@ -748,14 +750,19 @@ mod tests {
             ev(1, Level::L1L2, Severity::Severe),
             ev(2, Level::L1L2, Severity::Moderate),
         ];
-        let o1 = s.record_import(a, r, "h1", "x", &reads, Some(5)).unwrap();
+        let o1 = s
+            .record_import(a, r, "h1", "x", &reads, Some(5), &Progress::new())
+            .unwrap();
         assert!(matches!(o1, ImportOutcome::Imported { events: 2, .. }));
-        let o2 = s.record_import(a, r, "h1", "x", &reads, Some(6)).unwrap();
+        let o2 = s
+            .record_import(a, r, "h1", "x", &reads, Some(6), &Progress::new())
+            .unwrap();
         assert!(matches!(o2, ImportOutcome::AlreadyImported { .. }));
         assert_eq!(s.event_count().unwrap(), 2);
         // The same content for another reader is a different import.
         let b = s.reader("bob").unwrap();
-        s.record_import(b, r, "h1", "x", &reads, Some(7)).unwrap();
+        s.record_import(b, r, "h1", "x", &reads, Some(7), &Progress::new())
+            .unwrap();
         assert_eq!(s.event_count().unwrap(), 4);
     }
 
