@@ -42,6 +42,7 @@
 
 mod fast;
 mod header;
+mod jpeg12;
 mod jpegls;
 mod npy;
 mod open;

@@ -3,7 +3,7 @@
 use super::header::{int_of, text_of, trim_value};
 use super::open::{chain_message, open_bytes, panic_message};
 use super::rle::rle_decode;
-use super::{fast, jpegls, ts, DicomError, PixelValues, StoredPixels};
+use super::{fast, jpeg12, jpegls, ts, DicomError, PixelValues, StoredPixels};
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
@@ -156,6 +156,21 @@ pub(super) fn decode_object(
             seq.offset_table(),
             seq.fragments(),
         )?,
+        Value::PixelSequence(seq)
+            if seq
+                .fragments()
+                .iter()
+                .find(|f| !f.is_empty())
+                .is_some_and(|f| jpeg12::is_12_bit_sequential(f)) =>
+        {
+            jpeg12::decode_frames(
+                path,
+                &transfer_syntax,
+                &a,
+                seq.offset_table(),
+                seq.fragments(),
+            )?
+        }
         Value::PixelSequence(_) => {
             let decoded = catch_unwind(AssertUnwindSafe(|| obj.decode_pixel_data()));
             let decoded = match decoded {
