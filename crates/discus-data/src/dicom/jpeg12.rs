@@ -569,3 +569,65 @@ pub(super) fn decode_frames(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huffman_codes_of_the_standard_luminance_dc_table() {
+        // T.81 Table K.3: categories 0..7 have codes 00, 010, 011, 100, 101, 110, 1110, 11110.
+        let counts = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+        let values: Vec<u8> = (0..12).collect();
+        let h = Huffman::new(&counts, &values).unwrap();
+        // 00 010 011 100 101 110 1110 11110, then padding ones.
+        let data = [0b0001_0011, 0b1001_0111, 0b0111_0111, 0b1011_1111];
+        let mut b = Bits {
+            data: &data,
+            pos: 0,
+            acc: 0,
+            n: 0,
+            overrun: 0,
+        };
+        for want in 0..8 {
+            assert_eq!(b.decode(&h).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn idct_of_a_dc_block_is_flat_and_of_an_ac_block_is_a_cosine() {
+        let basis = idct_table();
+        let mut coef = [0i32; 64];
+        coef[0] = 80; // DC: F(0,0) / 8 everywhere
+        idct(&basis, &coef, |_, _, v| {
+            assert!((v - 10.0).abs() < 1e-9, "{v}")
+        });
+        // F(0,1) = 16: f(x, y) = 16 * (1/(2*sqrt 2)) * (1/2) cos((2x + 1) pi / 16).
+        let mut coef = [0i32; 64];
+        coef[1] = 16;
+        idct(&basis, &coef, |x, _, v| {
+            let want = 16.0 / (4.0 * 2f64.sqrt())
+                * ((2 * x + 1) as f64 * std::f64::consts::PI / 16.0).cos();
+            assert!((v - want).abs() < 1e-9, "{x}: {v} vs {want}");
+        });
+    }
+
+    #[test]
+    fn frame_type_and_refusals() {
+        // SOI, SOF1 with 12-bit precision.
+        let sof1 = [
+            0xFF, 0xD8, 0xFF, 0xC1, 0x00, 0x0B, 12, 0, 8, 0, 8, 1, 1, 0x11, 0,
+        ];
+        assert_eq!(frame_type(&sof1), Some((0xC1, 12)));
+        assert!(is_12_bit_sequential(&sof1));
+        let mut sof3 = sof1;
+        sof3[3] = 0xC3;
+        assert!(!is_12_bit_sequential(&sof3));
+        // A progressive frame is refused by name.
+        let mut sof2 = sof1;
+        sof2[3] = 0xC2;
+        assert!(matches!(decode(&sof2), Err(JpegError::Unsupported(_))));
+        // The frame header alone: no scan, then the data ends.
+        assert!(decode(&sof1).is_err());
+    }
+}

@@ -834,3 +834,52 @@ pub(super) fn decode_frames(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_thresholds_follow_t87() {
+        // T.87 C.2.4.1.1.1: 8-bit lossless 3/7/21; 12- and 16-bit (FACTOR 16) 18/67/276; 8-bit
+        // NEAR=3: 12/22/42.
+        for (precision, near, want) in [
+            (8, 0, (3, 7, 21)),
+            (12, 0, (18, 67, 276)),
+            (16, 0, (18, 67, 276)),
+            (8, 3, (12, 22, 42)),
+        ] {
+            let p = Params::new(precision, near, Presets::default()).unwrap();
+            assert_eq!((p.t1, p.t2, p.t3), want, "{precision} bits, NEAR {near}");
+            assert_eq!(p.reset, 64);
+        }
+        // 8-bit lossless: RANGE 256, qbpp 8, LIMIT 32 (T.87 A.2.1).
+        let p = Params::new(8, 0, Presets::default()).unwrap();
+        assert_eq!((p.range, p.qbpp, p.limit), (256, 8, 32));
+        // NEAR above MAXVAL/2 is invalid.
+        assert!(Params::new(2, 2, Presets::default()).is_err());
+    }
+
+    #[test]
+    fn bit_stuffing_after_ff_drops_one_bit() {
+        // 0xFF, then 0x7F carries 7 bits (its stuffed high 0 is dropped), then 0x80.
+        let mut b = Bits::new(&[0xFF, 0x7F, 0x80]);
+        assert_eq!(b.bits(15), 0x7FFF);
+        assert!(b.bit());
+        assert_eq!(b.bits(7), 0);
+        assert_eq!(b.overrun, 0);
+        // Unary code: three zeros then a one.
+        let mut b = Bits::new(&[0b0001_0000]);
+        assert_eq!(b.zeros(10).unwrap(), 3);
+        assert!(b.zeros(2).is_err(), "more zeros than allowed");
+    }
+
+    #[test]
+    fn not_jpeg_ls_is_an_error() {
+        assert!(matches!(decode(b"hello"), Err(JlsError::Invalid(_))));
+        assert!(matches!(
+            decode(&[0xFF, 0xD8, 0xFF]),
+            Err(JlsError::Truncated(_))
+        ));
+    }
+}
