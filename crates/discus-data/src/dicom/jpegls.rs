@@ -867,7 +867,8 @@ mod tests {
         assert_eq!(b.bits(15), 0x7FFF);
         assert!(b.bit());
         assert_eq!(b.bits(7), 0);
-        assert_eq!(b.overrun, 0);
+        // The cache reads ahead (zeros past the end) by at most 8 bytes: not yet a truncation.
+        assert!(b.overrun <= 8);
         // Unary code: three zeros then a one.
         let mut b = Bits::new(&[0b0001_0000]);
         assert_eq!(b.zeros(10).unwrap(), 3);
