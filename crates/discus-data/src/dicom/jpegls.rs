@@ -141,10 +141,8 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JlsError> {
                             break; // no EOI: accepted if every component was decoded
                         }
                     }
-                    0xDD => {
-                        if seg.len() >= 2 && (seg[0] != 0 || seg[1] != 0) {
-                            return Err(JlsError::Unsupported("restart intervals (DRI)".into()));
-                        }
+                    0xDD if seg.len() >= 2 && (seg[0] != 0 || seg[1] != 0) => {
+                        return Err(JlsError::Unsupported("restart intervals (DRI)".into()));
                     }
                     0xC0..=0xCF if code != 0xC4 && code != 0xC8 && code != 0xCC => {
                         return Err(invalid(format!(
@@ -317,11 +315,11 @@ impl Params {
         let qbpp = ceil_log2(range);
         let bpp = ceil_log2(maxval + 1).max(2);
         let limit = 2 * (bpp + bpp.max(8));
-        // Default thresholds (C.2.4.1.1.1).
+        // Default thresholds (C.2.4.1.1.1), with BASIC_T1..3 = 3, 7, 21 written out.
         let clamp = |i: i32, j: i32| if i > maxval || i < j { j } else { i };
         let (d1, d2, d3) = if maxval >= 128 {
             let factor = (maxval.min(4095) + 128) / 256;
-            let t1 = clamp(factor * (3 - 2) + 2 + 3 * near, near + 1);
+            let t1 = clamp(factor + 2 + 3 * near, near + 1);
             let t2 = clamp(factor * (7 - 3) + 3 + 5 * near, t1);
             (t1, t2, clamp(factor * (21 - 4) + 4 + 7 * near, t2))
         } else {
@@ -730,9 +728,9 @@ impl<'p> Coder<'p> {
                 continue;
             }
             let len = self.run_length(bits, w + 1 - x)?;
-            for c in 0..nc {
-                let ra = cur[c][x - 1];
-                cur[c][x..x + len].fill(ra);
+            for line in cur.iter_mut() {
+                let ra = line[x - 1];
+                line[x..x + len].fill(ra);
             }
             x += len;
             if x > w {
