@@ -23,6 +23,14 @@
 //!   upsampled to full YBR samples (no colour conversion). Compressed colour images come back as the
 //!   codec delivers them (JPEG baseline YCbCr as RGB), and the returned photometric interpretation
 //!   says so.
+//! - **Codecs in Rust, no cmake.** JPEG-LS (`jpegls`, lossless and near-lossless, every interleave
+//!   mode) and 12-bit JPEG extended (`jpeg12`, which jpeg-decoder refuses) are decoded by this
+//!   module's own decoders, RLE by its own for every Bits Allocated; JPEG baseline/lossless and
+//!   JPEG 2000 by dicom-pixeldata's pure-Rust codecs. `tests/codecs.rs` checks them against DCMTK.
+//!
+//! The submodules, by concern: `open` (layout detection, lenient opening), `header` (header fields
+//! from a parsed object), `fast` (the fast header scanner), `pixels` (decoding, image attributes,
+//! native data, typed values), `rle`, `jpegls`, `jpeg12` and `npy`.
 //! - **Errors, never panics.** Every [`DicomError`] names the file and the cause; a dependency that
 //!   panics on corrupt data is caught and reported as an error. Patient identifiers never appear in
 //!   the messages.

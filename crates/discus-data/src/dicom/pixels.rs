@@ -15,8 +15,9 @@ use std::path::Path;
 
 /// Decodes the stored pixel values of the DICOM file at `path` (all frames).
 ///
-/// Native (uncompressed, deflated, big endian, implicit VR) pixel data is unpacked here; RLE, JPEG
-/// baseline/extended/lossless, JPEG-LS and JPEG 2000 go through dicom-pixeldata's codecs. Values are
+/// Native (uncompressed, deflated, big endian, implicit VR) pixel data is unpacked here; RLE,
+/// JPEG-LS and 12-bit JPEG extended by this module's own decoders; JPEG baseline/lossless (and 8-bit
+/// extended) and JPEG 2000 go through dicom-pixeldata's codecs. Values are
 /// typed from Bits Allocated (1 and 8 -> 8-bit, 16, 32) and Pixel Representation, then masked or
 /// sign-extended to Bits Stored. Errors name the file and the cause; codec panics are caught.
 pub fn decode_pixels(path: &Path) -> Result<StoredPixels, DicomError> {
