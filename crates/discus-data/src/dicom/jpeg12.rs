@@ -416,10 +416,10 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                 };
                 let (bw, bh) = (planes[members[0].0].1, planes[members[0].0].2);
                 let mcus = bw * bh;
-                let mut pred = vec![0i32; ns];
-                let shift = 1i32 << (p - 1);
-                let maxval = (1i32 << p) - 1;
-                let mut block = [0i32; 64];
+                let mut pred = vec![0i64; ns];
+                let shift = (1u32 << (p - 1)) as f64;
+                let maxval = ((1u32 << p) - 1) as f64;
+                let mut block = [0i64; 64];
                 for m in 0..mcus {
                     if restart_interval > 0 && m > 0 && m % restart_interval == 0 {
                         bits.restart()?;
@@ -433,8 +433,8 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                         if t > 16 {
                             return Err(invalid("a DC difference category above 16"));
                         }
-                        pred[si] += bits.receive_extend(t);
-                        block[0] = pred[si] * q[0] as i32;
+                        pred[si] += bits.receive_extend(t) as i64;
+                        block[0] = pred[si] * q[0] as i64;
                         let mut k = 1;
                         while k < 64 {
                             let rs = bits.decode(act)?;
@@ -450,13 +450,13 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                             if k > 63 {
                                 return Err(invalid("an AC coefficient past the block's end"));
                             }
-                            block[ZIGZAG[k]] = bits.receive_extend(s) * q[k] as i32;
+                            block[ZIGZAG[k]] = bits.receive_extend(s) as i64 * q[k] as i64;
                             k += 1;
                         }
                         let (plane, pbw, _) = &mut planes[*c];
                         let stride = *pbw * 8;
                         idct(&basis, &block, |x, y, v| {
-                            let s = (v.round() as i32 + shift).clamp(0, maxval);
+                            let s = (v.round() + shift).clamp(0.0, maxval);
                             plane[(by * 8 + y) * stride + bx * 8 + x] = s as u16;
                         });
                     }
@@ -504,7 +504,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
 
 /// The exact 2-D inverse DCT of one block of dequantised coefficients (row-major), each output
 /// sample passed to `put(x, y, value)` before level shift and rounding.
-fn idct(basis: &[[f64; 8]; 8], coef: &[i32; 64], mut put: impl FnMut(usize, usize, f64)) {
+fn idct(basis: &[[f64; 8]; 8], coef: &[i64; 64], mut put: impl FnMut(usize, usize, f64)) {
     let mut tmp = [0f64; 64];
     // Columns: tmp[y][u] = sum_v C(v) cos(..y..v) F[v][u]
     for u in 0..8 {
@@ -597,13 +597,13 @@ mod tests {
     #[test]
     fn idct_of_a_dc_block_is_flat_and_of_an_ac_block_is_a_cosine() {
         let basis = idct_table();
-        let mut coef = [0i32; 64];
+        let mut coef = [0i64; 64];
         coef[0] = 80; // DC: F(0,0) / 8 everywhere
         idct(&basis, &coef, |_, _, v| {
             assert!((v - 10.0).abs() < 1e-9, "{v}")
         });
         // F(0,1) = 16: f(x, y) = 16 * (1/(2*sqrt 2)) * (1/2) cos((2x + 1) pi / 16).
-        let mut coef = [0i32; 64];
+        let mut coef = [0i64; 64];
         coef[1] = 16;
         idct(&basis, &coef, |x, _, v| {
             let want = 16.0 / (4.0 * 2f64.sqrt())

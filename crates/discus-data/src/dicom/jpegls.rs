@@ -464,6 +464,16 @@ impl<'a> Bits<'a> {
     }
 }
 
+/// The Golomb parameter: the least `k` with `N << k >= A` (T.87 A.5.1).
+#[inline]
+fn golomb_k(n: i32, a: i32) -> u32 {
+    let mut k = 0;
+    while ((n as i64) << k) < a as i64 {
+        k += 1;
+    }
+    k
+}
+
 /// The context state of one scan (T.87 A.2.1 and A.7.1).
 struct Coder<'p> {
     p: &'p Params,
@@ -559,10 +569,7 @@ impl<'p> Coder<'p> {
         };
         let px = (pred + sign * self.c[q]).clamp(0, self.p.maxval);
         let (a, n) = (self.a[q], self.n[q]);
-        let mut k = 0;
-        while (n << k) < a {
-            k += 1;
-        }
+        let k = golomb_k(n, a);
         let m = bits.golomb(k, self.p.limit, self.p.qbpp)?;
         let mut err = (m >> 1) ^ -(m & 1);
         if k == 0 && self.p.near == 0 && 2 * self.b[q] + n - 1 < 0 {
@@ -572,7 +579,10 @@ impl<'p> Coder<'p> {
             return Err(invalid("error value out of range"));
         }
         // Context update (A.6.1) and bias correction (A.6.2).
-        let mut a = a + err.abs();
+        // A stays below 2^31 for valid streams (RESET <= 65535 halves it); corrupt ones may not.
+        let mut a = a
+            .checked_add(err.abs())
+            .ok_or_else(|| invalid("context overflow"))?;
         let mut b = self.b[q] + err * (2 * self.p.near + 1);
         let mut n = n;
         if n == self.p.reset {
@@ -637,11 +647,8 @@ impl<'p> Coder<'p> {
     fn run_error(&mut self, bits: &mut Bits, rt: usize) -> Result<i32, JlsError> {
         let ctx = 365 + rt;
         let rti = rt as i32;
-        let temp = self.a[ctx] + (self.n[ctx] >> 1) * rti;
-        let mut k = 0;
-        while (self.n[ctx] << k) < temp {
-            k += 1;
-        }
+        let temp = self.a[ctx].saturating_add((self.n[ctx] >> 1) * rti);
+        let k = golomb_k(self.n[ctx], temp);
         let limit = self.p.limit - J[self.run_index] - 1;
         let em = bits.golomb(k, limit, self.p.qbpp)?;
         let t = em + rti;
@@ -652,7 +659,9 @@ impl<'p> Coder<'p> {
         if err < 0 {
             self.nn[rt] += 1;
         }
-        self.a[ctx] += (em + 1 - rti) >> 1;
+        self.a[ctx] = self.a[ctx]
+            .checked_add((em + 1 - rti) >> 1)
+            .ok_or_else(|| invalid("context overflow"))?;
         if self.n[ctx] == self.p.reset {
             self.a[ctx] >>= 1;
             self.n[ctx] >>= 1;
