@@ -12,7 +12,7 @@
 //! fields are wrong (Ss/Se/Ah/Al; the WG04 `JPLY` files have Se = 0) is read as the full 0..63
 //! scan it must be.
 
-use super::pixels::{frames_of, ImageAttrs};
+use super::pixels::{jpeg_frames_of, ImageAttrs};
 use super::DicomError;
 use std::path::Path;
 
@@ -547,7 +547,7 @@ pub(super) fn decode_frames(
             a.bits_allocated
         )));
     }
-    let frames = frames_of(path, a.frames as usize, offsets, fragments)?;
+    let frames = jpeg_frames_of(path, a.frames as usize, offsets, fragments)?;
     let per_frame = a.rows as usize * a.columns as usize * a.samples as usize;
     let mut out = Vec::with_capacity(frames.len() * per_frame * 2);
     for (i, parts) in frames.iter().enumerate() {

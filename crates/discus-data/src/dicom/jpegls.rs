@@ -11,7 +11,7 @@
 //! what CharLS, the reference implementation used by DCMTK, GDCM and pydicom, does. Bit-exact on the
 //! NEMA WG04 JPEG-LS files (`tests/conformance.rs`).
 
-use super::pixels::{frames_of, ImageAttrs};
+use super::pixels::{jpeg_frames_of, ImageAttrs};
 use super::DicomError;
 use std::path::Path;
 
@@ -809,7 +809,7 @@ pub(super) fn decode_frames(
         reason,
     };
     let bps = (a.bits_allocated as usize).div_ceil(8);
-    let frames = frames_of(path, a.frames as usize, offsets, fragments)?;
+    let frames = jpeg_frames_of(path, a.frames as usize, offsets, fragments)?;
     let per_frame = a.rows as usize * a.columns as usize * a.samples as usize;
     let mut out = Vec::with_capacity(frames.len() * per_frame * bps);
     for (i, parts) in frames.iter().enumerate() {

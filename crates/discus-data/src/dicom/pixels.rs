@@ -465,9 +465,54 @@ pub(super) fn frames_of<'a>(
     Ok(out)
 }
 
+/// [`frames_of`] for JPEG-family code streams: without a usable Basic Offset Table, a fragment that
+/// starts with an SOI marker (0xFFD8) starts the next frame.
+pub(super) fn jpeg_frames_of<'a>(
+    path: &Path,
+    frames: usize,
+    offsets: &[u32],
+    fragments: &'a [Vec<u8>],
+) -> Result<Vec<Vec<&'a [u8]>>, DicomError> {
+    frames_of(path, frames, offsets, fragments).or_else(|e| {
+        let mut out: Vec<Vec<&[u8]>> = Vec::new();
+        for f in fragments {
+            match out.last_mut() {
+                Some(last) if !f.starts_with(&[0xFF, 0xD8]) => last.push(f.as_slice()),
+                _ => out.push(vec![f.as_slice()]),
+            }
+        }
+        if out.len() == frames {
+            Ok(out)
+        } else {
+            Err(e)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_frames_without_offset_table_split_at_soi() {
+        let p = Path::new("x.dcm");
+        let frags: Vec<Vec<u8>> = vec![
+            vec![0xFF, 0xD8, 1],
+            vec![2, 3],
+            vec![0xFF, 0xD8, 4],
+            vec![5],
+        ];
+        let f = jpeg_frames_of(p, 2, &[], &frags).unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].concat(), vec![0xFF, 0xD8, 1, 2, 3]);
+        assert_eq!(f[1].concat(), vec![0xFF, 0xD8, 4, 5]);
+        // Three frames declared, two code streams: still the error.
+        let e = jpeg_frames_of(p, 3, &[], &frags).unwrap_err();
+        assert!(
+            e.to_string().contains("no usable Basic Offset Table"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn bits_stored_sign_extension_and_masking() {
