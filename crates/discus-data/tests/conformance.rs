@@ -104,11 +104,9 @@ fn expectation(rel: &str) -> Expect {
         "nested_priv_SQ.dcm" => DecodeError,
         // Number of Frames is '1A' (pydicom: "invalid literal for int() with base 10: '1A'").
         "badVR.dcm" => DecodeError,
-        // 12-bit JPEG extended (process 4): jpeg-decoder refuses 12-bit precision. The JPLY files and
-        // JPEG-lossy.dcm also have bad SOS parameters (pylibjpeg and GDCM fail on them too);
-        // JPGExtended.dcm is the repaired copy, which pydicom decodes with libjpeg.
-        "JPEG-lossy.dcm" | "JPGExtended.dcm" | "MR1_JPLY" | "MR2_JPLY" | "MR3_JPLY"
-        | "MR4_JPLY" => DecodeError,
+        // 12-bit JPEG extended (process 4) decodes with discus's own DCT decoder: the JPLY files and
+        // JPEG-lossy.dcm have bad SOS parameters (Se = 0; pylibjpeg and GDCM fail on them), which
+        // are ignored as libjpeg/DCMTK do; JPGExtended.dcm is the repaired copy (tests/codecs.rs).
         // Instances without Pixel Data.
         "empty_charset_LEI.dcm"
         | "no_meta_group_length.dcm"
@@ -273,8 +271,8 @@ fn wg04_lossless_codecs_match_the_uncompressed_reference() {
         let reference = decode(&format!("wg04/REF/{image}_UNC"));
         for codec in ["JPLL", "JLSL", "J2KR", "RLE"] {
             let rel = format!("wg04/{codec}/{image}_{codec}");
-            // MR1_JLSL has a stray 0x00 before its EOI marker: CharLS rejects it as is, and
-            // decode_pixels retries without it (pydicom decodes it with libjpeg).
+            // MR1_JLSL has a stray 0x00 before its EOI marker, which the JPEG-LS decoder ignores
+            // (CharLS rejects it; pydicom decodes it).
             let got = decode(&rel);
             assert_eq!(got.shape(), reference.shape(), "{rel}");
             assert_eq!(got.dtype(), reference.dtype(), "{rel}");

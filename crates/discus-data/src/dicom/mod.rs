@@ -1,0 +1,239 @@
+//! Reading DICOM files: the header fields discus needs ([`read_header`]) and the stored pixel values
+//! ([`decode_pixels`]), plus a NumPy `.npy` writer ([`write_npy`]) for cross-checks and export.
+//!
+//! Built on dicom-rs (`dicom-object`, `dicom-pixeldata`). What this module adds on top:
+//!
+//! - **Fast headers.** [`read_header`] reads the first 16 KiB of the file and walks its top-level
+//!   elements, decoding only the ~36 it needs, skipping sequences by their lengths and delimiters and
+//!   stopping after (0028,1053); pixel bytes are never read. Anything it does not handle (deflate,
+//!   odd encodings) goes to dicom-object, which stops at Pixel Data ([`read_header_full`]); the two
+//!   are tested equal on every shared test file. About 30 us a file here, 40x or more faster than
+//!   pydicom's `dcmread(stop_before_pixels=True)`.
+//! - **Corrupt lengths.** Before dicom-object sees a file, every top-level element length is checked
+//!   against the file size, so a damaged length is an immediate error rather than a gigabyte
+//!   allocation.
+//! - **Odd files.** Files with the 128-byte preamble, without it (starting at `DICM`), and files with
+//!   no file meta group at all (a bare data set: the transfer syntax is guessed from the first element
+//!   header, as pydicom does) are read. Deflated, big endian and implicit VR data sets are read.
+//! - **Stored values, exactly.** [`decode_pixels`] returns the *stored* pixel values (before Modality
+//!   LUT/rescale and VOI), typed from Bits Allocated and Pixel Representation, with Bits Stored
+//!   honoured as pydicom's `pixel_array` does: signed values are sign-extended from bit
+//!   `BitsStored - 1`, unsigned ones are masked to `BitsStored` bits. Colour pixels are interleaved
+//!   (`frames x rows x columns x samples`) whatever the Planar Configuration; native YBR_FULL_422 is
+//!   upsampled to full YBR samples (no colour conversion). Compressed colour images come back as the
+//!   codec delivers them (JPEG baseline YCbCr as RGB), and the returned photometric interpretation
+//!   says so.
+//! - **Codecs in Rust, no cmake.** JPEG-LS (`jpegls`, lossless and near-lossless, every interleave
+//!   mode) and 12-bit JPEG extended (`jpeg12`, which jpeg-decoder refuses) are decoded by this
+//!   module's own decoders, RLE by its own for every Bits Allocated; JPEG baseline/lossless and
+//!   JPEG 2000 by dicom-pixeldata's pure-Rust codecs. `tests/codecs.rs` checks them against DCMTK.
+//!
+//! The submodules, by concern: `open` (layout detection, lenient opening), `header` (header fields
+//! from a parsed object), `fast` (the fast header scanner), `pixels` (decoding, image attributes,
+//! native data, typed values), `rle`, `jpegls`, `jpeg12` and `npy`.
+//! - **Errors, never panics.** Every [`DicomError`] names the file and the cause; a dependency that
+//!   panics on corrupt data is caught and reported as an error. Patient identifiers never appear in
+//!   the messages.
+//!
+//! ```no_run
+//! use discus_data::dicom::{decode_pixels, read_header, write_npy};
+//! use std::path::Path;
+//!
+//! let path = Path::new("study/series/1.dcm");
+//! let header = read_header(path)?;
+//! println!("{} x {}, {}", header.rows, header.columns, header.transfer_syntax);
+//! let pixels = decode_pixels(path)?;
+//! println!("shape {:?}, dtype {}", pixels.shape(), pixels.dtype());
+//! write_npy(Path::new("slice.npy"), &pixels)?;
+//! # Ok::<(), discus_data::dicom::DicomError>(())
+//! ```
+
+mod fast;
+mod header;
+mod jpeg12;
+mod jpegls;
+mod npy;
+mod open;
+mod pixels;
+mod rle;
+
+pub use header::{read_header, read_header_bytes, read_header_full};
+pub use npy::{npy_bytes, write_npy};
+pub use pixels::{decode_pixels, decode_pixels_bytes};
+
+use std::path::{Path, PathBuf};
+
+/// Transfer syntax UIDs used here.
+mod ts {
+    pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+    pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+    pub const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+    pub const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+    pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+    pub const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
+
+    /// JPEG-LS lossless or near-lossless.
+    pub fn is_jpeg_ls(uid: &str) -> bool {
+        uid == JPEG_LS_LOSSLESS || uid == JPEG_LS_NEAR_LOSSLESS
+    }
+}
+
+/// Why a DICOM file could not be read or decoded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DicomError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read file: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not DICOM (no `DICM` magic and no recognisable data set).
+    #[error("{}: not a DICOM file: {reason}", path.display())]
+    NotDicom { path: PathBuf, reason: String },
+    /// The file is DICOM but its structure could not be parsed (truncated, corrupt, bad meta group).
+    #[error("{}: cannot parse DICOM: {reason}", path.display())]
+    Parse { path: PathBuf, reason: String },
+    /// An attribute needed for the operation is absent.
+    #[error("{}: missing attribute {attribute}", path.display())]
+    MissingAttribute {
+        path: PathBuf,
+        attribute: &'static str,
+    },
+    /// An attribute is present but its value is unusable.
+    #[error("{}: invalid {attribute}: {reason}", path.display())]
+    InvalidAttribute {
+        path: PathBuf,
+        attribute: &'static str,
+        reason: String,
+    },
+    /// The pixel data is in a transfer syntax or layout this reader does not decode.
+    #[error("{}: unsupported: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
+    /// The pixel data codec failed (corrupt or non-conformant compressed data).
+    #[error("{}: cannot decode pixel data ({transfer_syntax}): {reason}", path.display())]
+    Decode {
+        path: PathBuf,
+        transfer_syntax: String,
+        reason: String,
+    },
+    /// Writing an output file failed.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DicomError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            DicomError::Io { path, .. }
+            | DicomError::NotDicom { path, .. }
+            | DicomError::Parse { path, .. }
+            | DicomError::MissingAttribute { path, .. }
+            | DicomError::InvalidAttribute { path, .. }
+            | DicomError::Unsupported { path, .. }
+            | DicomError::Decode { path, .. }
+            | DicomError::Write { path, .. } => path,
+        }
+    }
+}
+
+/// Stored pixel values, one variant per NumPy dtype discus produces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PixelValues {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+}
+
+impl PixelValues {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            PixelValues::U8(v) => v.len(),
+            PixelValues::I8(v) => v.len(),
+            PixelValues::U16(v) => v.len(),
+            PixelValues::I16(v) => v.len(),
+            PixelValues::U32(v) => v.len(),
+            PixelValues::I32(v) => v.len(),
+        }
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sample `i` widened to `i64` (for comparisons across dtypes).
+    pub fn get_i64(&self, i: usize) -> Option<i64> {
+        Some(match self {
+            PixelValues::U8(v) => *v.get(i)? as i64,
+            PixelValues::I8(v) => *v.get(i)? as i64,
+            PixelValues::U16(v) => *v.get(i)? as i64,
+            PixelValues::I16(v) => *v.get(i)? as i64,
+            PixelValues::U32(v) => *v.get(i)? as i64,
+            PixelValues::I32(v) => *v.get(i)? as i64,
+        })
+    }
+
+    /// All samples widened to `i64`.
+    pub fn to_i64_vec(&self) -> Vec<i64> {
+        (0..self.len()).filter_map(|i| self.get_i64(i)).collect()
+    }
+
+    /// The NumPy dtype string: `|u1`, `|i1`, `<u2`, `<i2`, `<u4` or `<i4`.
+    pub fn dtype(&self) -> &'static str {
+        match self {
+            PixelValues::U8(_) => "|u1",
+            PixelValues::I8(_) => "|i1",
+            PixelValues::U16(_) => "<u2",
+            PixelValues::I16(_) => "<i2",
+            PixelValues::U32(_) => "<u4",
+            PixelValues::I32(_) => "<i4",
+        }
+    }
+}
+
+/// The stored pixel values of one instance: `frames x rows x columns x samples_per_pixel`,
+/// samples interleaved, before any rescale or VOI transform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPixels {
+    pub frames: u32,
+    pub rows: u32,
+    pub columns: u32,
+    pub samples_per_pixel: u16,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub pixel_representation: u16,
+    /// The photometric interpretation of the returned values (RGB where a codec converted YCbCr,
+    /// YBR_FULL where native YBR_FULL_422 was upsampled; otherwise the file's).
+    pub photometric_interpretation: String,
+    pub values: PixelValues,
+}
+
+impl StoredPixels {
+    /// `[frames, rows, columns]` for one sample per pixel, else `[frames, rows, columns, samples]`.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut s = vec![
+            self.frames as usize,
+            self.rows as usize,
+            self.columns as usize,
+        ];
+        if self.samples_per_pixel > 1 {
+            s.push(self.samples_per_pixel as usize);
+        }
+        s
+    }
+
+    /// The NumPy dtype string of the values (see [`PixelValues::dtype`]).
+    pub fn dtype(&self) -> &'static str {
+        self.values.dtype()
+    }
+}
