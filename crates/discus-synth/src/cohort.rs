@@ -991,7 +991,7 @@ impl CohortPlan {
         }
     }
 
-    /// Writes the label CSVs (root = reader 0; readers/<r>/ for every reader) and truth.json.
+    /// Writes the label CSVs (root = reader 0; `readers/<r>/` for every reader) and truth.json.
     pub fn write_labels(&self, root: &Path) -> Result<(), SynthError> {
         let mut order: Vec<&StudyPlan> = self.studies.iter().collect();
         order.sort_by_key(|s| s.study);
