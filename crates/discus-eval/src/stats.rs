@@ -91,7 +91,7 @@ pub struct Bin {
 /// Statistics of the scored rows of one slice (a condition, a level, a condition x level, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SliceStats {
-    /// The slice's name, e.g. a condition key, a level key or `all`.
+    /// The slice's name: `all rows`, a condition key, a level key or `<condition>_<level>`.
     pub name: String,
     /// Scored rows in the slice.
     pub rows: u64,
