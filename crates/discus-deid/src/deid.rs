@@ -82,7 +82,7 @@ pub enum Flag {
 /// The identifiers of one de-identified instance, old and new (the site-private mapping).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdPairs {
-    /// Patient ID (0010,0020): (original, de-identified).
+    /// The patient: (Patient ID (0010,0020), or Patient's Name when the ID is empty; the keyed pseudonym).
     pub patient: (String, String),
     /// Study Instance UID (0020,000D): (original, de-identified).
     pub study: (String, String),

@@ -122,7 +122,7 @@ pub struct Failed {
 /// The result of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
-    /// DICOM files found in the input folder.
+    /// Files found in the input folder (hidden files and folders excluded).
     pub files_seen: usize,
     /// Files de-identified and written by this run.
     pub written: usize,

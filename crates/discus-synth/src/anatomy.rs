@@ -70,7 +70,7 @@ pub enum Tissue {
     Csf = 8,
     /// Spinal cord, cauda equina and nerve roots.
     Nerve = 9,
-    /// Ligaments (e.g. ligamentum flavum).
+    /// Ligament (the ligamentum flavum and the posterior ligaments).
     Ligament = 10,
     /// Facet joint fluid.
     JointFluid = 11,

@@ -93,7 +93,7 @@ pub enum SynthError {
         /// What differs.
         message: String,
     },
-    /// The configuration is unusable (e.g. no studies or no readers); the message says why.
+    /// The configuration is unusable (no studies, sites or readers; a scale or rate out of range).
     #[error("bad configuration: {0}")]
     Config(String),
 }
