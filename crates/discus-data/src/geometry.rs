@@ -58,7 +58,7 @@ pub enum GeometryError {
         /// The values it holds.
         values: Vec<f64>,
     },
-    /// ImageOrientationPatient (0020,0037) is degenerate (a zero or repeated direction).
+    /// ImageOrientationPatient (0020,0037) holds a zero direction or two parallel ones.
     #[error("ImageOrientationPatient {0:?} does not hold two non-zero, non-parallel directions")]
     DegenerateOrientation([f64; 6]),
     /// PixelSpacing (0028,0030) is not two positive numbers.

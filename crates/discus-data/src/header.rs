@@ -40,9 +40,9 @@ pub struct InstanceHeader {
     pub rows: u16,
     /// Columns (0028,0011).
     pub columns: u16,
-    /// Number of Frames (0028,0008); 1 when absent.
+    /// Number of Frames (0028,0008); when absent, 1 for an image (Rows > 0), else 0.
     pub number_of_frames: u32,
-    /// Samples per Pixel (0028,0002).
+    /// Samples per Pixel (0028,0002); when absent, 1 for an image (Rows > 0), else 0.
     pub samples_per_pixel: u16,
     /// Photometric Interpretation (0028,0004), e.g. `MONOCHROME2`.
     pub photometric_interpretation: Option<String>,
