@@ -65,7 +65,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    /// The store's content is not what discus wrote (unknown schema version, bad stored value).
+    /// The store or a request is invalid: another schema version, a bad stored value, an empty
+    /// reader or round name, a round of another kind.
     #[error("reads store {path}: {message}")]
     Invalid {
         /// The store file.
