@@ -73,23 +73,39 @@ use std::fmt;
 /// Errors building a ratings table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgreementError {
+    /// A subject's row does not have one cell per rater.
     #[error("subject {subject}: {found} ratings where the table has {expected} raters")]
     Width {
+        /// The subject's row index.
         subject: usize,
+        /// The number of cells given.
         found: usize,
+        /// The table's number of raters.
         expected: usize,
     },
+    /// A category is out of range.
     #[error("subject {subject}, rater {rater}: category {category} is not below {categories}")]
     Category {
+        /// The subject's row index.
         subject: usize,
+        /// The rater's column index.
         rater: usize,
+        /// The category given.
         category: usize,
+        /// The table's number of categories `q`.
         categories: usize,
     },
+    /// The table shape is unusable.
     #[error(
         "need at least 2 categories and 1 rater (got {categories} categories, {raters} raters)"
     )]
-    Shape { categories: usize, raters: usize },
+    Shape {
+        /// Categories asked for (must be 2..=255).
+        categories: usize,
+        /// Raters asked for (must be at least 1).
+        raters: usize,
+    },
+    /// The rater columns given to [`Ratings::from_columns`] differ in length.
     #[error("rater columns have different lengths")]
     Ragged,
 }
@@ -164,12 +180,15 @@ impl Ratings {
         Ok(())
     }
 
+    /// The number of categories `q`.
     pub fn categories(&self) -> usize {
         self.categories
     }
+    /// The number of raters (columns).
     pub fn raters(&self) -> usize {
         self.raters
     }
+    /// The number of subjects (rows).
     pub fn subjects(&self) -> usize {
         self.clusters.len()
     }
@@ -229,8 +248,11 @@ impl Ratings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Weights {
+    /// `w(k,l) = [k = l]`: exact agreement only (unweighted statistics, AC1).
     Identity,
+    /// `w(k,l) = 1 - |k-l|/(q-1)`.
     Linear,
+    /// `w(k,l) = 1 - (k-l)^2/(q-1)^2`.
     Quadratic,
 }
 
@@ -245,6 +267,7 @@ impl Weights {
             Weights::Quadratic => 1.0 - (d * d) / (m * m),
         }
     }
+    /// The weights' name in reports: `"unweighted"`, `"linear"` or `"quadratic"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Weights::Identity => "unweighted",
@@ -258,13 +281,16 @@ impl Weights {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
+    /// `d(c,k) = [c != k]`.
     Nominal,
     /// Krippendorff's ordinal metric, based on cumulative marginal frequencies.
     Ordinal,
+    /// `d(c,k) = (c - k)^2` on the category codes.
     Interval,
 }
 
 impl Metric {
+    /// The metric's name in reports: `"nominal"`, `"ordinal"` or `"interval"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Metric::Nominal => "nominal",
@@ -500,17 +526,23 @@ pub fn gwet_ac(r: &Ratings, weights: Weights) -> Option<f64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "statistic", rename_all = "snake_case")]
 pub enum Statistic {
+    /// The mean proportion of agreeing rater pairs ([`percent_agreement`]).
     PercentAgreement,
     /// Cohen's kappa of the table's first two raters.
     CohenKappa {
+        /// The agreement weights.
         weights: Weights,
     },
+    /// Fleiss' kappa over all raters ([`fleiss_kappa`]).
     FleissKappa,
+    /// Krippendorff's alpha over all raters ([`krippendorff_alpha`]).
     KrippendorffAlpha {
+        /// The difference metric.
         metric: Metric,
     },
     /// AC1 with identity weights, AC2 otherwise.
     GwetAc {
+        /// The agreement weights: identity for AC1, linear or quadratic for AC2.
         weights: Weights,
     },
 }
@@ -591,6 +623,7 @@ impl Statistic {
         })
     }
 
+    /// The statistic on `r`; `None` where undefined (too few raters or subjects, zero denominator).
     pub fn compute(self, r: &Ratings) -> Option<f64> {
         self.kernel(r)?.compute(r)
     }
@@ -621,6 +654,7 @@ impl fmt::Display for Statistic {
 /// A statistic's value with its bootstrap percentile interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
+    /// The statistic's key, e.g. `cohen_kappa_linear` (see [`Statistic::key`]).
     pub statistic: String,
     /// `None` when undefined on the data.
     pub value: Option<f64>,
@@ -628,7 +662,9 @@ pub struct Estimate {
     pub ci_low: Option<f64>,
     /// 97.5% percentile of the bootstrap distribution.
     pub ci_high: Option<f64>,
+    /// Subjects in the table.
     pub subjects: usize,
+    /// Distinct clusters (the bootstrap's resampling units).
     pub clusters: usize,
     /// Resamples on which the statistic was defined.
     pub resamples: usize,

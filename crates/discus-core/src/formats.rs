@@ -28,12 +28,15 @@ use std::path::{Path, PathBuf};
 /// Line ending of a CSV file, detected from its first line and reproduced on writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LineEnding {
+    /// `\n` line endings.
     #[default]
     Lf,
+    /// `\r\n` line endings.
     Crlf,
 }
 
 impl LineEnding {
+    /// The line ending of the first line of `bytes`; LF when there is no CRLF before the first `\n`.
     pub fn detect(bytes: &[u8]) -> Self {
         match bytes.iter().position(|&b| b == b'\n') {
             Some(i) if i > 0 && bytes[i - 1] == b'\r' => LineEnding::Crlf,
@@ -51,27 +54,51 @@ impl LineEnding {
 /// A file-level error: the file cannot be read at all, or its header is not the expected one.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
+    /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file has no header line.
     #[error("{path}: the file is empty (expected a header line: {expected})")]
-    Empty { path: PathBuf, expected: String },
-    #[error("{path}: line 1: bad header: {message}")]
-    Header { path: PathBuf, message: String },
-    #[error("{path}: line {line}: {message}")]
-    Row {
+    Empty {
+        /// The file.
         path: PathBuf,
-        line: u64,
+        /// The expected header, comma-joined.
+        expected: String,
+    },
+    /// The header line is not the expected one.
+    #[error("{path}: line 1: bad header: {message}")]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the header.
         message: String,
     },
+    /// One row could not be read ([`CsvFile::strict`] with exactly one bad row).
+    #[error("{path}: line {line}: {message}")]
+    Row {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line the bad row starts on.
+        line: u64,
+        /// Why the row was refused.
+        message: String,
+    },
+    /// Several rows could not be read ([`CsvFile::strict`]); the first is named.
     #[error("{path}: {count} bad rows; first at line {line}: {message}")]
     Rows {
+        /// The file.
         path: PathBuf,
+        /// The number of bad rows.
         count: usize,
+        /// The 1-based line of the first bad row.
         line: u64,
+        /// Why the first bad row was refused.
         message: String,
     },
 }
@@ -79,18 +106,24 @@ pub enum FormatError {
 /// One row that could not be read, with its 1-based line number in the file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RowError {
+    /// The 1-based line the row starts on.
     pub line: u64,
+    /// Why the row was refused.
     pub message: String,
 }
 
 /// The rows of one CSV file, the rows that failed, and the file's line ending.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvFile<T> {
+    /// The file the rows were read from.
     pub path: PathBuf,
+    /// The rows that were read, in file order.
     pub rows: Vec<T>,
     /// The 1-based line each of `rows` starts on (same length as `rows`).
     pub lines: Vec<u64>,
+    /// The rows that could not be read, in file order.
     pub errors: Vec<RowError>,
+    /// The file's line ending, reproduced when writing it back.
     pub line_ending: LineEnding,
 }
 
@@ -117,20 +150,25 @@ impl<T> CsvFile<T> {
 /// The grades of one study: the 25 label columns in train.csv order; `None` is an empty cell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StudyLabels {
+    /// The study (`study_id`).
     pub study: StudyId,
+    /// The 25 grades, indexed by [`LabelColumn::index`]; `None` is an empty cell.
     pub grades: [Option<Severity>; 25],
 }
 
 impl StudyLabels {
+    /// A study with every grade empty.
     pub fn empty(study: StudyId) -> Self {
         StudyLabels {
             study,
             grades: [None; 25],
         }
     }
+    /// The grade of `condition` at `level`; `None` when the cell is empty.
     pub fn get(&self, condition: Condition, level: Level) -> Option<Severity> {
         self.grades[LabelColumn { condition, level }.index()]
     }
+    /// Sets the grade of `condition` at `level` (`None` empties the cell).
     pub fn set(&mut self, condition: Condition, level: Level, grade: Option<Severity>) {
         self.grades[LabelColumn { condition, level }.index()] = grade;
     }
@@ -139,10 +177,15 @@ impl StudyLabels {
 /// One row of train_label_coordinates.csv.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelPoint {
+    /// `study_id`.
     pub study: StudyId,
+    /// `series_id`: the series the point was placed on.
     pub series: SeriesId,
+    /// `instance_number`: the DICOM Instance Number (0020,0013) of the image the point is on.
     pub instance: u32,
+    /// `condition`, spelt in words (`Spinal Canal Stenosis`).
     pub condition: Condition,
+    /// `level`, spelt in words (`L1/L2`).
     pub level: Level,
     /// Column, in pixels, on that instance.
     pub x: f64,
@@ -153,19 +196,26 @@ pub struct LabelPoint {
 /// One row of train_series_descriptions.csv / test_series_descriptions.csv.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesDescription {
+    /// `study_id`.
     pub study: StudyId,
+    /// `series_id`.
     pub series: SeriesId,
+    /// `series_description`: the series kind.
     pub kind: SeriesKind,
 }
 
 /// One row of a submission: probabilities of Normal/Mild, Moderate, Severe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmissionRow {
+    /// `row_id`: `<study_id>_<condition>_<level>`.
     pub row_id: RowId,
+    /// `normal_mild`, `moderate`, `severe`, as given (not necessarily normalised).
     pub probs: [f64; 3],
 }
 
+/// The first column of train.csv; the 25 label columns follow in [`LabelColumn::all`] order.
 pub const TRAIN_FIRST: &str = "study_id";
+/// The header of train_label_coordinates.csv.
 pub const COORD_HEADER: [&str; 7] = [
     "study_id",
     "series_id",
@@ -175,7 +225,9 @@ pub const COORD_HEADER: [&str; 7] = [
     "x",
     "y",
 ];
+/// The header of `*_series_descriptions.csv`.
 pub const DESC_HEADER: [&str; 3] = ["study_id", "series_id", "series_description"];
+/// The header of a submission (sample_submission.csv).
 pub const SUBMISSION_HEADER: [&str; 4] = ["row_id", "normal_mild", "moderate", "severe"];
 
 /// Formats a float the way Python's `repr` does for the values these files hold: the shortest text
@@ -393,6 +445,7 @@ pub fn read_train(path: &Path) -> Result<CsvFile<StudyLabels>, FormatError> {
     parse_train(&read_all(path)?, path)
 }
 
+/// Parses the bytes of train_label_coordinates.csv; `path` names the file in errors.
 pub fn parse_coordinates(bytes: &[u8], path: &Path) -> Result<CsvFile<LabelPoint>, FormatError> {
     parse_rows(
         bytes,
@@ -428,6 +481,7 @@ pub fn read_coordinates(path: &Path) -> Result<CsvFile<LabelPoint>, FormatError>
     parse_coordinates(&read_all(path)?, path)
 }
 
+/// Parses the bytes of a `*_series_descriptions.csv`; `path` names the file in errors.
 pub fn parse_series_descriptions(
     bytes: &[u8],
     path: &Path,
@@ -452,6 +506,7 @@ pub fn read_series_descriptions(path: &Path) -> Result<CsvFile<SeriesDescription
     parse_series_descriptions(&read_all(path)?, path)
 }
 
+/// Parses the bytes of a submission CSV; `path` names the file in errors.
 pub fn parse_submission(bytes: &[u8], path: &Path) -> Result<CsvFile<SubmissionRow>, FormatError> {
     parse_rows(
         bytes,
@@ -493,6 +548,7 @@ fn to_bytes(le: LineEnding, header: &[String], rows: impl Iterator<Item = Vec<St
     w.into_inner().expect("writing to memory")
 }
 
+/// train.csv text for `rows`, with the given line ending.
 pub fn train_to_bytes(rows: &[StudyLabels], le: LineEnding) -> Vec<u8> {
     let mut header = vec![TRAIN_FIRST.to_string()];
     header.extend(LabelColumn::all().iter().map(|c| c.name()));
@@ -511,6 +567,7 @@ pub fn train_to_bytes(rows: &[StudyLabels], le: LineEnding) -> Vec<u8> {
     )
 }
 
+/// train_label_coordinates.csv text for `rows`, with the given line ending.
 pub fn coordinates_to_bytes(rows: &[LabelPoint], le: LineEnding) -> Vec<u8> {
     to_bytes(
         le,
@@ -529,6 +586,7 @@ pub fn coordinates_to_bytes(rows: &[LabelPoint], le: LineEnding) -> Vec<u8> {
     )
 }
 
+/// `*_series_descriptions.csv` text for `rows`, with the given line ending.
 pub fn series_descriptions_to_bytes(rows: &[SeriesDescription], le: LineEnding) -> Vec<u8> {
     to_bytes(
         le,
@@ -543,6 +601,7 @@ pub fn series_descriptions_to_bytes(rows: &[SeriesDescription], le: LineEnding) 
     )
 }
 
+/// Submission CSV text for `rows`, with the given line ending.
 pub fn submission_to_bytes(rows: &[SubmissionRow], le: LineEnding) -> Vec<u8> {
     to_bytes(
         le,

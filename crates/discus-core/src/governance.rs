@@ -44,6 +44,7 @@ pub enum Use {
 }
 
 impl Use {
+    /// Every use, in declaration order.
     pub const ALL: [Use; 5] = [
         Use::Research,
         Use::Education,
@@ -89,6 +90,7 @@ impl std::str::FromStr for Use {
 pub struct Licence {
     /// Short name, e.g. "RSNA LumbarDISC competition data terms".
     pub name: String,
+    /// Where the licence text can be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Uses the licence permits; anything not listed is refused.
@@ -135,7 +137,9 @@ pub struct DatasetCard {
     /// Contributing sites.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<String>,
+    /// The licence the dataset is distributed under.
     pub licence: Licence,
+    /// The de-identification the data has been through (default: none recorded).
     #[serde(default)]
     pub deidentification: Deidentification,
     /// Cards of the datasets this one was derived from (e.g. the raw site data behind a de-identified copy).
@@ -147,32 +151,52 @@ pub struct DatasetCard {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct UseRefused {
+    /// The name of the dataset whose licence refuses the use.
     pub dataset: String,
+    /// The use that was refused.
     pub use_: Use,
+    /// Why, in words (shown as the error message).
     pub reason: String,
 }
 
 /// Failure to read or parse a card.
 #[derive(Debug, thiserror::Error)]
 pub enum CardError {
+    /// The card could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The card file.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The card is not valid TOML or not a valid card.
     #[error("{path}: not a valid dataset card: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The card file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
 }
 
 /// Why a command may not go ahead with its sources.
 #[derive(Debug, thiserror::Error)]
 pub enum GovernanceError {
+    /// The card could not be read or parsed.
     #[error(transparent)]
     Card(#[from] CardError),
+    /// A licence in the lineage does not permit the use.
     #[error("refused: {0}")]
     Refused(#[from] UseRefused),
+    /// The dataset has no card beside it, so the use cannot be checked.
     #[error("{path}: no dataset card ({CARD_FILE}); cannot tell whether {use_} use is permitted")]
-    NoCard { path: PathBuf, use_: Use },
+    NoCard {
+        /// The card path that was looked for.
+        path: PathBuf,
+        /// The use that was asked for.
+        use_: Use,
+    },
 }
 
 impl DatasetCard {
@@ -199,10 +223,12 @@ impl DatasetCard {
         }
     }
 
+    /// Parses a card from TOML text (the contents of `dataset.toml`).
     pub fn from_toml(text: &str) -> Result<DatasetCard, toml::de::Error> {
         toml::from_str(text)
     }
 
+    /// The card as pretty TOML, as written to `dataset.toml`.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
     }
@@ -311,6 +337,7 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// The provenance of an artifact made by `made_by` directly from `sources` (no inputs).
     pub fn new(made_by: impl Into<String>, sources: Vec<DatasetCard>) -> Provenance {
         Provenance {
             made_by: made_by.into(),
@@ -336,6 +363,7 @@ impl Provenance {
         Ok(())
     }
 
+    /// The provenance as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("provenance serialises")
     }

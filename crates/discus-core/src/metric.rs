@@ -69,6 +69,7 @@ pub enum Semantics {
 }
 
 impl Semantics {
+    /// `"renormalize"` or `"clip-only"`, as in reports and on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Semantics::Renormalize => "renormalize",
@@ -99,29 +100,56 @@ impl FromStr for Semantics {
 /// Why a submission (or a labels table) cannot be scored. Every variant names the row.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MetricError {
+    /// A labelled study's row is absent from the submission.
     #[error(
         "missing row {row_id}: the submission must predict all 25 rows of every labelled study"
     )]
-    MissingRow { row_id: RowId },
+    MissingRow {
+        /// The missing row.
+        row_id: RowId,
+    },
+    /// A row_id appears twice in the submission.
     #[error("{}duplicate row {row_id} (first given {})", at(*line), at_first(*first_line))]
     DuplicateRow {
+        /// The repeated row.
         row_id: RowId,
+        /// The line of the repeat, when the caller gave the lines.
         line: Option<u64>,
+        /// The line of the first occurrence, when known.
         first_line: Option<u64>,
     },
+    /// A row_id's study is not in the labels.
     #[error("{}unknown row {row_id}: study {} is not in the labels", at(*line), row_id.study)]
-    UnknownRow { row_id: RowId, line: Option<u64> },
+    UnknownRow {
+        /// The unknown row.
+        row_id: RowId,
+        /// Its line, when the caller gave the lines.
+        line: Option<u64>,
+    },
+    /// A submitted value is not finite or is negative.
     #[error("{}row {row_id}: {column} = {value} is not a finite number >= 0", at(*line))]
     BadValue {
+        /// The row.
         row_id: RowId,
+        /// Its line, when the caller gave the lines.
         line: Option<u64>,
+        /// The column: `normal_mild`, `moderate` or `severe`.
         column: &'static str,
+        /// The offending value.
         value: f64,
     },
+    /// The labels hold one study twice.
     #[error("study {study} appears twice in the labels")]
-    DuplicateStudy { study: StudyId },
+    DuplicateStudy {
+        /// The repeated study.
+        study: StudyId,
+    },
+    /// A term has no labelled row to score.
     #[error("nothing to score: no labelled row for the {term} term")]
-    EmptyTerm { term: &'static str },
+    EmptyTerm {
+        /// The term's name, e.g. `"spinal"`.
+        term: &'static str,
+    },
 }
 
 fn at(line: Option<u64>) -> String {
@@ -136,9 +164,13 @@ fn at_first(line: Option<u64>) -> String {
 /// The score and its four terms, with what went into them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MetricScore {
+    /// Weighted log loss of the spinal canal stenosis rows.
     pub spinal: f64,
+    /// Weighted log loss of the neural foraminal narrowing rows (both sides).
     pub foraminal: f64,
+    /// Weighted log loss of the subarticular stenosis rows (both sides).
     pub subarticular: f64,
+    /// Weighted binary log loss of "any severe spinal canal stenosis" per study.
     pub any_severe: f64,
     /// The mean of the four terms.
     pub score: f64,
@@ -153,6 +185,7 @@ pub struct MetricScore {
 }
 
 impl MetricScore {
+    /// The four terms in order: spinal, foraminal, subarticular, any_severe.
     pub fn terms(&self) -> [f64; 4] {
         [
             self.spinal,
@@ -187,8 +220,11 @@ pub fn submission_lines(bytes: &[u8]) -> Vec<u64> {
 /// `c`, index `s * 25 + c` holds the true grade (None when not labelled) and the raw submitted values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Joined {
+    /// The labelled studies, in label order.
     pub studies: Vec<StudyId>,
+    /// True grade of study `s`, column `c` at `s * 25 + c`; `None` when not labelled.
     pub truth: Vec<Option<Severity>>,
+    /// Submitted Normal/Mild, Moderate, Severe values at `s * 25 + c`, raw (not normalised).
     pub probs: Vec<[f64; 3]>,
 }
 
@@ -332,8 +368,11 @@ fn binary_loss(y: bool, p: f64) -> f64 {
 /// One study's contribution to each of the four terms: weighted loss sums and weight sums.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct StudyTerm {
+    /// Weighted loss sum of each term (spinal, foraminal, subarticular, any_severe).
     pub num: [f64; 4],
+    /// Weight sum of each term, in the same order.
     pub den: [f64; 4],
+    /// Labelled rows in each of the three condition groups.
     pub rows: [usize; 3],
     /// Whether the study enters the any_severe term.
     pub any: bool,
@@ -342,6 +381,7 @@ pub struct StudyTerm {
 /// Per-study term sums, in the order of [`Joined::studies`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudyTerms {
+    /// One entry per study, in the order of [`Joined::studies`].
     pub terms: Vec<StudyTerm>,
 }
 

@@ -12,8 +12,11 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {found:?} (expected one of: {expected})")]
 pub struct ParseDomainError {
+    /// The kind of word being parsed, e.g. `"condition"` or `"level"`.
     pub what: &'static str,
+    /// The text that was found.
     pub found: String,
+    /// The accepted spellings, comma-separated.
     pub expected: String,
 }
 
@@ -60,12 +63,16 @@ id_impls!(SeriesId, "series id");
 /// A side of the patient, for the paired conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Side {
+    /// The patient's left.
     Left,
+    /// The patient's right.
     Right,
 }
 
 impl Side {
+    /// Both sides, left first.
     pub const ALL: [Side; 2] = [Side::Left, Side::Right];
+    /// `"left"` or `"right"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Left => "left",
@@ -78,17 +85,22 @@ impl Side {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConditionGroup {
+    /// Spinal canal stenosis (one condition per level).
     Spinal,
+    /// Neural foraminal narrowing, left and right pooled.
     Foraminal,
+    /// Subarticular stenosis, left and right pooled.
     Subarticular,
 }
 
 impl ConditionGroup {
+    /// The three groups in metric term order: spinal, foraminal, subarticular.
     pub const ALL: [ConditionGroup; 3] = [
         ConditionGroup::Spinal,
         ConditionGroup::Foraminal,
         ConditionGroup::Subarticular,
     ];
+    /// The snake_case name, as in reports: `"spinal"`, `"foraminal"`, `"subarticular"`.
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionGroup::Spinal => "spinal",
@@ -102,10 +114,15 @@ impl ConditionGroup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
+    /// Spinal canal stenosis (`spinal_canal_stenosis`), graded on the Sagittal T2/STIR series.
     SpinalCanalStenosis,
+    /// Left neural foraminal narrowing (`left_neural_foraminal_narrowing`), graded on Sagittal T1.
     LeftNeuralForaminalNarrowing,
+    /// Right neural foraminal narrowing (`right_neural_foraminal_narrowing`), graded on Sagittal T1.
     RightNeuralForaminalNarrowing,
+    /// Left subarticular stenosis (`left_subarticular_stenosis`), graded on Axial T2.
     LeftSubarticularStenosis,
+    /// Right subarticular stenosis (`right_subarticular_stenosis`), graded on Axial T2.
     RightSubarticularStenosis,
 }
 
@@ -141,6 +158,7 @@ impl Condition {
         }
     }
 
+    /// Parses the snake_case key of train.csv's column names, e.g. `spinal_canal_stenosis`.
     pub fn from_key(s: &str) -> Result<Self, ParseDomainError> {
         Self::ALL
             .into_iter()
@@ -148,6 +166,7 @@ impl Condition {
             .ok_or_else(|| err("condition", s, &Self::ALL.map(|c| c.key())))
     }
 
+    /// Parses the words of train_label_coordinates.csv's `condition` column, e.g. `Spinal Canal Stenosis`.
     pub fn from_words(s: &str) -> Result<Self, ParseDomainError> {
         Self::ALL
             .into_iter()
@@ -155,6 +174,7 @@ impl Condition {
             .ok_or_else(|| err("condition", s, &Self::ALL.map(|c| c.words())))
     }
 
+    /// The metric group the condition is scored in.
     pub fn group(self) -> ConditionGroup {
         match self {
             Condition::SpinalCanalStenosis => ConditionGroup::Spinal,
@@ -167,6 +187,7 @@ impl Condition {
         }
     }
 
+    /// The side of a paired condition; `None` for spinal canal stenosis.
     pub fn side(self) -> Option<Side> {
         match self {
             Condition::SpinalCanalStenosis => None,
@@ -188,6 +209,7 @@ impl Condition {
         }
     }
 
+    /// Position in [`Condition::ALL`] (0..5), the train.csv column block of this condition.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -203,14 +225,20 @@ impl fmt::Display for Condition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
+    /// The L1/L2 disc level.
     L1L2,
+    /// The L2/L3 disc level.
     L2L3,
+    /// The L3/L4 disc level.
     L3L4,
+    /// The L4/L5 disc level.
     L4L5,
+    /// The L5/S1 disc level.
     L5S1,
 }
 
 impl Level {
+    /// The five levels, cranial to caudal.
     pub const ALL: [Level; 5] = [
         Level::L1L2,
         Level::L2L3,
@@ -241,6 +269,7 @@ impl Level {
         }
     }
 
+    /// Parses the key of train.csv's column names, e.g. `l1_l2`.
     pub fn from_key(s: &str) -> Result<Self, ParseDomainError> {
         Self::ALL
             .into_iter()
@@ -248,6 +277,7 @@ impl Level {
             .ok_or_else(|| err("level", s, &Self::ALL.map(|l| l.key())))
     }
 
+    /// Parses the words of train_label_coordinates.csv's `level` column, e.g. `L1/L2`.
     pub fn from_words(s: &str) -> Result<Self, ParseDomainError> {
         Self::ALL
             .into_iter()
@@ -255,6 +285,7 @@ impl Level {
             .ok_or_else(|| err("level", s, &Self::ALL.map(|l| l.words())))
     }
 
+    /// Position in [`Level::ALL`] (0..5, cranial to caudal).
     pub fn index(self) -> usize {
         self as usize
     }
@@ -269,13 +300,17 @@ impl fmt::Display for Level {
 /// The three grades. Ordered: `NormalMild < Moderate < Severe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Severity {
+    /// Normal or mild (`Normal/Mild` in the CSV files); metric weight 1.
     #[serde(rename = "Normal/Mild")]
     NormalMild,
+    /// Moderate; metric weight 2.
     Moderate,
+    /// Severe; metric weight 4.
     Severe,
 }
 
 impl Severity {
+    /// The three grades in ordinal order.
     pub const ALL: [Severity; 3] = [Severity::NormalMild, Severity::Moderate, Severity::Severe];
 
     /// The spelling in train.csv.
@@ -301,6 +336,7 @@ impl Severity {
         self as usize
     }
 
+    /// The grade with ordinal code `i` (0, 1, 2); `None` for any other value.
     pub fn from_index(i: usize) -> Option<Self> {
         Self::ALL.get(i).copied()
     }
@@ -334,20 +370,25 @@ impl fmt::Display for Severity {
 /// The three series types of a LumbarDISC study, by their description in *_series_descriptions.csv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SeriesKind {
+    /// `Sagittal T1`: the series foraminal narrowing is graded on.
     #[serde(rename = "Sagittal T1")]
     SagittalT1,
+    /// `Sagittal T2/STIR`: the series spinal canal stenosis is graded on.
     #[serde(rename = "Sagittal T2/STIR")]
     SagittalT2Stir,
+    /// `Axial T2`: the series subarticular stenosis is graded on.
     #[serde(rename = "Axial T2")]
     AxialT2,
 }
 
 impl SeriesKind {
+    /// The three kinds in the order of the spec: Sagittal T1, Sagittal T2/STIR, Axial T2.
     pub const ALL: [SeriesKind; 3] = [
         SeriesKind::SagittalT1,
         SeriesKind::SagittalT2Stir,
         SeriesKind::AxialT2,
     ];
+    /// The `series_description` spelling, e.g. `"Sagittal T2/STIR"`.
     pub fn as_str(self) -> &'static str {
         match self {
             SeriesKind::SagittalT1 => "Sagittal T1",
@@ -355,6 +396,7 @@ impl SeriesKind {
             SeriesKind::AxialT2 => "Axial T2",
         }
     }
+    /// Whether the series is sagittal (T1 or T2/STIR) rather than axial.
     pub fn is_sagittal(self) -> bool {
         !matches!(self, SeriesKind::AxialT2)
     }
@@ -379,7 +421,9 @@ impl fmt::Display for SeriesKind {
 /// One of the 25 label columns of train.csv: a condition at a level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LabelColumn {
+    /// The graded condition.
     pub condition: Condition,
+    /// The disc level.
     pub level: Level,
 }
 
@@ -397,6 +441,7 @@ impl LabelColumn {
         self.condition.index() * 5 + self.level.index()
     }
 
+    /// The column at position `i` of train.csv's 25 label columns; `None` for `i >= 25`.
     pub fn from_index(i: usize) -> Option<Self> {
         (i < 25).then(|| LabelColumn {
             condition: Condition::ALL[i / 5],
@@ -409,6 +454,7 @@ impl LabelColumn {
         format!("{}_{}", self.condition.key(), self.level.key())
     }
 
+    /// Parses a train.csv column name such as `spinal_canal_stenosis_l1_l2`.
     pub fn parse(s: &str) -> Result<Self, ParseDomainError> {
         // The level key is always the last 5 characters (`l1_l2`), joined by '_'.
         if s.len() > 6 && s.is_char_boundary(s.len() - 6) && s.as_bytes()[s.len() - 6] == b'_' {
@@ -434,11 +480,14 @@ impl fmt::Display for LabelColumn {
 /// A submission row id: `<study_id>_<condition>_<level>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RowId {
+    /// The study the row predicts.
     pub study: StudyId,
+    /// The condition and level the row predicts.
     pub column: LabelColumn,
 }
 
 impl RowId {
+    /// The row id of `condition` at `level` in `study`.
     pub fn new(study: StudyId, condition: Condition, level: Level) -> Self {
         RowId {
             study,

@@ -47,24 +47,38 @@ pub type Vec3 = [f64; 3];
 /// Why a slice's geometry could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GeometryError {
+    /// A required attribute is absent (its keyword is named, e.g. `ImagePositionPatient`).
     #[error("missing {0}")]
     Missing(&'static str),
+    /// An attribute holds a NaN or infinite value.
     #[error("{field} is not finite: {values:?}")]
     NotFinite {
+        /// The attribute's keyword.
         field: &'static str,
+        /// The values it holds.
         values: Vec<f64>,
     },
+    /// ImageOrientationPatient (0020,0037) holds a zero direction or two parallel ones.
     #[error("ImageOrientationPatient {0:?} does not hold two non-zero, non-parallel directions")]
     DegenerateOrientation([f64; 6]),
+    /// PixelSpacing (0028,0030) is not two positive numbers.
     #[error("PixelSpacing {0:?} must be two positive numbers")]
     BadSpacing([f64; 2]),
+    /// Rows or Columns is zero.
     #[error("image size {rows}x{columns} is empty")]
-    EmptyImage { rows: u32, columns: u32 },
+    EmptyImage {
+        /// Rows (0028,0010).
+        rows: u32,
+        /// Columns (0028,0011).
+        columns: u32,
+    },
 }
 
+/// The dot product `a . b`.
 pub fn dot(a: Vec3, b: Vec3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
+/// The cross product `a x b`.
 pub fn cross(a: Vec3, b: Vec3) -> Vec3 {
     [
         a[1] * b[2] - a[2] * b[1],
@@ -100,7 +114,9 @@ pub struct SliceGeometry {
     pub col_dir: Vec3,
     /// `[spacing between rows (along col_dir), spacing between columns (along row_dir)]`, mm.
     pub pixel_spacing: [f64; 2],
+    /// Rows (0028,0010): the image height in pixels.
     pub rows: u32,
+    /// Columns (0028,0011): the image width in pixels.
     pub columns: u32,
 }
 
@@ -242,6 +258,7 @@ pub enum Plane {
 }
 
 impl Plane {
+    /// The plane of a slice whose normal is `n`: the patient axis of its largest component.
     pub fn of_normal(n: Vec3) -> Plane {
         let a = n.map(f64::abs);
         if a[0] >= a[1] && a[0] >= a[2] {
@@ -252,6 +269,7 @@ impl Plane {
             Plane::Axial
         }
     }
+    /// `"sagittal"`, `"coronal"` or `"axial"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Plane::Sagittal => "sagittal",
@@ -264,7 +282,9 @@ impl Plane {
 /// One slice handed to [`assemble_stacks`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SliceInput {
+    /// InstanceNumber (0020,0013) of the slice.
     pub instance_number: i64,
+    /// The slice's geometry.
     pub geometry: SliceGeometry,
 }
 
@@ -296,7 +316,9 @@ pub struct Stack {
     pub positions: Vec<f64>,
     /// The stack's normal (the first slice's, as given; slices are sorted along it).
     pub normal: Vec3,
+    /// Rows of every slice, pixels.
     pub rows: u32,
+    /// Columns of every slice, pixels.
     pub columns: u32,
     /// Median distance between consecutive slice positions, mm (`None` for a single slice).
     pub slice_spacing: Option<f64>,
@@ -340,9 +362,11 @@ impl Stack {
         }
     }
 
+    /// Number of slices in the stack.
     pub fn len(&self) -> usize {
         self.slices.len()
     }
+    /// Whether the stack has no slice.
     pub fn is_empty(&self) -> bool {
         self.slices.is_empty()
     }
@@ -483,6 +507,7 @@ pub struct Projection {
     pub stack: usize,
     /// Index of the slice within that stack (stack order).
     pub slice: usize,
+    /// InstanceNumber (0020,0013) of that slice.
     pub instance_number: i64,
     /// Column on that slice, pixels.
     pub x: f64,

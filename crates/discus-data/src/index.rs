@@ -32,25 +32,38 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The schema version this discus writes (stored as `meta.schema_version`).
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// An index could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// An SQLite operation failed.
     #[error("index {}: {source}", path.display())]
     Sql {
+        /// The index file.
         path: PathBuf,
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
+    /// The index's folder could not be created.
     #[error("index {}: {source}", path.display())]
     Io {
+        /// The index file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The index was written by another schema version.
     #[error("index {}: schema version {found}, this discus writes {SCHEMA_VERSION}; delete the file to rebuild it", path.display())]
-    Version { path: PathBuf, found: i64 },
+    Version {
+        /// The index file.
+        path: PathBuf,
+        /// The version found in it.
+        found: i64,
+    },
 }
 
 const SCHEMA: &str = "
@@ -92,7 +105,9 @@ CREATE TABLE IF NOT EXISTS findings (
 /// What the index remembers about one file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFile {
+    /// File size in bytes when it was indexed.
     pub size: u64,
+    /// Modification time when it was indexed, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
     /// The header, when it was read.
     pub header: Option<InstanceHeader>,
@@ -105,10 +120,15 @@ pub struct StoredFile {
 pub struct InstanceRecord {
     /// Relative to the dataset root, `/`-separated.
     pub path: String,
+    /// The file name as a number, `None` when it is not one.
     pub file_number: Option<i64>,
+    /// File size in bytes.
     pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// The header, when it could be read.
     pub header: Option<InstanceHeader>,
+    /// Why the header could not be read, when it could not.
     pub error: Option<String>,
     /// `(stack index, slice index)` within the series.
     pub place: Option<(usize, usize)>,
@@ -117,24 +137,38 @@ pub struct InstanceRecord {
 /// The series-level row of the index.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SeriesRow {
+    /// The image folder: `train_images` or `test_images`.
     pub split: String,
+    /// `study_id`: the study folder's name.
     pub study_id: u64,
+    /// `series_id`: the series folder's name.
     pub series_id: u64,
+    /// Files in the series folder.
     pub n_files: usize,
+    /// Files whose header was read.
     pub n_readable: usize,
+    /// Series Description (0008,103E) from the headers.
     pub description: Option<String>,
+    /// The plane of the series' main stack (`sagittal`, `coronal`, `axial`).
     pub plane: Option<String>,
+    /// Manufacturer (0008,0070).
     pub manufacturer: Option<String>,
+    /// Magnetic Field Strength (0018,0087), tesla.
     pub field_strength: Option<f64>,
+    /// Repetition Time (0018,0080), ms.
     pub repetition_time: Option<f64>,
+    /// Echo Time (0018,0081), ms.
     pub echo_time: Option<f64>,
+    /// Inversion Time (0018,0082), ms.
     pub inversion_time: Option<f64>,
 }
 
 /// Everything written for one series in one transaction.
 #[derive(Debug, Clone)]
 pub struct SeriesWrite {
+    /// The series-level row.
     pub row: SeriesRow,
+    /// The series' stacks, in stack-index order.
     pub stacks: Vec<Stack>,
     /// `None` when no file of the series changed since the last scan (only the row is refreshed).
     pub instances: Option<Vec<InstanceRecord>>,
@@ -143,11 +177,17 @@ pub struct SeriesWrite {
 /// A row of the `findings` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindingRow {
+    /// The finding kind's snake_case name.
     pub kind: String,
+    /// `error`, `warning` or `info`.
     pub severity: String,
+    /// The study, when the finding concerns one.
     pub study_id: Option<u64>,
+    /// The series, when the finding concerns one.
     pub series_id: Option<u64>,
+    /// The InstanceNumber, when the finding concerns one image.
     pub instance_number: Option<i64>,
+    /// The finding in words.
     pub message: String,
 }
 
@@ -253,6 +293,7 @@ impl Index {
         })
     }
 
+    /// The index file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -755,6 +796,8 @@ impl Table {
 pub struct CsvTables {
     /// `(split, row)`
     pub descriptions: Vec<(String, discus_core::formats::SeriesDescription)>,
+    /// train.csv's rows.
     pub labels: Vec<discus_core::formats::StudyLabels>,
+    /// train_label_coordinates.csv's rows.
     pub points: Vec<discus_core::formats::LabelPoint>,
 }

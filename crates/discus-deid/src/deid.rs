@@ -44,17 +44,29 @@ pub const SAFE_PRIVATE: &[(&str, u16, u8, &str)] = &[
     ("GEMS_ACQU_01", 0x0019, 0x9C, "pulse sequence name"),
 ];
 
+/// Patient's Name (0010,0010).
 pub const TAG_PATIENT_NAME: Tag = Tag(0x0010, 0x0010);
+/// Patient ID (0010,0020).
 pub const TAG_PATIENT_ID: Tag = Tag(0x0010, 0x0020);
+/// SOP Class UID (0008,0016).
 pub const TAG_SOP_CLASS_UID: Tag = Tag(0x0008, 0x0016);
+/// SOP Instance UID (0008,0018).
 pub const TAG_SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
+/// Study Instance UID (0020,000D).
 pub const TAG_STUDY_UID: Tag = Tag(0x0020, 0x000D);
+/// Series Instance UID (0020,000E).
 pub const TAG_SERIES_UID: Tag = Tag(0x0020, 0x000E);
+/// Burned In Annotation (0028,0301).
 pub const TAG_BURNED_IN: Tag = Tag(0x0028, 0x0301);
+/// Patient Identity Removed (0012,0062).
 pub const TAG_PATIENT_IDENTITY_REMOVED: Tag = Tag(0x0012, 0x0062);
+/// De-identification Method (0012,0063).
 pub const TAG_DEID_METHOD: Tag = Tag(0x0012, 0x0063);
+/// De-identification Method Code Sequence (0012,0064).
 pub const TAG_DEID_METHOD_CODES: Tag = Tag(0x0012, 0x0064);
+/// Longitudinal Temporal Information Modified (0028,0303).
 pub const TAG_LONGITUDINAL_MODIFIED: Tag = Tag(0x0028, 0x0303);
+/// Pixel Data (7FE0,0010).
 pub const TAG_PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 
 /// Why a file needs a person's look before release.
@@ -70,29 +82,39 @@ pub enum Flag {
 /// The identifiers of one de-identified instance, old and new (the site-private mapping).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdPairs {
+    /// The patient: (Patient ID (0010,0020), or Patient's Name when the ID is empty; the keyed pseudonym).
     pub patient: (String, String),
+    /// Study Instance UID (0020,000D): (original, de-identified).
     pub study: (String, String),
+    /// Series Instance UID (0020,000E): (original, de-identified).
     pub series: (String, String),
+    /// SOP Instance UID (0008,0018): (original, de-identified).
     pub sop_instance: (String, String),
 }
 
 /// A de-identified object and what the site needs to know about it.
 pub struct Outcome {
+    /// The de-identified object, file meta included.
     pub object: DefaultDicomObject,
+    /// The identifiers it had and has now.
     pub ids: IdPairs,
+    /// Why it needs a person's look before release (empty when it does not).
     pub flags: Vec<Flag>,
 }
 
 /// De-identification failures for one object.
 #[derive(Debug, thiserror::Error)]
 pub enum DeidError {
+    /// The new file meta group could not be built; the message says why.
     #[error("cannot build the file meta group: {0}")]
     Meta(String),
 }
 
 /// The de-identifier: a key and a set of options, applied to one object at a time.
 pub struct Deidentifier {
+    /// The site's secret key: seeds UID mapping, dummy identifiers and date shifts.
     pub key: Key,
+    /// The profile options applied.
     pub options: Options,
 }
 
@@ -295,6 +317,7 @@ fn safe_private_creator(creator: &str, group: u16) -> bool {
 }
 
 impl Deidentifier {
+    /// A de-identifier applying `options` with `key`.
     pub fn new(key: Key, options: Options) -> Deidentifier {
         Deidentifier { key, options }
     }

@@ -13,13 +13,20 @@ type HmacSha256 = Hmac<Sha256>;
 /// Key file problems.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key file could not be read or written.
     #[error("key file {path}: {source}")]
     Io {
+        /// The key file.
         path: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The key file does not hold 64 hexadecimal digits on one line.
     #[error("key file {path}: expected 64 hexadecimal digits (32 bytes) on one line")]
-    Format { path: String },
+    Format {
+        /// The key file.
+        path: String,
+    },
 }
 
 /// A 32-byte secret key.
@@ -34,9 +41,11 @@ impl std::fmt::Debug for Key {
 
 /// Shortest and longest backward date shift, in days (1 to 10 years).
 pub const MIN_SHIFT_DAYS: i64 = 366;
+/// Longest backward date shift, in days (10 years).
 pub const MAX_SHIFT_DAYS: i64 = 3652;
 
 impl Key {
+    /// A key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Key {
         Key(bytes)
     }
@@ -74,6 +83,7 @@ impl Key {
         Ok((key, true))
     }
 
+    /// Parses 64 hexadecimal digits (either case); `None` otherwise.
     pub fn from_hex(s: &str) -> Option<Key> {
         if s.len() != 64 || !s.is_ascii() {
             return None;
@@ -85,6 +95,7 @@ impl Key {
         Some(Key(b))
     }
 
+    /// The key as 64 lower-case hexadecimal digits, as stored in the key file.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }

@@ -15,9 +15,9 @@
 //!   private attributes removed (a small safe list kept when asked), Patient Identity Removed,
 //!   De-identification Method and its code sequence (exactly the options applied) written. Pixel data
 //!   is never touched; burned-in annotation and secondary capture are flagged.
-//! - [`run`]: a folder, in parallel, resumable, with the site-private old-to-new map kept outside
+//! - [`run`](mod@run): a folder, in parallel, resumable, with the site-private old-to-new map kept outside
 //!   the output and a dataset card (`dataset.toml`) written into it.
-//! - [`verify`]: the leak scan.
+//! - [`verify`](mod@verify): the leak scan.
 //!
 //! ```
 //! use discus_deid::deid::Deidentifier;

@@ -22,12 +22,15 @@ pub const IO_THREADS_PER_CORE: usize = 4;
 /// What to de-identify and how.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// The input folder of DICOM files (read only).
     pub in_dir: PathBuf,
+    /// The output folder for the de-identified files; must not be inside the input folder.
     pub out_dir: PathBuf,
     /// The key file; created (random) when absent. Must be outside OUT_DIR.
     pub key_path: PathBuf,
     /// The old-to-new identifier map (CSV). Must be outside OUT_DIR.
     pub map_path: PathBuf,
+    /// The profile options to apply.
     pub options: Options,
 }
 
@@ -52,27 +55,46 @@ impl RunConfig {
 /// Errors that stop a whole run (one bad file does not: it is reported in [`RunReport::failed`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The key file could not be read or created.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A file or folder could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The key file or identifier map was placed inside the output folder, where it would be released.
     #[error("{what} {path} is inside the output folder {out}: it must stay with the site, apart from the de-identified data")]
     SecretInsideOutput {
+        /// Which secret: `"the key file"` or `"the mapping file"`.
         what: &'static str,
+        /// Its path.
         path: PathBuf,
+        /// The output folder.
         out: PathBuf,
     },
+    /// The output folder is, or is inside, the input folder.
     #[error("the output folder {out} must not be inside (or be) the input folder {input}")]
-    OutputInsideInput { out: PathBuf, input: PathBuf },
+    OutputInsideInput {
+        /// The output folder.
+        out: PathBuf,
+        /// The input folder.
+        input: PathBuf,
+    },
+    /// The identifier map CSV is malformed.
     #[error("{path} line {line}: {message}")]
     Map {
+        /// The map file.
         path: PathBuf,
+        /// The 1-based line of the problem (1 for the header).
         line: usize,
+        /// What is wrong.
         message: String,
     },
+    /// The input's dataset card could not be read or parsed.
     #[error(transparent)]
     Card(#[from] governance::CardError),
 }
@@ -84,35 +106,48 @@ pub struct Flagged {
     pub input: PathBuf,
     /// The output file, relative to OUT_DIR.
     pub output: PathBuf,
+    /// Why it needs a look.
     pub flags: Vec<Flag>,
 }
 
 /// One input file that could not be de-identified, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failed {
+    /// The input file (site-side path).
     pub input: PathBuf,
+    /// Why it could not be de-identified.
     pub cause: String,
 }
 
 /// The result of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
+    /// Files found in the input folder (hidden files and folders excluded).
     pub files_seen: usize,
+    /// Files de-identified and written by this run.
     pub written: usize,
     /// Skipped because a previous run completed them (output and marker present).
     pub resumed: usize,
+    /// Inputs that could not be de-identified, each with its cause.
     pub failed: Vec<Failed>,
     /// Inputs skipped because another input has the same SOP Instance UID.
     pub duplicates: Vec<Duplicate>,
+    /// Outputs that need a person's look before release (burned-in annotation, secondary capture).
     pub flagged: Vec<Flagged>,
+    /// Whether the key file was created by this run.
     pub key_created: bool,
+    /// The key file used.
     pub key_path: PathBuf,
+    /// The identifier map written (old-to-new, kept at the site).
     pub map_path: PathBuf,
+    /// The dataset card written beside the output.
     pub card_path: PathBuf,
+    /// The profile options applied.
     pub options: Options,
 }
 
 impl RunReport {
+    /// Whether every input was de-identified (no failures).
     pub fn ok(&self) -> bool {
         self.failed.is_empty()
     }
@@ -187,6 +222,7 @@ enum FileResult {
 /// (which of the two is written depends on the order the workers reach them).
 #[derive(Debug, Clone, Serialize)]
 pub struct Duplicate {
+    /// The skipped input file (site-side path).
     pub input: PathBuf,
     /// The output both map to, relative to OUT_DIR.
     pub output: PathBuf,

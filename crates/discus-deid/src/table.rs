@@ -42,6 +42,7 @@ pub enum Code {
 }
 
 impl Code {
+    /// Parses the code as Table E.1-1 writes it (`D`, `X/Z`, `X/Z/U*` ...); `None` for anything else.
     pub fn parse(s: &str) -> Option<Code> {
         Some(match s {
             "D" => Code::D,
@@ -59,6 +60,7 @@ impl Code {
         })
     }
 
+    /// The code as Table E.1-1 writes it, e.g. `X/Z/D`.
     pub fn as_str(self) -> &'static str {
         match self {
             Code::D => "D",
@@ -79,6 +81,7 @@ impl Code {
 /// Which attributes a row covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TagPattern {
+    /// One attribute, `(gggg,eeee)`.
     Exact(Tag),
     /// `(50xx,xxxx)`: every element of the curve groups 5000-501E (even).
     CurveGroups,
@@ -118,20 +121,32 @@ impl TagPattern {
 /// The columns of the table discus reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
+    /// The Basic Profile column.
     Basic,
+    /// Retain Safe Private Option.
     RetainSafePrivate,
+    /// Retain UIDs Option.
     RetainUids,
+    /// Retain Device Identity Option.
     RetainDeviceIdentity,
+    /// Retain Institution Identity Option.
     RetainInstitutionIdentity,
+    /// Retain Patient Characteristics Option.
     RetainPatientCharacteristics,
+    /// Retain Longitudinal Temporal Information with Full Dates Option.
     RetainLongFullDates,
+    /// Retain Longitudinal Temporal Information with Modified Dates Option.
     RetainLongModifiedDates,
+    /// Clean Descriptors Option.
     CleanDescriptors,
+    /// Clean Structured Content Option.
     CleanStructuredContent,
+    /// Clean Graphics Option.
     CleanGraphics,
 }
 
 impl Column {
+    /// Every column, in the order of `table_e1_1.csv` and [`Row::options`].
     pub const ALL: [Column; 11] = [
         Column::Basic,
         Column::RetainSafePrivate,
@@ -167,16 +182,20 @@ impl Column {
 /// One row of Table E.1-1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
+    /// The attribute(s) the row covers.
     pub pattern: TagPattern,
+    /// The attribute name, as the standard spells it.
     pub name: String,
     /// Whether the standard says the attribute is in a standard composite IOD.
     pub in_std_iod: bool,
+    /// The Basic Profile action.
     pub basic: Code,
     /// The action of each option column (index as [`Column::ALL`]; `None` when the cell is empty).
     pub options: [Option<Code>; 11],
 }
 
 impl Row {
+    /// The action of `column`; `None` when its cell is empty.
     pub fn code(&self, column: Column) -> Option<Code> {
         let i = Column::ALL.iter().position(|c| *c == column).unwrap();
         self.options[i]
@@ -270,7 +289,9 @@ impl Options {
 #[derive(Debug, thiserror::Error)]
 #[error("table_e1_1.csv line {line}: {message}")]
 pub struct TableError {
+    /// The 1-based line of `table_e1_1.csv`.
     pub line: usize,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -325,6 +346,7 @@ pub fn parse_table(text: &str) -> Result<Vec<Row>, TableError> {
 
 /// The compiled-in table, parsed once.
 pub struct Table {
+    /// Every row, in file order.
     pub rows: Vec<Row>,
     exact: HashMap<Tag, usize>,
     overlay: HashMap<u16, usize>,
@@ -333,6 +355,7 @@ pub struct Table {
 }
 
 impl Table {
+    /// The compiled-in table, parsed on first use.
     pub fn get() -> &'static Table {
         static TABLE: OnceLock<Table> = OnceLock::new();
         TABLE.get_or_init(|| {

@@ -52,7 +52,9 @@ const OWN_DUMMIES: &[&str] = &[
 pub struct IdValue {
     /// The attribute it came from (innermost tag).
     pub tag: Tag,
+    /// The attribute's value representation.
     pub vr: VR,
+    /// The value, as text.
     pub value: String,
 }
 
@@ -83,29 +85,41 @@ pub struct Hit {
 /// The verification result.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
+    /// Input files read.
     pub inputs_read: usize,
+    /// Input files that could not be read (skipped).
     pub inputs_unreadable: usize,
+    /// Output files scanned.
     pub outputs_scanned: usize,
     /// Output files (DICOM by name or content) that do not parse: errors too.
     pub outputs_unreadable: Vec<(PathBuf, String)>,
+    /// Spellings searched for.
     pub patterns: usize,
+    /// Every identifying value found in an output.
     pub hits: Vec<Hit>,
+    /// The profile options the outputs record (they decide what counts as identifying).
     pub options: Options,
 }
 
 impl VerifyReport {
+    /// Whether no identifying value was found and every output parsed.
     pub fn clean(&self) -> bool {
         self.hits.is_empty() && self.outputs_unreadable.is_empty()
     }
 }
 
+/// Errors that stop a verification.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// A folder or file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The folder or file.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// No input file could be read (the input folder is named).
     #[error("{0}: no input file could be read, so there is nothing to verify against")]
     NoInputs(PathBuf),
 }
@@ -283,10 +297,15 @@ fn patterns(values: &[IdValue]) -> Vec<Pattern> {
 /// A byte range of an output file and the element path it belongs to.
 #[derive(Debug, Clone)]
 pub struct Span {
+    /// Byte offset of the span's first byte.
     pub start: usize,
+    /// Byte offset just past the span.
     pub end: usize,
+    /// The element path, e.g. `(0008,1140)[0]/(0008,1155)`, or `(preamble)`.
     pub path: String,
+    /// Whether the span lies in Pixel Data (7FE0,0010) (or a float/double pixel data element).
     pub pixel_data: bool,
+    /// The element's value representation.
     pub vr: VR,
 }
 

@@ -44,30 +44,49 @@ use std::path::PathBuf;
 /// What can go wrong while evaluating; every variant names the file (and line where there is one).
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A line of an input file is wrong.
     #[error("{path}: line {line}: {message}")]
     Line {
+        /// The file.
         path: PathBuf,
+        /// The 1-based line.
         line: u64,
+        /// What is wrong.
         message: String,
     },
+    /// An input file as a whole is wrong (e.g. no usable header).
     #[error("{path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A DICOM file could not be read.
     #[error(transparent)]
     Dicom(#[from] discus_data::dicom::DicomError),
+    /// A CSV file could not be read (unreadable or wrong header).
     #[error(transparent)]
     Format(#[from] discus_core::formats::FormatError),
+    /// The submission cannot be scored against the labels.
     #[error("{path}: {source}")]
     Metric {
+        /// The submission file.
         path: PathBuf,
+        /// Why it cannot be scored.
         #[source]
         source: discus_core::metric::MetricError,
     },
+    /// An argument is unusable (e.g. fewer than 2 folds); the message says why.
     #[error("{0}")]
     Invalid(String),
 }

@@ -17,7 +17,9 @@ use std::path::Path;
 /// Which constant baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PriorKind {
+    /// 1/3 for each grade in every row.
     Uniform,
+    /// Per label column, the in-sample optimal constant `p_k = n_k w_k / sum_j n_j w_j`.
     #[default]
     Optimal,
 }

@@ -18,6 +18,7 @@ use std::path::Path;
 /// How to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvalOptions {
+    /// How a row's three values become probabilities (renormalised or clipped only).
     pub semantics: Semantics,
     /// Bootstrap resamples over studies (default 1,000).
     pub resamples: usize,
@@ -38,15 +39,20 @@ impl Default for EvalOptions {
 /// A score with its bootstrap interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
+    /// The score and its four terms.
     pub score: MetricScore,
+    /// Their 95% percentile bootstrap intervals.
     pub interval: Interval,
 }
 
 /// One group of a facet (one site, one vendor, one field strength).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupScore {
+    /// The group's value, e.g. the InstitutionName, the vendor or the field strength (`unknown` without metadata).
     pub name: String,
+    /// Studies in the group.
     pub studies: usize,
+    /// The group's score and interval.
     #[serde(flatten)]
     pub scored: Scored,
 }
@@ -54,22 +60,32 @@ pub struct GroupScore {
 /// The groups of one facet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FacetReport {
+    /// The facet the studies are grouped by.
     pub facet: Facet,
+    /// The groups, sorted by name.
     pub groups: Vec<GroupScore>,
 }
 
 /// Everything `discus evaluate` computes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The version of discus that computed the report.
     pub discus_version: String,
+    /// The options the report was computed with.
     pub options: EvalOptions,
+    /// Labelled studies scored.
     pub studies: usize,
+    /// The score of all studies, with its interval.
     pub overall: Scored,
     /// Statistics over all scored rows.
     pub all_rows: SliceStats,
+    /// Statistics per condition, in [`Condition::ALL`] order.
     pub by_condition: Vec<SliceStats>,
+    /// Statistics per level, in [`Level::ALL`] order.
     pub by_level: Vec<SliceStats>,
+    /// Statistics per condition x level (`<condition>_<level>`), in train.csv column order.
     pub by_condition_level: Vec<SliceStats>,
+    /// One report per facet (site, vendor, field strength).
     pub by_facet: Vec<FacetReport>,
     /// Studies without images to read metadata from (counted as "unknown").
     pub studies_without_metadata: usize,

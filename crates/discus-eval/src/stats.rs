@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// A percentile bootstrap interval (2.5th and 97.5th percentiles) of the score and of each term.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
+    /// The score's interval, `[low, high]`.
     pub score: [f64; 2],
     /// spinal, foraminal, subarticular, any_severe_spinal.
     pub terms: [[f64; 2]; 4],
@@ -75,8 +76,11 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// One bin of a reliability curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bin {
+    /// The bin's lower confidence bound.
     pub lo: f64,
+    /// The bin's upper confidence bound.
     pub hi: f64,
+    /// Rows whose top-label confidence falls in the bin.
     pub count: u64,
     /// Mean confidence in the bin.
     pub confidence: f64,
@@ -87,7 +91,9 @@ pub struct Bin {
 /// Statistics of the scored rows of one slice (a condition, a level, a condition x level, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SliceStats {
+    /// The slice's name: `all rows`, a condition key, a level key or `<condition>_<level>`.
     pub name: String,
+    /// Scored rows in the slice.
     pub rows: u64,
     /// Rows per true grade (Normal/Mild, Moderate, Severe).
     pub support: [u64; 3],
@@ -103,6 +109,7 @@ pub struct SliceStats {
     /// Top-label expected calibration error over 10 equal-width confidence bins:
     /// sum over bins of (bin rows / rows) x |accuracy - mean confidence|.
     pub ece: f64,
+    /// The reliability curve: one bin per equal-width confidence bin (10).
     pub reliability: Vec<Bin>,
 }
 

@@ -18,14 +18,18 @@ use std::path::Path;
 /// The blinded reads of one finding, one per reader, in reader-name order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindingReads {
+    /// The finding.
     pub key: FindingKey,
+    /// Each reader's current blinded read, in reader-name order.
     pub reads: Vec<StoredRead>,
 }
 
 impl FindingReads {
+    /// The reads that carry a grade, with the grade.
     pub fn graded(&self) -> impl Iterator<Item = (&StoredRead, Severity)> {
         self.reads.iter().filter_map(|r| r.grade.map(|g| (r, g)))
     }
+    /// The read of the reader named `reader`, if any.
     pub fn read_by(&self, reader: &str) -> Option<&StoredRead> {
         self.reads.iter().find(|r| r.reader_name == reader)
     }
@@ -88,6 +92,7 @@ pub fn adjudications(reads: &[StoredRead]) -> HashMap<FindingKey, StoredRead> {
 pub struct AgreementOptions {
     /// Bootstrap resamples per estimate.
     pub resamples: usize,
+    /// Seed of the bootstrap resampling.
     pub seed: u64,
     /// Points closer than this (mm, in patient space) agree on where.
     pub tolerance_mm: f64,
@@ -106,8 +111,11 @@ impl Default for AgreementOptions {
 /// Estimates over one subset of findings, all readers together.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupAgreement {
+    /// The subset's name: `overall`, a condition key or a level key.
     pub group: String,
+    /// Findings in the subset.
     pub findings: usize,
+    /// One estimate per statistic, with its bootstrap interval.
     pub estimates: Vec<Estimate>,
 }
 
@@ -120,9 +128,13 @@ pub struct PointAgreement {
     pub measured: usize,
     /// Points that could not be placed in patient space (no image, unreadable header, other frame).
     pub unplaced: usize,
+    /// Median distance between the two readers' points (mm), over the measured findings.
     pub median_mm: Option<f64>,
+    /// Mean distance (mm), over the measured findings.
     pub mean_mm: Option<f64>,
+    /// 90th percentile of the distance (mm), over the measured findings.
     pub p90_mm: Option<f64>,
+    /// The tolerance used (mm).
     pub tolerance_mm: f64,
     /// Findings with both points within the tolerance.
     pub within_tolerance: usize,
@@ -133,7 +145,9 @@ pub struct PointAgreement {
 /// Agreement between two readers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PairAgreement {
+    /// The first reader's name.
     pub a: String,
+    /// The second reader's name.
     pub b: String,
     /// Findings both graded.
     pub findings: usize,
@@ -146,13 +160,21 @@ pub struct PairAgreement {
 /// The agreement report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgreementReport {
+    /// The readers, by name.
     pub readers: Vec<String>,
+    /// Findings with at least one blinded read.
     pub findings: usize,
+    /// Studies with at least one blinded read.
     pub studies: usize,
+    /// The options the report was computed with.
     pub options: AgreementOptions,
+    /// All findings.
     pub overall: GroupAgreement,
+    /// One group per condition, in [`Condition::ALL`] order.
     pub by_condition: Vec<GroupAgreement>,
+    /// One group per level, in [`Level::ALL`] order.
     pub by_level: Vec<GroupAgreement>,
+    /// Every pair of readers.
     pub pairs: Vec<PairAgreement>,
 }
 
@@ -359,13 +381,18 @@ pub enum DisagreementRule {
     /// Two readers' grades are two steps apart (Normal/Mild against Severe).
     TwoSteps,
     /// Two readers' points are further apart than the tolerance (mm, patient space).
-    PointsApart { tolerance_mm: f64 },
+    PointsApart {
+        /// The largest distance (mm) at which points still agree.
+        tolerance_mm: f64,
+    },
 }
 
 /// One finding that needs another look.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Disagreement {
+    /// The submission-style row id, `<study>_<condition>_<level>`.
     pub row_id: String,
+    /// The finding.
     pub key: FindingKey,
     /// Each reader's grade (`None`: point only).
     pub grades: Vec<(String, Option<Severity>)>,
@@ -373,7 +400,9 @@ pub struct Disagreement {
     pub spread: usize,
     /// Largest distance between two readers' points, mm, where measured.
     pub max_distance_mm: Option<f64>,
+    /// Whether any reader graded it Severe (such findings are listed first).
     pub severe_involved: bool,
+    /// Why it is listed, in words.
     pub reason: String,
 }
 
@@ -627,6 +656,7 @@ pub enum ConsensusRule {
 }
 
 impl ConsensusRule {
+    /// The rule's name: `"unanimous"`, `"majority"` or `"median"`.
     pub fn as_str(self) -> &'static str {
         match self {
             ConsensusRule::Unanimous => "unanimous",
@@ -640,25 +670,36 @@ impl ConsensusRule {
 /// One read a consensus label rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceRead {
+    /// The reader's name.
     pub reader: String,
+    /// The round's name.
     pub round: String,
+    /// The event's id in the store.
     pub event_id: i64,
+    /// The grade read.
     pub grade: Option<Severity>,
 }
 
 /// A final label with its provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsensusLabel {
+    /// The submission-style row id, `<study>_<condition>_<level>`.
     pub row_id: String,
+    /// The finding.
     pub key: FindingKey,
     /// `None`: unresolved under the rule.
     pub grade: Option<Severity>,
+    /// The point of the label; `None` when no reader placed one.
     pub point: Option<Point>,
+    /// The rule the label was decided under.
     pub rule: ConsensusRule,
     /// How the grade was reached: `unanimous`, `majority`, `median`, `adjudicated`, `unresolved`.
     pub decided_by: String,
+    /// The reads the label rests on.
     pub reads: Vec<SourceRead>,
+    /// The adjudicator's name, when an adjudication decided the grade.
     pub adjudicator: Option<String>,
+    /// The store event id of that adjudication decision.
     pub adjudication_event: Option<i64>,
     /// Which reader's point was taken (`None` when no point).
     pub point_from: Option<String>,

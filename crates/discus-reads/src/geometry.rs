@@ -16,30 +16,42 @@ use std::sync::Mutex;
 /// A slice's geometry and its frame of reference (points on different frames are not comparable).
 #[derive(Debug, Clone)]
 pub struct SliceInfo {
+    /// Position, orientation and pixel spacing of the slice.
     pub geometry: SliceGeometry,
+    /// FrameOfReferenceUID (0020,0052), when the header has one.
     pub frame_of_reference: Option<String>,
 }
 
 /// Why a slice could not be placed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SliceError {
+    /// No image with this study, series and instance number is known.
     #[error("study {study} series {series} instance {instance}: no such image in the dataset")]
     NotFound {
+        /// The study id.
         study: u64,
+        /// The series id.
         series: u64,
+        /// The InstanceNumber (0020,0013).
         instance: u32,
     },
+    /// The image's header could not be read or lacks the geometry.
     #[error("study {study} series {series} instance {instance}: {message}")]
     Unreadable {
+        /// The study id.
         study: u64,
+        /// The series id.
         series: u64,
+        /// The InstanceNumber (0020,0013).
         instance: u32,
+        /// Why.
         message: String,
     },
 }
 
 /// Looks up slice geometry, caching what it has read.
 pub trait SliceLookup: Sync {
+    /// The geometry of the slice `point` lies on, in `study`.
     fn slice(&self, study: StudyId, point: &Point) -> Result<SliceInfo, SliceError>;
 
     /// The point in patient coordinates (mm), with the slice's frame of reference.
@@ -134,10 +146,12 @@ impl SliceLookup for DatasetSlices {
 /// Slice geometry given directly (tests, synthetic data held in memory).
 #[derive(Default)]
 pub struct KnownSlices {
+    /// Slice geometry by (study id, series id, InstanceNumber).
     pub slices: HashMap<Key, SliceInfo>,
 }
 
 impl KnownSlices {
+    /// Records the geometry of one slice (with no frame of reference).
     pub fn insert(&mut self, study: StudyId, series: u64, instance: u32, geometry: SliceGeometry) {
         self.slices.insert(
             (study.0, series, instance),

@@ -39,8 +39,11 @@ use std::path::{Path, PathBuf};
 /// One bad line of an input file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Issue {
+    /// The input file.
     pub path: PathBuf,
+    /// The 1-based line.
     pub line: u64,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -59,20 +62,35 @@ impl fmt::Display for Issue {
 /// Why an import failed; nothing was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// An input file is unreadable or has the wrong header.
     #[error(transparent)]
     Format(#[from] FormatError),
+    /// An input file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Some lines are bad; each is listed and nothing was imported.
     #[error("{} bad line(s); nothing was imported:\n{}", .issues.len(), list(.issues))]
-    Rows { issues: Vec<Issue> },
+    Rows {
+        /// Every bad line.
+        issues: Vec<Issue>,
+    },
+    /// The store refused the import.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The dataset the reads refer to cannot be opened or has no series descriptions.
     #[error("{path}: {message}")]
-    Dataset { path: PathBuf, message: String },
+    Dataset {
+        /// The dataset root.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
 }
 
 fn list(issues: &[Issue]) -> String {
@@ -125,10 +143,12 @@ impl Catalog {
         })
     }
 
+    /// Whether the study is in the dataset.
     pub fn knows_study(&self, study: StudyId) -> bool {
         self.series.contains_key(&study)
     }
 
+    /// The slice geometry lookup of the dataset's images.
     pub fn slices(&self) -> &(dyn SliceLookup + Send) {
         self.slices.as_ref()
     }
@@ -192,18 +212,27 @@ fn with_lines<T>(file: CsvFile<T>) -> (Vec<(u64, T)>, Vec<RowError>) {
 /// What one import did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportReport {
+    /// The reader's name.
     pub reader: String,
+    /// The round's name.
     pub round: String,
+    /// Whether anything was recorded, and the import id.
     pub outcome: ImportOutcome,
+    /// Studies with at least one read in the files.
     pub studies: usize,
+    /// Reads carrying a grade.
     pub grades: usize,
+    /// Reads carrying a point.
     pub points: usize,
 }
 
 /// One reader's file pair to import.
 pub struct ImportRequest<'a> {
+    /// The reader's name (created in the store when new).
     pub reader: &'a str,
+    /// The round's name (created in the store when new).
     pub round: &'a str,
+    /// The round's kind; must match the round's stored kind when it exists.
     pub round_kind: RoundKind,
     /// The reader's grades in train.csv shape.
     pub train: &'a Path,
@@ -360,8 +389,11 @@ pub fn import_reader(
 /// A label to write: a finding's grade and point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Label {
+    /// The finding.
     pub key: FindingKey,
+    /// Its grade; `None` leaves the train.csv cell empty.
     pub grade: Option<Severity>,
+    /// Its point; `None` writes no coordinates row.
     pub point: Option<Point>,
 }
 

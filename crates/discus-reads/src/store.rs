@@ -56,23 +56,39 @@ CREATE INDEX IF NOT EXISTS events_key ON events (round_id, reader_id, study_id, 
 /// A store error, naming the store file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// An SQLite operation failed.
     #[error("reads store {path}: {source}")]
     Sql {
+        /// The store file.
         path: PathBuf,
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
+    /// The store or a request is invalid: another schema version, a bad stored value, an empty
+    /// reader or round name, a round of another kind.
     #[error("reads store {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store's folder could not be created.
     #[error("reads store {path}: cannot create its folder: {source}")]
     Io {
+        /// The store file.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The import was cancelled through its progress handle; nothing of it was recorded.
     #[error("reads store {path}: import cancelled; nothing of it was recorded")]
-    Cancelled { path: PathBuf },
+    Cancelled {
+        /// The store file.
+        path: PathBuf,
+    },
 }
 
 /// Number of reads written between cancellation checks of an import.
@@ -97,6 +113,7 @@ pub enum RoundKind {
 }
 
 impl RoundKind {
+    /// The kind as stored in the `rounds.kind` column: `"blinded"` or `"adjudication"`.
     pub fn as_str(self) -> &'static str {
         match self {
             RoundKind::Blinded => "blinded",
@@ -115,24 +132,35 @@ impl RoundKind {
 /// Where a reader put a finding: pixel `(x = column, y = row)` on one instance of one series.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
+    /// The series the point is on (`series_id`).
     pub series: SeriesId,
+    /// The InstanceNumber (0020,0013) of the image the point is on.
     pub instance: u32,
+    /// Column, in pixels.
     pub x: f64,
+    /// Row, in pixels.
     pub y: f64,
 }
 
 /// One read to record: a finding's grade and/or point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadEvent {
+    /// The study.
     pub study: StudyId,
+    /// The condition read.
     pub condition: Condition,
+    /// The level read.
     pub level: Level,
+    /// The grade given; `None` when the read only places a point.
     pub grade: Option<Severity>,
+    /// Where the finding was placed; `None` when not placed.
     pub point: Option<Point>,
+    /// A free-text note, if any.
     pub note: Option<String>,
 }
 
 impl ReadEvent {
+    /// A read of `condition` at `level` in `study` with no grade, point or note yet.
     pub fn new(study: StudyId, condition: Condition, level: Level) -> Self {
         ReadEvent {
             study,
@@ -143,14 +171,17 @@ impl ReadEvent {
             note: None,
         }
     }
+    /// The read with `grade` set.
     pub fn grade(mut self, grade: Severity) -> Self {
         self.grade = Some(grade);
         self
     }
+    /// The read with `point` set.
     pub fn point(mut self, point: Point) -> Self {
         self.point = Some(point);
         self
     }
+    /// The read with a note attached.
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
         self
@@ -160,39 +191,58 @@ impl ReadEvent {
 /// A finding: a condition at a level in a study.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FindingKey {
+    /// The study.
     pub study: StudyId,
+    /// The condition.
     pub condition: Condition,
+    /// The disc level.
     pub level: Level,
 }
 
 /// A stored read: the current (latest) event of one reader in one round for one finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRead {
+    /// The event's id (`events.id`): later events have larger ids.
     pub event_id: i64,
+    /// The finding read.
     pub key: FindingKey,
+    /// The reader's id.
     pub reader: ReaderId,
+    /// The reader's name.
     pub reader_name: String,
+    /// The round's id.
     pub round: RoundId,
+    /// The round's name.
     pub round_name: String,
+    /// The round's kind.
     pub round_kind: RoundKind,
+    /// The grade; `None` when not graded.
     pub grade: Option<Severity>,
+    /// The point; `None` when not placed.
     pub point: Option<Point>,
+    /// When the event was recorded, seconds since the Unix epoch (UTC).
     pub recorded_at: i64,
+    /// The free-text note, if any.
     pub note: Option<String>,
 }
 
 /// A reader row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reader {
+    /// The reader's id.
     pub id: ReaderId,
+    /// The reader's unique name.
     pub name: String,
 }
 
 /// A round row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Round {
+    /// The round's id.
     pub id: RoundId,
+    /// The round's unique name.
     pub name: String,
+    /// What the round is for.
     pub kind: RoundKind,
 }
 
@@ -200,9 +250,17 @@ pub struct Round {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImportOutcome {
     /// New events were recorded under this import id.
-    Imported { import_id: i64, events: usize },
+    Imported {
+        /// The new import's id (`imports.id`).
+        import_id: i64,
+        /// Events recorded.
+        events: usize,
+    },
     /// The same content was already imported for this reader and round: nothing was recorded.
-    AlreadyImported { import_id: i64 },
+    AlreadyImported {
+        /// The id of the earlier identical import.
+        import_id: i64,
+    },
 }
 
 /// The reads store.
@@ -299,6 +357,7 @@ impl ReadsStore {
         tx.commit().map_err(sql)
     }
 
+    /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -354,6 +413,7 @@ impl ReadsStore {
         Ok(RoundId(id))
     }
 
+    /// Every reader, in name order.
     pub fn readers(&self) -> Result<Vec<Reader>, StoreError> {
         let mut st = self
             .conn
@@ -370,6 +430,7 @@ impl ReadsStore {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    /// Every round, by id.
     pub fn rounds(&self) -> Result<Vec<Round>, StoreError> {
         let mut st = self
             .conn

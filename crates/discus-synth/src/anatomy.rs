@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 pub const VERTEBRAE: [&str; 13] = [
     "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1", "S2", "S3", "S4", "S5",
 ];
+/// Number of vertebrae modelled.
 pub const N_VERT: usize = VERTEBRAE.len();
+/// Number of discs modelled (one between each pair of adjacent vertebrae).
 pub const N_DISC: usize = N_VERT - 1;
 
 /// The disc index of a lumbar level (L1/L2 is disc 3).
@@ -48,26 +50,41 @@ pub fn side_index(side: Side) -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Tissue {
+    /// Outside the body.
     Air = 0,
+    /// Subcutaneous, epidural and foraminal fat.
     Fat = 1,
+    /// Paraspinal muscle.
     Muscle = 2,
+    /// Abdominal viscera.
     Viscera = 3,
+    /// Great vessels.
     Vessel = 4,
+    /// Vertebral body marrow.
     Marrow = 5,
+    /// Cortical bone and endplates.
     Cortex = 6,
+    /// Annulus fibrosus.
     Annulus = 7,
+    /// Cerebrospinal fluid in the dural sac.
     Csf = 8,
+    /// Spinal cord, cauda equina and nerve roots.
     Nerve = 9,
+    /// Ligament (the ligamentum flavum and the posterior ligaments).
     Ligament = 10,
+    /// Facet joint fluid.
     JointFluid = 11,
     /// `Nucleus(disc)`; encoded as `NUCLEUS_BASE + disc` in [`Tissue::code`].
     Nucleus(u8),
 }
 
+/// The code of `Nucleus(0)`; disc `i`'s nucleus is `NUCLEUS_BASE + i`.
 pub const NUCLEUS_BASE: usize = 12;
+/// Number of distinct tissue codes (the length of signal tables).
 pub const N_TISSUE_CODES: usize = NUCLEUS_BASE + N_DISC;
 
 impl Tissue {
+    /// The tissue's code: its index in signal tables.
     pub fn code(self) -> usize {
         match self {
             Tissue::Nucleus(i) => NUCLEUS_BASE + i as usize,
@@ -203,7 +220,9 @@ impl Degeneration {
     /// Correlation structure of the latent Gaussian: patient factor, level factor (all conditions at a
     /// level), a factor shared by the two sides of a condition group at a level, and the residual.
     pub const W_PATIENT: f64 = 0.35;
+    /// Weight of the level factor (shared by all conditions at a level).
     pub const W_LEVEL: f64 = 0.25;
+    /// Weight of the factor shared by the two sides of a condition group at a level.
     pub const W_PAIR: f64 = 0.15;
 
     /// Draws a patient's degrees so that the marginal grade frequencies match the spec table.
@@ -332,29 +351,38 @@ impl Centreline {
 /// One patient's anatomy: shapes and degeneration.
 #[derive(Debug, Clone)]
 pub struct Anatomy {
+    /// The patient's degeneration degrees.
     pub degeneration: Degeneration,
     line: Centreline,
     /// s of the top and bottom endplates of each vertebral body.
     pub s_top: [f64; N_VERT],
+    /// s of the bottom endplate of each vertebral body.
     pub s_bot: [f64; N_VERT],
     /// Body half-width (x) and half-depth (d).
     pub body_w: [f64; N_VERT],
+    /// Body half-depth (d) of each vertebra.
     pub body_d: [f64; N_VERT],
     /// Disc degeneration for every disc (0 outside the lumbar levels).
     pub disc_deg: [f64; N_DISC],
     /// Normal dural sac half-axes (x, d) and centre d.
     pub sac_rx: f64,
+    /// Normal dural sac half-axis in d (mm).
     pub sac_rd: f64,
+    /// Centre d of the normal dural sac (mm).
     pub sac_dc: f64,
     /// Bony canal half-width.
     pub canal_w: f64,
     /// Depth of the posterior arch (lamina front) and spinous process length.
     pub lamina_d: f64,
+    /// Spinous process length (mm).
     pub spinous_len: f64,
     /// Torso: subcutaneous fat thickness, half-width and back skin position (d).
     pub subcut: f64,
+    /// Torso half-width (mm).
     pub torso_w: f64,
+    /// d of the back skin (mm).
     pub back_d: f64,
+    /// Antero-posterior depth of the torso (mm).
     pub torso_depth: f64,
     /// Table: nearest disc index for s (step 0.5 mm from `line.s0`).
     near_disc: Vec<u8>,
@@ -364,6 +392,7 @@ pub struct Anatomy {
     for_deg: [[f64; N_DISC]; 2],
     /// Position of the sac's end (s), the conus (s).
     pub sac_end_s: f64,
+    /// s at which the spinal cord ends (the conus medullaris); cauda equina below.
     pub conus_s: f64,
     /// World y of the back skin per world z (step 1 mm from `back_z0`).
     back_y: Vec<f64>,
@@ -373,8 +402,11 @@ pub struct Anatomy {
 /// Straightened coordinates of a point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpineCoord {
+    /// Arc length along the centreline, growing towards the feet (mm).
     pub s: f64,
+    /// Distance towards the patient's left (mm).
     pub x: f64,
+    /// Distance along the centreline's posterior normal; 0 on the posterior body walls (mm).
     pub d: f64,
 }
 

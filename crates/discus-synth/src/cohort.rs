@@ -27,9 +27,13 @@ use std::path::{Path, PathBuf};
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SynthConfig {
+    /// Number of studies to generate.
     pub studies: usize,
+    /// Number of hospital sites; studies are spread over them.
     pub sites: usize,
+    /// Seed of every random draw: the same configuration gives the same cohort, byte for byte.
     pub seed: u64,
+    /// Number of simulated readers grading each study (reader 0 writes train.csv).
     pub readers: usize,
     /// Probability that a study carries one injected quirk.
     pub quirk_rate: f64,
@@ -59,22 +63,37 @@ impl Default for SynthConfig {
 /// Errors of cohort generation.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
+    /// A file or folder could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A label CSV could not be read back or written.
     #[error("{0}")]
     Format(#[from] discus_core::formats::FormatError),
+    /// An instance could not be encoded as DICOM.
     #[error("study {study}, series {series}: DICOM encoding failed: {message}")]
     Dicom {
+        /// The study.
         study: StudyId,
+        /// The series.
         series: SeriesId,
+        /// The encoder's message.
         message: String,
     },
+    /// The output folder holds something else than this configuration's cohort.
     #[error("{path}: holds a different synthetic cohort ({message}); choose an empty folder")]
-    Mismatch { path: PathBuf, message: String },
+    Mismatch {
+        /// The output folder.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// The configuration is unusable (no studies, sites or readers; a scale or rate out of range).
     #[error("bad configuration: {0}")]
     Config(String),
 }
@@ -103,16 +122,24 @@ pub const QUIRK_INJECTIONS: [&str; 7] = [
 /// of the wrong type and may leave the study without a series of the right type).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quirk {
+    /// The snake_case finding kind `discus validate` reports for the quirk (e.g. `missing_series`).
     pub kind: String,
+    /// The injection, one of [`QUIRK_INJECTIONS`].
     pub injected: String,
+    /// The study the quirk was injected into.
     pub study_id: StudyId,
+    /// The series involved, when the quirk concerns one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series_id: Option<SeriesId>,
+    /// The condition involved, when the quirk concerns one label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
+    /// The level involved, when the quirk concerns one label.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
+    /// Every finding kind the injection should cause.
     pub expected_findings: Vec<String>,
+    /// What was done, in words.
     pub detail: String,
 }
 
@@ -120,56 +147,87 @@ pub struct Quirk {
 /// data has it too (per-level angled axial stacks in one series: `mixed_orientation`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NaturalFinding {
+    /// The snake_case finding kind, e.g. `mixed_orientation`.
     pub kind: String,
+    /// The study.
     pub study_id: StudyId,
+    /// The series.
     pub series_id: SeriesId,
+    /// Why the finding is expected, in words.
     pub detail: String,
 }
 
 /// A labelled point of the truth: where the graded structure's centre is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthPoint {
+    /// The graded condition.
     pub condition: Condition,
+    /// The disc level.
     pub level: Level,
+    /// The structure's centre in patient coordinates (mm, LPS).
     pub patient_mm: [f64; 3],
+    /// The series the point is labelled on.
     pub series_id: SeriesId,
+    /// The InstanceNumber of the slice nearest the centre.
     pub instance_number: u32,
+    /// Column of the centre on that slice, in pixels.
     pub x: f64,
+    /// Row of the centre on that slice, in pixels.
     pub y: f64,
 }
 
 /// One reader's reads of one study (after quirks: what the CSVs say).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyRead {
+    /// The reader's index in [`CohortPlan::readers`].
     pub reader: usize,
+    /// The reader's grades, as they would appear in train.csv.
     pub grades: StudyLabels,
+    /// The reader's points, as they would appear in train_label_coordinates.csv.
     pub points: Vec<LabelPoint>,
 }
 
 /// A fully planned study; rendering it needs nothing else.
 #[derive(Debug, Clone)]
 pub struct StudyPlan {
+    /// Position of the study in the cohort (seeds the study's random streams).
     pub index: usize,
+    /// The study id.
     pub study: StudyId,
+    /// Index of the study's site in [`CohortPlan::sites`].
     pub site: usize,
+    /// The patient's anatomy and degeneration.
     pub anatomy: Anatomy,
+    /// The series to write, in series-number order.
     pub series: Vec<SeriesPlan>,
+    /// The signal model of each series, same order as `series`.
     pub signals: Vec<SeriesSignal>,
+    /// The true point of every finding.
     pub truth_points: Vec<TruthPoint>,
+    /// The true grade per label column (train.csv order); `None` when not labelled.
     pub true_grades: [Option<Severity>; 25],
+    /// Every reader's reads, reader 0 first.
     pub reads: Vec<StudyRead>,
+    /// Quirks injected into this study.
     pub quirks: Vec<Quirk>,
+    /// Levels the axial series do not cover (their subarticular labels are left empty).
     pub uncovered: Vec<Level>,
+    /// Findings expected on the unaltered data (e.g. per-level angled axials).
     pub natural: Vec<NaturalFinding>,
+    /// The study's FrameOfReferenceUID (0020,0052), shared by all its series.
     pub frame_uid: String,
 }
 
 /// A whole planned cohort.
 #[derive(Debug, Clone)]
 pub struct CohortPlan {
+    /// The configuration the cohort was planned from.
     pub config: SynthConfig,
+    /// The hospital sites.
     pub sites: Vec<Site>,
+    /// The simulated readers.
     pub readers: Vec<Reader>,
+    /// The studies, in generation order.
     pub studies: Vec<StudyPlan>,
 }
 
@@ -811,44 +869,65 @@ pub fn write_study(
 /// Per-study truth, as written to truth.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StudyTruth {
+    /// The study id.
     pub study_id: StudyId,
+    /// The site's InstitutionName.
     pub site: String,
+    /// The scanner's Manufacturer (0008,0070).
     pub manufacturer: String,
+    /// The scanner's ManufacturerModelName (0008,1090).
     pub model: String,
+    /// MagneticFieldStrength (0018,0087), in tesla.
     pub field_strength_t: f64,
+    /// The continuous degeneration degrees the grades came from.
     pub degrees: crate::anatomy::Degeneration,
     /// True grade per label column (`spinal_canal_stenosis_l1_l2` ...), null when not labelled.
     pub true_grades: BTreeMap<String, Option<Severity>>,
+    /// The true point of every finding.
     pub truth_points: Vec<TruthPoint>,
     /// Levels the axial series do not cover (their subarticular labels are empty, as in real data).
     pub uncovered_axial_levels: Vec<Level>,
+    /// The study's series as written.
     pub series: Vec<SeriesTruth>,
     /// Every reader's grades per label column.
     pub reads: Vec<BTreeMap<String, Option<Severity>>>,
 }
 
+/// One series of a study in truth.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeriesTruth {
+    /// The series id.
     pub series_id: SeriesId,
+    /// What the series really is.
     pub kind: SeriesKind,
+    /// The description written to the CSV and header (differs from `kind` for a wrong-description quirk).
     pub description: SeriesKind,
+    /// Number of instances written.
     pub instances: usize,
+    /// Levels covered by an axial series (empty for sagittal).
     pub levels: Vec<Level>,
 }
 
 /// The truth file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Truth {
+    /// The generator and its version, e.g. `discus-synth 0.1.0`.
     pub generator: String,
+    /// The configuration the cohort was generated from.
     pub config: SynthConfig,
     /// The reader whose grades and points are train.csv / train_label_coordinates.csv.
     pub designated_reader: usize,
+    /// The line ending of the written CSVs (`LF`).
     pub line_ending: String,
+    /// The simulated readers.
     pub readers: Vec<Reader>,
+    /// The expected score of the Bayes-optimal prediction on these labels.
     pub bayes_limit: BayesLimit,
+    /// Every injected quirk.
     pub quirks: Vec<Quirk>,
     /// Findings `discus validate` should report that are not injected quirks (real data has them).
     pub natural_findings: Vec<NaturalFinding>,
+    /// Per-study truth, in generation order.
     pub studies: Vec<StudyTruth>,
 }
 
@@ -860,6 +939,7 @@ fn grade_map(g: &[Option<Severity>; 25]) -> BTreeMap<String, Option<Severity>> {
 }
 
 impl CohortPlan {
+    /// The truth file's content for this plan.
     pub fn truth(&self) -> Truth {
         Truth {
             generator: format!("discus-synth {}", env!("CARGO_PKG_VERSION")),
@@ -911,7 +991,7 @@ impl CohortPlan {
         }
     }
 
-    /// Writes the label CSVs (root = reader 0; readers/<r>/ for every reader) and truth.json.
+    /// Writes the label CSVs (root = reader 0; `readers/<r>/` for every reader) and truth.json.
     pub fn write_labels(&self, root: &Path) -> Result<(), SynthError> {
         let mut order: Vec<&StudyPlan> = self.studies.iter().collect();
         order.sort_by_key(|s| s.study);
@@ -1006,12 +1086,19 @@ impl CohortPlan {
 /// Summary of a generation run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SynthSummary {
+    /// The cohort's root folder.
     pub out: PathBuf,
+    /// Studies in the cohort.
     pub studies: usize,
+    /// Studies skipped because an earlier run had finished them.
     pub studies_skipped_done: usize,
+    /// DICOM instances in the cohort.
     pub instances: usize,
+    /// Bytes of DICOM written by this run.
     pub bytes_written: u64,
+    /// Quirks injected.
     pub quirks: usize,
+    /// The expected score of the Bayes-optimal prediction.
     pub bayes_limit: BayesLimit,
 }
 

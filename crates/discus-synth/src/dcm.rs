@@ -48,12 +48,19 @@ fn strs(v: impl IntoIterator<Item = String>) -> PrimitiveValue {
 
 /// Everything that identifies one instance.
 pub struct InstanceInfo<'a> {
+    /// The study.
     pub study: StudyId,
+    /// The series the instance belongs to.
     pub series: &'a SeriesPlan,
+    /// The site whose scanner acquired it (Manufacturer, model, field strength, InstitutionName).
     pub site: &'a Site,
+    /// The slice geometry (position, orientation, matrix, spacing).
     pub geom: &'a SliceGeom,
+    /// InstanceNumber (0020,0013).
     pub instance_number: u32,
+    /// SOPInstanceUID (0008,0018).
     pub sop_instance_uid: String,
+    /// FrameOfReferenceUID (0020,0052).
     pub frame_of_reference_uid: String,
 }
 

@@ -11,11 +11,15 @@ use serde::{Deserialize, Serialize};
 /// A hospital site: its scanner and its protocol habits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Site {
+    /// Position of the site in the cohort's site list.
     pub index: usize,
     /// InstitutionName.
     pub name: String,
+    /// The scanner's Manufacturer (0008,0070).
     pub manufacturer: String,
+    /// The scanner's ManufacturerModelName (0008,1090).
     pub model: String,
+    /// MagneticFieldStrength (0018,0087), in tesla (1.5 or 3).
     pub field_t: f64,
     /// Multiplies every signal (vendors scale their pixel values differently).
     pub intensity_scale: f64,
@@ -23,6 +27,7 @@ pub struct Site {
     pub noise: f64,
     /// Preferred sagittal matrix (columns, rows).
     pub sag_matrix: (u16, u16),
+    /// Preferred axial matrix (square, columns = rows).
     pub axial_matrix: u16,
     /// Probability that this site acquires axials as angled per-level stacks (else one stack).
     pub p_per_level_axial: f64,
@@ -100,13 +105,17 @@ pub struct SliceGeom {
     pub row_dir: [f64; 3],
     /// Direction of increasing row index (second IOP triple).
     pub col_dir: [f64; 3],
+    /// Rows (0028,0010): the image height in pixels.
     pub rows: u16,
+    /// Columns (0028,0011): the image width in pixels.
     pub cols: u16,
     /// PixelSpacing: [between rows, between columns] (mm).
     pub spacing: [f64; 2],
+    /// SliceThickness (0018,0050), in mm.
     pub thickness: f64,
 }
 
+/// The cross product `a x b`.
 pub fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [
         a[1] * b[2] - a[2] * b[1],
@@ -114,6 +123,7 @@ pub fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
         a[0] * b[1] - a[1] * b[0],
     ]
 }
+/// The dot product `a . b`.
 pub fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
@@ -126,6 +136,7 @@ fn norm(a: [f64; 3]) -> [f64; 3] {
 }
 
 impl SliceGeom {
+    /// The slice normal, `row_dir x col_dir` (unit length for orthonormal directions).
     pub fn normal(&self) -> [f64; 3] {
         cross(self.row_dir, self.col_dir)
     }
@@ -176,13 +187,17 @@ impl SliceGeom {
 /// One series as it will be written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesPlan {
+    /// The series id: the series folder name and `series_id` in the CSVs.
     pub series_id: SeriesId,
+    /// SeriesNumber (0020,0011).
     pub series_number: u32,
     /// What the series really is.
     pub kind: SeriesKind,
     /// The description written to train_series_descriptions.csv and the DICOM header.
     pub description: SeriesKind,
+    /// The pulse sequence and its timing.
     pub sequence: Sequence,
+    /// The geometry of each slice, in acquisition order.
     pub slices: Vec<SliceGeom>,
     /// InstanceNumber (and file name) of each slice, same order as `slices`.
     pub instance_numbers: Vec<u32>,

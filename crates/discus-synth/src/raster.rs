@@ -11,6 +11,7 @@ use rand_distr::{Distribution, StandardNormal};
 /// Everything needed to turn tissue into pixel values for one series.
 #[derive(Debug, Clone)]
 pub struct SeriesSignal {
+    /// Signal of each tissue code ([`crate::anatomy::Tissue::code`]) under the series' sequence.
     pub table: [f32; N_TISSUE_CODES],
     /// Signal-to-pixel scale.
     pub scale: f64,
@@ -18,6 +19,7 @@ pub struct SeriesSignal {
     pub sigma: f64,
     /// Bias field: gain falls off with distance from the posterior coil, plus a gentle gradient.
     pub bias_depth: f64,
+    /// Gain gradient per mm of patient x, y, z (LPS).
     pub bias_grad: [f64; 3],
 }
 

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 /// One simulated reader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reader {
+    /// Position of the reader (0 is the designated reader whose reads are train.csv).
     pub index: usize,
     /// Bias added to every perceived degree.
     pub bias: f64,
@@ -50,6 +51,7 @@ pub struct Reader {
 const THRESHOLDS: [f64; 2] = [1.0 / 3.0, 2.0 / 3.0];
 
 impl Reader {
+    /// Draws `count` readers with their own bias, noise and point jitter.
     pub fn make(count: usize, rng: &mut ChaCha8Rng) -> Vec<Reader> {
         (0..count)
             .map(|index| Reader {
@@ -90,21 +92,32 @@ impl Reader {
 /// Expected competition score terms of the Bayes-optimal prediction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BayesLimit {
+    /// Expected competition score of the Bayes-optimal submission (see the module docs).
     pub score: f64,
+    /// The same with the any_severe term at its per-study optimum; the true optimum lies between.
     pub lower_bound: f64,
+    /// Expected spinal term.
     pub spinal: f64,
+    /// Expected foraminal term.
     pub foraminal: f64,
+    /// Expected subarticular term.
     pub subarticular: f64,
+    /// Expected any_severe term at `p = max_l q_l,severe`.
     pub any_severe: f64,
+    /// Expected any_severe term at its per-study optimum.
     pub any_severe_lower: f64,
 }
 
 /// One scored finding: its label probabilities under the designated reader.
 #[derive(Debug, Clone, Copy)]
 pub struct ScoredFinding {
+    /// Index of the study in the cohort.
     pub study: usize,
+    /// The graded condition.
     pub condition: Condition,
+    /// The disc level.
     pub level: Level,
+    /// Probabilities of the designated reader's label being Normal/Mild, Moderate, Severe.
     pub probs: [f64; 3],
 }
 

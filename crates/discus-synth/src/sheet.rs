@@ -17,24 +17,44 @@ use std::path::{Path, PathBuf};
 /// Errors of contact-sheet rendering.
 #[derive(Debug, thiserror::Error)]
 pub enum SheetError {
+    /// The study folder cannot be drawn (no readable series, bad folder name).
     #[error("{path}: {message}")]
-    Study { path: PathBuf, message: String },
+    Study {
+        /// The study folder.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A DICOM file could not be read.
     #[error("{0}")]
     Dicom(#[from] discus_data::dicom::DicomError),
+    /// A label CSV beside the study could not be read.
     #[error("{0}")]
     Format(#[from] discus_core::formats::FormatError),
+    /// The PNG could not be written.
     #[error("{path}: cannot write the PNG: {message}")]
-    Write { path: PathBuf, message: String },
+    Write {
+        /// The PNG path.
+        path: PathBuf,
+        /// The encoder's or file system's message.
+        message: String,
+    },
 }
 
 /// What was drawn.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SheetSummary {
+    /// The PNG written.
     pub out: PathBuf,
+    /// Width of the sheet in pixels.
     pub width: u32,
+    /// Height of the sheet in pixels.
     pub height: u32,
+    /// Slice panels drawn.
     pub panels: usize,
+    /// Label points drawn.
     pub points_drawn: usize,
+    /// Files that could not be read, with the reason (`<file>: <error>`).
     pub skipped_files: Vec<String>,
 }
 

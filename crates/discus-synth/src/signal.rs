@@ -12,29 +12,49 @@ use serde::{Deserialize, Serialize};
 /// Relaxation parameters of one tissue at one field strength (ms; PD relative).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Relax {
+    /// Longitudinal relaxation time T1 (ms).
     pub t1: f64,
+    /// Transverse relaxation time T2 (ms).
     pub t2: f64,
+    /// Proton density, relative to water.
     pub pd: f64,
 }
 
 /// The pulse sequence of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Sequence {
-    SpinEcho { tr: f64, te: f64 },
-    Stir { tr: f64, te: f64, ti: f64 },
+    /// Spin echo (fast spin echo) with its RepetitionTime and EchoTime (ms).
+    SpinEcho {
+        /// RepetitionTime (0018,0080), ms.
+        tr: f64,
+        /// EchoTime (0018,0081), ms.
+        te: f64,
+    },
+    /// Short-tau inversion recovery: fat-nulled by the inversion time.
+    Stir {
+        /// RepetitionTime (0018,0080), ms.
+        tr: f64,
+        /// EchoTime (0018,0081), ms.
+        te: f64,
+        /// InversionTime (0018,0082), ms.
+        ti: f64,
+    },
 }
 
 impl Sequence {
+    /// RepetitionTime (0018,0080), ms.
     pub fn tr(&self) -> f64 {
         match *self {
             Sequence::SpinEcho { tr, .. } | Sequence::Stir { tr, .. } => tr,
         }
     }
+    /// EchoTime (0018,0081), ms.
     pub fn te(&self) -> f64 {
         match *self {
             Sequence::SpinEcho { te, .. } | Sequence::Stir { te, .. } => te,
         }
     }
+    /// InversionTime (0018,0082) in ms, for STIR; `None` for spin echo.
     pub fn ti(&self) -> Option<f64> {
         match *self {
             Sequence::SpinEcho { .. } => None,

@@ -5,8 +5,11 @@ use super::*;
 /// The contrast a series' TR, TE and TI point to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Contrast {
+    /// T1-weighted: short TR and short TE.
     T1,
+    /// T2-weighted: long TR and long TE.
     T2,
+    /// Short-tau inversion recovery: TI of 100-300 ms (fat nulled).
     Stir,
 }
 

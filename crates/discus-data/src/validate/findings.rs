@@ -6,12 +6,16 @@ use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingSeverity {
+    /// The data is wrong or unusable as it is; `discus validate` exits non-zero.
     Error,
+    /// Suspicious, worth a look; the data is usable.
     Warning,
+    /// Noted for information (real data has it too).
     Info,
 }
 
 impl FindingSeverity {
+    /// `"error"`, `"warning"` or `"info"`.
     pub fn as_str(self) -> &'static str {
         match self {
             FindingSeverity::Error => "error",
@@ -29,6 +33,7 @@ macro_rules! finding_kinds {
             $( $(#[$doc])* #[serde(rename = $name)] $v, )*
         }
         impl FindingKind {
+            /// Every kind, in declaration order.
             pub const ALL: &'static [FindingKind] = &[$(FindingKind::$v),*];
             /// The stable snake_case name.
             pub fn as_str(self) -> &'static str {
@@ -141,15 +146,22 @@ impl std::fmt::Display for FindingKind {
 /// One thing validation found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
+    /// What was found.
     pub kind: FindingKind,
+    /// How bad it is (fixed by the kind).
     pub severity: FindingSeverity,
+    /// The study, when the finding concerns one.
     pub study: Option<StudyId>,
+    /// The series, when the finding concerns one.
     pub series: Option<SeriesId>,
+    /// The InstanceNumber (0020,0013), when the finding concerns one image.
     pub instance: Option<i64>,
+    /// The finding in words.
     pub message: String,
 }
 
 impl Finding {
+    /// A finding of `kind` (its severity is the kind's) on the given study, series and instance.
     pub fn new(
         kind: FindingKind,
         study: Option<u64>,

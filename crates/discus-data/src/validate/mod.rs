@@ -73,13 +73,18 @@ pub use shape::{LabelCounts, MinMedMax, Shape};
 /// Validation could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
+    /// The dataset root is not a folder.
     #[error("{}: not a folder", .0.display())]
     NotAFolder(PathBuf),
+    /// The index could not be opened or written.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// A file or folder could not be read.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -95,32 +100,43 @@ pub struct ValidateOptions {
 /// Progress of the header scan, reported after each series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
+    /// Files whose header is done (read or reused).
     pub files_done: u64,
+    /// Files to scan in all.
     pub files_total: u64,
 }
 
 /// Counts of the header scan.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScanStats {
+    /// Series folders scanned.
     pub series: u64,
+    /// Files found.
     pub files: u64,
+    /// Bytes in those files.
     pub bytes: u64,
     /// Headers read from disk in this run.
     pub files_read: u64,
     /// Headers taken from the index (size and mtime unchanged).
     pub files_reused: u64,
+    /// Files whose header could not be read.
     pub files_unreadable: u64,
+    /// Wall-clock time of the scan, seconds.
     pub seconds: f64,
 }
 
 /// Everything validation found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The dataset root.
     pub root: PathBuf,
+    /// The index file the scan wrote.
     pub index: PathBuf,
     /// Sorted by kind, study, series, instance.
     pub findings: Vec<Finding>,
+    /// The dataset's shape: counts and distributions.
     pub shape: Shape,
+    /// Counts of the header scan.
     pub scan: ScanStats,
     /// The dataset card (`ROOT/dataset.toml`): source, licence, permitted uses, de-identification.
     /// `None` when there is none (or it is broken: then there is a `bad_dataset_card` finding).
@@ -129,12 +145,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Findings of `severity`.
     pub fn count(&self, severity: FindingSeverity) -> usize {
         self.findings
             .iter()
             .filter(|f| f.severity == severity)
             .count()
     }
+    /// Whether any finding is an error.
     pub fn has_errors(&self) -> bool {
         self.count(FindingSeverity::Error) > 0
     }

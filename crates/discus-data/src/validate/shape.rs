@@ -5,13 +5,18 @@ use super::*;
 /// min / median / max.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MinMedMax {
+    /// Smallest value.
     pub min: f64,
+    /// Median value.
     pub median: f64,
+    /// Largest value.
     pub max: f64,
+    /// Number of values.
     pub count: usize,
 }
 
 impl MinMedMax {
+    /// Min, median and max of `values` (sorted in place); `None` when empty.
     pub fn of(values: &mut [f64]) -> Option<MinMedMax> {
         if values.is_empty() {
             return None;
@@ -30,11 +35,17 @@ impl MinMedMax {
 /// Grade counts of one label column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelCounts {
+    /// The condition.
     pub condition: Condition,
+    /// The level.
     pub level: Level,
+    /// Studies graded Normal/Mild.
     pub normal_mild: u64,
+    /// Studies graded Moderate.
     pub moderate: u64,
+    /// Studies graded Severe.
     pub severe: u64,
+    /// Studies with an empty cell.
     pub missing: u64,
 }
 
@@ -45,6 +56,7 @@ pub struct Shape {
     pub studies: u64,
     /// Series folders (all splits).
     pub series: u64,
+    /// Instance files (all splits).
     pub files: u64,
     /// Series folders by their description (`"none"` when undescribed).
     pub series_per_kind: BTreeMap<String, u64>,
@@ -62,6 +74,7 @@ pub struct Shape {
     pub transfer_syntaxes: BTreeMap<String, u64>,
     /// Studies with a row in train.csv.
     pub labelled_studies: u64,
+    /// Rows of train_label_coordinates.csv.
     pub points: u64,
     /// Grade counts per condition x level, in train.csv column order.
     pub labels: Vec<LabelCounts>,
