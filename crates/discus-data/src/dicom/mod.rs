@@ -84,43 +84,70 @@ pub enum DicomError {
     /// The file could not be opened or read.
     #[error("{}: cannot read file: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The file is not DICOM (no `DICM` magic and no recognisable data set).
     #[error("{}: not a DICOM file: {reason}", path.display())]
-    NotDicom { path: PathBuf, reason: String },
+    NotDicom {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
     /// The file is DICOM but its structure could not be parsed (truncated, corrupt, bad meta group).
     #[error("{}: cannot parse DICOM: {reason}", path.display())]
-    Parse { path: PathBuf, reason: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
     /// An attribute needed for the operation is absent.
     #[error("{}: missing attribute {attribute}", path.display())]
     MissingAttribute {
+        /// The file.
         path: PathBuf,
+        /// The attribute's keyword, e.g. `Rows`.
         attribute: &'static str,
     },
     /// An attribute is present but its value is unusable.
     #[error("{}: invalid {attribute}: {reason}", path.display())]
     InvalidAttribute {
+        /// The file.
         path: PathBuf,
+        /// The attribute's keyword, e.g. `BitsAllocated`.
         attribute: &'static str,
+        /// What is wrong with its value.
         reason: String,
     },
     /// The pixel data is in a transfer syntax or layout this reader does not decode.
     #[error("{}: unsupported: {reason}", path.display())]
-    Unsupported { path: PathBuf, reason: String },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
     /// The pixel data codec failed (corrupt or non-conformant compressed data).
     #[error("{}: cannot decode pixel data ({transfer_syntax}): {reason}", path.display())]
     Decode {
+        /// The file.
         path: PathBuf,
+        /// The transfer syntax UID of the pixel data.
         transfer_syntax: String,
+        /// The codec's complaint.
         reason: String,
     },
     /// Writing an output file failed.
     #[error("{}: cannot write: {source}", path.display())]
     Write {
+        /// The file being written.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -145,11 +172,17 @@ impl DicomError {
 /// Stored pixel values, one variant per NumPy dtype discus produces.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PixelValues {
+    /// 8-bit unsigned (`|u1`).
     U8(Vec<u8>),
+    /// 8-bit signed (`|i1`).
     I8(Vec<i8>),
+    /// 16-bit unsigned (`<u2`), the usual MR storage.
     U16(Vec<u16>),
+    /// 16-bit signed (`<i2`).
     I16(Vec<i16>),
+    /// 32-bit unsigned (`<u4`).
     U32(Vec<u32>),
+    /// 32-bit signed (`<i4`).
     I32(Vec<i32>),
 }
 
@@ -205,16 +238,24 @@ impl PixelValues {
 /// samples interleaved, before any rescale or VOI transform.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredPixels {
+    /// (0028,0008) NumberOfFrames (1 for single-frame images).
     pub frames: u32,
+    /// (0028,0010) Rows.
     pub rows: u32,
+    /// (0028,0011) Columns.
     pub columns: u32,
+    /// (0028,0002) SamplesPerPixel: 1 for grey-scale, 3 for colour.
     pub samples_per_pixel: u16,
+    /// (0028,0100) BitsAllocated: 8, 16 or 32.
     pub bits_allocated: u16,
+    /// (0028,0101) BitsStored: the significant bits of each sample.
     pub bits_stored: u16,
+    /// (0028,0103) PixelRepresentation: 0 unsigned, 1 two's complement.
     pub pixel_representation: u16,
     /// The photometric interpretation of the returned values (RGB where a codec converted YCbCr,
     /// YBR_FULL where native YBR_FULL_422 was upsampled; otherwise the file's).
     pub photometric_interpretation: String,
+    /// The samples, frames then rows then columns, samples interleaved.
     pub values: PixelValues,
 }
 
