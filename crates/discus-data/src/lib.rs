@@ -7,5 +7,6 @@ pub mod geometry;
 pub mod header;
 pub mod index;
 pub mod validate;
+pub mod validate_report;
 
 pub use header::InstanceHeader;

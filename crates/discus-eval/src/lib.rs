@@ -11,7 +11,9 @@
 //! * [`sites`]: per-study scanner metadata (institution, manufacturer, field strength) read from one
 //!   DICOM header per study, so scores can be broken down by site and scanner;
 //! * [`report`]: the evaluation report, as `report.json` and a self-contained `index.html` with SVG plots;
-//! * [`split`]: study-level K-fold splits stratified by site and by the presence of severe disease.
+//! * [`split`]: study-level K-fold splits stratified by site and by the presence of severe disease;
+//! * [`compare`]: representativeness of one dataset against another (vendors, field strengths,
+//!   matrices, slice thickness, series kinds, label distributions), with divergences and flags.
 //!
 //! ```
 //! use discus_core::formats::StudyLabels;
@@ -33,6 +35,7 @@
 //! assert!(o.score < u.score);
 //! ```
 
+pub mod compare;
 pub mod prior;
 pub mod report;
 pub mod sites;
@@ -68,6 +71,10 @@ pub enum EvalError {
         #[source]
         source: discus_core::metric::MetricError,
     },
+    #[error(transparent)]
+    Report(#[from] discus_report::ReportError),
+    #[error(transparent)]
+    Index(#[from] discus_data::index::IndexError),
     #[error("{0}")]
     Invalid(String),
 }
