@@ -224,8 +224,9 @@ mod tests {
             .pair_value("a<b>", "e", "cohen_kappa_unweighted")
             .unwrap();
         assert!(svg.contains(&format!("{v:.3}")));
-        // The diagonal is 1 and named readers label rows and columns, escaped.
-        assert_eq!(svg.matches(">1.000<").count(), 3, "{svg}");
+        // 1 on the diagonal (3 cells) and at the legend's upper end; named readers label rows
+        // and columns, escaped.
+        assert_eq!(svg.matches("\n1.000\n").count(), 4, "{svg}");
         assert_eq!(svg.matches("c&amp;d").count(), 2);
         let html = agreement_html(&rep, "cohen_kappa_unweighted").into_string();
         assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));

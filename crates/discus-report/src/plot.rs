@@ -438,9 +438,12 @@ pub fn heat_map(h: &HeatMap) -> Result<Markup, PlotError> {
     let top = 16 + 7 * longest(&h.columns);
     let (nr, nc) = (h.rows.len() as i32, h.columns.len() as i32);
     let legend_w = 300;
-    let width = (left + cell * nc + 20).max(legend_w + 40);
+    let legend_text = format!("{}; grey: undefined", h.legend);
+    let width = (left + cell * nc + 20)
+        .max(legend_w + 40)
+        .max(40 + 7 * legend_text.chars().count() as i32);
     let height = top + cell * nr + 90;
-    let font = ("sans-serif", 13).into_font();
+    let font = ("sans-serif", 16).into_font();
     let (lo, hi) = h.scale.range();
     svg((width as u32, height as u32), |root| {
         let label = |s: &str, at: (i32, i32), pos: Pos, rotate: bool| {
@@ -507,7 +510,7 @@ pub fn heat_map(h: &HeatMap) -> Result<Markup, PlotError> {
             false,
         )?;
         label(
-            &format!("{}; grey: undefined", h.legend),
+            &legend_text,
             (20, ly + 48),
             Pos::new(HPos::Left, VPos::Center),
             false,
