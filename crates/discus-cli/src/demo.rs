@@ -224,10 +224,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "its truth (degrees, grades, readers, quirks, Bayes limit)",
             cohort.join("truth.json"),
         ),
-        (
-            "validation report",
-            out.join("validate").join("index.html"),
-        ),
+        ("validation report", out.join("validate").join("index.html")),
         ("contact sheets", out.join("render")),
         ("baseline submissions", sub.clone()),
         (

@@ -39,8 +39,19 @@ fn compare_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
     let o = discus(&[
-        "synth", "--out", s(&a), "--studies", "2", "--sites", "1", "--seed", "3", "--readers", "1",
-        "--matrix-scale", "0.15",
+        "synth",
+        "--out",
+        s(&a),
+        "--studies",
+        "2",
+        "--sites",
+        "1",
+        "--seed",
+        "3",
+        "--readers",
+        "1",
+        "--matrix-scale",
+        "0.15",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 

@@ -114,7 +114,12 @@ fn a_report_name_ending_in_html_or_json_is_a_usage_error() {
         assert!(err.contains("a report is a folder"), "{err}");
         // The suggestion is the name without its extension.
         assert!(
-            err.contains(&root.join(name.split('.').next().unwrap()).display().to_string()),
+            err.contains(
+                &root
+                    .join(name.split('.').next().unwrap())
+                    .display()
+                    .to_string()
+            ),
             "{err}"
         );
         assert!(!path.exists(), "nothing written");

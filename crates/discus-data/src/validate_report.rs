@@ -20,7 +20,7 @@ pub fn render_html(r: &Report) -> Markup {
     page(
         "discus validate",
         lede,
-        &cards,
+        Some(&cards),
         html! { (findings(r)) (shape(r)) },
     )
 }

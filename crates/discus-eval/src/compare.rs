@@ -118,10 +118,7 @@ pub fn dataset_facts(
             .map_err(sql)?;
         let rows = st
             .query_map([], |r| {
-                Ok((
-                    key(r.get(0)?, r.get(1)?, r.get(2)?),
-                    r.get::<_, String>(3)?,
-                ))
+                Ok((key(r.get(0)?, r.get(1)?, r.get(2)?), r.get::<_, String>(3)?))
             })
             .map_err(sql)?;
         for row in rows {
@@ -482,6 +479,53 @@ impl Comparison {
     }
 }
 
+/// Display order of categories: numbers inside names compare as numbers (`96 x 96` before
+/// `115 x 115`, `1.5 T` before `3.0 T`), the rest as text.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        let mut text = String::new();
+        let mut num = String::new();
+        for ch in s.chars() {
+            if ch.is_ascii_digit() || (ch == '.' && !num.is_empty()) {
+                num.push(ch);
+            } else {
+                if !num.is_empty() {
+                    out.push((std::mem::take(&mut text), num.parse().unwrap_or(0.0)));
+                    num.clear();
+                }
+                text.push(ch);
+            }
+        }
+        out.push((text, num.parse().unwrap_or(-1.0)));
+        out
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let o = x.0.cmp(&y.0).then(x.1.total_cmp(&y.1));
+        if o.is_ne() {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len()).then(a.cmp(b))
+}
+
+/// The categories of A and B together, in display order.
+fn categories<'a>(a: &'a BTreeMap<String, u64>, b: &'a BTreeMap<String, u64>) -> Vec<&'a String> {
+    let mut keys: Vec<&String> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    keys.sort_by(|x, y| natural_cmp(x, y));
+    keys
+}
+
+fn studies(n: u64) -> String {
+    format!("{n} {}", if n == 1 { "study" } else { "studies" })
+}
+
 fn pct(n: u64, total: u64) -> String {
     if total == 0 {
         "-".into()
@@ -614,7 +658,8 @@ pub fn compare(a: &DatasetFacts, b: &DatasetFacts) -> Comparison {
                             item: item.clone(),
                             kind: FlagKind::NewCategory,
                             message: format!(
-                                "labels, {where_}: B grades {nb} studies ({}) {g}, a grade A never gives here",
+                                "labels, {where_}: B grades {} ({}) {g}, a grade A never gives here",
+                                studies(nb),
                                 pct(nb, total_b)
                             ),
                         });
@@ -626,12 +671,7 @@ pub fn compare(a: &DatasetFacts, b: &DatasetFacts) -> Comparison {
                 .filter(|d| d.jensen_shannon_bits > JS_FLAG_BITS)
             {
                 let share = |v: [u64; 3], t: u64| {
-                    format!(
-                        "{} / {} / {}",
-                        pct(v[0], t),
-                        pct(v[1], t),
-                        pct(v[2], t)
-                    )
+                    format!("{} / {} / {}", pct(v[0], t), pct(v[1], t), pct(v[2], t))
                 };
                 flags.push(Flag {
                     facet: "labels".into(),
@@ -695,8 +735,7 @@ pub fn write_text(c: &Comparison, w: &mut impl std::io::Write) -> std::io::Resul
         writeln!(w, "{}: {}", f.facet.title(), div(f.divergence))?;
         let total = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
         let (ta, tb) = (total(&f.a), total(&f.b));
-        let keys: BTreeSet<&String> = f.a.keys().chain(f.b.keys()).collect();
-        for k in keys {
+        for k in categories(&f.a, &f.b) {
             let (na, nb) = (
                 f.a.get(k).copied().unwrap_or(0),
                 f.b.get(k).copied().unwrap_or(0),
@@ -753,7 +792,15 @@ pub fn render_html(c: &Comparison) -> Markup {
         @if c.flags.is_empty() {
             p.ok { "No flags: B is inside A's range on every facet." }
         } @else {
-            ul.flags { @for f in &c.flags { li.flag { (f.message) } } }
+            ul.flags { @for f in c.flags.iter().filter(|f| f.facet != "labels") { li.flag { (f.message) } } }
+            @let label_flags: Vec<&Flag> = c.flags.iter().filter(|f| f.facet == "labels").collect();
+            @if !label_flags.is_empty() {
+                @let cells = label_flags.iter().filter_map(|f| f.item.as_deref()).collect::<BTreeSet<_>>().len();
+                details open {
+                    summary.flag { "labels: " (label_flags.len()) " flags at " (cells) " of 25 condition x level cells" }
+                    ul.flags { @for f in &label_flags { li.flag { (f.message) } } }
+                }
+            }
         }
         (note(&format!(
             "Flagged: a category B has and A lacks; a numeric value of B outside A's min-max; a Jensen-Shannon divergence (base 2) above {} bits. Series facets count series; labels count studies (missing grades left out). Divergences are not tested for significance: read them with the counts.",
@@ -769,14 +816,7 @@ pub fn render_html(c: &Comparison) -> Markup {
         })
     };
     let facet = |f: &FacetComparison| {
-        let keys: Vec<String> = f
-            .a
-            .keys()
-            .chain(f.b.keys())
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let keys: Vec<String> = categories(&f.a, &f.b).into_iter().cloned().collect();
         let (ta, tb) = (f.a.values().sum::<u64>(), f.b.values().sum::<u64>());
         let share = |m: &BTreeMap<String, u64>, t: u64| -> Vec<f64> {
             keys.iter()
@@ -790,7 +830,11 @@ pub fn render_html(c: &Comparison) -> Markup {
             y_desc: "% of series".into(),
             size: ((160 + 70 * keys.len() as u32).clamp(360, 1100), 300),
         });
-        let mine: Vec<&Flag> = c.flags.iter().filter(|x| x.facet == f.facet.key()).collect();
+        let mine: Vec<&Flag> = c
+            .flags
+            .iter()
+            .filter(|x| x.facet == f.facet.key())
+            .collect();
         section(
             f.facet.title(),
             html! {
@@ -818,7 +862,10 @@ pub fn render_html(c: &Comparison) -> Markup {
         )
     };
     let heat = plot::heat_map(&plot::HeatMap {
-        rows: Condition::ALL.iter().map(|c| c.words().to_string()).collect(),
+        rows: Condition::ALL
+            .iter()
+            .map(|c| c.words().to_string())
+            .collect(),
         columns: Level::ALL.iter().map(|l| l.words().to_string()).collect(),
         values: Condition::ALL
             .iter()
@@ -853,7 +900,9 @@ pub fn render_html(c: &Comparison) -> Markup {
         let (a, b) = (sum(|x| x.a), sum(|x| x.b));
         let share = |v: [u64; 3]| {
             let t = v.iter().sum::<u64>().max(1) as f64;
-            v.iter().map(|&n| 100.0 * n as f64 / t).collect::<Vec<f64>>()
+            v.iter()
+                .map(|&n| 100.0 * n as f64 / t)
+                .collect::<Vec<f64>>()
         };
         plot::bar_chart(&plot::BarChart {
             title: cnd.words().into(),
@@ -905,7 +954,7 @@ pub fn render_html(c: &Comparison) -> Markup {
     page(
         "discus compare",
         lede,
-        &cards,
+        Some(&cards),
         html! {
             (section("Flags: where B is outside A's range", flags))
             @for f in &c.facets { (facet(f)) }
@@ -945,6 +994,23 @@ mod tests {
     }
 
     #[test]
+    fn categories_in_natural_order() {
+        let m = |v: &[&str]| -> BTreeMap<String, u64> {
+            v.iter().map(|k| (k.to_string(), 1)).collect()
+        };
+        let a = m(&["760 x 640", "96 x 96", "512 x 512"]);
+        let b = m(&["115 x 115", "unknown", "96 x 96"]);
+        let got: Vec<&str> = categories(&a, &b).into_iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            got,
+            ["96 x 96", "115 x 115", "512 x 512", "760 x 640", "unknown"]
+        );
+        let t = m(&["3.0 T", "1.5 T", "0.3 T"]);
+        let got: Vec<&str> = categories(&t, &t).into_iter().map(|s| s.as_str()).collect();
+        assert_eq!(got, ["0.3 T", "1.5 T", "3.0 T"]);
+    }
+
+    #[test]
     fn hand_computed_divergences() {
         // p = (1/2, 1/2, 0), q = (0, 1/2, 1/2): TV = 1/2; m = (1/4, 1/2, 1/4),
         // KL(p||m) = 1/2 log2 2 + 1/2 log2 1 = 1/2, likewise KL(q||m): JS = 1/2 bit.
@@ -976,11 +1042,8 @@ mod tests {
         let mut b = a.clone();
         b.series[1].field_strength = Some(7.0);
         let c = compare(&a, &b);
-        let kinds: Vec<(&str, FlagKind)> = c
-            .flags
-            .iter()
-            .map(|f| (f.facet.as_str(), f.kind))
-            .collect();
+        let kinds: Vec<(&str, FlagKind)> =
+            c.flags.iter().map(|f| (f.facet.as_str(), f.kind)).collect();
         assert_eq!(
             kinds,
             [
@@ -988,7 +1051,11 @@ mod tests {
                 ("field_strength", FlagKind::Divergent)
             ]
         );
-        assert!(c.flags[0].message.contains("1.5-7"), "{}", c.flags[0].message);
+        assert!(
+            c.flags[0].message.contains("1.5-7"),
+            "{}",
+            c.flags[0].message
+        );
         // A new vendor and a Severe grade A never gives at one cell.
         let mut a2 = a.clone();
         a2.labels[7] = [10, 10, 0, 1];

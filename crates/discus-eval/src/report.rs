@@ -188,7 +188,11 @@ fn hash(s: &str) -> u64 {
 /// Writes the report folder `dir` (created if needed): `report.json` and `index.html`, each
 /// atomically (see [`discus_report::write_report`]).
 pub fn write_report(dir: &Path, report: &Report) -> Result<ReportFiles, EvalError> {
-    Ok(discus_report::write_report(dir, &render_html(report), report)?)
+    Ok(discus_report::write_report(
+        dir,
+        &render_html(report),
+        report,
+    )?)
 }
 
 fn num(v: f64) -> String {
@@ -301,7 +305,7 @@ pub fn render_html(r: &Report) -> Markup {
     page(
         "discus evaluation report",
         lede,
-        &cards,
+        Some(&cards),
         html! {
             (section("Score", overall))
             (section("By site and scanner", facets))

@@ -36,7 +36,8 @@ fn write_cohort(root: &Path, profile: Option<(&str, f64)>, severe_spinal: bool) 
         for st in &mut plan.studies {
             for r in &mut st.reads {
                 for l in Level::ALL {
-                    let g = &mut r.grades.grades[Condition::SpinalCanalStenosis.index() * 5 + l.index()];
+                    let g = &mut r.grades.grades
+                        [Condition::SpinalCanalStenosis.index() * 5 + l.index()];
                     if g.is_some() {
                         *g = Some(Severity::Severe);
                     }
@@ -147,7 +148,10 @@ print(json.dumps(out))
     assert_eq!(expected.len(), cases.len());
     let mut nonzero = 0;
     for ((a, b, tv, js), [tv_py, js_py]) in cases.iter().zip(&expected) {
-        assert!((tv - tv_py).abs() < 1e-12, "{a:?} {b:?}: TV {tv} vs {tv_py}");
+        assert!(
+            (tv - tv_py).abs() < 1e-12,
+            "{a:?} {b:?}: TV {tv} vs {tv_py}"
+        );
         // scipy's distance is the square root of the divergence: squaring loses a few digits near 0.
         assert!((js - js_py).abs() < 1e-9, "{a:?} {b:?}: JS {js} vs {js_py}");
         nonzero += (*js > 0.01) as usize;
@@ -161,7 +165,11 @@ fn compare_flags_exactly_the_site_profile_and_label_shift() {
     let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
     let plan = write_cohort(&da, None, false);
     let (vendor_a, tesla_a) = (plan.sites[0].manufacturer.clone(), plan.sites[0].field_t);
-    let vendor_b = if vendor_a == "SIEMENS" { "Philips Medical Systems" } else { "SIEMENS" };
+    let vendor_b = if vendor_a == "SIEMENS" {
+        "Philips Medical Systems"
+    } else {
+        "SIEMENS"
+    };
     let tesla_b = if tesla_a > 2.0 { 1.5 } else { 3.0 };
     write_cohort(&db, Some((vendor_b, tesla_b)), true);
 
@@ -170,15 +178,24 @@ fn compare_flags_exactly_the_site_profile_and_label_shift() {
     let fb = dataset_facts(&db, &|_| {}).unwrap();
     assert!(da.join(".discus/index.sqlite").is_file());
     assert_eq!(fa.studies, 4);
-    assert_eq!(fa.series.len(), plan.studies.iter().map(|s| s.series.len()).sum::<usize>());
+    assert_eq!(
+        fa.series.len(),
+        plan.studies.iter().map(|s| s.series.len()).sum::<usize>()
+    );
     assert_eq!(fa.labelled_studies, 4);
-    assert!(fa.series.iter().all(|s| s.manufacturer.as_deref() == Some(vendor_a.as_str())));
+    assert!(fa
+        .series
+        .iter()
+        .all(|s| s.manufacturer.as_deref() == Some(vendor_a.as_str())));
     assert!(fb.series.iter().all(|s| s.field_strength == Some(tesla_b)));
 
     // A against itself: nothing flagged, every divergence 0.
     let same = compare(&fa, &fa);
     assert!(same.flags.is_empty(), "{:#?}", same.flags);
-    assert!(same.facets.iter().all(|f| f.divergence.unwrap().jensen_shannon_bits == 0.0));
+    assert!(same
+        .facets
+        .iter()
+        .all(|f| f.divergence.unwrap().jensen_shannon_bits == 0.0));
     assert!(same
         .labels
         .iter()
@@ -187,7 +204,12 @@ fn compare_flags_exactly_the_site_profile_and_label_shift() {
 
     let c = compare(&fa, &fb);
     let facets: Vec<String> = c.flagged_facets().into_iter().collect();
-    assert_eq!(facets, ["field_strength", "labels", "vendor"], "{:#?}", c.flags);
+    assert_eq!(
+        facets,
+        ["field_strength", "labels", "vendor"],
+        "{:#?}",
+        c.flags
+    );
     // The vendor B has and A lacks, and B's field strength outside A's range.
     assert!(c.flags.iter().any(|f| f.facet == "vendor"
         && f.kind == FlagKind::NewCategory
@@ -226,12 +248,16 @@ fn compare_flags_exactly_the_site_profile_and_label_shift() {
     // Where A never grades Severe, B's Severe is a new category.
     for l in Level::ALL {
         let i = Condition::SpinalCanalStenosis.index() * 5 + l.index();
-        let a_severe = train.rows.iter().any(|r| r.grades[i] == Some(Severity::Severe));
+        let a_severe = train
+            .rows
+            .iter()
+            .any(|r| r.grades[i] == Some(Severity::Severe));
         let b_graded = train.rows.iter().any(|r| r.grades[i].is_some());
         let key = format!("spinal_canal_stenosis_{}", l.key());
-        let new = c.flags.iter().any(|f| {
-            f.kind == FlagKind::NewCategory && f.item.as_deref() == Some(key.as_str())
-        });
+        let new = c
+            .flags
+            .iter()
+            .any(|f| f.kind == FlagKind::NewCategory && f.item.as_deref() == Some(key.as_str()));
         assert_eq!(new, !a_severe && b_graded, "{key}");
     }
 
@@ -240,7 +266,8 @@ fn compare_flags_exactly_the_site_profile_and_label_shift() {
     // The report folder: JSON with the flags, HTML with bar plots, a heat map and the flags.
     let out = tmp.path().join("cmp");
     let files = write_report(&out, &c).unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
     assert_eq!(json["flags"].as_array().unwrap().len(), c.flags.len());
     let html = std::fs::read_to_string(&files.html).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));

@@ -144,7 +144,7 @@ pub fn agreement_html(report: &AgreementReport, heat_statistic: &str) -> Markup 
     page(
         "Reader agreement",
         lede,
-        &[],
+        None,
         html! {
             (section(
                 &format!("Pairwise agreement: {heat_statistic}"),

@@ -21,7 +21,7 @@
 //! ```
 //! use discus_report::{html, page, section, write_report};
 //! let body = section("Numbers", html! { p { "1 < 2 & 3 > 2" } });
-//! let doc = page("A report", html! { "made by a doctest" }, &[], body);
+//! let doc = page("A report", html! { "made by a doctest" }, None, body);
 //! let s = doc.into_string();
 //! assert!(s.starts_with("<!DOCTYPE html>") && s.contains("1 &lt; 2 &amp; 3 &gt; 2"));
 //! ```
@@ -45,11 +45,12 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em aut
 h1{font-size:1.6em;margin-bottom:.2em}\
 h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}\
 h3{font-size:1.05em;margin:1.2em 0 .3em}\
-table{border-collapse:collapse;margin:.5em 0 1.2em}\
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right;font-variant-numeric:tabular-nums;vertical-align:top}\
+table{border-collapse:collapse;margin:.5em 0 1.2em;display:block;overflow-x:auto;max-width:100%}\
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right;font-variant-numeric:tabular-nums;vertical-align:top;white-space:nowrap}\
+td.t{white-space:normal}\
 th{background:#f3f3f3;font-weight:600}\
 td:first-child,th:first-child,td.t,th.t{text-align:left}\
-table.kv th{text-align:left;white-space:nowrap}table.kv td{text-align:left}\
+table.kv th{text-align:left}table.kv td{text-align:left;white-space:normal}\
 .bar{display:inline-block;height:10px;background:#1f77b4;vertical-align:middle}\
 .big{font-size:2em;font-weight:600}\
 .note,.lede{color:#555}.note{font-size:.9em}\
@@ -65,8 +66,9 @@ small{color:#666}.cm td{min-width:3em}\
 footer{margin-top:3em;color:#777;font-size:.85em}";
 
 /// A whole page: `<!DOCTYPE html>`, the title, [`STYLE`], a lede under the title, the provenance
-/// box of `cards` (see [`provenance`]), then `body`.
-pub fn page(title: &str, lede: Markup, cards: &[&DatasetCard], body: Markup) -> Markup {
+/// box of `cards` when the report is about datasets (see [`provenance`]; `None`: no box), then
+/// `body`.
+pub fn page(title: &str, lede: Markup, cards: Option<&[&DatasetCard]>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -79,7 +81,7 @@ pub fn page(title: &str, lede: Markup, cards: &[&DatasetCard], body: Markup) -> 
             body {
                 h1 { (title) }
                 p.lede { (lede) }
-                (provenance(cards))
+                @if let Some(cards) = cards { (provenance(cards)) }
                 (body)
                 footer { "written by discus " (env!("CARGO_PKG_VERSION")) }
             }

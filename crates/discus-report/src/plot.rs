@@ -107,15 +107,21 @@ pub fn bar_chart(c: &BarChart) -> Result<Markup, PlotError> {
         for (s, (name, values)) in c.series.iter().enumerate() {
             let colour = PALETTE[s % PALETTE.len()];
             chart
-                .draw_series(values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(
-                    |(i, &v)| {
-                        let x0 = i as f64 - 0.4 + s as f64 * width;
-                        Rectangle::new([(x0, 0.0), (x0 + width * 0.92, v)], colour.filled())
-                    },
-                ))
+                .draw_series(
+                    values
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(i, &v)| {
+                            let x0 = i as f64 - 0.4 + s as f64 * width;
+                            Rectangle::new([(x0, 0.0), (x0 + width * 0.92, v)], colour.filled())
+                        }),
+                )
                 .map_err(perr)?
                 .label(name.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
+                });
         }
         if c.series.len() > 1 {
             chart
@@ -299,9 +305,7 @@ pub fn line_plot(p: &LinePlot) -> Result<Markup, PlotError> {
     let (x0, x1) = p.x_range;
     let (y0, y1) = p.y_range;
     if !(x0 < x1 && y0 < y1) {
-        return Err(PlotError(format!(
-            "empty range x {x0}..{x1}, y {y0}..{y1}"
-        )));
+        return Err(PlotError(format!("empty range x {x0}..{x1}, y {y0}..{y1}")));
     }
     svg(p.size, |root| {
         let mut b = ChartBuilder::on(root);
@@ -376,14 +380,16 @@ impl ColourScale {
         let Some(&(first_v, first)) = self.stops.first() else {
             return RGBColor(128, 128, 128);
         };
-        if !(v > first_v) {
+        // Below the first stop, and NaN, take the first colour.
+        if v.is_nan() || v <= first_v {
             return RGBColor(first[0], first[1], first[2]);
         }
         for w in self.stops.windows(2) {
             let ((a, ca), (b, cb)) = (w[0], w[1]);
             if v <= b {
                 let t = if b > a { (v - a) / (b - a) } else { 1.0 };
-                let mix = |i: usize| (ca[i] as f64 + t * (cb[i] as f64 - ca[i] as f64)).round() as u8;
+                let mix =
+                    |i: usize| (ca[i] as f64 + t * (cb[i] as f64 - ca[i] as f64)).round() as u8;
                 return RGBColor(mix(0), mix(1), mix(2));
             }
         }
@@ -451,11 +457,17 @@ pub fn heat_map(h: &HeatMap) -> Result<Markup, PlotError> {
             if rotate {
                 style = style.transform(FontTransform::Rotate270);
             }
-            root.draw(&Text::new(s.to_string(), at, style)).map_err(perr)
+            root.draw(&Text::new(s.to_string(), at, style))
+                .map_err(perr)
         };
         for (i, name) in h.rows.iter().enumerate() {
             let y = top + cell * i as i32 + cell / 2;
-            label(name, (left - 6, y), Pos::new(HPos::Right, VPos::Center), false)?;
+            label(
+                name,
+                (left - 6, y),
+                Pos::new(HPos::Right, VPos::Center),
+                false,
+            )?;
         }
         for (j, name) in h.columns.iter().enumerate() {
             let x = left + cell * j as i32 + cell / 2;
