@@ -3,7 +3,7 @@
 
 use crate::validate::{FindingSeverity, Report};
 use discus_core::{Condition, Level};
-use discus_report::{count_table, html, page, section, Markup, ReportError, ReportFiles};
+use discus_report::{count_table, figure, html, page, section, Markup, ReportError, ReportFiles};
 use std::path::Path;
 
 /// How many findings of one kind the page lists (all of them are in `report.json`).
@@ -97,12 +97,43 @@ fn shape(r: &Report) -> Markup {
                     }
                 }
             }
+            div.plots { (figure(grades_chart(r), "Share of each grade per condition over the five levels (missing grades left out).")) }
             @if let Some(share) = s.severe_spinal_share {
                 p { "Studies with at least one Severe spinal level: " (format!("{:.1}", share * 100.0)) "%" }
             }
         }
     };
     section("Shape", body)
+}
+
+/// Grouped bars: per condition, the share of Normal/Mild, Moderate and Severe over its levels.
+fn grades_chart(r: &Report) -> Result<Markup, discus_report::plot::PlotError> {
+    let mut series: Vec<(String, Vec<f64>)> = ["Normal/Mild", "Moderate", "Severe"]
+        .iter()
+        .map(|g| (g.to_string(), Vec::new()))
+        .collect();
+    for c in Condition::ALL {
+        let mut n = [0u64; 3];
+        for x in r.shape.labels.iter().filter(|x| x.condition == c) {
+            n[0] += x.normal_mild;
+            n[1] += x.moderate;
+            n[2] += x.severe;
+        }
+        let total = n.iter().sum::<u64>().max(1) as f64;
+        for (k, v) in n.iter().enumerate() {
+            series[k].1.push(100.0 * *v as f64 / total);
+        }
+    }
+    discus_report::plot::bar_chart(&discus_report::plot::BarChart {
+        title: "Grades per condition".into(),
+        categories: Condition::ALL
+            .iter()
+            .map(|c| c.words().to_string())
+            .collect(),
+        series,
+        y_desc: "% of graded levels".into(),
+        size: (900, 320),
+    })
 }
 
 /// Writes the report folder `dir`: `report.json` (the whole [`Report`]) and `index.html`.

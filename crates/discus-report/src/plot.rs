@@ -84,7 +84,8 @@ pub fn bar_chart(c: &BarChart) -> Result<Markup, PlotError> {
         .flat_map(|(_, v)| v.iter().copied())
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.15 } else { 1.0 };
+    // Headroom above the tallest bar for the legend (upper right).
+    let top = if top > 0.0 { top * 1.35 } else { 1.0 };
     let names = &c.categories;
     svg(c.size, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -98,7 +99,7 @@ pub fn bar_chart(c: &BarChart) -> Result<Markup, PlotError> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&|x| category_label(names, *x))
+            .x_label_formatter(&|x| category_label(names, *x, label_chars(c.size.0, n)))
             .light_line_style(GRID)
             .y_desc(c.y_desc.as_str())
             .draw()
@@ -136,14 +137,20 @@ pub fn bar_chart(c: &BarChart) -> Result<Markup, PlotError> {
     })
 }
 
+/// How many characters of a category label fit under its slot: about 7 px a character over the
+/// plot's width (less the y label area) shared by `n` categories; at least 4.
+fn label_chars(width: u32, n: usize) -> usize {
+    ((width.saturating_sub(70) as usize) / n.max(1) / 7).max(4)
+}
+
 /// The label of the category at axis position `x` (categories sit at 0, 1, 2, ...), shortened to
-/// 16 characters; empty between categories.
-fn category_label(names: &[String], x: f64) -> String {
+/// `max` characters; empty between categories.
+fn category_label(names: &[String], x: f64, max: usize) -> String {
     let i = x.round();
     if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
         let s = &names[i as usize];
-        if s.chars().count() > 16 {
-            s.chars().take(15).chain(['…']).collect()
+        if s.chars().count() > max {
+            s.chars().take(max - 1).chain(['…']).collect()
         } else {
             s.clone()
         }
@@ -249,7 +256,7 @@ pub fn interval_plot(
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
-            .x_label_formatter(&|x| category_label(&names, *x))
+            .x_label_formatter(&|x| category_label(&names, *x, label_chars(size.0, n)))
             .light_line_style(GRID)
             .y_desc(y_desc)
             .draw()
