@@ -68,7 +68,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "validate",
             &p(&cohort),
             "--report",
-            &p(&out.join("validate.html")),
+            &p(&out.join("validate")),
             "--show",
             "3",
         ],
@@ -224,7 +224,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "its truth (degrees, grades, readers, quirks, Bayes limit)",
             cohort.join("truth.json"),
         ),
-        ("validation report", out.join("validate.html")),
+        ("validation report", out.join("validate").join("index.html")),
         ("contact sheets", out.join("render")),
         ("baseline submissions", sub.clone()),
         (

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare_cmd;
 mod deid_cmd;
 mod demo;
 mod dicom_cmd;
@@ -39,6 +40,8 @@ enum Command {
     Evaluate(eval::EvaluateArgs),
     /// Study-level K-fold split stratified by site and severe disease.
     Split(eval::SplitArgs),
+    // Its help (short and long) is the doc comment of CompareArgs.
+    Compare(compare_cmd::CompareArgs),
     /// Write a synthetic lumbar MRI cohort with known truth (LumbarDISC layout, DICOM + CSVs + truth.json).
     Synth(synth_cmd::SynthArgs),
     /// Draw a contact sheet (PNG) of one study with its label points and grades.
@@ -71,6 +74,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Baseline(a) => eval::run_baseline(a),
         Command::Evaluate(a) => eval::run_evaluate(a),
         Command::Split(a) => eval::run_split(a),
+        Command::Compare(a) => compare_cmd::run(a),
         Command::Synth(a) => synth_cmd::run_synth(a),
         Command::Render(a) => synth_cmd::run_render(a),
         Command::Dicom(a) => dicom_cmd::run(a),

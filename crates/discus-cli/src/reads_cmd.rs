@@ -15,7 +15,7 @@ use discus_reads::import::{
     import_reader, parse_row_id, reader_labels, write_labels, Catalog, ImportError, ImportRequest,
     Label,
 };
-use discus_reads::report::agreement_html;
+use discus_reads::report::write_report;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
 use std::path::{Path, PathBuf};
 
@@ -440,16 +440,7 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
     let report = agreement_report(&findings, sl.as_ref().map(|s| s as &dyn SliceLookup), &opts);
     bar.finish_and_clear();
     if let Some(out) = &a.out {
-        atomic_write(
-            &out.join("report.json"),
-            serde_json::to_string_pretty(&report)?.as_bytes(),
-        )
-        .with_context(|| format!("writing {}", out.join("report.json").display()))?;
-        atomic_write(
-            &out.join("index.html"),
-            agreement_html(&report, &a.heat_statistic).as_bytes(),
-        )
-        .with_context(|| format!("writing {}", out.join("index.html").display()))?;
+        write_report(out, &report, &a.heat_statistic)?;
     }
     if c.json {
         print_json(&report)?;

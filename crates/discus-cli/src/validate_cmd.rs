@@ -2,9 +2,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use discus_core::fsio::atomic_write;
 use discus_data::validate::{
-    render_html, validate, FindingKind, FindingSeverity, Progress, Report, ValidateOptions,
+    validate, FindingKind, FindingSeverity, Progress, Report, ValidateOptions,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -27,8 +26,10 @@ pub struct ValidateArgs {
     /// Print the full report as JSON on stdout (no progress bar).
     #[arg(long)]
     pub json: bool,
-    /// Also write the report to FILE: JSON, or a self-contained HTML page if FILE ends in .html.
-    #[arg(long, value_name = "FILE")]
+    /// Also write the report folder DIR: report.json (everything) and a self-contained index.html.
+    /// A name ending in .html, .htm or .json is refused (exit 2) before anything is read: a report
+    /// is a folder.
+    #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
     /// Where to keep the index [default: ROOT/.discus/index.sqlite].
     #[arg(long, value_name = "FILE")]
@@ -45,6 +46,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             args.root.display()
         );
         return Ok(ExitCode::from(2));
+    }
+    if let Some(dir) = &args.report {
+        if let Err(e) = discus_report::check_report_dir(dir) {
+            eprintln!("error: --report {e}");
+            return Ok(ExitCode::from(2));
+        }
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if args.json || !std::io::stderr().is_terminal() {
@@ -67,23 +74,16 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("validating {}", args.root.display()))?;
     bar.finish_and_clear();
 
-    if let Some(path) = &args.report {
-        let bytes = if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("html"))
-        {
-            render_html(&report).into_bytes()
-        } else {
-            serde_json::to_vec_pretty(&report)?
-        };
-        atomic_write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-    }
+    let written = match &args.report {
+        Some(dir) => Some(discus_data::validate_report::write_report(dir, &report)?),
+        None => None,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_summary(&report, args.show);
-        if let Some(path) = &args.report {
-            println!("report: {}", path.display());
+        if let Some(files) = &written {
+            println!("report: {}", files.html.display());
         }
     }
     Ok(if report.has_errors() {

@@ -104,9 +104,9 @@ fn cards_are_written_shown_checked_and_recorded() {
         serde_json::from_str(&ix.meta("provenance").unwrap().expect("provenance in meta")).unwrap();
     assert_eq!(meta.sources, vec![lumbar.clone()]);
     drop(ix);
-    let html = tmp.path().join("validate.html");
-    ok(&["validate", data, "--report", s(&html)]);
-    let page = std::fs::read_to_string(&html).unwrap();
+    let vrep = tmp.path().join("validate");
+    ok(&["validate", data, "--report", s(&vrep)]);
+    let page = std::fs::read_to_string(vrep.join("index.html")).unwrap();
     assert!(page.contains("Dataset card") && page.contains("LumbarDISC"));
 
     let sub = tmp.path().join("sub.csv");

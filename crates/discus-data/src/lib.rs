@@ -8,5 +8,6 @@ pub mod geometry;
 pub mod header;
 pub mod index;
 pub mod validate;
+pub mod validate_report;
 
 pub use header::InstanceHeader;

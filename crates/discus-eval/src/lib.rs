@@ -11,7 +11,9 @@
 //! * [`sites`]: per-study scanner metadata (institution, manufacturer, field strength) read from one
 //!   DICOM header per study, so scores can be broken down by site and scanner;
 //! * [`report`]: the evaluation report, as `report.json` and a self-contained `index.html` with SVG plots;
-//! * [`split`]: study-level K-fold splits stratified by site and by the presence of severe disease.
+//! * [`split`]: study-level K-fold splits stratified by site and by the presence of severe disease;
+//! * [`compare`]: representativeness of one dataset against another (vendors, field strengths,
+//!   matrices, slice thickness, series kinds, label distributions), with divergences and flags.
 //!
 //! ```
 //! use discus_core::formats::StudyLabels;
@@ -33,6 +35,7 @@
 //! assert!(o.score < u.score);
 //! ```
 
+pub mod compare;
 pub mod prior;
 pub mod report;
 pub mod sites;
@@ -86,6 +89,12 @@ pub enum EvalError {
         #[source]
         source: discus_core::metric::MetricError,
     },
+    /// A report could not be written.
+    #[error(transparent)]
+    Report(#[from] discus_report::ReportError),
+    /// The dataset index could not be read.
+    #[error(transparent)]
+    Index(#[from] discus_data::index::IndexError),
     /// An argument is unusable (e.g. fewer than 2 folds); the message says why.
     #[error("{0}")]
     Invalid(String),

@@ -16,7 +16,8 @@
 //! - [`analysis`]: agreement reports (per reader pair, condition, level, overall, with bootstrap
 //!   intervals over studies; grade agreement over all findings and over findings whose points agree),
 //!   disagreements under a rule, and consensus labels with provenance.
-//! - [`report`]: the agreement report as a self-contained HTML page with a heat map.
+//! - [`report`]: the agreement report as a report folder: `report.json` and a self-contained
+//!   `index.html` with a heat map.
 //!
 //! ```
 //! use discus_reads::store::{ReadsStore, RoundKind, ReadEvent, Point};

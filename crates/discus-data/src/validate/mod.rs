@@ -56,7 +56,6 @@ pub const SPLITS: [(&str, &str); 2] = [
 mod contrast;
 mod csv;
 mod findings;
-mod html;
 mod joins;
 mod scan;
 mod shape;
@@ -64,7 +63,6 @@ mod shape;
 pub use contrast::{infer_contrast, Contrast};
 use csv::*;
 pub use findings::{Finding, FindingKind, FindingSeverity};
-pub use html::render_html;
 use joins::*;
 use scan::*;
 use shape::*;
