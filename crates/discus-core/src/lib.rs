@@ -18,6 +18,7 @@ pub mod agreement;
 pub mod formats;
 pub mod fsio;
 pub mod governance;
+pub mod ids;
 pub mod layout;
 pub mod metric;
 pub mod types;

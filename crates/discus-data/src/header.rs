@@ -49,4 +49,7 @@ pub struct InstanceHeader {
     pub inversion_time: Option<f64>,
     pub scanning_sequence: Option<String>,
     pub burned_in_annotation: Option<String>,
+    /// (0008,0008) Image Type, values joined with `\` (e.g. `ORIGINAL\PRIMARY\LOCALIZER`).
+    #[serde(default)]
+    pub image_type: Option<String>,
 }
