@@ -9,13 +9,17 @@
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use discus_core::formats::{read_coordinates, read_series_descriptions, read_train};
+use discus_core::ids::id_from_uid;
 use discus_core::layout::{Layout, Split};
-use discus_core::types::SeriesKind;
+use discus_core::types::{SeriesId, SeriesKind, StudyId};
 use discus_synth::{generate, SynthConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The Series Instance UID of the series whose Instance Numbers repeat.
+const RENUM_SERIES: &str = "1.2.826.0.1.3680043.99.4";
 
 fn discus(args: &[&OsStr]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_discus"))
@@ -275,6 +279,29 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
             ],
         );
     }
+    // a series whose Instance Numbers repeat (three sagittal T1 slices, all numbered 1): numbered
+    // along the slice normal instead, and the files' Instance Numbers follow
+    let (t1_study, t1_series) = *truth
+        .iter()
+        .find(|(_, (k, _))| *k == SeriesKind::SagittalT1)
+        .unwrap()
+        .0;
+    let t1_dir = Layout::new(&cohort).series(Split::Train, StudyId(t1_study), SeriesId(t1_series));
+    for (k, inst) in [9, 2, 5].iter().enumerate() {
+        modified(
+            &t1_dir.join(format!("{inst}.dcm")),
+            &export.join(format!("renum/R{k}")),
+            &[
+                (tags::SERIES_INSTANCE_UID, VR::UI, RENUM_SERIES),
+                (
+                    tags::SOP_INSTANCE_UID,
+                    VR::UI,
+                    &format!("{RENUM_SERIES}.{inst}"),
+                ),
+                (tags::INSTANCE_NUMBER, VR::IS, "1"),
+            ],
+        );
+    }
     // a CT image
     modified(
         &src,
@@ -356,21 +383,53 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     assert_eq!(got, expected_s, "every odd file reported by kind");
-    assert_eq!(report["written"], total);
+    assert_eq!(report["written"], total + 3);
     assert_eq!(report["files_in_other_series"], 0);
     assert_eq!(report["studies"], 3);
     let files_seen = report["files_seen"].as_u64().unwrap() as usize;
     assert_eq!(
         files_seen,
-        total + expected.values().map(|v| v.len()).sum::<usize>()
+        total + 3 + expected.values().map(|v| v.len()).sum::<usize>()
     );
+    // the renumbered series: a hashed id (its UID is not a plain number), 1..3 along the normal
+    // (sagittal: along x), and each file's Instance Number equal to its name
+    let renum_id = id_from_uid(RENUM_SERIES);
+    assert_ne!(renum_id.to_string(), RENUM_SERIES);
+    let mut got_ds = dataset(&ds, Split::Test);
+    let (kind, names) = got_ds.remove(&(t1_study, renum_id)).unwrap();
+    assert_eq!(kind, SeriesKind::SagittalT1);
+    assert_eq!(names, ["1.dcm", "2.dcm", "3.dcm"].map(String::from).into());
+    let renum_dir = Layout::new(&ds).series(Split::Test, StudyId(t1_study), SeriesId(renum_id));
+    let xs: Vec<f64> = (1..=3)
+        .map(|k| {
+            let obj = dicom_object::open_file(renum_dir.join(format!("{k}.dcm"))).unwrap();
+            let n = obj.element(tags::INSTANCE_NUMBER).unwrap().to_int::<i64>().unwrap();
+            assert_eq!(n, k, "Instance Number follows the new name");
+            obj.element(tags::IMAGE_POSITION_PATIENT)
+                .unwrap()
+                .to_multi_float64()
+                .unwrap()[0]
+        })
+        .collect();
+    assert!(
+        (xs[0] < xs[1] && xs[1] < xs[2]) || (xs[0] > xs[1] && xs[1] > xs[2]),
+        "{xs:?} in order along the normal"
+    );
+    let series_json = report["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["series_id"] == renum_id)
+        .unwrap();
+    assert_eq!(series_json["numbering"]["from"], "slice_order");
 
     // the LumbarDISC UIDs are plain numbers, so the ids are the cohort's own: series kinds,
     // instance files and bytes are the cohort's exactly
-    assert_eq!(dataset(&ds, Split::Test), truth);
+    assert_eq!(got_ds, truth);
+    let mut ds_files = files_under(&Layout::new(&ds).images(Split::Test));
+    ds_files.retain(|p, _| !p.starts_with(format!("{t1_study}/{renum_id}")));
     assert_eq!(
-        files_under(&Layout::new(&ds).images(Split::Test)),
-        cohort_files,
+        ds_files, cohort_files,
         "every instance file, byte for byte, at its place"
     );
     let map_path = tmp.path().join("ds.ingest-map.csv");
@@ -385,8 +444,7 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
     // --- resume: nothing rewritten ---------------------------------------------------------
     let again = run(&[], &ds);
     assert_eq!(again["written"], 0);
-    assert_eq!(again["unchanged"], total);
-    assert_eq!(dataset(&ds, Split::Test), truth);
+    assert_eq!(again["unchanged"], total + 3);
 
     // --- with --deid: same kinds and counts, new ids through the map -----------------------
     let key = tmp.path().join("site.key");
@@ -402,7 +460,7 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         ],
         &ds2,
     );
-    assert_eq!(r2["written"], total);
+    assert_eq!(r2["written"], total + 3);
     let m2 = ingest_map(&map2);
     let mapped: Truth = truth
         .iter()
@@ -413,7 +471,11 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
             ((st2, se2), v.clone())
         })
         .collect();
-    assert_eq!(dataset(&ds2, Split::Test), mapped);
+    let mut got2 = dataset(&ds2, Split::Test);
+    let renum2: u64 = m2[&("series".into(), RENUM_SERIES.to_string())].parse().unwrap();
+    assert!(got2.keys().any(|k| k.1 == renum2));
+    got2.retain(|k, _| k.1 != renum2);
+    assert_eq!(got2, mapped);
     assert!(
         m2.keys().any(|(k, _)| k == "patient"),
         "the patient pseudonyms are in the site's map"

@@ -31,7 +31,9 @@
 //! - **Instance numbers.** A file is named by its Instance Number when every instance of the series
 //!   has one and no two share it; otherwise the series is numbered 1..N in order along the slice
 //!   normal (Image Position (Patient) projected on the normal of Image Orientation (Patient); ties by
-//!   Instance Number, then SOP Instance UID), and [`SeriesOutcome::numbering`] says so and why.
+//!   Instance Number, then SOP Instance UID), and [`SeriesOutcome::numbering`] says so and why; the
+//!   files of such a series get that number as their Instance Number too, so that name and header
+//!   agree (the only change ingest makes to a file besides de-identification).
 //! - **The UID↔id map** ([`MAP_HEADER`]: `kind,original_uid,dataset_uid,id`; kind `study` or
 //!   `series`, plus `patient` rows (original id, pseudonym) with de-identification) is written to
 //!   [`IngestRequest::map_path`], which must lie outside the dataset. Earlier runs' rows are kept.
@@ -509,6 +511,8 @@ struct PlannedSeries {
     kind: SeriesKind,
     /// (candidate index into files, instance number)
     files: Vec<(usize, i64)>,
+    /// Whether the files' Instance Numbers are rewritten to the numbers (slice-order numbering).
+    renumber: bool,
 }
 
 /// Numbers a series' instances (see the module documentation). Returns (numbers in the order of
@@ -825,6 +829,7 @@ pub fn ingest(
         let classification = classify_series(&headers);
         let (numbers, numbering) = number_instances(&headers);
         let written = classification.kind.is_some();
+        let renumber = matches!(numbering, Numbering::SliceOrder { .. });
         report.series.push(SeriesOutcome {
             study_id: StudyId(study_id),
             series_id: SeriesId(series_id),
@@ -853,6 +858,7 @@ pub fn ingest(
                     series_id,
                     kind,
                     files: members.iter().copied().zip(numbers).collect(),
+                    renumber,
                 });
             }
             None => report.files_in_other_series += members.len(),
@@ -861,7 +867,8 @@ pub fn ingest(
     report.series.sort_by_key(|s| (s.study_id, s.series_id));
 
     // 4. write (rewriting on the way), in parallel
-    let jobs: Vec<(usize, PathBuf, (String, String))> = planned
+    type Job = (usize, PathBuf, (String, String), Option<i64>);
+    let jobs: Vec<Job> = planned
         .iter()
         .flat_map(|s| {
             s.files.iter().map(|&(ci, n)| {
@@ -878,6 +885,7 @@ pub fn ingest(
                         map_uid(h.study_instance_uid.trim()),
                         map_uid(h.series_instance_uid.trim()),
                     ),
+                    s.renumber.then_some(n),
                 )
             })
         })
@@ -885,8 +893,8 @@ pub fn ingest(
     done.store(0, std::sync::atomic::Ordering::Relaxed);
     let results: Vec<WriteResult> = pool.install(|| {
         jobs.par_iter()
-            .map(|(fi, out, expected)| {
-                let r = write_one(source, &files[*fi], out, expected, rewriter);
+            .map(|(fi, out, expected, renumber)| {
+                let r = write_one(source, &files[*fi], out, expected, *renumber, rewriter);
                 tick(1, jobs.len());
                 r
             })
@@ -953,6 +961,7 @@ fn write_one(
     input: &Path,
     out: &Path,
     expected: &(String, String),
+    renumber: Option<i64>,
     rewriter: Option<&dyn InstanceRewriter>,
 ) -> WriteResult {
     let skip = |kind: SkipKind, reason: String| {
@@ -983,6 +992,13 @@ fn write_one(
             Err(e) => return skip(SkipKind::RewriteFailed, e),
         },
     };
+    let bytes = match renumber {
+        None => bytes,
+        Some(n) => match set_instance_number(&bytes, n) {
+            Ok(b) => b,
+            Err(e) => return skip(SkipKind::RewriteFailed, e),
+        },
+    };
     let existed = match std::fs::read(out) {
         Ok(old) if old == bytes => return WriteResult::Unchanged,
         Ok(_) => true,
@@ -996,6 +1012,25 @@ fn write_one(
         (false, true) => WriteResult::Replaced,
         (false, false) => WriteResult::Written,
     }
+}
+
+/// The file with its Instance Number (0020,0013) set to `n` (for series numbered in slice order, so
+/// that the file name and the header agree, as `discus validate` checks).
+pub fn set_instance_number(bytes: &[u8], n: i64) -> Result<Vec<u8>, String> {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    let mut obj = dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Auto)
+        .from_reader(bytes)
+        .map_err(|e| format!("cannot parse the file to set its Instance Number: {e}"))?;
+    obj.put(DataElement::new(
+        dicom_dictionary_std::tags::INSTANCE_NUMBER,
+        VR::IS,
+        PrimitiveValue::from(n.to_string()),
+    ));
+    let mut out = Vec::with_capacity(bytes.len());
+    obj.write_all(&mut out)
+        .map_err(|e| format!("cannot write the renumbered file: {e}"))?;
+    Ok(out)
 }
 
 #[cfg(test)]
