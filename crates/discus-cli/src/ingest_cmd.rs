@@ -124,7 +124,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             if files.is_empty() {
                 continue;
             }
-            let level = if kind.is_failure() { "error" } else { "skipped" };
+            let level = if kind.is_failure() {
+                "error"
+            } else {
+                "skipped"
+            };
             println!("{level}: {} file(s) {}:", files.len(), kind.as_str());
             for f in files.iter().take(args.show) {
                 println!("  {}: {}", f.path.display(), f.reason);

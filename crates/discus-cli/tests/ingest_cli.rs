@@ -158,7 +158,8 @@ fn dataset(root: &Path, split: Split) -> Truth {
         let study = study.unwrap().path();
         for series in std::fs::read_dir(&study).unwrap() {
             let series = series.unwrap().path();
-            let id = |p: &Path| -> u64 { p.file_name().unwrap().to_str().unwrap().parse().unwrap() };
+            let id =
+                |p: &Path| -> u64 { p.file_name().unwrap().to_str().unwrap().parse().unwrap() };
             let key = (id(&study), id(&series));
             let names = std::fs::read_dir(&series)
                 .unwrap()
@@ -207,7 +208,12 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
     };
     generate(&cohort, &config, &|_| {}).unwrap();
     let truth = truth(&cohort);
-    let studies: Vec<u64> = truth.keys().map(|k| k.0).collect::<BTreeSet<_>>().into_iter().collect();
+    let studies: Vec<u64> = truth
+        .keys()
+        .map(|k| k.0)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(studies.len(), 3);
     let total: usize = truth.values().map(|(_, n)| n.len()).sum();
 
@@ -216,7 +222,14 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
     let cohort_files = files_under(&Layout::new(&cohort).images(Split::Train));
     let mut sagittal_example = None;
     for (i, (rel, bytes)) in cohort_files.iter().enumerate() {
-        let study: u64 = rel.iter().next().unwrap().to_str().unwrap().parse().unwrap();
+        let study: u64 = rel
+            .iter()
+            .next()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let h = mix(i as u64 + 1000 * study);
         let name = format!(
             "{:012X}{}",
@@ -238,7 +251,13 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         std::fs::write(&to, bytes).unwrap();
         let kind = truth[&(
             study,
-            rel.iter().nth(1).unwrap().to_str().unwrap().parse().unwrap(),
+            rel.iter()
+                .nth(1)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
         )]
             .0;
         if kind == SeriesKind::SagittalT1 && sagittal_example.is_none() {
@@ -256,19 +275,19 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         ],
     );
     // a three-plane localiser series: one slice each, sagittal, coronal, axial
-    for (k, iop) in [
-        "0\\1\\0\\0\\0\\-1",
-        "1\\0\\0\\0\\0\\-1",
-        "1\\0\\0\\0\\1\\0",
-    ]
-    .iter()
-    .enumerate()
+    for (k, iop) in ["0\\1\\0\\0\\0\\-1", "1\\0\\0\\0\\0\\-1", "1\\0\\0\\0\\1\\0"]
+        .iter()
+        .enumerate()
     {
         modified(
             &src,
             &export.join(format!("scout/l{}", k + 1)),
             &[
-                (tags::SERIES_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.99.2"),
+                (
+                    tags::SERIES_INSTANCE_UID,
+                    VR::UI,
+                    "1.2.826.0.1.3680043.99.2",
+                ),
                 (
                     tags::SOP_INSTANCE_UID,
                     VR::UI,
@@ -308,7 +327,11 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         &export.join("c1/ct_slice.dcm"),
         &[
             (tags::MODALITY, VR::CS, "CT"),
-            (tags::SERIES_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.99.3"),
+            (
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                "1.2.826.0.1.3680043.99.3",
+            ),
             (tags::SOP_INSTANCE_UID, VR::UI, "1.2.826.0.1.3680043.99.3.1"),
         ],
     );
@@ -324,7 +347,9 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
     std::fs::write(export.join("notes.txt"), b"exported 2024-03-01 by PACS\n").unwrap();
     std::fs::write(
         export.join("PACS/DIR_AB/thumb.jpg"),
-        [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 2, 3, 4, 5],
+        [
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 2, 3, 4, 5,
+        ],
     )
     .unwrap();
     // DICOMDIRs: a minimal one by name, and pydicom's test DICOMDIR under another name
@@ -338,7 +363,10 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         std::fs::copy(shared_dicomdir(), export.join("PACS/IDX0001")).unwrap();
         expect("dicomdir", "PACS/IDX0001");
     } else {
-        eprintln!("note: {} not found; one DICOMDIR only", shared_dicomdir().display());
+        eprintln!(
+            "note: {} not found; one DICOMDIR only",
+            shared_dicomdir().display()
+        );
     }
     expect("not_dicom", "notes.txt");
     expect("not_dicom", "PACS/DIR_AB/thumb.jpg");
@@ -403,7 +431,11 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
     let xs: Vec<f64> = (1..=3)
         .map(|k| {
             let obj = dicom_object::open_file(renum_dir.join(format!("{k}.dcm"))).unwrap();
-            let n = obj.element(tags::INSTANCE_NUMBER).unwrap().to_int::<i64>().unwrap();
+            let n = obj
+                .element(tags::INSTANCE_NUMBER)
+                .unwrap()
+                .to_int::<i64>()
+                .unwrap();
             assert_eq!(n, k, "Instance Number follows the new name");
             obj.element(tags::IMAGE_POSITION_PATIENT)
                 .unwrap()
@@ -436,10 +468,16 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
     let map = ingest_map(&map_path);
     for (study, series) in truth.keys() {
         assert_eq!(map[&("study".into(), study.to_string())], study.to_string());
-        assert_eq!(map[&("series".into(), series.to_string())], series.to_string());
+        assert_eq!(
+            map[&("series".into(), series.to_string())],
+            series.to_string()
+        );
     }
     let card = std::fs::read_to_string(Layout::new(&ds).card()).unwrap();
-    assert!(card.contains("PACS export") && card.contains("hospital must set the licence"), "{card}");
+    assert!(
+        card.contains("PACS export") && card.contains("hospital must set the licence"),
+        "{card}"
+    );
 
     // --- resume: nothing rewritten ---------------------------------------------------------
     let again = run(&[], &ds);
@@ -472,7 +510,9 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         })
         .collect();
     let mut got2 = dataset(&ds2, Split::Test);
-    let renum2: u64 = m2[&("series".into(), RENUM_SERIES.to_string())].parse().unwrap();
+    let renum2: u64 = m2[&("series".into(), RENUM_SERIES.to_string())]
+        .parse()
+        .unwrap();
     assert!(got2.keys().any(|k| k.1 == renum2));
     got2.retain(|k, _| k.1 != renum2);
     assert_eq!(got2, mapped);
@@ -491,7 +531,12 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         key.as_os_str(),
         "--json".as_ref(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r3: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r3["layout"], true);
     assert_eq!(r3["written"], total);
@@ -517,13 +562,23 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         .unwrap()
         .strict()
         .unwrap();
-    let points = read_coordinates(&l3.coordinates_csv()).unwrap().strict().unwrap();
+    let points = read_coordinates(&l3.coordinates_csv())
+        .unwrap()
+        .strict()
+        .unwrap();
     assert_eq!(points.len(), old_points.len());
     assert!(!points.is_empty());
     for (p, old) in points.iter().zip(&old_points) {
-        let st2: u64 = m2[&("study".into(), old.study.0.to_string())].parse().unwrap();
-        let se2: u64 = m2[&("series".into(), old.series.0.to_string())].parse().unwrap();
-        assert_eq!((p.study.0, p.series.0, p.instance), (st2, se2, old.instance));
+        let st2: u64 = m2[&("study".into(), old.study.0.to_string())]
+            .parse()
+            .unwrap();
+        let se2: u64 = m2[&("series".into(), old.series.0.to_string())]
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (p.study.0, p.series.0, p.instance),
+            (st2, se2, old.instance)
+        );
         assert!(l3
             .instance(Split::Train, p.study, p.series, p.instance as i64)
             .is_file());

@@ -143,7 +143,12 @@ mod tests {
         assert_eq!(id_from_uid("4294540297"), 4294540297);
         assert_eq!(id_from_uid("9007199254740991"), (1 << 53) - 1);
         // not plain: leading zero, 2^53 and above, dots: hashed (and so different)
-        for uid in ["04003253", "9007199254740992", "18446744073709551615", "1.2"] {
+        for uid in [
+            "04003253",
+            "9007199254740992",
+            "18446744073709551615",
+            "1.2",
+        ] {
             let v = id_from_uid(uid);
             assert!(v < ID_BOUND);
             assert_ne!(Some(v), uid.parse::<u64>().ok(), "{uid}");

@@ -24,9 +24,9 @@ use discus_core::governance::{self, DatasetCard, Deidentification, Licence};
 use discus_core::ids::id_from_uid;
 use discus_core::layout::{Layout, Split};
 use discus_core::types::{SeriesId, StudyId};
-use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -246,8 +246,9 @@ pub fn read_map(path: &Path) -> Result<BTreeSet<MapRow>, RunError> {
             return Err(RunError::Map {
                 path: path.to_path_buf(),
                 line: i + 2,
-                message: "expected kind (patient|study|series|study_id|series_id),original,deidentified"
-                    .into(),
+                message:
+                    "expected kind (patient|study|series|study_id|series_id),original,deidentified"
+                        .into(),
             });
         }
         out.insert((rec[0].to_string(), rec[1].to_string(), rec[2].to_string()));
@@ -372,7 +373,10 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     let (files, not_copied) = if layout_mode {
         layout_inputs(&config.in_dir)?
     } else {
-        (list_files(&config.in_dir).map_err(io_err(&config.in_dir))?, Vec::new())
+        (
+            list_files(&config.in_dir).map_err(io_err(&config.in_dir))?,
+            Vec::new(),
+        )
     };
     std::fs::create_dir_all(config.out_dir.join(MARKER_DIR)).map_err(io_err(&config.out_dir))?;
     let deid = Deidentifier::new(key, config.options);
@@ -410,16 +414,15 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     };
     for r in results {
         match r {
-            FileResult::Written {
-                rows,
-                ids,
-                flagged,
-            } => {
+            FileResult::Written { rows, ids, flagged } => {
                 report.written += 1;
                 for (kind, (old, new)) in ["patient", "study", "series"].iter().zip(rows) {
                     map.insert((kind.to_string(), old, new));
                 }
-                for (kind, (old, new)) in ["study_id", "series_id"].iter().zip(ids.into_iter().flatten()) {
+                for (kind, (old, new)) in ["study_id", "series_id"]
+                    .iter()
+                    .zip(ids.into_iter().flatten())
+                {
                     map.insert((kind.to_string(), old, new));
                 }
                 report.flagged.extend(flagged);
@@ -550,15 +553,18 @@ fn rewrite_layout_csvs(
         }
     };
     let study = |s: StudyId| StudyId(ids[0].get(&s.0).copied().unwrap_or_else(|| fallback(s.0)));
-    let series =
-        |s: SeriesId| SeriesId(ids[1].get(&s.0).copied().unwrap_or_else(|| fallback(s.0)));
+    let series = |s: SeriesId| SeriesId(ids[1].get(&s.0).copied().unwrap_or_else(|| fallback(s.0)));
     let input = Layout::new(&config.in_dir);
     let output = Layout::new(&config.out_dir);
     for (from, to) in layout_csvs(&input).into_iter().zip(layout_csvs(&output)) {
         if !from.is_file() {
             continue;
         }
-        let name = from.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = from
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let result: Result<(), FormatError> = (|| {
             if from == input.train_csv() {
                 let f = formats::read_train(&from)?;

@@ -98,8 +98,7 @@ impl DescriptionHint {
         let has_word = |w: &str| words.contains(&w);
         let plane = if up.contains("SAG") {
             Some(Plane::Sagittal)
-        } else if has_word("AX") || up.contains("AXIAL") || has_word("TRA") || up.contains("_TRA")
-        {
+        } else if has_word("AX") || up.contains("AXIAL") || has_word("TRA") || up.contains("_TRA") {
             Some(Plane::Axial)
         } else if up.contains("COR") {
             Some(Plane::Coronal)
@@ -207,9 +206,11 @@ pub fn series_plane(headers: &[&InstanceHeader]) -> Option<Plane> {
 
 /// Whether one instance is a localiser by its Image Type.
 pub fn scout_instance(h: &InstanceHeader) -> bool {
-    h.image_type
-        .as_deref()
-        .is_some_and(|t| t.to_ascii_uppercase().split('\\').any(|v| v.trim() == "LOCALIZER"))
+    h.image_type.as_deref().is_some_and(|t| {
+        t.to_ascii_uppercase()
+            .split('\\')
+            .any(|v| v.trim() == "LOCALIZER")
+    })
 }
 
 /// Why a whole series is a localiser, if it is one: instances in two or more planes with at most
@@ -430,7 +431,11 @@ mod tests {
                 Basis::OrientationAndDescription,
             ),
             // T1 FLAIR (TI 800): no claim from timing, and the description names another plane
-            (h(SAG, 2000.0, 20.0, Some(800.0), "AX T1 FLAIR"), None, Basis::Other),
+            (
+                h(SAG, 2000.0, 20.0, Some(800.0), "AX T1 FLAIR"),
+                None,
+                Basis::Other,
+            ),
         ];
         for (hd, kind, basis) in cases {
             let c = classify(std::slice::from_ref(&hd));
@@ -458,9 +463,15 @@ mod tests {
     #[test]
     fn description_hints() {
         let d = DescriptionHint::parse("t2_tirm_sag");
-        assert_eq!((d.plane, d.contrast), (Some(Plane::Sagittal), Some(Contrast::Stir)));
+        assert_eq!(
+            (d.plane, d.contrast),
+            (Some(Plane::Sagittal), Some(Contrast::Stir))
+        );
         let d = DescriptionHint::parse("T2 AXIAL FRFSE");
-        assert_eq!((d.plane, d.contrast), (Some(Plane::Axial), Some(Contrast::T2)));
+        assert_eq!(
+            (d.plane, d.contrast),
+            (Some(Plane::Axial), Some(Contrast::T2))
+        );
         let d = DescriptionHint::parse("t2_tse_tra");
         assert_eq!(d.plane, Some(Plane::Axial));
         assert!(DescriptionHint::parse("3-plane LOC").localizer);

@@ -522,10 +522,16 @@ fn number_instances(headers: &[&InstanceHeader]) -> (Vec<i64>, Numbering) {
     let missing = numbers.iter().filter(|n| n.is_none()).count();
     let distinct: BTreeSet<i64> = numbers.iter().flatten().copied().collect();
     if missing == 0 && distinct.len() == numbers.len() {
-        return (numbers.into_iter().flatten().collect(), Numbering::InstanceNumber);
+        return (
+            numbers.into_iter().flatten().collect(),
+            Numbering::InstanceNumber,
+        );
     }
     let reason = if missing > 0 {
-        format!("Instance Number missing on {missing} of {} files", numbers.len())
+        format!(
+            "Instance Number missing on {missing} of {} files",
+            numbers.len()
+        )
     } else {
         format!(
             "Instance Numbers repeat ({} distinct values for {} files)",
@@ -556,7 +562,11 @@ fn number_instances(headers: &[&InstanceHeader]) -> (Vec<i64>, Numbering) {
         pos(headers[a])
             .total_cmp(&pos(headers[b]))
             .then(headers[a].instance_number.cmp(&headers[b].instance_number))
-            .then(headers[a].sop_instance_uid.cmp(&headers[b].sop_instance_uid))
+            .then(
+                headers[a]
+                    .sop_instance_uid
+                    .cmp(&headers[b].sop_instance_uid),
+            )
     });
     let mut out = vec![0i64; headers.len()];
     for (k, &i) in order.iter().enumerate() {
@@ -582,7 +592,10 @@ pub fn read_map(path: &Path) -> Result<MapRows, IngestError> {
     let mut rdr = csv::Reader::from_path(path).map_err(|e| err(1, e.to_string()))?;
     let header = rdr.headers().map_err(|e| err(1, e.to_string()))?;
     if header.iter().collect::<Vec<_>>() != MAP_HEADER {
-        return Err(err(1, format!("expected the header {}", MAP_HEADER.join(","))));
+        return Err(err(
+            1,
+            format!("expected the header {}", MAP_HEADER.join(",")),
+        ));
     }
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| err(i + 2, e.to_string()))?;
@@ -693,8 +706,7 @@ pub fn ingest(
     }
     let layout = Layout::new(&request.out);
     let files = list_source_files(source).map_err(io_err(source))?;
-    let threads =
-        IO_THREADS_PER_CORE * std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = IO_THREADS_PER_CORE * std::thread::available_parallelism().map_or(2, |n| n.get());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -797,7 +809,8 @@ pub fn ingest(
             }
         };
     for ((study_uid, series_uid), members) in &series {
-        let headers: Vec<&InstanceHeader> = members.iter().map(|&ci| &candidates[ci].header).collect();
+        let headers: Vec<&InstanceHeader> =
+            members.iter().map(|&ci| &candidates[ci].header).collect();
         if let Some(why) = scout_series(&headers) {
             for &ci in members {
                 skipped.push(SkippedFile {
@@ -875,12 +888,7 @@ pub fn ingest(
                 let h = &candidates[ci].header;
                 (
                     candidates[ci].index,
-                    layout.instance(
-                        INGEST_SPLIT,
-                        StudyId(s.study_id),
-                        SeriesId(s.series_id),
-                        n,
-                    ),
+                    layout.instance(INGEST_SPLIT, StudyId(s.study_id), SeriesId(s.series_id), n),
                     (
                         map_uid(h.study_instance_uid.trim()),
                         map_uid(h.series_instance_uid.trim()),
