@@ -399,11 +399,25 @@ pub fn is_dicomdir(name: &str, bytes: &[u8]) -> bool {
     if name.eq_ignore_ascii_case("DICOMDIR") {
         return true;
     }
+    // (0002,0002) UI in the explicit VR little endian file meta group: tag, "UI", 2-byte length
     let head = &bytes[..bytes.len().min(1024)];
-    let uid = DICOMDIR_SOP_CLASS.as_bytes();
-    head.windows(uid.len() + 1).any(|w| {
-        &w[..uid.len()] == uid && matches!(w[uid.len()], 0 | b' ') // padded UI value ends here
-    }) || head.ends_with(uid)
+    let marker = b"\x02\x00\x02\x00UI";
+    head.windows(marker.len())
+        .enumerate()
+        .filter(|(_, w)| w == marker)
+        .any(|(i, _)| {
+            let at = i + marker.len();
+            let Some(len) = head.get(at..at + 2) else {
+                return false;
+            };
+            let len = u16::from_le_bytes([len[0], len[1]]) as usize;
+            head.get(at + 2..at + 2 + len).is_some_and(|v| {
+                v.strip_suffix(b"\0")
+                    .or_else(|| v.strip_suffix(b" "))
+                    .unwrap_or(v)
+                    == DICOMDIR_SOP_CLASS.as_bytes()
+            })
+        })
 }
 
 /// What the first pass keeps of a file that may go into the dataset.
@@ -1052,6 +1066,11 @@ mod tests {
         let mut meta = vec![0u8; 132];
         meta.extend_from_slice(b"\x02\x00\x02\x00UI\x14\x001.2.840.10008.1.3.10\0");
         assert!(is_dicomdir("x", &meta));
+        // an even-length UID without padding, followed by the next element (as dcmtk writes it)
+        let mut unpadded = vec![0u8; 132];
+        unpadded
+            .extend_from_slice(b"\x02\x00\x02\x00UI\x14\x001.2.840.10008.1.3.10\x02\x00\x03\x00UI");
+        assert!(is_dicomdir("x", &unpadded));
         let mut mr = vec![0u8; 132];
         mr.extend_from_slice(b"\x02\x00\x02\x00UI\x1a\x001.2.840.10008.5.1.4.1.1.4\0");
         assert!(!is_dicomdir("x", &mr));
