@@ -201,7 +201,7 @@ enum FileResult {
     Written {
         rows: [(String, String); 3],
         /// Layout mode: (old, new) study id and series id.
-        ids: Option<[(String, String); 2]>,
+        ids: Option<Box<[(String, String); 2]>>,
         flagged: Option<Flagged>,
     },
     Resumed,
@@ -421,7 +421,7 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
                 }
                 for (kind, (old, new)) in ["study_id", "series_id"]
                     .iter()
-                    .zip(ids.into_iter().flatten())
+                    .zip(ids.map(|b| *b).into_iter().flatten())
                 {
                     map.insert((kind.to_string(), old, new));
                 }
@@ -683,10 +683,10 @@ fn one_file(
         };
         let study = id_from_uid(&outcome.ids.study.1);
         let series = id_from_uid(&outcome.ids.series.1);
-        layout_ids = Some([
+        layout_ids = Some(Box::new([
             (old_study, study.to_string()),
             (old_series, series.to_string()),
-        ]);
+        ]));
         PathBuf::from(Layout::relative_instance(
             split,
             StudyId(study),

@@ -427,7 +427,7 @@ struct Candidate {
 }
 
 enum FirstPass {
-    Keep(Candidate),
+    Keep(Box<Candidate>),
     Skip(SkippedFile),
 }
 
@@ -515,7 +515,7 @@ fn first_pass(source: &Path, index: usize, path: &Path) -> FirstPass {
             "Image Type says LOCALIZER: a scout, not a diagnostic slice".into(),
         );
     }
-    FirstPass::Keep(Candidate { index, header })
+    FirstPass::Keep(Box::new(Candidate { index, header }))
 }
 
 /// One series as planned for writing.
@@ -751,7 +751,7 @@ pub fn ingest(
     let mut candidates = Vec::new();
     for r in first {
         match r {
-            FirstPass::Keep(c) => candidates.push(c),
+            FirstPass::Keep(c) => candidates.push(*c),
             FirstPass::Skip(s) => skipped.push(s),
         }
     }
