@@ -16,7 +16,7 @@
 //!
 //! **Contrast** ([`series_contrast`]). The medians over the series of Repetition Time (TR),
 //! Echo Time (TE) and Inversion Time (TI), in ms, through
-//! [`infer_contrast`](crate::validate::infer_contrast): STIR when TI is 100-300 ms (fat nulling:
+//! [`infer_contrast`]: STIR when TI is 100-300 ms (fat nulling:
 //! ~150 ms at 1.5 T, ~220-250 ms at 3 T); T1 when TR < 1000 ms and TE < 30 ms and no inversion;
 //! T2 when TR >= 1500 ms and TE >= 50 ms. Anything else (proton density, T1 FLAIR with TI ~800 ms,
 //! missing values) makes no claim. These are the spec's protocol ranges (anatomy-mr.md 5b: Sagittal
