@@ -16,8 +16,8 @@
 //!
 //! **Contrast** ([`series_contrast`]). The medians over the series of Repetition Time (TR),
 //! Echo Time (TE) and Inversion Time (TI), in ms, go through the validator's [`infer_contrast`]
-//! rule: STIR when TI is 100-300 ms (fat nulling: ~150 ms at 1.5 T, ~220-250 ms at 3 T); T1 when TR < 1000 ms and TE < 30 ms and no inversion;
-//! T2 when TR >= 1500 ms and TE >= 50 ms. Anything else (proton density, T1 FLAIR with TI ~800 ms,
+//! rule: STIR when TI is 100-300 ms (fat nulling: ~150 ms at 1.5 T, ~220-250 ms at 3 T); T1 when
+//! TR < 1000 ms and TE < 30 ms and no inversion; T2 when TR >= 1500 ms and TE >= 50 ms. Anything else (proton density, T1 FLAIR with TI ~800 ms,
 //! missing values) makes no claim. These are the spec's protocol ranges (anatomy-mr.md 5b: Sagittal
 //! T1 TR 400-800 / TE 8-14; T2 TR 3000-5000 / TE 90-110; STIR TE 40-60, TI 150 at 1.5 T and 210-230
 //! at 3 T).
