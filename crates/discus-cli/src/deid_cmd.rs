@@ -15,6 +15,12 @@ use std::process::ExitCode;
 /// default beside it: OUT_DIR.deid-key, OUT_DIR.deid-map.csv). Re-running resumes: finished files are
 /// skipped. Exit 1 when any input could not be de-identified.
 ///
+/// When IN_DIR is a dataset in the LumbarDISC layout (it holds train_images/ or test_images/), the
+/// output keeps the layout: OUT_DIR/<split>_images/<new study id>/<new series id>/<instance>.dcm,
+/// the new ids derived from the new UIDs as `discus ingest` derives them, and train.csv,
+/// train_label_coordinates.csv, the *_series_descriptions.csv files and sample_submission.csv are
+/// rewritten with the new ids. Other files at the top of IN_DIR are not copied (and are listed).
+///
 /// Then run `discus deid verify OUT_DIR --against IN_DIR`.
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -187,6 +193,24 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
             report.failed.len(),
             report.flagged.len()
         );
+        if report.layout {
+            println!(
+                "LumbarDISC layout kept: new ids from the new UIDs; rewritten: {}",
+                if report.csv_rewritten.is_empty() {
+                    "no CSV files".to_string()
+                } else {
+                    report
+                        .csv_rewritten
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+            for p in &report.not_copied {
+                eprintln!("not copied: {} (not part of the layout)", p.display());
+            }
+        }
         println!(
             "map (site only): {}\ncard: {}",
             report.map_path.display(),

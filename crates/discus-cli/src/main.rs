@@ -10,6 +10,7 @@ mod deid_cmd;
 mod demo;
 mod dicom_cmd;
 mod eval;
+mod ingest_cmd;
 mod reads_cmd;
 mod synth_cmd;
 mod validate_cmd;
@@ -52,6 +53,8 @@ enum Command {
     Validate(validate_cmd::ValidateArgs),
     /// De-identify DICOM files (PS3.15 E.1 basic profile and options); `deid verify` proves no identifier survives.
     Deid(deid_cmd::DeidArgs),
+    /// Turn a PACS export into a LumbarDISC-layout dataset: series classified, odd files reported, ids from UIDs.
+    Ingest(ingest_cmd::IngestArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,5 +83,6 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dicom(a) => dicom_cmd::run(a),
         Command::Validate(a) => validate_cmd::run(a),
         Command::Deid(a) => deid_cmd::run(a),
+        Command::Ingest(a) => ingest_cmd::run(a),
     }
 }

@@ -19,6 +19,7 @@ pub mod crosscheck;
 pub mod formats;
 pub mod fsio;
 pub mod governance;
+pub mod ids;
 pub mod layout;
 pub mod metric;
 pub mod progress;

@@ -82,4 +82,7 @@ pub struct InstanceHeader {
     pub scanning_sequence: Option<String>,
     /// Burned In Annotation (0028,0301), `YES` or `NO`.
     pub burned_in_annotation: Option<String>,
+    /// (0008,0008) Image Type, values joined with `\` (e.g. `ORIGINAL\PRIMARY\LOCALIZER`).
+    #[serde(default)]
+    pub image_type: Option<String>,
 }

@@ -7,6 +7,7 @@ pub mod dicom;
 pub mod geometry;
 pub mod header;
 pub mod index;
+pub mod ingest;
 pub mod validate;
 pub mod validate_report;
 

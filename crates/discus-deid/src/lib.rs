@@ -18,6 +18,7 @@
 //! - [`run`](mod@run): a folder, in parallel, resumable, with the site-private old-to-new map kept outside
 //!   the output and a dataset card (`dataset.toml`) written into it.
 //! - [`verify`](mod@verify): the leak scan.
+//! - [`ingest`]: the de-identifier as the rewriter of `discus ingest --deid`.
 //!
 //! ```
 //! use discus_deid::deid::Deidentifier;
@@ -50,6 +51,7 @@
 //! ```
 
 pub mod deid;
+pub mod ingest;
 pub mod keys;
 pub mod run;
 pub mod table;

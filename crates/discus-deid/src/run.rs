@@ -1,14 +1,32 @@
 //! De-identifying a folder: every file under IN_DIR, in parallel, written atomically to
 //! `OUT_DIR/<study>/<series>/<instance>.dcm` (new UIDs), resumable, with the site-private mapping
 //! written outside OUT_DIR and a dataset card written inside it.
+//!
+//! **A LumbarDISC dataset keeps its layout.** When IN_DIR holds `train_images/` or `test_images/`
+//! (see `discus_core::layout`), the output is a dataset in the same layout:
+//! `OUT_DIR/<split>_images/<new study id>/<new series id>/<instance number>.dcm`, where the new ids
+//! are `discus_core::ids::id_from_uid` of the new (de-identified) Study and Series Instance UIDs
+//! (the same ids `discus ingest --deid` gives) and the instance number is kept from the input's file
+//! name. `train.csv`, `train_label_coordinates.csv`, both `*_series_descriptions.csv` and
+//! `sample_submission.csv` are rewritten with the new ids, so they match the new folder names. The
+//! old-to-new ids go into the map (kinds `study_id`, `series_id`), so a resumed run rewrites the CSVs
+//! the same way. An id in a CSV without image files behind it becomes `id_from_uid` of the mapped UID
+//! of the id's decimal text (what its files would get if their UIDs were the id, as in the
+//! LumbarDISC release). Other files at the top of IN_DIR (e.g. a synthetic cohort's `truth.json`) are
+//! not copied, and reported.
 
 use crate::deid::{Deidentifier, Flag};
 use crate::keys::{Key, KeyError};
 use crate::table::Options;
+use discus_core::formats::{self, FormatError};
 use discus_core::fsio::atomic_write;
 use discus_core::governance::{self, DatasetCard, Deidentification, Licence};
+use discus_core::ids::id_from_uid;
+use discus_core::layout::{Layout, Split};
+use discus_core::types::{SeriesId, StudyId};
 use rayon::prelude::*;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -144,6 +162,12 @@ pub struct RunReport {
     pub card_path: PathBuf,
     /// The profile options applied.
     pub options: Options,
+    /// Whether IN_DIR was a LumbarDISC dataset whose layout the output keeps.
+    pub layout: bool,
+    /// The CSV files rewritten with the new ids (layout mode), relative to OUT_DIR.
+    pub csv_rewritten: Vec<PathBuf>,
+    /// Files at the top of IN_DIR that were not copied (layout mode), relative to IN_DIR.
+    pub not_copied: Vec<PathBuf>,
 }
 
 impl RunReport {
@@ -211,6 +235,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 enum FileResult {
     Written {
         rows: [(String, String); 3],
+        /// Layout mode: (old, new) study id and series id.
+        ids: Option<Box<[(String, String); 2]>>,
         flagged: Option<Flagged>,
     },
     Resumed,
@@ -228,7 +254,11 @@ pub struct Duplicate {
     pub output: PathBuf,
 }
 
-/// The mapping file's rows: `(kind, original, deidentified)`, kind one of patient, study, series.
+/// The kinds of the mapping file's rows: patient ids, Study and Series Instance UIDs, and (layout
+/// mode) the dataset's study and series ids.
+pub const MAP_KINDS: [&str; 5] = ["patient", "study", "series", "study_id", "series_id"];
+
+/// The mapping file's rows: `(kind, original, deidentified)`, kind one of [`MAP_KINDS`].
 pub type MapRow = (String, String, String);
 
 /// Reads a mapping file written by [`run`].
@@ -248,11 +278,13 @@ pub fn read_map(path: &Path) -> Result<BTreeSet<MapRow>, RunError> {
             line: i + 2,
             message: e.to_string(),
         })?;
-        if rec.len() != 3 || !["patient", "study", "series"].contains(&&rec[0]) {
+        if rec.len() != 3 || !MAP_KINDS.contains(&&rec[0]) {
             return Err(RunError::Map {
                 path: path.to_path_buf(),
                 line: i + 2,
-                message: "expected kind (patient|study|series),original,deidentified".into(),
+                message:
+                    "expected kind (patient|study|series|study_id|series_id),original,deidentified"
+                        .into(),
             });
         }
         out.insert((rec[0].to_string(), rec[1].to_string(), rec[2].to_string()));
@@ -287,14 +319,9 @@ fn write_map(path: &Path, rows: &BTreeSet<MapRow>) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The card written into OUT_DIR: the input's card (if any) as its parent, its licence carried over,
-/// and the de-identification that was applied.
-pub fn output_card(
-    input_card: Option<DatasetCard>,
-    out_dir: &Path,
-    options: &Options,
-) -> DatasetCard {
-    let deid = Deidentification {
+/// What a dataset card records about a de-identification with `options`.
+pub fn deidentification_record(options: &Options) -> Deidentification {
+    Deidentification {
         applied: true,
         method: Some(
             "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile (discus deid)".into(),
@@ -307,7 +334,17 @@ pub fn output_card(
             .collect(),
         by: Some(format!("discus-deid {}", env!("CARGO_PKG_VERSION"))),
         date: None,
-    };
+    }
+}
+
+/// The card written into OUT_DIR: the input's card (if any) as its parent, its licence carried over,
+/// and the de-identification that was applied.
+pub fn output_card(
+    input_card: Option<DatasetCard>,
+    out_dir: &Path,
+    options: &Options,
+) -> DatasetCard {
+    let deid = deidentification_record(options);
     match input_card {
         Some(parent) => DatasetCard {
             name: format!("{} (de-identified)", parent.name),
@@ -365,7 +402,18 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
     }
     let input_card = governance::load_card(&config.in_dir)?;
     let (key, key_created) = Key::load_or_create(&config.key_path)?;
-    let files = list_files(&config.in_dir).map_err(io_err(&config.in_dir))?;
+    let input_layout = Layout::new(&config.in_dir);
+    let layout_mode = Split::ALL
+        .iter()
+        .any(|&sp| input_layout.images(sp).is_dir());
+    let (files, not_copied) = if layout_mode {
+        layout_inputs(&config.in_dir)?
+    } else {
+        (
+            list_files(&config.in_dir).map_err(io_err(&config.in_dir))?,
+            Vec::new(),
+        )
+    };
     std::fs::create_dir_all(config.out_dir.join(MARKER_DIR)).map_err(io_err(&config.out_dir))?;
     let deid = Deidentifier::new(key, config.options);
     let claimed = Mutex::new(HashSet::new());
@@ -381,7 +429,7 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
         files
             .par_iter()
             .map(|path| {
-                let r = one_file(&deid, config, path, &claimed);
+                let r = one_file(&deid, config, path, layout_mode, &claimed);
                 progress();
                 r
             })
@@ -396,13 +444,21 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
         map_path: config.map_path.clone(),
         card_path: config.out_dir.join(governance::CARD_FILE),
         options: config.options,
+        layout: layout_mode,
+        not_copied,
         ..RunReport::default()
     };
     for r in results {
         match r {
-            FileResult::Written { rows, flagged } => {
+            FileResult::Written { rows, ids, flagged } => {
                 report.written += 1;
                 for (kind, (old, new)) in ["patient", "study", "series"].iter().zip(rows) {
+                    map.insert((kind.to_string(), old, new));
+                }
+                for (kind, (old, new)) in ["study_id", "series_id"]
+                    .iter()
+                    .zip(ids.map(|b| *b).into_iter().flatten())
+                {
                     map.insert((kind.to_string(), old, new));
                 }
                 report.flagged.extend(flagged);
@@ -413,8 +469,180 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
         }
     }
     write_map(&config.map_path, &map)?;
+    if layout_mode {
+        rewrite_layout_csvs(&deid, config, &map, &mut report);
+    }
     output_card(input_card, &config.out_dir, &config.options).write(&report.card_path)?;
     Ok(report)
+}
+
+/// The image files of a LumbarDISC dataset (both splits), and the other entries at its top that are
+/// not carried over (the CSVs are rewritten, the card is carried into the output card, hidden
+/// entries such as `.discus/` are discus's own).
+fn layout_inputs(in_dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), RunError> {
+    let layout = Layout::new(in_dir);
+    let mut files = Vec::new();
+    for split in Split::ALL {
+        let dir = layout.images(split);
+        if dir.is_dir() {
+            files.extend(list_files(&dir).map_err(io_err(&dir))?);
+        }
+    }
+    let handled: Vec<PathBuf> = layout_csvs(&layout)
+        .into_iter()
+        .chain([layout.card()])
+        .chain(Split::ALL.map(|sp| layout.images(sp)))
+        .collect();
+    let mut not_copied = Vec::new();
+    for entry in std::fs::read_dir(in_dir).map_err(io_err(in_dir))? {
+        let entry = entry.map_err(io_err(in_dir))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || handled.contains(&entry.path()) {
+            continue;
+        }
+        not_copied.push(PathBuf::from(name));
+    }
+    not_copied.sort();
+    Ok((files, not_copied))
+}
+
+/// The CSV files of a layout that carry ids.
+fn layout_csvs(layout: &Layout) -> Vec<PathBuf> {
+    vec![
+        layout.train_csv(),
+        layout.coordinates_csv(),
+        layout.descriptions_csv(Split::Train),
+        layout.descriptions_csv(Split::Test),
+        layout.sample_submission_csv(),
+    ]
+}
+
+/// Where an input file of a layout sits: its split, study and series folder names and its instance
+/// number (the file name).
+fn layout_place(in_dir: &Path, path: &Path) -> Result<(Split, String, String, i64), String> {
+    let rel = path.strip_prefix(in_dir).unwrap_or(path);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let bad = || {
+        format!(
+            "not at <split>_images/<study_id>/<series_id>/<instance_number>.{}",
+            discus_core::layout::INSTANCE_EXT
+        )
+    };
+    if parts.len() != 4 {
+        return Err(bad());
+    }
+    let split = Split::from_folder(&parts[0]).ok_or_else(bad)?;
+    let instance = Path::new(&parts[3])
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(bad)?;
+    Ok((split, parts[1].clone(), parts[2].clone(), instance))
+}
+
+/// Rewrites the ids in the layout's CSV files (see the module documentation).
+fn rewrite_layout_csvs(
+    deid: &Deidentifier,
+    config: &RunConfig,
+    map: &BTreeSet<MapRow>,
+    report: &mut RunReport,
+) {
+    // old id -> new id, from this run's and earlier runs' files; one old id must not split in
+    // two, and two old ids must not meet in one new id
+    let mut ids: [BTreeMap<u64, u64>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let mut fail = |cause: String| {
+        report.failed.push(Failed {
+            input: config.map_path.clone(),
+            cause,
+        })
+    };
+    for (i, kind) in ["study_id", "series_id"].iter().enumerate() {
+        let mut back: BTreeMap<u64, u64> = BTreeMap::new();
+        for (k, old, new) in map.iter().filter(|(k, _, _)| k == kind) {
+            let (Ok(old), Ok(new)) = (old.parse::<u64>(), new.parse::<u64>()) else {
+                fail(format!("{k} row {old} -> {new}: not numbers"));
+                continue;
+            };
+            if let Some(prev) = ids[i].insert(old, new) {
+                fail(format!(
+                    "{k} {old}: its files carry more than one UID (new ids {prev} and {new}); the CSVs use {new}"
+                ));
+            }
+            if let Some(prev) = back.insert(new, old) {
+                if prev != old {
+                    fail(format!(
+                        "{k} collision: {prev} and {old} both become {new} (see discus_core::ids)"
+                    ));
+                }
+            }
+        }
+    }
+    let retain = deid.options.retain_uids;
+    let fallback = |old: u64| {
+        if retain {
+            old
+        } else {
+            id_from_uid(&deid.key.map_uid(&old.to_string()))
+        }
+    };
+    let study = |s: StudyId| StudyId(ids[0].get(&s.0).copied().unwrap_or_else(|| fallback(s.0)));
+    let series = |s: SeriesId| SeriesId(ids[1].get(&s.0).copied().unwrap_or_else(|| fallback(s.0)));
+    let input = Layout::new(&config.in_dir);
+    let output = Layout::new(&config.out_dir);
+    for (from, to) in layout_csvs(&input).into_iter().zip(layout_csvs(&output)) {
+        if !from.is_file() {
+            continue;
+        }
+        let name = from
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let result: Result<(), FormatError> = (|| {
+            if from == input.train_csv() {
+                let f = formats::read_train(&from)?;
+                let le = f.line_ending;
+                let mut rows = f.strict()?;
+                rows.iter_mut().for_each(|r| r.study = study(r.study));
+                formats::write_train(&to, &rows, le)
+            } else if from == input.coordinates_csv() {
+                let f = formats::read_coordinates(&from)?;
+                let le = f.line_ending;
+                let mut rows = f.strict()?;
+                for r in &mut rows {
+                    r.study = study(r.study);
+                    r.series = series(r.series);
+                }
+                formats::write_coordinates(&to, &rows, le)
+            } else if from == input.sample_submission_csv() {
+                let f = formats::read_submission(&from)?;
+                let le = f.line_ending;
+                let mut rows = f.strict()?;
+                rows.iter_mut()
+                    .for_each(|r| r.row_id.study = study(r.row_id.study));
+                formats::write_submission(&to, &rows, le)
+            } else {
+                let f = formats::read_series_descriptions(&from)?;
+                let le = f.line_ending;
+                let mut rows = f.strict()?;
+                for r in &mut rows {
+                    r.study = study(r.study);
+                    r.series = series(r.series);
+                }
+                formats::write_series_descriptions(&to, &rows, le)
+            }
+        })();
+        match result {
+            Ok(()) => report.csv_rewritten.push(PathBuf::from(name)),
+            Err(e) => report.failed.push(Failed {
+                input: from.clone(),
+                cause: format!("not rewritten: {e}"),
+            }),
+        }
+    }
 }
 
 /// Writes a resume marker: to a temporary name, then renamed (readers never see half a marker).
@@ -434,6 +662,7 @@ fn one_file(
     deid: &Deidentifier,
     config: &RunConfig,
     path: &Path,
+    layout_mode: bool,
     claimed: &Mutex<HashSet<PathBuf>>,
 ) -> FileResult {
     let rel = path
@@ -482,12 +711,32 @@ fn one_file(
             s.to_string()
         }
     };
-    let out_rel = PathBuf::from(part(&outcome.ids.study.1, "no-study"))
-        .join(part(&outcome.ids.series.1, "no-series"))
-        .join(format!(
-            "{}.dcm",
-            part(&outcome.ids.sop_instance.1, "no-instance")
-        ));
+    let mut layout_ids = None;
+    let out_rel = if layout_mode {
+        let (split, old_study, old_series, instance) = match layout_place(&config.in_dir, path) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        let study = id_from_uid(&outcome.ids.study.1);
+        let series = id_from_uid(&outcome.ids.series.1);
+        layout_ids = Some(Box::new([
+            (old_study, study.to_string()),
+            (old_series, series.to_string()),
+        ]));
+        PathBuf::from(Layout::relative_instance(
+            split,
+            StudyId(study),
+            SeriesId(series),
+            instance,
+        ))
+    } else {
+        PathBuf::from(part(&outcome.ids.study.1, "no-study"))
+            .join(part(&outcome.ids.series.1, "no-series"))
+            .join(format!(
+                "{}.dcm",
+                part(&outcome.ids.sop_instance.1, "no-instance")
+            ))
+    };
     let out_path = config.out_dir.join(&out_rel);
     if !claimed.lock().unwrap().insert(out_rel.clone()) {
         // the same instance again: mark it done so a resumed run does not redo it
@@ -512,6 +761,7 @@ fn one_file(
     let ids = outcome.ids;
     FileResult::Written {
         rows: [ids.patient, ids.study, ids.series],
+        ids: layout_ids,
         flagged: (!outcome.flags.is_empty()).then(|| Flagged {
             input: path.to_path_buf(),
             output: out_rel,

@@ -14,7 +14,8 @@ use std::path::Path;
 /// The last tag discus reads: Rescale Slope (0028,1053).
 const LAST: u32 = 0x0028_1053;
 /// Tags whose value discus reads (sorted).
-const WANTED: [u32; 36] = [
+const WANTED: [u32; 37] = [
+    0x0008_0008,
     0x0008_0016,
     0x0008_0018,
     0x0008_0060,
@@ -369,6 +370,12 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<(), DicomError> {
         Err(Stop::More) => Err(truncated(path)),
         _ => Ok(()),
     }
+}
+
+/// The header of the file at `path`; `None` to let dicom-object read it.
+/// The header of a whole file in memory; `None` to let dicom-object read it.
+pub(super) fn scan_complete(path: &Path, bytes: &[u8]) -> Option<InstanceHeader> {
+    scan(path, bytes, true, false).ok()
 }
 
 /// The header of the file at `path`; `None` to let dicom-object read it.

@@ -36,6 +36,19 @@ pub fn read_header_bytes(bytes: &[u8], path: &Path) -> Result<InstanceHeader, Di
     Ok(header_from_object(&obj))
 }
 
+/// The header of a whole file already in memory, after checking that the file is complete: every
+/// top-level element, native Pixel Data included, must fit in `bytes`, so a truncated file is a
+/// [`DicomError::Parse`] here (where [`read_header`], which stops before the pixels, would accept
+/// it). Encapsulated (compressed) pixel data is checked only as far as its start; its fragments are
+/// the codec's business. Uses the fast scanner, falling back to dicom-object as [`read_header`] does.
+pub fn read_header_complete(bytes: &[u8], path: &Path) -> Result<InstanceHeader, DicomError> {
+    super::fast::check(path, bytes)?;
+    match super::fast::scan_complete(path, bytes) {
+        Some(h) => Ok(h),
+        None => read_header_bytes(bytes, path),
+    }
+}
+
 pub(super) fn header_from_object(obj: &DefaultDicomObject) -> InstanceHeader {
     let o: &InMemDicomObject = obj;
     build_header(obj.meta().transfer_syntax(), o)
@@ -107,6 +120,7 @@ pub(super) fn build_header<F: Fields + ?Sized>(transfer_syntax: &str, o: &F) -> 
         inversion_time: first_float(o, tags::INVERSION_TIME),
         scanning_sequence: text(tags::SCANNING_SEQUENCE),
         burned_in_annotation: text(tags::BURNED_IN_ANNOTATION),
+        image_type: text(tags::IMAGE_TYPE),
     }
 }
 

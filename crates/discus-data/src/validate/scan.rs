@@ -367,10 +367,15 @@ pub(crate) fn scan_series(
                 format!("{}: no InstanceNumber in the header", r.path),
             ));
         }
-        if h.study_instance_uid.trim() != study.to_string() {
+        // a folder named by the UID's derived id (`discus ingest`, `discus deid`) matches it too
+        if h.study_instance_uid.trim() != study.to_string()
+            && discus_core::ids::id_from_uid(&h.study_instance_uid) != study
+        {
             study_uid_bad.push(inst);
         }
-        if h.series_instance_uid.trim() != series.to_string() {
+        if h.series_instance_uid.trim() != series.to_string()
+            && discus_core::ids::id_from_uid(&h.series_instance_uid) != series
+        {
             series_uid_bad.push(inst);
         }
         if let Some(v) = h.repetition_time {
