@@ -59,6 +59,7 @@ mod findings;
 mod joins;
 mod scan;
 mod shape;
+pub mod text;
 
 pub use contrast::{infer_contrast, Contrast};
 use csv::*;
