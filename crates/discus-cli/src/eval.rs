@@ -6,12 +6,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use discus_core::formats::{
     parse_submission, read_train, write_submission, LineEnding, StudyLabels, SubmissionRow,
 };
-use discus_core::governance::{check_sources, Use};
+use discus_core::governance::Use;
 use discus_core::metric::{score_with_lines, submission_lines, Semantics};
+use discus_core::progress::Progress;
 use discus_eval::prior::{prior_probs, prior_submission, read_study_ids, PriorKind};
-use discus_eval::report::{evaluate, write_report, EvalOptions};
-use discus_eval::sites::{studies_meta, Facet};
-use discus_eval::split::{folds_csv, has_severe, stratified_folds, write_folds};
+use discus_eval::report::EvalOptions;
+use discus_eval::split::{folds_csv, write_folds};
+use discus_eval::workflow::{evaluate_dataset, split_dataset, EvaluateRequest, SplitRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -207,70 +208,55 @@ pub fn run_baseline(a: BaselineArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn progress(len: usize, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len as u64);
+/// A progress handle drawn as a bar on stderr (stage name, count, eta).
+fn progress_bar() -> (Progress, ProgressBar) {
+    let pb = ProgressBar::new(0);
     pb.set_style(
         ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
             .expect("a valid template"),
     );
-    pb.set_message(what.to_string());
-    pb
+    let bar = pb.clone();
+    let p = Progress::with_observer(move |s| {
+        bar.set_message(s.stage.clone());
+        bar.set_length(s.total);
+        bar.set_position(s.done);
+    });
+    (p, pb)
 }
 
 /// Opens the dataset through its index (scanning first when the index is missing or stale), with a
 /// progress bar for the scan.
-pub(crate) fn open_dataset(root: &std::path::Path) -> Result<discus_data::dataset::Dataset> {
-    let pb = progress(0, "indexing");
-    let ds = discus_data::dataset::Dataset::open_with(
-        root,
-        discus_data::dataset::Freshness::IfStale,
-        &|p| {
-            pb.set_length(p.files_total);
-            pb.set_position(p.files_done);
-        },
-    )
-    .with_context(|| format!("opening the dataset {}", root.display()))?;
+pub(crate) fn open_dataset(root: &Path) -> Result<discus_data::dataset::Dataset> {
+    let (progress, pb) = progress_bar();
+    let ds = discus_eval::workflow::open_dataset(root, &progress)?;
     pb.finish_and_clear();
     Ok(ds)
 }
 
 pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
-    let provenance = check_sources(
-        &format!("discus {} evaluate", env!("CARGO_PKG_VERSION")),
-        &[a.dataset.as_path()],
-        a.use_,
-        false,
-    )?;
-    let labels_path = a
-        .labels
-        .clone()
-        .unwrap_or_else(|| a.dataset.join("train.csv"));
-    let labels = labels(&labels_path)?;
-    let (rows, lines) = submission(&a.submission)?;
-    let studies: Vec<_> = labels.iter().map(|l| l.study).collect();
-    let ds = open_dataset(&a.dataset)?;
-    let pb = progress(studies.len(), "reading scanner metadata");
-    let (meta, errors) = studies_meta(&ds, &studies, &|| pb.inc(1));
-    pb.finish_and_clear();
-    for e in &errors {
-        eprintln!("warning: {e}");
-    }
-    let options = EvalOptions {
+    let mut req = EvaluateRequest::new(a.dataset.clone(), a.submission.clone(), a.out.clone());
+    req.labels = a.labels.clone();
+    req.use_ = a.use_;
+    req.options = EvalOptions {
         semantics: a.semantics.into(),
         resamples: a.resamples,
         seed: a.seed,
     };
-    let mut report = evaluate(&labels, &rows, Some(&lines), &meta, errors, options)
-        .with_context(|| format!("{}", a.submission.display()))?;
-    report.provenance = Some(provenance);
-    write_report(&a.out, &report)?;
+    let (progress, pb) = progress_bar();
+    let out = evaluate_dataset(&req, &progress)
+        .with_context(|| format!("evaluating {}", a.submission.display()))?;
+    pb.finish_and_clear();
+    for e in &out.warnings {
+        eprintln!("warning: {e}");
+    }
+    let report = &out.report;
     let o = &report.overall;
     if a.json {
         let v = serde_json::json!({
             "score": o.score,
             "interval": o.interval,
-            "report": a.out.join("report.json"),
-            "html": a.out.join("index.html"),
+            "report": out.files.json,
+            "html": out.files.html,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -278,48 +264,36 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
             "score {:.4}  95% interval [{:.4}, {:.4}]  ({} studies, {} resamples)",
             o.score.score, o.interval.score[0], o.interval.score[1], report.studies, a.resamples
         );
-        println!("report: {}", a.out.join("index.html").display());
+        println!("report: {}", out.files.html.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_split(a: SplitArgs) -> Result<ExitCode> {
-    let labels_path = a
-        .labels
-        .clone()
-        .unwrap_or_else(|| a.dataset.join("train.csv"));
-    let labels = labels(&labels_path)?;
-    let studies: Vec<_> = labels.iter().map(|l| l.study).collect();
-    let ds = open_dataset(&a.dataset)?;
-    let pb = progress(studies.len(), "reading scanner metadata");
-    let (meta, errors) = studies_meta(&ds, &studies, &|| pb.inc(1));
+    let req = SplitRequest {
+        dataset: a.dataset.clone(),
+        labels: a.labels.clone(),
+        folds: a.folds,
+        seed: a.seed,
+    };
+    let (progress, pb) = progress_bar();
+    let out = split_dataset(&req, &progress)?;
     pb.finish_and_clear();
-    for e in &errors {
+    for e in &out.warnings {
         eprintln!("warning: {e}");
     }
-    let keyed: Vec<_> = labels
-        .iter()
-        .map(|l| {
-            let site = Facet::Site.group(meta.get(&l.study));
-            (l.study, format!("{site}|severe={}", has_severe(l)))
-        })
-        .collect();
-    let folds = stratified_folds(&keyed, a.folds, a.seed)?;
     match &a.out {
         Some(path) => {
-            write_folds(path, &folds)?;
-            let mut sizes = vec![0usize; a.folds];
-            for (_, f) in &folds {
-                sizes[*f] += 1;
-            }
+            write_folds(path, &out.folds)?;
             eprintln!(
-                "wrote {} studies in {} folds (sizes {sizes:?}) to {}",
-                folds.len(),
+                "wrote {} studies in {} folds (sizes {:?}) to {}",
+                out.folds.len(),
                 a.folds,
+                out.sizes,
                 path.display()
             );
         }
-        None => print!("{}", folds_csv(&folds)),
+        None => print!("{}", folds_csv(&out.folds)),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -254,11 +254,7 @@ pub struct ConsensusArgs {
 
 fn store_path(c: &Common) -> PathBuf {
     c.store.clone().unwrap_or_else(|| {
-        c.dataset
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(discus_core::layout::DISCUS_DIR)
-            .join("reads.sqlite")
+        discus_reads::store::default_store_path(c.dataset.as_deref().unwrap_or(Path::new(".")))
     })
 }
 

@@ -41,6 +41,7 @@ pub mod report;
 pub mod sites;
 pub mod split;
 pub mod stats;
+pub mod workflow;
 
 use std::path::PathBuf;
 

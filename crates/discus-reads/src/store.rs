@@ -91,6 +91,13 @@ pub enum StoreError {
     },
 }
 
+/// Where a dataset's reads store lives by default: `<dataset>/.discus/reads.sqlite`.
+pub fn default_store_path(dataset: &Path) -> PathBuf {
+    discus_core::layout::Layout::new(dataset)
+        .discus_dir()
+        .join("reads.sqlite")
+}
+
 /// Number of reads written between cancellation checks of an import.
 const IMPORT_CHUNK: usize = 256;
 
