@@ -672,6 +672,11 @@ impl Dataset {
         Ok(out)
     }
 
+    /// The file of one slice of a series (by the instance number the label files use).
+    pub fn slice_file(&self, series: &SeriesRef, instance: i64) -> Result<PathBuf, DatasetError> {
+        self.slice_path(series, instance)
+    }
+
     /// The file of one slice of a series (its path under the root, as indexed).
     fn slice_path(&self, series: &SeriesRef, instance: i64) -> Result<PathBuf, DatasetError> {
         let conn = self.index.connection();

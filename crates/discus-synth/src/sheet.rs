@@ -6,11 +6,12 @@
 //! Markers: colour = condition (legend at the bottom); shape = grade (ring = Normal/Mild, ring with a
 //! cross = Moderate, filled square = Severe); the level is written beside each marker.
 
-use discus_core::formats::{read_coordinates, read_series_descriptions, read_train, LabelPoint};
+use discus_core::formats::LabelPoint;
 use discus_core::fsio::atomic_write;
-use discus_core::{Condition, SeriesKind, Severity, StudyId};
-use discus_data::dicom::{decode_pixels, read_header};
-use discus_data::geometry::SliceGeometry;
+use discus_core::layout::Layout;
+use discus_core::{Condition, SeriesKind, Severity};
+use discus_data::dataset::Dataset;
+use discus_data::dicom::decode_pixels;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -61,7 +62,6 @@ pub struct SheetSummary {
 struct Slice {
     instance: i64,
     path: PathBuf,
-    pos: f64,
 }
 
 struct SeriesInfo {
@@ -214,94 +214,53 @@ pub fn render_contact_sheet(study_dir: &Path, out: &Path) -> Result<SheetSummary
         path: study_dir.to_path_buf(),
         message: m,
     };
-    let study: Option<StudyId> = study_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok());
-    let root = study_dir.parent().and_then(|p| p.parent());
-    let mut kinds: BTreeMap<u64, SeriesKind> = BTreeMap::new();
-    let mut points: Vec<LabelPoint> = Vec::new();
+    // The study is read through its dataset's index (built or refreshed when missing or stale):
+    // series kinds, label points, grades and the slices of each series in stack order.
+    let (layout, _split, study) = Layout::of_study_dir(study_dir).ok_or_else(|| {
+        bad("not a study folder of a LumbarDISC-layout dataset (<root>/train_images/<study> or test_images/<study>)".into())
+    })?;
+    let ds = Dataset::open(layout.root()).map_err(|e| bad(e.to_string()))?;
+    let points: Vec<LabelPoint> = ds.points(study).map_err(|e| bad(e.to_string()))?;
     let mut grades = BTreeMap::new();
-    if let (Some(root), Some(study)) = (root, study) {
-        let d = root.join("train_series_descriptions.csv");
-        let d = if d.exists() {
-            d
-        } else {
-            root.join("test_series_descriptions.csv")
-        };
-        if d.exists() {
-            for r in read_series_descriptions(&d)?
-                .rows
-                .into_iter()
-                .filter(|r| r.study == study)
-            {
-                kinds.insert(r.series.0, r.kind);
-            }
-        }
-        let c = root.join("train_label_coordinates.csv");
-        if c.exists() {
-            points = read_coordinates(&c)?
-                .rows
-                .into_iter()
-                .filter(|r| r.study == study)
-                .collect();
-        }
-        let t = root.join("train.csv");
-        if t.exists() {
-            if let Some(row) = read_train(&t)?.rows.into_iter().find(|r| r.study == study) {
-                for col in discus_core::LabelColumn::all() {
-                    grades.insert((col.condition, col.level), row.grades[col.index()]);
-                }
-            }
+    if let Some(row) = ds
+        .labels()
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .find(|r| r.study == study)
+    {
+        for col in discus_core::LabelColumn::all() {
+            grades.insert((col.condition, col.level), row.grades[col.index()]);
         }
     }
-    // Series folders and their slices (sorted along the normal).
     let mut series = Vec::new();
-    let mut skipped = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(study_dir)
-        .map_err(|e| bad(e.to_string()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        let Some(id) = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
+    let mut skipped: Vec<String> = Vec::new();
+    for se in ds.series(study).map_err(|e| bad(e.to_string()))? {
+        if se.n_readable < se.n_files {
+            skipped.push(format!(
+                "series {}: {} of {} files unreadable (`discus validate` names them)",
+                se.series,
+                se.n_files - se.n_readable,
+                se.n_files
+            ));
+        }
+        let stacks = ds.stacks(&se).map_err(|e| bad(e.to_string()))?;
+        // All stacks of the series, each in order along its normal, stacks by their first slice.
         let mut slices = Vec::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| bad(e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
-            .collect();
-        files.sort();
-        let mut normal = None;
-        for f in files {
-            match read_header(&f).map_err(|e| e.to_string()).and_then(|h| {
-                let g = SliceGeometry::from_header(&h).map_err(|e| e.to_string())?;
-                Ok((h.instance_number.unwrap_or(0), g))
-            }) {
-                Ok((instance, g)) => {
-                    let n = *normal.get_or_insert(g.normal());
-                    let pos = g.position[0] * n[0] + g.position[1] * n[1] + g.position[2] * n[2];
-                    slices.push(Slice {
-                        instance,
-                        path: f,
-                        pos,
-                    });
-                }
-                Err(e) => skipped.push(format!("{}: {e}", f.display())),
+        for stack in &stacks {
+            for sl in &stack.slices {
+                let path = ds
+                    .slice_file(&se, sl.instance_number)
+                    .map_err(|e| bad(e.to_string()))?;
+                slices.push(Slice {
+                    instance: sl.instance_number,
+                    path,
+                });
             }
         }
-        slices.sort_by(|a, b| a.pos.total_cmp(&b.pos));
         if !slices.is_empty() {
             series.push(SeriesInfo {
-                id,
-                kind: kinds.get(&id).copied(),
+                id: se.series.0,
+                kind: se.kind,
                 slices,
             });
         }
@@ -437,10 +396,7 @@ pub fn render_contact_sheet(study_dir: &Path, out: &Path) -> Result<SheetSummary
     let legend_h = 40;
     let height = 14 + rows.len() * (PANEL_H + title_h + 4) + legend_h;
     let mut cv = Canvas::new(width, height);
-    let head = match study {
-        Some(s) => format!("STUDY {s}"),
-        None => "STUDY".to_string(),
-    };
+    let head = format!("STUDY {study}");
     cv.text(4, 4, &head, [255, 255, 255]);
     let mut drawn = 0;
     let mut y = 14;
