@@ -224,34 +224,45 @@ fn shift_value(vr: VR, v: &str, days: i64) -> Option<String> {
             }
         }
         VR::DT => {
-            if v.len() < 8 {
-                return None;
-            }
-            Some(format!("{}{}", shift_date(&v[..8], days)?, &v[8..]))
+            // `get` is `None` when the value is short or byte 8 is inside a non-ASCII character
+            let (date, rest) = (v.get(..8)?, v.get(8..)?);
+            Some(format!("{}{rest}", shift_date(date, days)?))
         }
         _ => Some(v.to_string()),
     }
+}
+
+/// Where the upper-case word `w` occurs in `v`, compared case-insensitively: the byte range of `v`
+/// it covers, widened to whole characters (upper-casing can change a character's length, so
+/// positions in an upper-cased copy are not positions in `v`).
+fn find_word(v: &str, w: &str) -> Option<std::ops::Range<usize>> {
+    if w.is_empty() {
+        return None;
+    }
+    // ASCII upper-casing keeps every byte where it was
+    if let Some(p) = v.to_ascii_uppercase().find(w) {
+        return Some(p..p + w.len());
+    }
+    let mut upper = String::with_capacity(v.len());
+    // for each byte of `upper`, the byte range of the character of `v` it came from
+    let mut origin = Vec::with_capacity(v.len());
+    for (i, c) in v.char_indices() {
+        for u in c.to_uppercase() {
+            upper.push(u);
+            origin.extend(std::iter::repeat_n(i..i + c.len_utf8(), u.len_utf8()));
+        }
+    }
+    let p = upper.find(w)?;
+    Some(origin[p].start..origin[p + w.len() - 1].end)
 }
 
 /// Removes every identifying word (case-insensitively) from a text; collapses the spaces left.
 fn clean_text(v: &str, words: &[String]) -> String {
     let mut s = v.to_string();
     for w in words {
-        loop {
-            let upper = s.to_uppercase();
-            // only exact byte positions are safe to cut: compare on an ASCII-upper-cased copy
-            let upper_ascii = s.to_ascii_uppercase();
-            let pos = upper_ascii.find(w.as_str()).or_else(|| {
-                if upper.len() == s.len() {
-                    upper.find(w.as_str())
-                } else {
-                    None
-                }
-            });
-            match pos {
-                Some(p) => s.replace_range(p..p + w.len(), " "),
-                None => break,
-            }
+        // each cut replaces at least two bytes with one space, so this ends
+        while let Some(r) = find_word(&s, w) {
+            s.replace_range(r, " ");
         }
     }
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -462,7 +473,7 @@ impl Deidentifier {
                         push(part);
                     }
                 }
-                if e.vr() == VR::DA && v.len() == 8 {
+                if e.vr() == VR::DA && v.len() == 8 && v.is_ascii() {
                     push(&format!("{}-{}-{}", &v[..4], &v[4..6], &v[6..]));
                     push(&format!("{}.{}.{}", &v[..4], &v[4..6], &v[6..]));
                     push(&format!("{}/{}/{}", &v[4..6], &v[6..], &v[..4]));
