@@ -10,6 +10,28 @@ use dicom_object::mem::InMemElement;
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use serde::Serialize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+/// Reads one input file in memory for de-identification (and for verification, which must read
+/// inputs exactly as they were de-identified): discus's one DICOM reader,
+/// [`discus_data::dicom::open_dicom_bytes`], which checks every length against the file before
+/// dicom-rs allocates and catches dicom-rs panics. `path` is only used in error messages.
+pub fn read_dicom(bytes: &[u8], path: &Path) -> Result<DefaultDicomObject, DeidError> {
+    discus_data::dicom::open_dicom_bytes(bytes, path).map_err(|e| DeidError::Read(e.to_string()))
+}
+
+/// The message of a caught panic (dicom-rs on corrupt data).
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    let what = if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown cause".into()
+    };
+    format!("the DICOM library failed: {what}")
+}
 
 /// discus's implementation class UID (a 2.25 UUID-derived UID fixed for this tool).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.226381622379361254399012389517614730021";
@@ -86,8 +108,15 @@ pub struct Outcome {
 /// De-identification failures for one object.
 #[derive(Debug, thiserror::Error)]
 pub enum DeidError {
+    /// The new file meta group could not be built.
     #[error("cannot build the file meta group: {0}")]
     Meta(String),
+    /// The input bytes are not a DICOM file that can be read (the cause, without element values).
+    #[error("not a readable DICOM file: {0}")]
+    Read(String),
+    /// The de-identified object could not be encoded.
+    #[error("cannot write the de-identified object: {0}")]
+    Write(String),
 }
 
 /// The de-identifier: a key and a set of options, applied to one object at a time.
@@ -315,6 +344,24 @@ impl Deidentifier {
         match Table::get().row(tag) {
             Some(row) => resolve(row, &self.options, vr),
             None => Action::Keep,
+        }
+    }
+
+    /// De-identifies one whole DICOM file given as bytes, as `discus deid` does each input file:
+    /// reads it ([`read_dicom`]), de-identifies it and encodes the result. Returns the outcome and
+    /// the bytes of the output file. `path` is only used in error messages. Malformed input is an
+    /// error, never a panic or a huge allocation.
+    pub fn deidentify_bytes(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<(Outcome, Vec<u8>), DeidError> {
+        let outcome = self.deidentify(read_dicom(bytes, path)?)?;
+        let mut buf = Vec::with_capacity(bytes.len() + 4096);
+        match catch_unwind(AssertUnwindSafe(|| outcome.object.write_all(&mut buf))) {
+            Ok(Ok(())) => Ok((outcome, buf)),
+            Ok(Err(e)) => Err(DeidError::Write(e.to_string())),
+            Err(p) => Err(DeidError::Write(panic_message(p))),
         }
     }
 

@@ -536,9 +536,8 @@ pub fn verify(out_dir: &Path, in_dir: &Path) -> Result<VerifyReport, VerifyError
     let per_input: Vec<Option<Vec<IdValue>>> = inputs
         .par_iter()
         .map(|p| {
-            dicom_object::OpenFileOptions::new()
-                .read_preamble(dicom_object::file::ReadPreamble::Auto)
-                .open_file(p)
+            let bytes = std::fs::read(p).ok()?;
+            crate::deid::read_dicom(&bytes, p)
                 .ok()
                 .map(|o| identifying_values(&o, &options))
         })
