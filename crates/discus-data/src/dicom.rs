@@ -1417,7 +1417,19 @@ fn decode_object(path: &Path, obj: &DefaultDicomObject) -> Result<StoredPixels, 
     let transfer_syntax = trim_value(obj.meta().transfer_syntax()).to_string();
     let bytes_per_sample = (a.bits_allocated as usize).div_ceil(8);
     let pixels_per_frame = a.rows as usize * a.columns as usize;
-    let samples_total = a.frames as usize * pixels_per_frame * a.samples as usize;
+    // frames x rows x columns x samples x bytes must be addressable (NumberOfFrames can say 2^32)
+    let samples_total = (a.frames as usize)
+        .checked_mul(pixels_per_frame)
+        .and_then(|n| n.checked_mul(a.samples as usize))
+        .filter(|n| n.checked_mul(bytes_per_sample).is_some())
+        .ok_or_else(|| DicomError::InvalidAttribute {
+            path: path.to_owned(),
+            attribute: "NumberOfFrames",
+            reason: format!(
+                "{} frame(s) of {}x{}x{} samples of {} bits is more than memory can address",
+                a.frames, a.rows, a.columns, a.samples, a.bits_allocated
+            ),
+        })?;
     let mut photometric = a.photometric.clone();
 
     let le_bytes: Vec<u8> = match element.value() {
@@ -1716,7 +1728,9 @@ fn jpeg_ls_retry(
     let frames = frames_of(path, a.frames as usize, seq.offset_table(), seq.fragments()).ok()?;
     let bps = (a.bits_allocated as usize).div_ceil(8);
     let frame_len = a.rows as usize * a.columns as usize * bps;
-    let mut out = Vec::with_capacity(frame_len * frames.len());
+    // not sized from the attributes up front: they may claim gigabytes (CharLS sizes each frame
+    // from its own header, and a frame of another size is refused below)
+    let mut out = Vec::new();
     for parts in frames {
         let mut data = parts.concat();
         // Trailing padding after EOI (fragments are even-length).
@@ -1788,6 +1802,9 @@ fn frames_of<'a>(
     Ok(out)
 }
 
+/// The most PackBits expands: a 2-byte run of -127 gives 128 bytes.
+const RLE_MAX_RATIO: usize = 64;
+
 /// Decodes RLE Lossless pixel data to little-endian interleaved samples.
 fn rle_decode(
     path: &Path,
@@ -1805,7 +1822,19 @@ fn rle_decode(
     let ppf = a.rows as usize * a.columns as usize;
     let nseg = bps * spp;
     let frames = frames_of(path, a.frames as usize, offsets, fragments)?;
-    let mut out = vec![0u8; a.frames as usize * ppf * spp * bps];
+    // the caller checked that this product fits in usize
+    let out_len = a.frames as usize * ppf * spp * bps;
+    // PackBits turns 2 bytes into at most 128: more than 64 times the data is a corrupt header
+    // (a 600-byte file must not make this allocate gigabytes)
+    let compressed: usize = fragments.iter().map(|f| f.len()).sum();
+    if out_len / RLE_MAX_RATIO > compressed {
+        return Err(bad(format!(
+            "{compressed} bytes of RLE data cannot hold {out_len} bytes of pixels ({} frame(s) of \
+             {}x{}x{spp} samples of {} bits): PackBits expands at most {RLE_MAX_RATIO} times",
+            a.frames, a.rows, a.columns, a.bits_allocated
+        )));
+    }
+    let mut out = vec![0u8; out_len];
     let mut segment = Vec::with_capacity(ppf);
     for (fi, parts) in frames.iter().enumerate() {
         let data: std::borrow::Cow<[u8]> = if parts.len() == 1 {

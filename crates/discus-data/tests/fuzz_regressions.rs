@@ -39,15 +39,25 @@ fn el(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
 /// Preamble, `DICM` and a file meta group (explicit VR little endian data set) with `extra` meta
 /// bytes appended inside the group.
 fn file_with_meta(extra: &[u8], dataset: &[u8]) -> Vec<u8> {
+    file_with_ts(b"1.2.840.10008.1.2.1\0", extra, dataset)
+}
+
+/// [`file_with_meta`] with the transfer syntax `ts` (even length).
+fn file_with_ts(ts: &[u8], extra: &[u8], dataset: &[u8]) -> Vec<u8> {
     let mut meta = Vec::new();
     meta.extend(el(0x0002, 0x0001, b"OB", &[0, 1]));
     meta.extend(el(0x0002, 0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.4\0"));
     meta.extend(el(0x0002, 0x0003, b"UI", b"1.2.3.4\0"));
-    meta.extend(el(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1\0"));
+    meta.extend(el(0x0002, 0x0010, b"UI", ts));
     meta.extend_from_slice(extra);
     let mut out = vec![0u8; 128];
     out.extend_from_slice(b"DICM");
-    out.extend(el(0x0002, 0x0000, b"UL", &(meta.len() as u32).to_le_bytes()));
+    out.extend(el(
+        0x0002,
+        0x0000,
+        b"UL",
+        &(meta.len() as u32).to_le_bytes(),
+    ));
     out.extend(meta);
     out.extend_from_slice(dataset);
     out
@@ -101,15 +111,23 @@ fn huge_length_inside_a_sequence_item_is_a_typed_error() {
     item.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
     item.extend_from_slice(&[1, 2, 3, 4]);
     let mut ds = el(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.4\0");
-    ds.extend([0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+    ds.extend([
+        0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
     ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
     ds.extend(item);
     let bytes = file_with_meta(&[], &ds);
     let path = Path::new("nested.dcm");
     let reason = parse_reason(read_header_full_bytes(&bytes, path));
-    assert!(reason.contains("(0042,0011) claims 4294967280 bytes"), "{reason}");
+    assert!(
+        reason.contains("(0042,0011) claims 4294967280 bytes"),
+        "{reason}"
+    );
     let reason = parse_reason(open_dicom_bytes(&bytes, path));
-    assert!(reason.contains("(0042,0011) claims 4294967280 bytes"), "{reason}");
+    assert!(
+        reason.contains("(0042,0011) claims 4294967280 bytes"),
+        "{reason}"
+    );
     // decoding checks top-level lengths first: the same file is truncated for it
     assert!(decode_pixels_bytes(&bytes, path).is_err());
 }
@@ -127,4 +145,77 @@ fn huge_file_meta_length_is_a_typed_error() {
         reason.contains("file meta element (0002,0102) claims 4294967040 bytes"),
         "{reason}"
     );
+}
+
+/// The image attributes of a data set: (0028,0002) to (0028,0103), with Number of Frames.
+fn image(
+    samples: u16,
+    photometric: &[u8],
+    frames: &[u8],
+    rows: u16,
+    cols: u16,
+    bits: u16,
+) -> Vec<u8> {
+    let mut ds = el(0x0008, 0x0016, b"UI", b"1.2.840.10008.5.1.4.1.1.4\0");
+    ds.extend(el(0x0028, 0x0002, b"US", &samples.to_le_bytes()));
+    ds.extend(el(0x0028, 0x0004, b"CS", photometric));
+    ds.extend(el(0x0028, 0x0008, b"IS", frames));
+    ds.extend(el(0x0028, 0x0010, b"US", &rows.to_le_bytes()));
+    ds.extend(el(0x0028, 0x0011, b"US", &cols.to_le_bytes()));
+    ds.extend(el(0x0028, 0x0100, b"US", &bits.to_le_bytes()));
+    ds.extend(el(0x0028, 0x0101, b"US", &bits.to_le_bytes()));
+    ds.extend(el(0x0028, 0x0102, b"US", &(bits - 1).to_le_bytes()));
+    ds.extend(el(0x0028, 0x0103, b"US", &0u16.to_le_bytes()));
+    ds
+}
+
+/// 4294967295 frames of 65535 x 65535 x 4 samples of 32 bits: frames x rows x columns x samples
+/// overflowed usize (a panic in debug builds, a wrong size in release). Now a typed error.
+#[test]
+fn frame_count_overflowing_usize_is_a_typed_error() {
+    let mut ds = image(4, b"CMYK", b"4294967295 ", 65535, 65535, 32);
+    ds.extend(el(0x7FE0, 0x0010, b"OB", &[0, 0, 0, 0]));
+    let bytes = file_with_meta(&[], &ds);
+    match decode_pixels_bytes(&bytes, Path::new("frames.dcm")) {
+        Err(DicomError::InvalidAttribute {
+            attribute, reason, ..
+        }) => {
+            assert_eq!(attribute, "NumberOfFrames");
+            assert!(
+                reason.contains("4294967295 frame(s) of 65535x65535x4"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected an invalid NumberOfFrames, got {other:?}"),
+    }
+}
+
+/// An RLE file of 318 bytes declaring 4096 x 4096 8-bit pixels: the output (16 MiB here, up to
+/// 64 GiB with other attributes) was allocated before the one 2-byte segment was decoded. PackBits
+/// expands at most 64 times, so the data cannot hold the image: refused before allocating.
+#[test]
+fn rle_image_larger_than_its_data_can_hold_is_refused() {
+    let mut ds = image(1, b"MONOCHROME2", b"1 ", 4096, 4096, 8);
+    ds.extend([
+        0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+    ]);
+    ds.extend([0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]); // empty Basic Offset Table
+    let mut frame = vec![0u8; 64]; // RLE header: 1 segment at offset 64
+    frame[0] = 1;
+    frame[4] = 64;
+    frame.extend([0x81, 0x00]); // PackBits: 128 zeros
+    ds.extend([0xFE, 0xFF, 0x00, 0xE0]);
+    ds.extend((frame.len() as u32).to_le_bytes());
+    ds.extend(frame);
+    ds.extend([0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+    let bytes = file_with_ts(b"1.2.840.10008.1.2.5\0", &[], &ds);
+    match decode_pixels_bytes(&bytes, Path::new("rle.dcm")) {
+        Err(DicomError::Decode { reason, .. }) => {
+            assert!(
+                reason.contains("66 bytes of RLE data cannot hold 16777216 bytes"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
 }
