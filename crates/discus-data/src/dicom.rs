@@ -475,8 +475,9 @@ fn check_lengths(path: &Path, bytes: &[u8], until: Option<Tag>) -> Result<(), Di
     let Ok(layout) = detect_layout(path, bytes) else {
         return Ok(());
     };
-    let (body, ts_uid) = match layout {
-        Layout::NoMeta(uid) => (bytes, uid.to_string()),
+    let (body, ts_uid, until) = match layout {
+        // read_with_layout reads a bare data set whole (no `until`): check all of it
+        Layout::NoMeta(uid) => (bytes, uid.to_string(), None),
         Layout::Preamble | Layout::MagicOnly => {
             let start = if matches!(layout, Layout::Preamble) {
                 128
@@ -492,7 +493,7 @@ fn check_lengths(path: &Path, bytes: &[u8], until: Option<Tag>) -> Result<(), Di
                 Ok(Ok(m)) => m,
                 _ => return Ok(()),
             };
-            (src, trim_value(meta.transfer_syntax()).to_string())
+            (src, trim_value(meta.transfer_syntax()).to_string(), until)
         }
     };
     match TransferSyntaxRegistry.get(&ts_uid) {

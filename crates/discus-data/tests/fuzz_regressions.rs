@@ -219,3 +219,37 @@ fn rle_image_larger_than_its_data_can_hold_is_refused() {
         other => panic!("expected a decode error, got {other:?}"),
     }
 }
+
+/// Fuzz target `header`, out-of-memory: 33 and 27-byte bare data sets (no meta group; group
+/// 0x00FE passes for a data set start) whose (FFFF,FFFF) and (FFFC,FFFE) elements claim
+/// 0xAF000000 = 2936012800 and 0x544C3000 = 1414279168 bytes. The length check stopped at Pixel
+/// Data for header reads, but a bare data set is read whole: it now checks all of it.
+#[test]
+fn bare_data_set_with_huge_length_after_pixel_data_tag_is_refused() {
+    let reproducers: [(&[u8], &str); 2] = [
+        (
+            &[
+                0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
+                0x00, 0xaf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x60, 0x00, 0x00,
+            ],
+            "claims 2936012800 bytes",
+        ),
+        (
+            &[
+                0xfe, 0x00, 0xfc, 0xff, 0x00, 0x00, 0x00, 0x00, 0xd8, 0xff, 0x59, 0xff, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30, 0x4c, 0x54, 0x00, 0x00, 0x2b,
+            ],
+            "claims 1414279168 bytes",
+        ),
+    ];
+    for (bytes, want) in reproducers {
+        let path = Path::new("bare.dcm");
+        let reason = parse_reason(read_header_full_bytes(bytes, path));
+        assert!(reason.contains(want), "{reason}");
+        // decoding's top-level walk meets the same length first: truncated
+        parse_reason(decode_pixels_bytes(bytes, path));
+        // the fast scanner stops before those elements (they come after (0028,1053))
+        assert_eq!(read_header_bytes(bytes, path).unwrap().rows, 0);
+    }
+}
