@@ -358,9 +358,15 @@ impl Deidentifier {
     ) -> Result<(Outcome, Vec<u8>), DeidError> {
         let outcome = self.deidentify(read_dicom(bytes, path)?)?;
         let mut buf = Vec::with_capacity(bytes.len() + 4096);
-        match catch_unwind(AssertUnwindSafe(|| outcome.object.write_all(&mut buf))) {
+        let write = || {
+            outcome
+                .object
+                .write_all(&mut buf)
+                .map_err(|e| DeidError::Write(e.to_string()))
+        };
+        match catch_unwind(AssertUnwindSafe(write)) {
             Ok(Ok(())) => Ok((outcome, buf)),
-            Ok(Err(e)) => Err(DeidError::Write(e.to_string())),
+            Ok(Err(e)) => Err(e),
             Err(p) => Err(DeidError::Write(panic_message(p))),
         }
     }
