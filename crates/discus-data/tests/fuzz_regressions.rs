@@ -220,13 +220,30 @@ fn rle_image_larger_than_its_data_can_hold_is_refused() {
     }
 }
 
-/// Fuzz target `header`, out-of-memory: 33 and 27-byte bare data sets (no meta group; group
-/// 0x00FE passes for a data set start) whose (FFFF,FFFF) and (FFFC,FFFE) elements claim
-/// 0xAF000000 = 2936012800 and 0x544C3000 = 1414279168 bytes. The length check stopped at Pixel
-/// Data for header reads, but a bare data set is read whole: it now checks all of it.
+/// Fuzz target `header`, out-of-memory and timeouts: 24 to 33-byte bare data sets (no meta
+/// group; group 0x00FE passes for a data set start) whose elements past (7FE0,0010) claim 0.7 to
+/// 2.9 GB. The length check stopped at Pixel Data for header reads, but a bare data set is read
+/// whole: it now checks all of it. (Lengths from the reproducer bytes; libFuzzer reported the same
+/// allocation sizes.)
 #[test]
 fn bare_data_set_with_huge_length_after_pixel_data_tag_is_refused() {
-    let reproducers: [(&[u8], &str); 2] = [
+    let reproducers: [(&[u8], &str); 4] = [
+        // these two were timeouts: zeroing 805306368 / 721420288 bytes (0x30000000, 0x2B000000),
+        // just under the fuzzer's allocation limit, took seconds
+        (
+            &[
+                0xfe, 0x00, 0xfc, 0xff, 0x00, 0x00, 0x00, 0x00, 0xd8, 0xff, 0x59, 0xff, 0x00, 0x00,
+                0x00, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2b,
+            ],
+            "claims 805306368 bytes",
+        ),
+        (
+            &[
+                0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd8, 0xff, 0x50, 0xff, 0x00, 0x00,
+                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2b,
+            ],
+            "claims 721420288 bytes",
+        ),
         (
             &[
                 0xfe, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
