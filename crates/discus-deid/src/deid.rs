@@ -10,6 +10,28 @@ use dicom_object::mem::InMemElement;
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use serde::Serialize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+/// Reads one input file in memory for de-identification (and for verification, which must read
+/// inputs exactly as they were de-identified): discus's one DICOM reader,
+/// [`discus_data::dicom::open_dicom_bytes`], which checks every length against the file before
+/// dicom-rs allocates and catches dicom-rs panics. `path` is only used in error messages.
+pub fn read_dicom(bytes: &[u8], path: &Path) -> Result<DefaultDicomObject, DeidError> {
+    discus_data::dicom::open_dicom_bytes(bytes, path).map_err(|e| DeidError::Read(e.to_string()))
+}
+
+/// The message of a caught panic (dicom-rs on corrupt data).
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    let what = if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown cause".into()
+    };
+    format!("the DICOM library failed: {what}")
+}
 
 /// discus's implementation class UID (a 2.25 UUID-derived UID fixed for this tool).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.226381622379361254399012389517614730021";
@@ -108,6 +130,12 @@ pub enum DeidError {
     /// The new file meta group could not be built; the message says why.
     #[error("cannot build the file meta group: {0}")]
     Meta(String),
+    /// The input bytes are not a DICOM file that can be read (the cause, without element values).
+    #[error("not a readable DICOM file: {0}")]
+    Read(String),
+    /// The de-identified object could not be encoded.
+    #[error("cannot write the de-identified object: {0}")]
+    Write(String),
 }
 
 /// The de-identifier: a key and a set of options, applied to one object at a time.
@@ -246,34 +274,45 @@ fn shift_value(vr: VR, v: &str, days: i64) -> Option<String> {
             }
         }
         VR::DT => {
-            if v.len() < 8 {
-                return None;
-            }
-            Some(format!("{}{}", shift_date(&v[..8], days)?, &v[8..]))
+            // `get` is `None` when the value is short or byte 8 is inside a non-ASCII character
+            let (date, rest) = (v.get(..8)?, v.get(8..)?);
+            Some(format!("{}{rest}", shift_date(date, days)?))
         }
         _ => Some(v.to_string()),
     }
+}
+
+/// Where the upper-case word `w` occurs in `v`, compared case-insensitively: the byte range of `v`
+/// it covers, widened to whole characters (upper-casing can change a character's length, so
+/// positions in an upper-cased copy are not positions in `v`).
+fn find_word(v: &str, w: &str) -> Option<std::ops::Range<usize>> {
+    if w.is_empty() {
+        return None;
+    }
+    // ASCII upper-casing keeps every byte where it was
+    if let Some(p) = v.to_ascii_uppercase().find(w) {
+        return Some(p..p + w.len());
+    }
+    let mut upper = String::with_capacity(v.len());
+    // for each byte of `upper`, the byte range of the character of `v` it came from
+    let mut origin = Vec::with_capacity(v.len());
+    for (i, c) in v.char_indices() {
+        for u in c.to_uppercase() {
+            upper.push(u);
+            origin.extend(std::iter::repeat_n(i..i + c.len_utf8(), u.len_utf8()));
+        }
+    }
+    let p = upper.find(w)?;
+    Some(origin[p].start..origin[p + w.len() - 1].end)
 }
 
 /// Removes every identifying word (case-insensitively) from a text; collapses the spaces left.
 fn clean_text(v: &str, words: &[String]) -> String {
     let mut s = v.to_string();
     for w in words {
-        loop {
-            let upper = s.to_uppercase();
-            // only exact byte positions are safe to cut: compare on an ASCII-upper-cased copy
-            let upper_ascii = s.to_ascii_uppercase();
-            let pos = upper_ascii.find(w.as_str()).or_else(|| {
-                if upper.len() == s.len() {
-                    upper.find(w.as_str())
-                } else {
-                    None
-                }
-            });
-            match pos {
-                Some(p) => s.replace_range(p..p + w.len(), " "),
-                None => break,
-            }
+        // each cut replaces at least two bytes with one space, so this ends
+        while let Some(r) = find_word(&s, w) {
+            s.replace_range(r, " ");
         }
     }
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -327,6 +366,30 @@ impl Deidentifier {
         match Table::get().row(tag) {
             Some(row) => resolve(row, &self.options, vr),
             None => Action::Keep,
+        }
+    }
+
+    /// De-identifies one whole DICOM file given as bytes, as `discus deid` does each input file:
+    /// reads it ([`read_dicom`]), de-identifies it and encodes the result. Returns the outcome and
+    /// the bytes of the output file. `path` is only used in error messages. Malformed input is an
+    /// error, never a panic or a huge allocation.
+    pub fn deidentify_bytes(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<(Outcome, Vec<u8>), DeidError> {
+        let outcome = self.deidentify(read_dicom(bytes, path)?)?;
+        let mut buf = Vec::with_capacity(bytes.len() + 4096);
+        let write = || {
+            outcome
+                .object
+                .write_all(&mut buf)
+                .map_err(|e| DeidError::Write(e.to_string()))
+        };
+        match catch_unwind(AssertUnwindSafe(write)) {
+            Ok(Ok(())) => Ok((outcome, buf)),
+            Ok(Err(e)) => Err(e),
+            Err(p) => Err(DeidError::Write(panic_message(p))),
         }
     }
 
@@ -485,7 +548,7 @@ impl Deidentifier {
                         push(part);
                     }
                 }
-                if e.vr() == VR::DA && v.len() == 8 {
+                if e.vr() == VR::DA && v.len() == 8 && v.is_ascii() {
                     push(&format!("{}-{}-{}", &v[..4], &v[4..6], &v[6..]));
                     push(&format!("{}.{}.{}", &v[..4], &v[4..6], &v[6..]));
                     push(&format!("{}/{}/{}", &v[4..6], &v[6..], &v[..4]));

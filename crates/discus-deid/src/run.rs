@@ -693,17 +693,15 @@ fn one_file(
     if path.file_name().is_some_and(|n| n == governance::CARD_FILE) {
         return FileResult::Resumed; // the input's card: carried into the output card, not copied
     }
-    let obj = match dicom_object::OpenFileOptions::new()
-        .read_preamble(dicom_object::file::ReadPreamble::Auto)
-        .open_file(path)
-    {
-        Ok(o) => o,
-        Err(e) => return fail(format!("not a readable DICOM file: {e}")),
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("cannot read: {e}")),
     };
-    let outcome = match deid.deidentify(obj) {
+    let (outcome, buf) = match deid.deidentify_bytes(&bytes, path) {
         Ok(o) => o,
         Err(e) => return fail(e.to_string()),
     };
+    drop(bytes);
     let part = |s: &str, fallback: &str| {
         if s.is_empty() || s.contains(['/', '\\']) || s.starts_with('.') {
             fallback.to_string()
@@ -747,10 +745,6 @@ fn one_file(
             input: path.to_path_buf(),
             output: out_rel,
         });
-    }
-    let mut buf = Vec::with_capacity(1 << 20);
-    if let Err(e) = outcome.object.write_all(&mut buf) {
-        return fail(format!("cannot write the de-identified object: {e}"));
     }
     if let Err(e) = atomic_write(&out_path, &buf) {
         return fail(format!("{}: {e}", out_path.display()));

@@ -238,7 +238,7 @@ fn spellings(v: &IdValue) -> Vec<(String, String)> {
     }
     let date = match v.vr {
         VR::DA if v.value.len() == 8 => Some(v.value.as_str()),
-        VR::DT if v.value.len() >= 8 => Some(&v.value[..8]),
+        VR::DT => v.value.get(..8),
         _ => None,
     };
     if let Some(d) = date.filter(|d| d.bytes().all(|b| b.is_ascii_digit())) {
@@ -555,9 +555,8 @@ pub fn verify(out_dir: &Path, in_dir: &Path) -> Result<VerifyReport, VerifyError
     let per_input: Vec<Option<Vec<IdValue>>> = inputs
         .par_iter()
         .map(|p| {
-            dicom_object::OpenFileOptions::new()
-                .read_preamble(dicom_object::file::ReadPreamble::Auto)
-                .open_file(p)
+            let bytes = std::fs::read(p).ok()?;
+            crate::deid::read_dicom(&bytes, p)
                 .ok()
                 .map(|o| identifying_values(&o, &options))
         })
@@ -602,7 +601,9 @@ pub fn verify(out_dir: &Path, in_dir: &Path) -> Result<VerifyReport, VerifyError
             };
             let mut unreadable = None;
             if looks_dicom || path.extension().is_some_and(|e| e == "dcm") {
-                if let Err(e) = dicom_object::OpenFileOptions::new().from_reader(&bytes[128..]) {
+                if let Err(e) = dicom_object::OpenFileOptions::new()
+                    .from_reader(bytes.get(128..).unwrap_or_default())
+                {
                     unreadable = Some((rel.clone(), e.to_string()));
                 } else if spans.is_none() {
                     unreadable =

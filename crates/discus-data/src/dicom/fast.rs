@@ -378,6 +378,18 @@ pub(super) fn scan_complete(path: &Path, bytes: &[u8]) -> Option<InstanceHeader>
     scan(path, bytes, true, false).ok()
 }
 
+/// The header of a whole file in memory; `None` to let dicom-object read it.
+pub(super) fn read_header_bytes(
+    path: &Path,
+    bytes: &[u8],
+) -> Option<Result<InstanceHeader, DicomError>> {
+    match scan(path, bytes, true, false) {
+        Ok(h) => Some(Ok(h)),
+        Err(Stop::More) => Some(Err(truncated(path))),
+        Err(Stop::GiveUp) => None,
+    }
+}
+
 /// The header of the file at `path`; `None` to let dicom-object read it.
 pub(super) fn read_header(path: &Path) -> Option<Result<InstanceHeader, DicomError>> {
     let mut file = std::fs::File::open(path).ok()?;

@@ -32,8 +32,24 @@ pub fn read_header_full(path: &Path) -> Result<InstanceHeader, DicomError> {
 
 /// [`read_header`] for a file already in memory; `path` is only used in error messages.
 pub fn read_header_bytes(bytes: &[u8], path: &Path) -> Result<InstanceHeader, DicomError> {
+    if let Some(h) = fast::read_header_bytes(path, bytes) {
+        return h;
+    }
+    read_header_full_bytes(bytes, path)
+}
+
+/// [`read_header_full`] for a file already in memory; `path` is only used in error messages.
+pub fn read_header_full_bytes(bytes: &[u8], path: &Path) -> Result<InstanceHeader, DicomError> {
     let obj = open_bytes(path, bytes, Some(tags::PIXEL_DATA))?;
     Ok(header_from_object(&obj))
+}
+
+/// Reads a whole DICOM file in memory the way discus reads every file: with or without the
+/// preamble or the file meta group, lengths checked against the file before anything is allocated,
+/// the lenient second try for non-conformant meta groups, and dicom-rs panics caught. `path` is
+/// only used in error messages. (De-identification reads its inputs with this.)
+pub fn open_dicom_bytes(bytes: &[u8], path: &Path) -> Result<DefaultDicomObject, DicomError> {
+    open_bytes(path, bytes, None)
 }
 
 /// The header of a whole file already in memory, after checking that the file is complete: every

@@ -57,7 +57,10 @@ mod open;
 mod pixels;
 mod rle;
 
-pub use header::{read_header, read_header_bytes, read_header_complete, read_header_full};
+pub use header::{
+    open_dicom_bytes, read_header, read_header_bytes, read_header_complete, read_header_full,
+    read_header_full_bytes,
+};
 pub use npy::{npy_bytes, write_npy};
 pub use pixels::{decode_pixels, decode_pixels_bytes};
 

@@ -3,6 +3,7 @@
 
 use super::{fast, header::trim_value, ts, DicomError};
 use dicom_core::Tag;
+use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::file::ReadPreamble;
 use dicom_object::meta::FileMetaTableBuilder;
@@ -106,21 +107,11 @@ pub(super) fn open_object(
     path: &Path,
     until: Option<Tag>,
 ) -> Result<DefaultDicomObject, DicomError> {
-    let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
+    let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
         path: path.to_owned(),
         source,
     })?;
-    // dicom-object buffers its reader itself.
-    match open_reader(path, file, until) {
-        Err(first @ DicomError::Parse { .. }) => {
-            let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-            open_lenient(path, &bytes).map_err(|_| first)
-        }
-        other => other,
-    }
+    open_bytes(path, &bytes, until)
 }
 
 /// [`open_object`] for bytes in memory.
@@ -129,7 +120,8 @@ pub(super) fn open_bytes(
     bytes: &[u8],
     until: Option<Tag>,
 ) -> Result<DefaultDicomObject, DicomError> {
-    match open_reader(path, bytes, until) {
+    let first = check_lengths(path, bytes, until).and_then(|()| open_reader(path, bytes, until));
+    match first {
         Err(first @ DicomError::Parse { .. }) => open_lenient(path, bytes).map_err(|_| first),
         other => other,
     }
@@ -226,6 +218,7 @@ pub(super) fn open_lenient(path: &Path, bytes: &[u8]) -> Result<DefaultDicomObje
         .get(reading_uid)
         .expect("the registry knows the native transfer syntaxes");
     let body = &bytes[off..];
+    check_dataset_lengths(path, body, reading_ts, None, bytes.len())?;
     let result = catch_unwind(AssertUnwindSafe(|| {
         InMemDicomObject::read_dataset_with_ts(body, reading_ts)
     }));
@@ -245,6 +238,165 @@ pub(super) fn open_lenient(path: &Path, bytes: &[u8]) -> Result<DefaultDicomObje
                 chain_message(&e)
             ))
         })
+}
+
+/// The most a deflated data set can expand: 1032 bytes out per byte in (RFC 1951's longest match
+/// for the fewest bits).
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+fn too_long(path: &Path, what: &str, tag: Tag, len: u32, have: u64) -> DicomError {
+    DicomError::Parse {
+        path: path.to_owned(),
+        reason: format!(
+            "{what} ({:04X},{:04X}) claims {len} bytes, more than the {have} the file can hold \
+             (a corrupt length, or an encoding that contradicts the transfer syntax)",
+            tag.0, tag.1
+        ),
+    }
+}
+
+/// Checks, before dicom-object reads `bytes`, that no length it will act on is longer than the
+/// file: dicom-object allocates and zeroes a value's whole declared length before reading it, so a
+/// 600-byte file could otherwise take gigabytes. The file meta group is walked with dicom-rs's own
+/// element header decoder, the data set with dicom-rs's own token reader (`DataSetReader`), so the
+/// lengths checked are exactly the ones dicom-object will use, at every depth (sequences, items,
+/// pixel data fragments, undefined-length UN). Stops at Pixel Data when `until` is given. Anything
+/// the readers fail on is left to dicom-object to report (it fails at the same place).
+fn check_lengths(path: &Path, bytes: &[u8], until: Option<Tag>) -> Result<(), DicomError> {
+    let Ok(layout) = detect_layout(path, bytes) else {
+        return Ok(());
+    };
+    let (body, ts_uid, until) = match layout {
+        // read_with_layout reads a bare data set whole (no `until`): check all of it
+        Layout::NoMeta(uid) => (bytes, uid.to_string(), None),
+        Layout::Preamble | Layout::MagicOnly => {
+            let start = if matches!(layout, Layout::Preamble) {
+                128
+            } else {
+                0
+            };
+            let meta_bytes = &bytes[start..];
+            check_meta_lengths(path, meta_bytes)?;
+            let mut src = meta_bytes;
+            let meta = match catch_unwind(AssertUnwindSafe(|| {
+                dicom_object::FileMetaTable::from_reader(&mut src)
+            })) {
+                Ok(Ok(m)) => m,
+                _ => return Ok(()),
+            };
+            (src, trim_value(meta.transfer_syntax()).to_string(), until)
+        }
+    };
+    match TransferSyntaxRegistry.get(&ts_uid) {
+        Some(ts) => check_dataset_lengths(path, body, ts, until, bytes.len()),
+        None => Ok(()),
+    }
+}
+
+/// The file meta group part of [`check_lengths`]; `meta` starts at `DICM`. Follows dicom-object's
+/// meta reader: the group length element, then elements until that many bytes are read.
+fn check_meta_lengths(path: &Path, meta: &[u8]) -> Result<(), DicomError> {
+    use dicom_core::header::{HasLength, Header};
+    use dicom_encoding::decode::Decode;
+    let decoder = dicom_encoding::decode::explicit_le::ExplicitVRLittleEndianDecoder::default();
+    let Some(mut r) = meta.get(4..) else {
+        return Ok(());
+    };
+    let Ok((group, _)) = decoder.decode_header(&mut r) else {
+        return Ok(());
+    };
+    if group.tag() != Tag(0x0002, 0x0000) || group.length().get() != Some(4) || r.len() < 4 {
+        return Ok(());
+    }
+    let group_length = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as u64;
+    r = &r[4..];
+    let mut read = 0u64;
+    while read < group_length {
+        let Ok((h, header_len)) = decoder.decode_header(&mut r) else {
+            return Ok(());
+        };
+        let Some(len) = h.length().get() else {
+            return Ok(());
+        };
+        if len as usize > r.len() {
+            return Err(too_long(
+                path,
+                "file meta element",
+                h.tag(),
+                len,
+                meta.len() as u64,
+            ));
+        }
+        r = &r[len as usize..];
+        read += header_len as u64 + len as u64;
+    }
+    Ok(())
+}
+
+/// The data set part of [`check_lengths`]: `body` is the data set, encoded as `ts` says; `total`
+/// is the file size.
+fn check_dataset_lengths(
+    path: &Path,
+    body: &[u8],
+    ts: &dicom_encoding::TransferSyntax,
+    until: Option<Tag>,
+    total: usize,
+) -> Result<(), DicomError> {
+    use dicom_encoding::transfer_syntax::Codec;
+    use dicom_parser::dataset::{read::DataSetReader, DataToken};
+    let (source, limit): (Box<dyn Read + '_>, u64) = match ts.codec() {
+        Codec::Dataset(Some(adapter)) => (
+            adapter.adapt_reader(Box::new(body)),
+            (total as u64).saturating_mul(DEFLATE_MAX_RATIO),
+        ),
+        Codec::Dataset(None) => return Ok(()),
+        _ => (Box::new(body), total as u64),
+    };
+    let walk = catch_unwind(AssertUnwindSafe(|| -> Option<(Tag, u32)> {
+        let reader = DataSetReader::new_with_ts(source, ts).ok()?;
+        let mut depth = 0usize;
+        for token in reader {
+            match token.ok()? {
+                DataToken::ElementHeader(h) => {
+                    if depth == 0 && until.is_some_and(|u| h.tag >= u) {
+                        return None;
+                    }
+                    if let Some(len) = h.len.get() {
+                        if len as u64 > limit {
+                            return Some((h.tag, len));
+                        }
+                    }
+                }
+                DataToken::SequenceStart { tag, .. } => {
+                    if depth == 0 && until.is_some_and(|u| tag >= u) {
+                        return None;
+                    }
+                    depth += 1;
+                }
+                DataToken::PixelSequenceStart => {
+                    if depth == 0 && until.is_some_and(|u| tags::PIXEL_DATA >= u) {
+                        return None;
+                    }
+                    depth += 1;
+                }
+                DataToken::SequenceEnd => depth = depth.saturating_sub(1),
+                DataToken::ItemStart { len } => {
+                    if let Some(len) = len.get() {
+                        if len as u64 > limit {
+                            return Some((Tag(0xFFFE, 0xE000), len));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }));
+    match walk {
+        Ok(Some((tag, len))) => Err(too_long(path, "element", tag, len, limit)),
+        // Walked cleanly, or stopped where dicom-object will stop (or fail, or panic) too.
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn open_reader<R: Read>(

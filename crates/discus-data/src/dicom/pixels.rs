@@ -143,7 +143,19 @@ pub(super) fn decode_object(
     let transfer_syntax = trim_value(obj.meta().transfer_syntax()).to_string();
     let bytes_per_sample = (a.bits_allocated as usize).div_ceil(8);
     let pixels_per_frame = a.rows as usize * a.columns as usize;
-    let samples_total = a.frames as usize * pixels_per_frame * a.samples as usize;
+    // frames x rows x columns x samples x bytes must be addressable (NumberOfFrames can say 2^32)
+    let samples_total = (a.frames as usize)
+        .checked_mul(pixels_per_frame)
+        .and_then(|n| n.checked_mul(a.samples as usize))
+        .filter(|n| n.checked_mul(bytes_per_sample).is_some())
+        .ok_or_else(|| DicomError::InvalidAttribute {
+            path: path.to_owned(),
+            attribute: "NumberOfFrames",
+            reason: format!(
+                "{} frame(s) of {}x{}x{} samples of {} bits is more than memory can address",
+                a.frames, a.rows, a.columns, a.samples, a.bits_allocated
+            ),
+        })?;
     let mut photometric = a.photometric.clone();
 
     let le_bytes: Vec<u8> = match element.value() {

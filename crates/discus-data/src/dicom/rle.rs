@@ -4,6 +4,9 @@ use super::pixels::{frames_of, ImageAttrs};
 use super::{ts, DicomError};
 use std::path::Path;
 
+/// The most PackBits expands: a 2-byte run of -127 gives 128 bytes.
+const RLE_MAX_RATIO: usize = 64;
+
 /// Decodes RLE Lossless pixel data to little-endian interleaved samples.
 pub(super) fn rle_decode(
     path: &Path,
@@ -21,7 +24,19 @@ pub(super) fn rle_decode(
     let ppf = a.rows as usize * a.columns as usize;
     let nseg = bps * spp;
     let frames = frames_of(path, a.frames as usize, offsets, fragments)?;
-    let mut out = vec![0u8; a.frames as usize * ppf * spp * bps];
+    // the caller checked that this product fits in usize
+    let out_len = a.frames as usize * ppf * spp * bps;
+    // PackBits turns 2 bytes into at most 128: more than 64 times the data is a corrupt header
+    // (a 600-byte file must not make this allocate gigabytes)
+    let compressed: usize = fragments.iter().map(|f| f.len()).sum();
+    if out_len / RLE_MAX_RATIO > compressed {
+        return Err(bad(format!(
+            "{compressed} bytes of RLE data cannot hold {out_len} bytes of pixels ({} frame(s) of \
+             {}x{}x{spp} samples of {} bits): PackBits expands at most {RLE_MAX_RATIO} times",
+            a.frames, a.rows, a.columns, a.bits_allocated
+        )));
+    }
+    let mut out = vec![0u8; out_len];
     let mut segment = Vec::with_capacity(ppf);
     for (fi, parts) in frames.iter().enumerate() {
         let data: std::borrow::Cow<[u8]> = if parts.len() == 1 {
