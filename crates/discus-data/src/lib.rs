@@ -7,6 +7,7 @@ pub mod dicom;
 pub mod geometry;
 pub mod header;
 pub mod index;
+pub mod standardise;
 pub mod validate;
 
 pub use header::InstanceHeader;
