@@ -86,7 +86,7 @@ impl IntensityWindow {
         lo_pct: f64,
         hi_pct: f64,
     ) -> Result<IntensityWindow, StandardiseError> {
-        if !(lo_pct < hi_pct) {
+        if lo_pct.partial_cmp(&hi_pct) != Some(std::cmp::Ordering::Less) {
             return Err(StandardiseError::BadParameters(format!(
                 "percentiles {lo_pct} and {hi_pct}: the low one must be below the high one"
             )));

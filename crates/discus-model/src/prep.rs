@@ -254,6 +254,10 @@ pub struct CropExample {
     pub grade: usize,
 }
 
+/// A localiser input (`slices * grid * grid` values) and its five canal targets `(row, column)`
+/// in level order.
+pub type LocaliserTarget = (Vec<f32>, [(f64, f64); 5]);
+
 /// The training material of one study.
 #[derive(Debug, Clone)]
 pub struct StudySample {
@@ -261,7 +265,7 @@ pub struct StudySample {
     pub study: StudyId,
     /// Localiser input and the five canal targets `(row, column)` in level order, when the study has
     /// a sagittal T2/STIR series and all five canal points on it.
-    pub localiser: Option<(Vec<f32>, [(f64, f64); 5])>,
+    pub localiser: Option<LocaliserTarget>,
     /// Grader examples by group.
     pub crops: BTreeMap<ConditionGroup, Vec<CropExample>>,
     /// Label points in patient mm by (condition, level).
@@ -287,13 +291,15 @@ pub fn study_sample(
         points_mm: BTreeMap::new(),
     };
     for p in &points {
-        if !loaded.contains_key(&p.series.0) {
-            let Some(sref) = ds.find_series(study, p.series)? else {
-                continue;
-            };
-            loaded.insert(p.series.0, Loaded::new(ds, &sref)?);
-        }
-        let l = loaded.get_mut(&p.series.0).expect("inserted");
+        let l = match loaded.entry(p.series.0) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let Some(sref) = ds.find_series(study, p.series)? else {
+                    continue;
+                };
+                e.insert(Loaded::new(ds, &sref)?)
+            }
+        };
         let Some((si, k)) = l.find_instance(p.instance as i64) else {
             continue;
         };
@@ -329,10 +335,10 @@ pub fn study_sample(
             })
             .collect();
         if canal.len() == 5 {
-            if !loaded.contains_key(&t2.series.0) {
-                loaded.insert(t2.series.0, Loaded::new(ds, t2)?);
-            }
-            let l = loaded.get_mut(&t2.series.0).expect("inserted");
+            let l = match loaded.entry(t2.series.0) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(Loaded::new(ds, t2)?),
+            };
             let main = l.main_stack();
             let v = l.volume(ds, main, pre)?;
             let view = LocaliserView::new(v, pre, study)?;

@@ -175,7 +175,7 @@ pub(crate) fn batch_loss(
     // Localiser: spatial softmax cross-entropy against normalised Gaussians.
     let g = pre.localiser_grid;
     let s = pre.localiser_slices;
-    let loc: Vec<&(Vec<f32>, [(f64, f64); 5])> =
+    let loc: Vec<&crate::prep::LocaliserTarget> =
         batch.iter().filter_map(|b| b.localiser.as_ref()).collect();
     let mut loc_loss = 0.0;
     if !loc.is_empty() {
@@ -299,7 +299,7 @@ fn canal_error_mm(
 
 /// Median offsets from the canal point to every other point, and the add-one smoothed prior.
 fn offsets_and_prior(
-    samples: &[StudySample],
+    samples: &[&StudySample],
     labels: &BTreeMap<StudyId, discus_core::formats::StudyLabels>,
 ) -> (BTreeMap<String, [f64; 3]>, BTreeMap<String, [f64; 3]>) {
     let mut offsets = BTreeMap::new();
@@ -311,8 +311,8 @@ fn offsets_and_prior(
                     s.points_mm.get(&(c, l)),
                     s.points_mm.get(&(Condition::SpinalCanalStenosis, l)),
                 ) {
-                    for i in 0..3 {
-                        d[i].push(p[i] - q[i]);
+                    for (i, di) in d.iter_mut().enumerate() {
+                        di.push(p[i] - q[i]);
                     }
                 }
             }
@@ -434,9 +434,7 @@ pub fn train(
             skipped.len()
         )));
     }
-    let train_owned: Vec<StudySample> = train_set.iter().map(|s| (*s).clone()).collect();
-    let (offsets_mm, prior) = offsets_and_prior(&train_owned, &all_labels);
-    drop(train_owned);
+    let (offsets_mm, prior) = offsets_and_prior(&train_set, &all_labels);
 
     // Start: a checkpoint of the same request, the initial model, or a seeded initialisation.
     let ckpt = request.out.join(CHECKPOINT_DIR);
