@@ -11,6 +11,7 @@ mod demo;
 mod dicom_cmd;
 mod eval;
 mod ingest_cmd;
+mod model_cmd;
 mod reads_cmd;
 mod synth_cmd;
 mod validate_cmd;
@@ -39,6 +40,10 @@ enum Command {
     Baseline(eval::BaselineArgs),
     /// Evaluation report: bootstrap interval, per-condition/level/site breakdowns, calibration (JSON + HTML).
     Evaluate(eval::EvaluateArgs),
+    /// Train a localise-then-grade model (burn, CPU by default) on a labelled dataset.
+    Train(model_cmd::TrainArgs),
+    /// Predict all 25 findings per study with a trained model: submission CSV and findings.json.
+    Predict(model_cmd::PredictArgs),
     /// Study-level K-fold split stratified by site and severe disease.
     Split(eval::SplitArgs),
     // Its help (short and long) is the doc comment of CompareArgs.
@@ -78,6 +83,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evaluate(a) => eval::run_evaluate(a),
         Command::Split(a) => eval::run_split(a),
         Command::Compare(a) => compare_cmd::run(a),
+        Command::Train(a) => model_cmd::run_train(a),
+        Command::Predict(a) => model_cmd::run_predict(a),
         Command::Synth(a) => synth_cmd::run_synth(a),
         Command::Render(a) => synth_cmd::run_render(a),
         Command::Dicom(a) => dicom_cmd::run(a),

@@ -8,6 +8,7 @@ pub mod geometry;
 pub mod header;
 pub mod index;
 pub mod ingest;
+pub mod standardise;
 pub mod validate;
 pub mod validate_report;
 

@@ -1,0 +1,210 @@
+//! `discus train` and `discus predict`: thin wrappers over `discus_model`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use discus_core::formats::{write_submission, LineEnding};
+use discus_core::governance::{check_sources, Use};
+use discus_core::layout::Split;
+use discus_core::StudyId;
+use discus_model::predict::predict_study;
+use discus_model::{train, Model, TrainProgress, TrainRequest};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Train a localise-then-grade model on a labelled dataset and write the model folder
+/// (weights.safetensors + model.toml). Checkpoints each epoch under <out>/checkpoint/; running the
+/// same command again resumes after the last finished epoch.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training dataset (LumbarDISC layout with train.csv and train_label_coordinates.csv).
+    #[arg(long, required = true)]
+    pub dataset: Vec<PathBuf>,
+    /// Split studies into this many folds by study id and hold fold 0 out (metrics per epoch); 0 or
+    /// 1 trains on every study.
+    #[arg(long, default_value_t = 0)]
+    pub folds: usize,
+    /// Seed of initialisation and shuffling (same seed, same model).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Studies per optimiser step.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Fine-tune from this model folder (its architecture and preprocessing; nothing frozen).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// The model folder to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Predict all 25 findings of every study of a dataset (or of one study folder): a submission CSV
+/// in the LumbarDISC shape and findings.json per study (probabilities, grade, point, series used,
+/// fallbacks).
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A dataset folder, or one study folder (<dataset>/train_images/<study_id>).
+    pub input: PathBuf,
+    /// Output folder: submission.csv and <study_id>/findings.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The intended use; refused (nothing written) when the licence of the model's training data
+    /// or of the input dataset does not permit it.
+    #[arg(long = "use", value_name = "USE", default_value = "research")]
+    pub use_: Use,
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({eta})")
+            .expect("a valid template"),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
+    let mut req = TrainRequest::new(a.dataset.clone(), a.out.clone());
+    req.folds = a.folds;
+    req.seed = a.seed;
+    req.epochs = a.epochs;
+    req.learning_rate = a.lr;
+    req.batch_studies = a.batch;
+    req.init = a.init.clone();
+    let pb = bar(0, "preparing");
+    let r = train(&req, &|p| match p {
+        TrainProgress::Preparing { done, total } => {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        }
+        TrainProgress::Resumed { epochs_done } => {
+            pb.println(format!("resuming after epoch {epochs_done}"));
+        }
+        TrainProgress::Step { epoch, step, steps } => {
+            if step == 1 {
+                pb.set_message(format!("epoch {epoch}"));
+                pb.set_length(steps as u64);
+            }
+            pb.set_position(step as u64);
+        }
+        TrainProgress::Epoch(m) => {
+            let held = match (m.held_out_grader_loss, m.held_out_canal_error_mm) {
+                (Some(l), Some(e)) => format!(", held out: grader {l:.4}, canal error {e:.1} mm"),
+                (Some(l), None) => format!(", held out: grader {l:.4}"),
+                _ => String::new(),
+            };
+            pb.println(format!(
+                "epoch {}: localiser {:.4}, grader {:.4}{held}",
+                m.epoch, m.localiser_loss, m.grader_loss
+            ));
+        }
+    })
+    .with_context(|| format!("training {}", a.out.display()))?;
+    pb.finish_and_clear();
+    for (study, why) in &r.skipped {
+        eprintln!("warning: study {study} skipped: {why}");
+    }
+    println!(
+        "trained on {} studies ({} held out) in {:.1} s, {:.1} images/s; model written to {}",
+        r.card.training.train_studies,
+        r.card.training.held_out_studies,
+        r.card.training.seconds,
+        r.images_per_second,
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The dataset root and, for a study folder, the study.
+fn input_of(p: &Path) -> Result<(PathBuf, Option<StudyId>)> {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let parent = p
+        .parent()
+        .and_then(|q| q.file_name())
+        .and_then(|n| n.to_str());
+    if let (Ok(id), Some(split)) = (name.parse::<u64>(), parent) {
+        if Split::from_folder(split).is_some() {
+            let root = p
+                .parent()
+                .and_then(|q| q.parent())
+                .unwrap_or(Path::new("."));
+            return Ok((root.to_path_buf(), Some(StudyId(id))));
+        }
+    }
+    Ok((p.to_path_buf(), None))
+}
+
+pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
+    let model = Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
+    if let Err(e) = model.card.provenance.check_use(a.use_) {
+        bail!(
+            "refusing to predict for {} use with model {}: it was trained on data whose licence does not permit it: {}",
+            a.use_.as_str(),
+            a.model.display(),
+            e.reason
+        );
+    }
+    let (root, one) = input_of(&a.input)?;
+    check_sources(
+        &format!("discus {} predict", env!("CARGO_PKG_VERSION")),
+        &[root.as_path()],
+        a.use_,
+        false,
+    )?;
+    let ds = crate::eval::open_dataset(&root)?;
+    let studies: Vec<StudyId> = match one {
+        Some(s) => vec![s],
+        None => ds.studies()?.iter().map(|s| s.study).collect(),
+    };
+    if studies.is_empty() {
+        bail!("{}: no study to predict", root.display());
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let pb = bar(studies.len() as u64, "predicting");
+    let mut rows = Vec::new();
+    let mut failed = 0usize;
+    let t0 = std::time::Instant::now();
+    for study in &studies {
+        match predict_study(&model, &ds, *study) {
+            Ok(p) => {
+                rows.extend(p.submission_rows());
+                let path = a.out.join(study.to_string()).join("findings.json");
+                let json = serde_json::to_vec_pretty(&p)?;
+                discus_core::fsio::atomic_write(&path, &json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Err(e) => {
+                failed += 1;
+                pb.println(format!("error: study {study}: {e}"));
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let secs = t0.elapsed().as_secs_f64();
+    let sub = a.out.join("submission.csv");
+    write_submission(&sub, &rows, LineEnding::Lf)?;
+    println!(
+        "predicted {} of {} studies in {:.2} s ({:.3} s per study); wrote {} and findings.json per study",
+        studies.len() - failed,
+        studies.len(),
+        secs,
+        secs / studies.len() as f64,
+        sub.display()
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

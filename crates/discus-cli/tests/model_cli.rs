@@ -1,0 +1,123 @@
+//! `discus train` and `discus predict` through the binary: a model trained on data licensed for
+//! research only refuses `--use commercial` with the reason (writing nothing), and predicts for
+//! research: a submission with 25 rows per study and findings.json per study.
+
+use discus_core::formats::read_submission;
+use discus_core::governance::{DatasetCard, Use, CARD_FILE};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_discus"))
+        .args(args)
+        .output()
+        .expect("run discus")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "discus {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn train_then_predict_with_the_licence_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    ok(&[
+        "synth",
+        "--out",
+        s(&ds),
+        "--studies",
+        "2",
+        "--sites",
+        "1",
+        "--seed",
+        "8",
+        "--matrix-scale",
+        "0.25",
+        "--readers",
+        "1",
+    ]);
+    // The data's card now says research and education only.
+    let mut card = DatasetCard::read(&ds.join(CARD_FILE)).unwrap();
+    card.licence.name = "research-only test terms".into();
+    card.licence.permitted_uses = vec![Use::Research, Use::Education];
+    card.write(&ds.join(CARD_FILE)).unwrap();
+
+    let model = tmp.path().join("model");
+    let out = ok(&[
+        "train",
+        "--dataset",
+        s(&ds),
+        "--epochs",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        s(&model),
+    ]);
+    assert!(out.contains("trained on 2 studies"), "{out}");
+    let toml = std::fs::read_to_string(model.join("model.toml")).unwrap();
+    assert!(toml.contains("research-only test terms"), "{toml}");
+
+    let pred = tmp.path().join("pred");
+    let o = run(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&ds),
+        "--out",
+        s(&pred),
+        "--use",
+        "commercial",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not permit commercial"), "{err}");
+    assert!(err.contains("research-only test terms"), "{err}");
+    assert!(
+        !pred.exists(),
+        "a refused prediction wrote {}",
+        pred.display()
+    );
+
+    let out = ok(&["predict", "--model", s(&model), s(&ds), "--out", s(&pred)]);
+    assert!(out.contains("predicted 2 of 2 studies"), "{out}");
+    let rows = read_submission(&pred.join("submission.csv"))
+        .unwrap()
+        .strict()
+        .unwrap();
+    assert_eq!(rows.len(), 50);
+    let studies: Vec<_> = std::fs::read_dir(ds.join("train_images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    for st in &studies {
+        let f: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(pred.join(st).join("findings.json")).unwrap())
+                .unwrap();
+        assert_eq!(f["findings"].as_array().unwrap().len(), 25);
+    }
+    // One study folder.
+    let one = tmp.path().join("one");
+    let study_dir = ds.join("train_images").join(&studies[0]);
+    let out = ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&study_dir),
+        "--out",
+        s(&one),
+    ]);
+    assert!(out.contains("predicted 1 of 1 studies"), "{out}");
+}

@@ -1,0 +1,334 @@
+//! # discus-model
+//!
+//! The diagnostic-assist model, localise then grade, on burn (one model code for every backend; the
+//! device picks the backend: pure-Rust CPU `flex` by default, `wgpu` behind the `wgpu` feature).
+//!
+//! - **Localise** ([`net::Localiser`]): the middle sagittal T2/STIR slices, resampled to a fixed mm
+//!   grid ([`prep::Preprocessing`]), give five heat maps; decoded peaks are sorted head to foot and
+//!   named L1/L2 .. L5/S1 ([`heatmap`]). The foraminal (sagittal T1) and subarticular (axial T2)
+//!   points are, in this first slice, a **documented fallback**: the canal point plus the median
+//!   offset in patient mm learned from the training points of that condition and level
+//!   ([`ModelCard::offsets_mm`]), projected onto the series (the axial stack and slice by
+//!   projection). Findings say so ([`PointSource::CanalOffset`]).
+//! - **Grade** ([`net::Grader`], one per condition group): 2.5D crops around each point; the right
+//!   subarticular crops are mirrored so both sides share weights. Loss: weighted cross-entropy with
+//!   weights 1/2/4 (Normal/Mild, Moderate, Severe) plus the competition's any-severe term on the
+//!   spinal levels of each study.
+//! - **Train** ([`train::train`]): deterministic under a seed, a checkpoint each epoch, resumable.
+//! - **Predict** ([`predict::predict_study`]): all 25 rows of a study, the point of each finding and
+//!   the series it came from; a missing series falls back to what is left, and the finding says so.
+//!
+//! A model is a folder ([`Model::save`], [`Model::load`]): `weights.safetensors` and `model.toml`
+//! ([`ModelCard`]: architecture, preprocessing, offsets, prior, the training data's dataset cards
+//! and licence, metrics, time, hardware, discus version).
+
+#![deny(missing_docs)]
+
+pub mod heatmap;
+pub mod net;
+pub mod predict;
+pub mod prep;
+pub mod train;
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use discus_core::governance::Provenance;
+use discus_core::{LabelColumn, StudyId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use predict::{Finding, FindingPoint, PointSource, StudyPrediction};
+pub use train::{train, TrainProgress, TrainRequest, TrainResult};
+
+/// The `format` value of every `model.toml` this crate writes.
+pub const FORMAT: &str = "discus-model";
+/// The version of the model folder layout and weights naming this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// The model card file in a model folder.
+pub const CARD_FILE: &str = "model.toml";
+/// The weights file in a model folder.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// Why a model could not be trained, saved, loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Dataset(#[from] discus_data::dataset::DatasetError),
+    /// A study's images do not give the inputs a network needs.
+    #[error("study {study}: {what}")]
+    Input {
+        /// The study.
+        study: StudyId,
+        /// What is wrong.
+        what: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A model folder is not one this discus can read.
+    #[error("{}: {what}", path.display())]
+    BadModel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A training request cannot be carried out.
+    #[error("training: {0}")]
+    Request(String),
+    /// A dataset card could not be read.
+    #[error(transparent)]
+    Card(#[from] discus_core::governance::CardError),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Mean localiser loss (spatial cross-entropy) over the training studies.
+    pub localiser_loss: f64,
+    /// Mean grader loss (weighted cross-entropy + any-severe) over the training studies.
+    pub grader_loss: f64,
+    /// Grader loss on the held-out fold, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_grader_loss: Option<f64>,
+    /// Median canal-point localisation error on the held-out fold, mm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_canal_error_mm: Option<f64>,
+}
+
+/// How a model was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Learning rate (Adam).
+    pub learning_rate: f64,
+    /// Studies per step.
+    pub batch_studies: usize,
+    /// Studies trained on.
+    pub train_studies: usize,
+    /// Studies held out (fold 0 of `folds`), 0 when `folds` < 2.
+    pub held_out_studies: usize,
+    /// Number of folds the studies were split into (by study id); fold 0 is held out.
+    pub folds: usize,
+    /// Training time, seconds (wall clock; summed over resumed runs).
+    pub seconds: f64,
+    /// When training finished (seconds since the Unix epoch).
+    pub finished_unix: u64,
+    /// Hardware: CPU architecture, logical cores, OS, burn backend.
+    pub hardware: String,
+    /// The model this one was fine-tuned from (`--init`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+}
+
+/// `model.toml`: everything needed to rebuild, run and judge a model, besides its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// discus version that wrote it.
+    pub discus_version: String,
+    /// Network sizes.
+    pub architecture: net::Architecture,
+    /// Preprocessing parameters.
+    pub preprocessing: prep::Preprocessing,
+    /// Median offset (patient mm) from the canal point to each foraminal and subarticular point,
+    /// keyed `<condition>_<level>` (the train.csv column name), learned from the training points.
+    pub offsets_mm: BTreeMap<String, [f64; 3]>,
+    /// Training label frequencies per row (add-one smoothed), keyed by column name: the fallback
+    /// probabilities of a finding whose series is missing.
+    pub prior: BTreeMap<String, [f64; 3]>,
+    /// How it was trained.
+    pub training: TrainingInfo,
+    /// Metrics per epoch.
+    pub metrics: Vec<EpochMetrics>,
+    /// The training data's dataset cards and licence (and, for a fine-tuned model, the provenance
+    /// of the model it started from as an input).
+    pub provenance: Provenance,
+}
+
+impl ModelCard {
+    /// The prior of a row.
+    pub fn prior_of(&self, column: LabelColumn) -> [f64; 3] {
+        self.prior
+            .get(&column.name())
+            .copied()
+            .unwrap_or([1.0 / 3.0; 3])
+    }
+
+    /// Reads and checks a `model.toml`.
+    pub fn read(path: &Path) -> Result<ModelCard, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+        let bad = |what: String| ModelError::BadModel {
+            path: path.to_path_buf(),
+            what,
+        };
+        // Check the format and version before the rest, so a foreign file says what it is.
+        let head: toml::Table = text
+            .parse()
+            .map_err(|e| bad(format!("not a TOML model card: {e}")))?;
+        match head.get("format").and_then(|v| v.as_str()) {
+            Some(FORMAT) => {}
+            other => {
+                return Err(bad(format!(
+                    "format {other:?}, expected {FORMAT:?}: not a discus model"
+                )))
+            }
+        }
+        match head.get("format_version").and_then(|v| v.as_integer()) {
+            Some(v) if v == FORMAT_VERSION as i64 => {}
+            other => {
+                return Err(bad(format!(
+                    "model format version {other:?}; this discus {} reads version {FORMAT_VERSION} only (retrain, or use the discus that wrote it: {:?})",
+                    env!("CARGO_PKG_VERSION"),
+                    head.get("discus_version").and_then(|v| v.as_str()).unwrap_or("unknown")
+                )))
+            }
+        }
+        toml::from_str(&text).map_err(|e| bad(format!("bad model card: {e}")))
+    }
+}
+
+/// A loaded model: its card and networks on a device.
+pub struct Model {
+    /// The card.
+    pub card: ModelCard,
+    /// The networks (inference mode on a plain device).
+    pub net: net::Net,
+    /// The device they run on.
+    pub device: Device,
+}
+
+/// The default device: flex (pure-Rust CPU); with the `wgpu` feature, `DISCUS_DEVICE=wgpu` picks
+/// the wgpu backend.
+pub fn default_device() -> Device {
+    #[cfg(feature = "wgpu")]
+    if std::env::var("DISCUS_DEVICE").is_ok_and(|v| v == "wgpu") {
+        return Device::wgpu(Default::default());
+    }
+    Device::flex()
+}
+
+/// The backend's name, for model cards and reports.
+pub fn backend_name(device: &Device) -> String {
+    let s = format!("{device:?}");
+    s.split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Serialises a network to safetensors bytes.
+pub(crate) fn weights_bytes(net: &net::Net) -> Result<Vec<u8>, ModelError> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .metadata("discus_format", FORMAT)
+        .metadata("discus_format_version", FORMAT_VERSION.to_string());
+    net.save_into(&mut store)
+        .map_err(|e| ModelError::Request(format!("serialising weights: {e}")))?;
+    store
+        .get_bytes()
+        .map_err(|e| ModelError::Request(format!("serialising weights: {e}")))
+}
+
+/// Loads safetensors weights (from `path`, for errors) into a fresh network of `architecture`.
+pub(crate) fn load_weights(
+    path: &Path,
+    architecture: &net::Architecture,
+    device: &Device,
+) -> Result<net::Net, ModelError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bad = |what: String| ModelError::BadModel {
+        path: path.to_path_buf(),
+        what,
+    };
+    // safetensors: an 8-byte little-endian header length, then a JSON header.
+    if bytes.len() < 8 {
+        return Err(bad(format!(
+            "{} bytes: too short for a safetensors file (truncated?)",
+            bytes.len()
+        )));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    if n > bytes.len() - 8 || serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n]).is_err()
+    {
+        return Err(bad(
+            "not a readable safetensors file (corrupted or truncated)".into(),
+        ));
+    }
+    let mut net = net::Net::new(architecture, device);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let r = net
+        .load_from(&mut store)
+        .map_err(|e| bad(format!("weights do not load: {e}")))?;
+    if !r.errors.is_empty() || !r.missing.is_empty() {
+        let mut what: Vec<String> = r.errors.iter().take(3).map(|e| format!("{e:?}")).collect();
+        what.extend(
+            r.missing
+                .iter()
+                .take(3)
+                .map(|(m, _)| format!("missing {m}")),
+        );
+        return Err(bad(format!(
+            "weights do not fit the architecture in {CARD_FILE}: {}",
+            what.join("; ")
+        )));
+    }
+    Ok(net)
+}
+
+impl Model {
+    /// Loads a model folder on `device`: checks `model.toml`'s format and version, then the weights
+    /// against the architecture it names.
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Model, ModelError> {
+        let card = ModelCard::read(&dir.join(CARD_FILE))?;
+        let net = load_weights(&dir.join(WEIGHTS_FILE), &card.architecture, device)?;
+        Ok(Model {
+            card,
+            net: net.valid(),
+            device: device.clone(),
+        })
+    }
+
+    /// Loads a model folder on the [`default_device`].
+    pub fn load(dir: &Path) -> Result<Model, ModelError> {
+        Model::load_on(dir, &default_device())
+    }
+
+    /// Writes the model folder (each file to a temporary name, then renamed into place).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        save_folder(dir, &self.card, &self.net)
+    }
+}
+
+pub(crate) fn save_folder(dir: &Path, card: &ModelCard, net: &net::Net) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let w = dir.join(WEIGHTS_FILE);
+    discus_core::fsio::atomic_write(&w, &weights_bytes(net)?).map_err(io_err(&w))?;
+    let c = dir.join(CARD_FILE);
+    let text = toml::to_string(card)
+        .map_err(|e| ModelError::Request(format!("serialising {CARD_FILE}: {e}")))?;
+    discus_core::fsio::atomic_write(&c, text.as_bytes()).map_err(io_err(&c))?;
+    Ok(())
+}

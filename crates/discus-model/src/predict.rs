@@ -1,0 +1,387 @@
+//! Prediction: all 25 findings of a study, each with its probabilities, point and source series.
+//!
+//! Fallbacks (each finding says which applied in `fallback`):
+//! - no sagittal T2/STIR: the localiser reads the sagittal T1 series instead, and spinal canal
+//!   crops are cut from it;
+//! - no sagittal T1: foraminal crops are cut from the sagittal T2/STIR series;
+//! - no axial T2: subarticular findings get the training prior (no point);
+//! - no sagittal series at all: every finding gets the training prior (no point);
+//! - a condition and level without a learned offset: the training prior (no point).
+
+use crate::heatmap::decode_levels;
+use crate::prep::{mirrored, Loaded, LocaliserView, StudySeries};
+use crate::{Model, ModelError};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Tensor, TensorData};
+use discus_core::formats::SubmissionRow;
+use discus_core::{
+    Condition, ConditionGroup, LabelColumn, Level, RowId, SeriesId, SeriesKind, Severity, StudyId,
+};
+use discus_data::dataset::Dataset;
+use discus_data::geometry::Vec3;
+use discus_data::standardise::{crop, target_slice};
+use serde::{Deserialize, Serialize};
+
+/// Where a finding's point came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointSource {
+    /// The localiser's heat map (canal points).
+    HeatMap,
+    /// The fallback: the canal point plus the learned median offset, projected on the series.
+    CanalOffset,
+    /// No point (the finding has the prior).
+    None,
+}
+
+/// A point on a slice: series, instance, pixel and patient position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingPoint {
+    /// Series the point lies on.
+    pub series: SeriesId,
+    /// Its kind.
+    pub series_kind: Option<SeriesKind>,
+    /// Instance number of the slice.
+    pub instance: i64,
+    /// Column, pixels.
+    pub x: f64,
+    /// Row, pixels.
+    pub y: f64,
+    /// Patient position, mm.
+    pub patient_mm: Vec3,
+    /// Distance from the point to that slice's plane, mm.
+    pub distance_mm: f64,
+}
+
+/// One of the 25 findings of a study.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `<study>_<condition>_<level>`.
+    pub row_id: String,
+    /// Condition.
+    pub condition: Condition,
+    /// Level.
+    pub level: Level,
+    /// Normal/Mild, Moderate, Severe.
+    pub probabilities: [f64; 3],
+    /// The most probable grade.
+    pub grade: Severity,
+    /// Where the grader looked (absent with the prior).
+    pub point: Option<FindingPoint>,
+    /// How the point was found.
+    pub point_source: PointSource,
+    /// The fallback taken, in words, when the intended series or point was missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Heat-map confidence of the canal point of this level (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub localiser_confidence: Option<f64>,
+}
+
+/// The prediction of one study (`findings.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyPrediction {
+    /// The study.
+    pub study: StudyId,
+    /// 25 findings in train.csv column order.
+    pub findings: Vec<Finding>,
+    /// Study-level notes (fallbacks, series used).
+    pub notes: Vec<String>,
+}
+
+impl StudyPrediction {
+    /// The submission rows of this study.
+    pub fn submission_rows(&self) -> Vec<SubmissionRow> {
+        self.findings
+            .iter()
+            .map(|f| SubmissionRow {
+                row_id: RowId::new(self.study, f.condition, f.level),
+                probs: f.probabilities,
+            })
+            .collect()
+    }
+}
+
+fn argmax3(p: &[f64; 3]) -> Severity {
+    let i = (0..3).max_by(|a, b| p[*a].total_cmp(&p[*b])).unwrap_or(0);
+    Severity::from_index(i).unwrap_or(Severity::NormalMild)
+}
+
+fn add(a: Vec3, b: [f64; 3]) -> Vec3 {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+/// A pending grader input.
+struct Pending {
+    column: LabelColumn,
+    crop: Vec<f32>,
+    point: FindingPoint,
+    source: PointSource,
+    fallback: Option<String>,
+}
+
+/// Predicts the 25 findings of `study` of `ds`.
+pub fn predict_study(
+    model: &Model,
+    ds: &Dataset,
+    study: StudyId,
+) -> Result<StudyPrediction, ModelError> {
+    let card = &model.card;
+    let pre = &card.preprocessing;
+    let device = &model.device;
+    let series = StudySeries::of(ds, study)?;
+    let mut notes = Vec::new();
+    let mut t2 = series.t2.as_ref().map(|s| Loaded::new(ds, s)).transpose()?;
+    let mut t1 = series.t1.as_ref().map(|s| Loaded::new(ds, s)).transpose()?;
+    let mut axial: Vec<Loaded> = series
+        .axial
+        .iter()
+        .map(|s| Loaded::new(ds, s))
+        .collect::<Result<_, _>>()?;
+
+    let prior_finding = |column: LabelColumn, why: String| {
+        let p = card.prior_of(column);
+        Finding {
+            row_id: RowId::new(study, column.condition, column.level).to_string(),
+            condition: column.condition,
+            level: column.level,
+            probabilities: p,
+            grade: argmax3(&p),
+            point: None,
+            point_source: PointSource::None,
+            fallback: Some(why),
+            localiser_confidence: None,
+        }
+    };
+
+    // 1. Canal points from the sagittal T2/STIR series (or the T1 one when T2/STIR is missing).
+    let loc_on_t1 = t2.is_none();
+    let canal: Option<([Vec3; 5], [FindingPoint; 5], [f64; 5])> = {
+        let src = if loc_on_t1 { t1.as_mut() } else { t2.as_mut() };
+        match src {
+            None => None,
+            Some(l) => {
+                let main = l.main_stack();
+                let kind = l.series.kind;
+                let sid = l.series.series;
+                let v = l.volume(ds, main, pre)?;
+                let view = LocaliserView::new(v, pre, study)?;
+                let g = pre.localiser_grid;
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(view.input.clone(), [1, pre.localiser_slices, g, g]),
+                    device,
+                );
+                let logits: Vec<f32> = model
+                    .net
+                    .localiser
+                    .forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| ModelError::Input {
+                        study,
+                        what: format!("localiser output: {e:?}"),
+                    })?;
+                let peaks = decode_levels(&logits, g, g, |r, c| view.grid_to_patient(v, r, c)[2]);
+                let instance = v.stack.slices[view.mid_slice].instance_number;
+                let mm: Vec<Vec3> = peaks
+                    .iter()
+                    .map(|p| view.grid_to_patient(v, p.row, p.column))
+                    .collect();
+                let pts: Vec<FindingPoint> = peaks
+                    .iter()
+                    .zip(&mm)
+                    .map(|(p, m)| {
+                        let (x, y) = view.grid_to_pixel(v, p.row, p.column);
+                        FindingPoint {
+                            series: sid,
+                            series_kind: kind,
+                            instance,
+                            x,
+                            y,
+                            patient_mm: *m,
+                            distance_mm: 0.0,
+                        }
+                    })
+                    .collect();
+                Some((
+                    [mm[0], mm[1], mm[2], mm[3], mm[4]],
+                    [
+                        pts[0].clone(),
+                        pts[1].clone(),
+                        pts[2].clone(),
+                        pts[3].clone(),
+                        pts[4].clone(),
+                    ],
+                    [0, 1, 2, 3, 4].map(|i| peaks[i].confidence),
+                ))
+            }
+        }
+    };
+    let Some((canal_mm, canal_pts, conf)) = canal else {
+        notes.push("no sagittal series: every finding has the training prior".into());
+        let findings = LabelColumn::all()
+            .into_iter()
+            .map(|c| prior_finding(c, "no sagittal series to localise on".into()))
+            .collect();
+        return Ok(StudyPrediction {
+            study,
+            findings,
+            notes,
+        });
+    };
+    if loc_on_t1 {
+        notes.push("no sagittal T2/STIR series: canal points localised on the sagittal T1".into());
+    }
+
+    // 2. The point and crop of every finding.
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut done: Vec<Finding> = Vec::new();
+    for column in LabelColumn::all() {
+        let (c, l) = (column.condition, column.level);
+        let li = l.index();
+        let (target, source, mut fallback) = if c == Condition::SpinalCanalStenosis {
+            (canal_mm[li], PointSource::HeatMap, None)
+        } else {
+            match card.offsets_mm.get(&column.name()) {
+                Some(o) => (add(canal_mm[li], *o), PointSource::CanalOffset, None),
+                None => {
+                    done.push(prior_finding(
+                        column,
+                        "no offset learned for this condition and level".into(),
+                    ));
+                    continue;
+                }
+            }
+        };
+        let series_pick: Option<&mut Loaded> = match c.group() {
+            ConditionGroup::Spinal => match t2.as_mut() {
+                Some(s) => Some(s),
+                None => {
+                    fallback = Some("no sagittal T2/STIR series: graded on the sagittal T1".into());
+                    t1.as_mut()
+                }
+            },
+            ConditionGroup::Foraminal => match t1.as_mut() {
+                Some(s) => Some(s),
+                None => {
+                    fallback = Some("no sagittal T1 series: graded on the sagittal T2/STIR".into());
+                    t2.as_mut()
+                }
+            },
+            ConditionGroup::Subarticular => {
+                // The axial series whose nearest slice (containing the point) is closest.
+                let best = axial
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| target_slice(target, &a.stacks).map(|p| (i, p)))
+                    .min_by(|(_, a), (_, b)| {
+                        (!a.inside, a.distance_mm)
+                            .partial_cmp(&(!b.inside, b.distance_mm))
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    })
+                    .map(|(i, _)| i);
+                best.map(|i| &mut axial[i])
+            }
+        };
+        let Some(sl) = series_pick else {
+            done.push(prior_finding(
+                column,
+                format!("no {} series: training prior", c.series_kind().as_str()),
+            ));
+            continue;
+        };
+        let Some(proj) = target_slice(target, &sl.stacks) else {
+            done.push(prior_finding(column, "the series has no slice".into()));
+            continue;
+        };
+        let (sid, kind) = (sl.series.series, sl.series.kind);
+        let v = sl.volume(ds, proj.stack, pre)?;
+        let cr = crop(v, target, &pre.crop, mirrored(c)).map_err(|e| ModelError::Input {
+            study,
+            what: e.to_string(),
+        })?;
+        if !proj.inside {
+            fallback.get_or_insert_with(|| {
+                format!(
+                    "the point falls outside every slice of series {sid} (nearest {:.1} mm away)",
+                    proj.distance_mm
+                )
+            });
+        }
+        let point = if source == PointSource::HeatMap && !loc_on_t1 {
+            canal_pts[li].clone()
+        } else {
+            FindingPoint {
+                series: sid,
+                series_kind: kind,
+                instance: proj.instance_number,
+                x: proj.x,
+                y: proj.y,
+                patient_mm: target,
+                distance_mm: proj.distance_mm,
+            }
+        };
+        pending.push(Pending {
+            column,
+            crop: cr.data,
+            point,
+            source,
+            fallback,
+        });
+    }
+
+    // 3. Grade, one batch per group.
+    let cs = &pre.crop;
+    for group in ConditionGroup::ALL {
+        let items: Vec<&Pending> = pending
+            .iter()
+            .filter(|p| p.column.condition.group() == group)
+            .collect();
+        if items.is_empty() {
+            continue;
+        }
+        let n = items.len();
+        let x: Vec<f32> = items.iter().flat_map(|p| p.crop.iter().copied()).collect();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(x, [n, cs.slices, cs.rows, cs.columns]),
+            device,
+        );
+        let probs: Vec<f32> = softmax(model.net.grader(group).forward(x), 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| ModelError::Input {
+                study,
+                what: format!("grader output: {e:?}"),
+            })?;
+        for (i, p) in items.iter().enumerate() {
+            let pr = [
+                probs[3 * i] as f64,
+                probs[3 * i + 1] as f64,
+                probs[3 * i + 2] as f64,
+            ];
+            done.push(Finding {
+                row_id: RowId::new(study, p.column.condition, p.column.level).to_string(),
+                condition: p.column.condition,
+                level: p.column.level,
+                probabilities: pr,
+                grade: argmax3(&pr),
+                point: Some(p.point.clone()),
+                point_source: p.source,
+                fallback: p.fallback.clone(),
+                localiser_confidence: Some(conf[p.column.level.index()]),
+            });
+        }
+    }
+    done.sort_by_key(|f| {
+        LabelColumn {
+            condition: f.condition,
+            level: f.level,
+        }
+        .index()
+    });
+    Ok(StudyPrediction {
+        study,
+        findings: done,
+        notes,
+    })
+}

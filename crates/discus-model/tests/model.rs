@@ -1,0 +1,361 @@
+//! discus-model end to end on a tiny synthetic cohort (generated once, matrix scale 0.25):
+//! training overfits, weights save and reload to identical outputs, checkpoints resume, a missing
+//! series falls back as documented, bad model folders give clear errors, and the licence travels.
+
+use discus_core::governance::{Licence, Use};
+use discus_core::{Condition, LabelColumn, StudyId};
+use discus_data::dataset::Dataset;
+use discus_model::predict::{predict_study, PointSource};
+use discus_model::{train, Model, ModelError, TrainRequest};
+use discus_synth::cohort::{generate, SynthConfig};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+struct Fixture {
+    cohort: PathBuf,
+    model: PathBuf,
+    first_loss: (f64, f64),
+    last_loss: (f64, f64),
+}
+
+fn small_request(cohort: &Path, out: &Path, epochs: usize) -> TrainRequest {
+    let mut r = TrainRequest::new(vec![cohort.to_path_buf()], out.to_path_buf());
+    r.seed = 5;
+    r.epochs = epochs;
+    r.batch_studies = 2;
+    r.learning_rate = 5e-3;
+    r.architecture.localiser_width = 8;
+    r.architecture.grader_width = 8;
+    r.preprocessing.localiser_grid = 32;
+    r.preprocessing.localiser_spacing_mm = 9.0;
+    r.preprocessing.heat_sigma = 1.0;
+    r.preprocessing.crop.rows = 16;
+    r.preprocessing.crop.columns = 16;
+    r.preprocessing.crop.spacing_mm = 3.0;
+    r
+}
+
+/// A 4-study cohort and a model overfitted on it (shared by the tests of this file).
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let root = tempfile::tempdir().unwrap().keep();
+        let cohort = root.join("cohort");
+        let config = SynthConfig {
+            studies: 4,
+            sites: 2,
+            seed: 21,
+            readers: 1,
+            quirk_rate: 0.0,
+            matrix_scale: 0.25,
+        };
+        generate(&cohort, &config, &|_| {}).unwrap();
+        let model = root.join("model");
+        let r = train(&small_request(&cohort, &model, 120), &|_| {}).unwrap();
+        let m = &r.card.metrics;
+        Fixture {
+            cohort,
+            model,
+            first_loss: (m[0].localiser_loss, m[0].grader_loss),
+            last_loss: (m[m.len() - 1].localiser_loss, m[m.len() - 1].grader_loss),
+        }
+    })
+}
+
+fn studies(ds: &Dataset) -> Vec<StudyId> {
+    ds.studies().unwrap().iter().map(|s| s.study).collect()
+}
+
+#[test]
+fn a_tiny_model_overfits_a_few_studies() {
+    let f = fixture();
+    let (l0, g0) = f.first_loss;
+    let (l1, g1) = f.last_loss;
+    println!("localiser {l0:.3} -> {l1:.3}, grader {g0:.3} -> {g1:.3}");
+    // The spatial cross-entropy cannot fall below the entropy of the Gaussian target (sigma 1 cell);
+    // what is left above it (the KL divergence) must shrink by a large factor.
+    let t = discus_model::heatmap::gaussian_target(32, 32, 15.5, 15.5, 1.0);
+    let h: f64 = t
+        .iter()
+        .filter(|v| **v > 0.0)
+        .map(|v| -(*v as f64) * (*v as f64).ln())
+        .sum();
+    println!("target entropy {h:.3}");
+    assert!(
+        l1 - h < (l0 - h) / 4.0,
+        "localiser loss {l0} -> {l1} (floor {h})"
+    );
+    assert!(g1 < g0 / 3.0, "grader loss {g0} -> {g1}");
+}
+
+#[test]
+fn the_model_folder_has_its_card_and_reloads_to_identical_outputs() {
+    let f = fixture();
+    let card = std::fs::read_to_string(f.model.join("model.toml")).unwrap();
+    for key in [
+        "format = \"discus-model\"",
+        "format_version = 1",
+        "[architecture]",
+        "[preprocessing",
+        "[provenance",
+        "permitted_uses",
+        "hardware",
+    ] {
+        assert!(card.contains(key), "model.toml lacks {key}:\n{card}");
+    }
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let study = studies(&ds)[0];
+    let a = Model::load(&f.model).unwrap();
+    let pa = predict_study(&a, &ds, study).unwrap();
+    // Save a copy and load it again: the same bytes in, the same probabilities out.
+    let copy = tempfile::tempdir().unwrap();
+    a.save(copy.path()).unwrap();
+    let b = Model::load(copy.path()).unwrap();
+    let pb = predict_study(&b, &ds, study).unwrap();
+    assert_eq!(pa, pb);
+    assert_eq!(pa.findings.len(), 25);
+    for (f, col) in pa.findings.iter().zip(LabelColumn::all()) {
+        assert_eq!((f.condition, f.level), (col.condition, col.level));
+        let s: f64 = f.probabilities.iter().sum();
+        assert!(
+            (s - 1.0).abs() < 1e-4,
+            "{}: {:?}",
+            f.row_id,
+            f.probabilities
+        );
+        assert!(f.point.is_some(), "{} has no point", f.row_id);
+        assert!(f.fallback.is_none(), "{}: {:?}", f.row_id, f.fallback);
+        let want = if f.condition == Condition::SpinalCanalStenosis {
+            PointSource::HeatMap
+        } else {
+            PointSource::CanalOffset
+        };
+        assert_eq!(f.point_source, want);
+    }
+}
+
+#[test]
+fn the_overfitted_localiser_finds_the_canal_points() {
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let model = Model::load(&f.model).unwrap();
+    let mut errs = Vec::new();
+    for study in studies(&ds) {
+        let p = predict_study(&model, &ds, study).unwrap();
+        let pts = ds.points(study).unwrap();
+        for fi in p
+            .findings
+            .iter()
+            .filter(|f| f.condition == Condition::SpinalCanalStenosis)
+        {
+            let truth = pts
+                .iter()
+                .find(|q| q.condition == fi.condition && q.level == fi.level)
+                .unwrap();
+            let series = ds.find_series(study, truth.series).unwrap().unwrap();
+            let stacks = ds.stacks(&series).unwrap();
+            let (si, k) = stacks
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| s.find_instance(truth.instance as i64).map(|k| (i, k)))
+                .unwrap();
+            let t = stacks[si].pixel_to_patient(k, truth.x, truth.y);
+            let g = fi.point.as_ref().unwrap().patient_mm;
+            // In-plane error (the truth may lie on a neighbouring slice of the mid-sagittal one).
+            let n = stacks[si].normal;
+            let d: Vec<f64> = (0..3).map(|i| g[i] - t[i]).collect();
+            let along: f64 = (0..3).map(|i| d[i] * n[i]).sum();
+            let e = (d.iter().map(|v| v * v).sum::<f64>() - along * along)
+                .max(0.0)
+                .sqrt();
+            errs.push(e);
+        }
+    }
+    errs.sort_by(f64::total_cmp);
+    let median = errs[errs.len() / 2];
+    println!("canal point errors (mm): {errs:?}");
+    // The grid cell is 9 mm here; an overfitted localiser lands within about a cell.
+    assert!(median < 9.0, "median canal error {median} mm");
+}
+
+#[test]
+fn training_is_deterministic_and_resumes_from_its_checkpoint() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let ra = train(&small_request(&f.cohort, &a, 2), &|_| {}).unwrap();
+    let ra2 = train(
+        &small_request(&f.cohort, &dir.path().join("a2"), 2),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        ra.card.metrics, ra2.card.metrics,
+        "same seed, different training"
+    );
+    // Same weights: identical outputs (the safetensors header's key order may differ, not the values).
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let study = studies(&ds)[2];
+    let pa = predict_study(&Model::load(&a).unwrap(), &ds, study).unwrap();
+    let pa2 = predict_study(&Model::load(&dir.path().join("a2")).unwrap(), &ds, study).unwrap();
+    assert_eq!(pa, pa2, "same seed, different weights");
+    // b: one epoch, then the same request with two epochs resumes after the first.
+    train(&small_request(&f.cohort, &b, 1), &|_| {}).unwrap();
+    let rb = train(&small_request(&f.cohort, &b, 2), &|_| {}).unwrap();
+    assert_eq!(rb.resumed_after, 1);
+    assert_eq!(rb.card.metrics.len(), 2);
+    assert_eq!(rb.card.metrics[0], ra.card.metrics[0]);
+    let (x, y) = (
+        rb.card.metrics[1].grader_loss,
+        ra.card.metrics[1].grader_loss,
+    );
+    println!("epoch 2 grader loss: resumed {x}, uninterrupted {y}");
+    // Known: not bit-identical after a resume (0.3 % apart on this cohort; Adam's restored state
+    // does not yet reproduce the uninterrupted step exactly).
+    assert!(
+        (x - y).abs() < 2e-2 * y.abs().max(1.0),
+        "resumed {x} vs uninterrupted {y}"
+    );
+    // A different request in the same folder is refused.
+    let mut other = small_request(&f.cohort, &b, 3);
+    other.seed = 99;
+    let e = train(&other, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("different training request"), "{e}");
+}
+
+#[test]
+fn a_study_missing_a_series_falls_back_and_says_so() {
+    let f = fixture();
+    // A copy of the cohort without one study's sagittal T1 and axial series.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("c");
+    copy_dir(&f.cohort, &root);
+    std::fs::remove_dir_all(root.join(".discus")).ok();
+    let ds = Dataset::open(&root).unwrap();
+    let study = studies(&ds)[1];
+    for s in ds.series(study).unwrap() {
+        if s.kind != Some(discus_core::SeriesKind::SagittalT2Stir) {
+            std::fs::remove_dir_all(
+                ds.layout()
+                    .root()
+                    .join("train_images")
+                    .join(study.to_string())
+                    .join(s.series.to_string()),
+            )
+            .unwrap();
+        }
+    }
+    drop(ds);
+    let ds = Dataset::open(&root).unwrap();
+    let model = Model::load(&f.model).unwrap();
+    let p = predict_study(&model, &ds, study).unwrap();
+    assert_eq!(p.findings.len(), 25);
+    for fi in &p.findings {
+        match fi.condition.group() {
+            discus_core::ConditionGroup::Spinal => assert!(fi.fallback.is_none()),
+            discus_core::ConditionGroup::Foraminal => {
+                let fb = fi.fallback.as_deref().unwrap();
+                assert!(fb.contains("no sagittal T1"), "{fb}");
+                assert!(fi.point.is_some());
+            }
+            discus_core::ConditionGroup::Subarticular => {
+                let fb = fi.fallback.as_deref().unwrap();
+                assert!(fb.contains("Axial T2") && fb.contains("prior"), "{fb}");
+                assert!(fi.point.is_none());
+                assert_eq!(fi.point_source, PointSource::None);
+                let col = LabelColumn {
+                    condition: fi.condition,
+                    level: fi.level,
+                };
+                assert_eq!(fi.probabilities, model.card.prior_of(col));
+            }
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn corrupted_and_foreign_model_folders_give_clear_errors() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("m");
+    copy_dir(&f.model, &bad);
+    std::fs::remove_dir_all(bad.join("checkpoint")).ok();
+    // Truncated weights.
+    let w = std::fs::read(bad.join("weights.safetensors")).unwrap();
+    std::fs::write(bad.join("weights.safetensors"), &w[..w.len() / 2]).unwrap();
+    let e = Model::load(&bad)
+        .err()
+        .expect("truncated weights must not load");
+    assert!(matches!(e, ModelError::BadModel { .. }), "{e}");
+    assert!(e.to_string().contains("weights.safetensors"), "{e}");
+    // Garbage weights.
+    std::fs::write(
+        bad.join("weights.safetensors"),
+        b"not a safetensors file at all",
+    )
+    .unwrap();
+    let e = Model::load(&bad).err().unwrap();
+    assert!(e.to_string().contains("corrupted or truncated"), "{e}");
+    // A foreign format version.
+    std::fs::write(bad.join("weights.safetensors"), &w).unwrap();
+    let card = std::fs::read_to_string(bad.join("model.toml")).unwrap();
+    std::fs::write(
+        bad.join("model.toml"),
+        card.replace("format_version = 1", "format_version = 7"),
+    )
+    .unwrap();
+    let e = Model::load(&bad).err().unwrap();
+    assert!(
+        e.to_string().contains("model format version Some(7)"),
+        "{e}"
+    );
+    // Not a discus model at all.
+    std::fs::write(bad.join("model.toml"), "format = \"onnx\"\n").unwrap();
+    let e = Model::load(&bad).err().unwrap();
+    assert!(e.to_string().contains("not a discus model"), "{e}");
+    // Weights of another architecture.
+    std::fs::write(
+        bad.join("model.toml"),
+        card.replace("localiser_width = 8", "localiser_width = 12"),
+    )
+    .unwrap();
+    let e = Model::load(&bad).err().unwrap();
+    assert!(e.to_string().contains("weights do not"), "{e}");
+}
+
+#[test]
+fn a_model_carries_its_training_data_licence() {
+    let f = fixture();
+    let model = Model::load(&f.model).unwrap();
+    // The synthetic cohort permits every use.
+    model.card.provenance.check_use(Use::Commercial).unwrap();
+    // A model trained on data licensed for research only refuses commercial use, with the reason.
+    let mut card = model.card.clone();
+    card.provenance.sources[0].licence = Licence {
+        name: "research only".into(),
+        url: None,
+        permitted_uses: vec![Use::Research],
+        citation_required: false,
+        citation: None,
+    };
+    let e = card.provenance.check_use(Use::Commercial).unwrap_err();
+    assert!(
+        e.reason.contains("does not permit commercial"),
+        "{}",
+        e.reason
+    );
+    card.provenance.check_use(Use::Research).unwrap();
+}
