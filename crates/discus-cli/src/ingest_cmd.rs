@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Args;
-use discus_data::ingest::{ingest, IngestProgress, IngestRequest, InstanceRewriter, SkipKind};
+use discus_core::progress::Progress;
+use discus_data::ingest::{ingest, IngestRequest, InstanceRewriter, SkipKind};
 use discus_deid::{Deidentifier, Key, Options};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -101,15 +102,17 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     ]
     .map(|t| ProgressStyle::with_template(t).expect("a valid template"));
     bar.set_style(styles[0].clone());
-    let phase = std::sync::atomic::AtomicU8::new(0);
-    let progress = |p: IngestProgress| {
-        if phase.swap(p.phase, std::sync::atomic::Ordering::Relaxed) != p.phase {
-            bar.set_style(styles[usize::from(p.phase.min(1))].clone());
-            bar.reset();
+    let shown = bar.clone();
+    let progress = Progress::with_observer(move |p| {
+        let writing = p.stage == "writing";
+        if shown.message() != p.stage {
+            shown.set_style(styles[usize::from(writing)].clone());
+            shown.reset();
+            shown.set_message(p.stage.clone());
         }
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-    };
+        shown.set_length(p.total);
+        shown.set_position(p.done);
+    });
     let rewriter = deidentifier.as_ref().map(|d| d as &dyn InstanceRewriter);
     let report = ingest(&request, rewriter, &progress)
         .with_context(|| format!("ingesting {}", args.source.display()))?;

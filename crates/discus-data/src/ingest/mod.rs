@@ -61,6 +61,7 @@ use discus_core::fsio::atomic_write;
 use discus_core::governance::{self, DatasetCard, Deidentification, Licence};
 use discus_core::ids::{IdCollision, IdRegistry};
 use discus_core::layout::{Layout, Split};
+use discus_core::progress::Progress;
 use discus_core::types::{SeriesId, SeriesKind, StudyId};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -231,17 +232,6 @@ pub struct SeriesOutcome {
     pub classification: Classification,
 }
 
-/// Progress of an ingest run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IngestProgress {
-    /// The phase: 0 reading headers, 1 writing files.
-    pub phase: u8,
-    /// Files done in this phase.
-    pub done: usize,
-    /// Files in this phase.
-    pub total: usize,
-}
-
 /// What an ingest run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestReport {
@@ -292,6 +282,10 @@ impl IngestReport {
 /// Errors that stop a whole run (a bad file does not: it is reported and skipped).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The run was cancelled through its progress handle. Every file written so far is complete
+    /// (atomic writes), so running again resumes.
+    #[error("cancelled; files written so far are complete, and running again resumes")]
+    Cancelled,
     /// A folder or file of the run could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -691,12 +685,12 @@ enum WriteResult {
 }
 
 /// Ingests `request.source` into `request.out` (see the module documentation). `rewriter`, when
-/// given, rewrites (de-identifies) every kept file on the way in. `progress` is called from worker
-/// threads after each file of each phase.
+/// given, rewrites (de-identifies) every kept file on the way in. `progress` counts the files of each
+/// stage (`reading headers`, then `writing`); cancelling it stops the run between files.
 pub fn ingest(
     request: &IngestRequest,
     rewriter: Option<&dyn InstanceRewriter>,
-    progress: &(dyn Fn(IngestProgress) + Sync),
+    progress: &Progress,
 ) -> Result<IngestReport, IngestError> {
     let source = &request.source;
     if !source.is_dir() {
@@ -727,26 +721,19 @@ pub fn ingest(
         .map_err(|e| io_err(&request.out)(std::io::Error::other(e)))?;
 
     // 1. headers, file by file
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let tick = |phase: u8, total: usize| {
-        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        progress(IngestProgress {
-            phase,
-            done: n,
-            total,
-        });
-    };
+    progress.stage("reading headers", files.len() as u64);
     let first: Vec<FirstPass> = pool.install(|| {
         files
             .par_iter()
             .enumerate()
             .map(|(i, p)| {
                 let r = first_pass(source, i, p);
-                tick(0, files.len());
+                progress.inc(1);
                 r
             })
             .collect()
     });
+    progress.check().map_err(|_| IngestError::Cancelled)?;
     let mut skipped = Vec::new();
     let mut candidates = Vec::new();
     for r in first {
@@ -912,16 +899,21 @@ pub fn ingest(
             })
         })
         .collect();
-    done.store(0, std::sync::atomic::Ordering::Relaxed);
+    progress.stage("writing", jobs.len() as u64);
     let results: Vec<WriteResult> = pool.install(|| {
         jobs.par_iter()
             .map(|(fi, out, expected, renumber)| {
+                if progress.is_cancelled() {
+                    // Not written; the run ends with Cancelled below.
+                    return WriteResult::Unchanged;
+                }
                 let r = write_one(source, &files[*fi], out, expected, *renumber, rewriter);
-                tick(1, jobs.len());
+                progress.inc(1);
                 r
             })
             .collect()
     });
+    progress.check().map_err(|_| IngestError::Cancelled)?;
     for r in results {
         match r {
             WriteResult::Written => report.written += 1,
@@ -1058,6 +1050,27 @@ pub fn set_instance_number(bytes: &[u8], n: i64) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_run_stops_with_cancelled_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("export");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("a.txt"), b"not dicom").unwrap();
+        let request = IngestRequest {
+            source: src,
+            out: dir.path().join("ds"),
+            map_path: dir.path().join("map.csv"),
+        };
+        let progress = Progress::new();
+        progress.cancel();
+        let r = ingest(&request, None, &progress);
+        assert!(matches!(r, Err(IngestError::Cancelled)), "{r:?}");
+        assert!(!dir.path().join("ds").join("test_images").exists());
+        // The same request without cancelling runs (and reports the stray file).
+        let report = ingest(&request, None, &Progress::new()).unwrap();
+        assert_eq!(report.files_seen, 1);
+    }
 
     #[test]
     fn dicomdir_detection() {
