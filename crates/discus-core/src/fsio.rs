@@ -14,6 +14,32 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
+/// An absolute version of `p` with the part that exists resolved (symbolic links, `..`) and the rest
+/// kept as written; used to tell whether one path lies inside another before either exists.
+pub fn absolute(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => return abs,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    for r in rest.into_iter().rev() {
+        out.push(r);
+    }
+    out
+}
+
 /// Writes `bytes` to `path` atomically (temporary file, flush to disk, rename).
 /// Creates the parent folder if needed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

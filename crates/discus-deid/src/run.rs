@@ -200,31 +200,6 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
-    // resolve what exists (symlinks, ..), keep the rest as written
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent.to_path_buf();
-            }
-            _ => return abs,
-        }
-    }
-    let mut out = existing.canonicalize().unwrap_or(existing);
-    for r in rest.into_iter().rev() {
-        out.push(r);
-    }
-    out
-}
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     move |source| RunError::Io {
         path: path.to_path_buf(),
@@ -380,8 +355,8 @@ pub fn output_card(
 /// De-identifies every file under `config.in_dir` into `config.out_dir`.
 /// `progress` is called once per input file, after it is done (from worker threads).
 pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport, RunError> {
-    let in_abs = absolute(&config.in_dir);
-    let out_abs = absolute(&config.out_dir);
+    let in_abs = discus_core::fsio::absolute(&config.in_dir);
+    let out_abs = discus_core::fsio::absolute(&config.out_dir);
     if out_abs.starts_with(&in_abs) {
         return Err(RunError::OutputInsideInput {
             out: config.out_dir.clone(),
@@ -392,7 +367,7 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
         ("the key file", &config.key_path),
         ("the mapping file", &config.map_path),
     ] {
-        if absolute(p).starts_with(&out_abs) {
+        if discus_core::fsio::absolute(p).starts_with(&out_abs) {
             return Err(RunError::SecretInsideOutput {
                 what,
                 path: p.clone(),

@@ -342,31 +342,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     }
 }
 
-/// An absolute, symlink-resolved version of `p` as far as it exists.
-fn absolute(p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent.to_path_buf();
-            }
-            _ => return abs,
-        }
-    }
-    let mut out = existing.canonicalize().unwrap_or(existing);
-    for r in rest.into_iter().rev() {
-        out.push(r);
-    }
-    out
-}
-
 /// Every regular file under `dir`, sorted, symbolic links not followed (hidden files included:
 /// they are reported like any other file that is not DICOM).
 pub fn list_source_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -698,15 +673,15 @@ pub fn ingest(
             path: source.clone(),
         });
     }
-    let src_abs = absolute(source);
-    let out_abs = absolute(&request.out);
+    let src_abs = discus_core::fsio::absolute(source);
+    let out_abs = discus_core::fsio::absolute(&request.out);
     if out_abs.starts_with(&src_abs) {
         return Err(IngestError::OutputInsideSource {
             out: request.out.clone(),
             input: source.clone(),
         });
     }
-    if absolute(&request.map_path).starts_with(&out_abs) {
+    if discus_core::fsio::absolute(&request.map_path).starts_with(&out_abs) {
         return Err(IngestError::MapInsideOutput {
             map: request.map_path.clone(),
             out: request.out.clone(),
