@@ -756,23 +756,10 @@ pub fn plan_study(
         );
     }
 
-    let field = site.field_t;
     let signals = series
         .iter()
         .map(|s| {
-            let table = crate::signal::signal_table(&s.sequence, field, &anatomy.disc_deg);
-            let scale = site.intensity_scale * rng.gen_range(0.9..1.1) * 1.6;
-            SeriesSignal {
-                table,
-                scale,
-                sigma: site.noise * scale * 0.5,
-                bias_depth: rng.gen_range(70.0..120.0),
-                bias_grad: [
-                    rng.gen_range(-8e-4..8e-4),
-                    rng.gen_range(-8e-4..8e-4),
-                    rng.gen_range(-8e-4..8e-4),
-                ],
-            }
+            crate::protocol::series_signal(&anatomy, site, s.kind, &s.sequence, &s.slices, &mut rng)
         })
         .collect();
     let frame_uid = uid(&[config.seed, index as u64, 7], 0);
@@ -847,6 +834,7 @@ pub fn write_study(
                     series: s,
                     site,
                     geom: g,
+                    signal: sig,
                     instance_number: inst,
                     sop_instance_uid: sop_instance_uid(cfg, st, s.series_id, inst),
                     frame_of_reference_uid: st.frame_uid.clone(),

@@ -3,6 +3,7 @@
 //! study id, SeriesInstanceUID the series id, PatientName/PatientID the study id.
 
 use crate::protocol::{SeriesPlan, Site, SliceGeom};
+use crate::raster::{SeriesSignal, GAMMA_MHZ_T};
 use dicom_core::value::{PrimitiveValue, C};
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::{tags, uids};
@@ -56,6 +57,8 @@ pub struct InstanceInfo<'a> {
     pub site: &'a Site,
     /// The slice geometry (position, orientation, matrix, spacing).
     pub geom: &'a SliceGeom,
+    /// The series' signal model (acquisition matrix, phase direction, stored value range).
+    pub signal: &'a SeriesSignal,
     /// InstanceNumber (0020,0013).
     pub instance_number: u32,
     /// SOPInstanceUID (0008,0018).
@@ -118,6 +121,11 @@ pub fn encode_instance(info: &InstanceInfo, pixels: &[u16]) -> Result<Vec<u8>, S
         Some(_) => ("IR\\SE", "SK\\SP"),
         None => ("SE", "SK\\SP"),
     };
+    let options = if s.sequence.fat_sat().is_some() {
+        "FS"
+    } else {
+        ""
+    };
     put(
         tags::SCANNING_SEQUENCE,
         VR::CS,
@@ -128,6 +136,16 @@ pub fn encode_instance(info: &InstanceInfo, pixels: &[u16]) -> Result<Vec<u8>, S
         VR::CS,
         strs(variant.split('\\').map(String::from)),
     );
+    put(
+        tags::SCAN_OPTIONS,
+        VR::CS,
+        if options.is_empty() {
+            PrimitiveValue::Empty
+        } else {
+            options.into()
+        },
+    );
+    put(tags::MR_ACQUISITION_TYPE, VR::CS, "2D".into());
     put(tags::SLICE_THICKNESS, VR::DS, ds(g.thickness).into());
     put(tags::REPETITION_TIME, VR::DS, ds(s.sequence.tr()).into());
     put(tags::ECHO_TIME, VR::DS, ds(s.sequence.te()).into());
@@ -135,9 +153,24 @@ pub fn encode_instance(info: &InstanceInfo, pixels: &[u16]) -> Result<Vec<u8>, S
         put(tags::INVERSION_TIME, VR::DS, ds(ti).into());
     }
     put(
+        tags::IMAGING_FREQUENCY,
+        VR::DS,
+        ds(GAMMA_MHZ_T * info.site.field_t).into(),
+    );
+    put(
         tags::MAGNETIC_FIELD_STRENGTH,
         VR::DS,
         ds(info.site.field_t).into(),
+    );
+    put(
+        tags::ECHO_TRAIN_LENGTH,
+        VR::IS,
+        s.sequence.etl().to_string().into(),
+    );
+    put(
+        tags::PIXEL_BANDWIDTH,
+        VR::DS,
+        ds(info.site.bandwidth_hz_px.round()).into(),
     );
     let spacing_between = s
         .slices
@@ -160,6 +193,16 @@ pub fn encode_instance(info: &InstanceInfo, pixels: &[u16]) -> Result<Vec<u8>, S
         tags::SPACING_BETWEEN_SLICES,
         VR::DS,
         ds(spacing_between).into(),
+    );
+    put(
+        tags::ACQUISITION_MATRIX,
+        VR::US,
+        PrimitiveValue::U16(C::from_slice(&info.signal.acquisition_matrix(g))),
+    );
+    put(
+        tags::IN_PLANE_PHASE_ENCODING_DIRECTION,
+        VR::CS,
+        info.signal.phase_dir.dicom().into(),
     );
     put(tags::STUDY_INSTANCE_UID, VR::UI, study.clone().into());
     put(
@@ -207,14 +250,31 @@ pub fn encode_instance(info: &InstanceInfo, pixels: &[u16]) -> Result<Vec<u8>, S
         strs(g.spacing.iter().map(|&v| ds(v))),
     );
     put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
-    put(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
-    put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
+    let bits = info.site.bits_stored.clamp(8, 16);
+    put(tags::BITS_STORED, VR::US, PrimitiveValue::from(bits));
+    put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(bits - 1));
     put(
         tags::PIXEL_REPRESENTATION,
         VR::US,
         PrimitiveValue::from(0u16),
     );
-    let max = pixels.iter().copied().max().unwrap_or(0) as f64;
+    let slope = info.site.rescale_slope;
+    if let Some(m) = slope {
+        put(
+            tags::RESCALE_INTERCEPT,
+            VR::DS,
+            ds(info.site.rescale_intercept).into(),
+        );
+        put(tags::RESCALE_SLOPE, VR::DS, ds(m).into());
+        put(tags::RESCALE_TYPE, VR::LO, "US".into());
+    }
+    // Window in real-world values (after the rescale).
+    let max = pixels.iter().copied().max().unwrap_or(0) as f64 * slope.unwrap_or(1.0)
+        + if slope.is_some() {
+            info.site.rescale_intercept
+        } else {
+            0.0
+        };
     put(tags::WINDOW_CENTER, VR::DS, ds((max * 0.45).round()).into());
     put(
         tags::WINDOW_WIDTH,
