@@ -8,8 +8,10 @@
 //! - [`anatomy`]: a parametric spine in patient space (analytic shapes) with continuous degeneration;
 //! - [`signal`]: tissue relaxation and spin-echo / STIR signal;
 //! - [`protocol`]: sites, scanners and series geometry;
-//! - [`raster`]: rendering a slice (partial volume, bias field, Rician noise);
+//! - [`raster`]: rendering a slice (partial volume, chemical shift, coil shading, k-space truncation,
+//!   motion ghosts, Rician noise);
 //! - [`dcm`]: DICOM MR Image Storage encoding;
+//! - [`masks`], [`nifti`]: per-series label volumes as NIfTI-1, aligned with the DICOM geometry;
 //! - [`readers`]: simulated readers and the Bayes limit;
 //! - [`cohort`]: planning and writing a cohort (deterministic: same seed, same bytes);
 //! - [`sheet`]: contact sheets of a study with its label points.
@@ -25,6 +27,8 @@
 pub mod anatomy;
 pub mod cohort;
 pub mod dcm;
+pub mod masks;
+pub mod nifti;
 pub mod protocol;
 pub mod raster;
 pub mod readers;
