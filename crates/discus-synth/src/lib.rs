@@ -13,7 +13,10 @@
 //! - [`dcm`]: DICOM MR Image Storage encoding;
 //! - [`masks`], [`nifti`]: per-series label volumes as NIfTI-1, aligned with the DICOM geometry;
 //! - [`readers`]: simulated readers and the Bayes limit;
-//! - [`cohort`]: planning and writing a cohort (deterministic: same seed, same bytes);
+//! - [`cohort`]: the configuration and writing a cohort (deterministic: same seed, same bytes);
+//! - [`plan`]: planning each study (patient, series, true labels and points, reads);
+//! - [`quirks`]: the injected quirks of the real data and the findings they cause;
+//! - [`truth`]: the truth file's types;
 //! - [`sheet`]: contact sheets of a study with its label points.
 //!
 //! ```
@@ -29,10 +32,13 @@ pub mod cohort;
 pub mod dcm;
 pub mod masks;
 pub mod nifti;
+pub mod plan;
 pub mod protocol;
+pub mod quirks;
 pub mod raster;
 pub mod readers;
 pub mod sheet;
 pub mod signal;
+pub mod truth;
 
 pub use cohort::{generate, CohortPlan, SynthConfig, SynthError, SynthSummary};
