@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Benchmark of `discus synth` at the default (realistic) image sizes, release build.
-# Usage: bench/synth.sh [STUDIES] [SEED]
+# Benchmark of synthetic cohort generation at the default (realistic) image sizes.
+# Usage: bench/synth.sh [STUDIES] [SEED] [--masks]
 # Prints studies/minute and MB/s written (wall clock, this machine, all cores rayon sees).
+# Builds discus-synth's `synth` example (the same code path as `discus synth`, without the CLI's
+# model stack) in the dev profile, which compiles discus-synth and every dependency at opt-level 2
+# (see Cargo.toml); set PROFILE=release for a release build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 studies=${1:-20}
 seed=${2:-1}
-cargo build --release -p discus-cli --manifest-path "$root/Cargo.toml" >&2
-bin="$root/target/release/discus"
+extra=${3:-}
+profile=${PROFILE:-dev}
+cargo build --profile "$profile" -p discus-synth --example synth --manifest-path "$root/Cargo.toml" >&2
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+bin="$root/target/$dir/examples/synth"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 start=$(date +%s.%N)
-"$bin" synth --out "$out/cohort" --studies "$studies" --sites 3 --seed "$seed" --readers 3 --json > "$out/summary.json"
+"$bin" "$out/cohort" "$studies" 3 "$seed" $extra > "$out/summary.json"
 end=$(date +%s.%N)
 python3 - "$out/summary.json" "$start" "$end" "$(nproc)" <<'PY'
-import json, sys
+import json, os, sys
 s = json.load(open(sys.argv[1]))
 secs = float(sys.argv[3]) - float(sys.argv[2])
 mb = s["bytes_written"] / 1e6
 print(f"studies: {s['studies']}  DICOM files: {s['instances']}  MB written: {mb:.1f}")
-print(f"wall: {secs:.1f} s on {sys.argv[4]} cores")
+print(f"wall: {secs:.1f} s on {sys.argv[4]} cores (load average at the end: {os.getloadavg()[0]:.1f})")
 print(f"studies/minute: {s['studies'] / secs * 60:.1f}")
 print(f"MB/s written: {mb / secs:.1f}")
 print(f"MB per study: {mb / s['studies']:.1f}")

@@ -39,6 +39,14 @@ pub struct SynthArgs {
     /// Scale every image matrix by this factor (1 = realistic sizes; e.g. 0.5 for a quick look).
     #[arg(long, default_value_t = 1.0)]
     pub matrix_scale: f64,
+    /// Scan every patient a second time at another site: twice the studies, the second scans with
+    /// new study ids, linked to the first in truth.json (`patient`, `rescan_of`). Needs 2+ sites.
+    #[arg(long)]
+    pub rescan: bool,
+    /// Also write per-series label volumes (vertebrae, discs, thecal sac, roots, foramina by level)
+    /// as NIfTI-1 under OUT/masks/<study>/<series>.nii.gz, with OUT/masks/labels.json.
+    #[arg(long)]
+    pub masks: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -72,6 +80,8 @@ pub fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         readers: a.readers,
         quirk_rate: a.quirks,
         matrix_scale: a.matrix_scale,
+        rescan: a.rescan,
+        masks: a.masks,
     };
     if a.dry_run {
         let plan = CohortPlan::new(&config)?;
@@ -91,7 +101,7 @@ pub fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let bar = ProgressBar::new(a.studies as u64);
+    let bar = ProgressBar::new((a.studies * if a.rescan { 2 } else { 1 }) as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} synth [{bar:30}] {pos}/{len} studies {elapsed} eta {eta}",

@@ -205,6 +205,7 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
         readers: 1,
         quirk_rate: 0.0,
         matrix_scale: 0.2,
+        ..Default::default()
     };
     generate(&cohort, &config, &|_| {}).unwrap();
     let truth = truth(&cohort);

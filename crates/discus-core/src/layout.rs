@@ -11,6 +11,7 @@
 //!   train_images/<study>/<series>/<instance>.dcm
 //!   test_images/<study>/<series>/<instance>.dcm
 //!   .discus/index.sqlite               discus's index (see discus-data)
+//!   masks/<study>/<series>.nii.gz      label volumes of synthetic cohorts (discus's own; optional)
 //! ```
 //!
 //! Nothing else in discus spells these names: code asks [`Layout`] (paths under a root) or [`Split`]
@@ -86,6 +87,9 @@ pub const CARD_FILE: &str = "dataset.toml";
 pub const DISCUS_DIR: &str = ".discus";
 /// The index file name inside [`DISCUS_DIR`].
 pub const INDEX_FILE: &str = "index.sqlite";
+/// The folder of per-series label volumes (NIfTI) beside the image folders (discus's own addition,
+/// written by `discus synth --masks`; readers of the LumbarDISC layout ignore it).
+pub const MASKS_DIR: &str = "masks";
 /// The extension of instance files.
 pub const INSTANCE_EXT: &str = "dcm";
 
@@ -139,6 +143,19 @@ impl Layout {
     /// `<root>/.discus/index.sqlite`
     pub fn index(&self) -> PathBuf {
         self.discus_dir().join(INDEX_FILE)
+    }
+
+    /// `<root>/masks`
+    pub fn masks(&self) -> PathBuf {
+        self.root.join(MASKS_DIR)
+    }
+
+    /// `<root>/masks/<study>/<stem>.nii.gz`, `stem` being the series id (with `_<k>` for the k-th
+    /// stack of a series made of several non-parallel stacks).
+    pub fn mask(&self, study: StudyId, stem: &str) -> PathBuf {
+        self.masks()
+            .join(study.to_string())
+            .join(format!("{stem}.nii.gz"))
     }
 
     /// `<root>/<split>_images`

@@ -20,6 +20,7 @@ fn config() -> SynthConfig {
         readers: 1,
         quirk_rate: 0.0,
         matrix_scale: 0.15,
+        ..Default::default()
     }
 }
 

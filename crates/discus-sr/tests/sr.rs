@@ -40,6 +40,7 @@ fn fixture() -> &'static Fixture {
             readers: 1,
             quirk_rate: 0.0,
             matrix_scale: 0.15,
+            ..Default::default()
         };
         generate(&cohort, &config, &|_| {}).unwrap();
         let ds = Dataset::open(&cohort).unwrap();

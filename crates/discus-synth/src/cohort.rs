@@ -38,6 +38,14 @@ pub struct SynthConfig {
     /// field of view and the anatomy are unchanged.
     #[serde(default = "one")]
     pub matrix_scale: f64,
+    /// Scan every patient a second time at another site (`--rescan`): the cohort has twice the
+    /// studies, the second half the same patients (same anatomy and degeneration) with new study
+    /// ids, linked in truth.json (`patient`, `rescan_of`).
+    #[serde(default)]
+    pub rescan: bool,
+    /// Write per-series label volumes (`--masks`) under `masks/` (see [`crate::masks`]).
+    #[serde(default)]
+    pub masks: bool,
 }
 
 fn one() -> f64 {
@@ -53,6 +61,8 @@ impl Default for SynthConfig {
             readers: 3,
             quirk_rate: 0.0,
             matrix_scale: 1.0,
+            rescan: false,
+            masks: false,
         }
     }
 }
@@ -158,7 +168,41 @@ pub fn write_study(
             .collect();
         total += bytes?.iter().sum::<u64>();
     }
+    if cfg.masks {
+        write_masks(root, st)?;
+    }
     Ok(total)
+}
+
+/// Writes the label volumes of every series of a study: `masks/<study>/<stem>.nii.gz` and a
+/// `<stem>.json` sidecar with the InstanceNumber of each slice (see [`crate::masks`]).
+pub fn write_masks(root: &Path, st: &StudyPlan) -> Result<(), SynthError> {
+    let layout = Layout::new(root);
+    let vols: Vec<crate::masks::MaskVolume> = st
+        .series
+        .par_iter()
+        .flat_map_iter(|s| {
+            crate::masks::series_masks(
+                &st.anatomy,
+                &s.series_id.to_string(),
+                &s.slices,
+                &s.instance_numbers,
+            )
+        })
+        .collect();
+    for v in vols {
+        let path = layout.mask(st.study, &v.stem);
+        atomic_write(&path, &v.nifti).map_err(io(&path))?;
+        let side = path.with_file_name(format!("{}.json", v.stem));
+        let json = serde_json::json!({
+            "study_id": st.study,
+            "series_id": v.stem.split('_').next().unwrap_or(&v.stem),
+            "instance_numbers": v.instance_numbers,
+        });
+        let bytes = serde_json::to_vec_pretty(&json).expect("sidecar serialises");
+        atomic_write(&side, &bytes).map_err(io(&side))?;
+    }
+    Ok(())
 }
 
 impl CohortPlan {
@@ -205,6 +249,12 @@ impl CohortPlan {
         let path = root.join("truth.json");
         let json = serde_json::to_vec_pretty(&self.truth()).expect("truth serialises");
         atomic_write(&path, &json).map_err(io(&path))?;
+        if self.config.masks {
+            let path = layout.masks().join("labels.json");
+            let json =
+                serde_json::to_vec_pretty(&crate::masks::label_table()).expect("labels serialise");
+            atomic_write(&path, &json).map_err(io(&path))?;
+        }
         let card_path = layout.card();
         self.card().write(&card_path).map_err(|e| match e {
             discus_core::governance::CardError::Io { path, source } => {

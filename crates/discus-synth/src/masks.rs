@@ -29,8 +29,6 @@ use serde::{Deserialize, Serialize};
 pub const LABEL_SAC: u8 = 40;
 /// Label of nerve roots outside the sac.
 pub const LABEL_ROOT: u8 = 41;
-/// The folder of the masks under a cohort root (beside `train_images`).
-pub const MASKS_DIR: &str = "masks";
 
 /// Label of vertebra `v` (index into [`VERTEBRAE`]).
 pub fn vertebra_label(v: usize) -> u8 {

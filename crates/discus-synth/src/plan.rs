@@ -43,6 +43,9 @@ pub struct StudyPlan {
     pub study: StudyId,
     /// Index of the study's site in [`CohortPlan::sites`].
     pub site: usize,
+    /// The patient scanned (the index of the patient's first study; equal to `index` except for the
+    /// second scans of `--rescan`).
+    pub patient: usize,
     /// The patient's anatomy and degeneration.
     pub anatomy: Anatomy,
     /// The series to write, in series-number order.
@@ -142,10 +145,17 @@ impl CohortPlan {
                 "the quirk rate must be in [0, 1]".into(),
             ));
         }
+        if config.rescan && config.sites < 2 {
+            return Err(SynthError::Config(
+                "--rescan scans each patient again at another site: it needs at least 2 sites"
+                    .into(),
+            ));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(mix_all(&[config.seed, 0xC0407]));
         let sites = Site::make_sites(config.sites, &mut rng);
         let readers = Reader::make(config.readers, &mut rng);
-        let mut studies: Vec<StudyPlan> = (0..config.studies)
+        let total = config.studies * if config.rescan { 2 } else { 1 };
+        let mut studies: Vec<StudyPlan> = (0..total)
             .into_par_iter()
             .map(|i| plan_study(config, &sites, &readers, i))
             .collect();
@@ -460,11 +470,24 @@ pub fn plan_study(
     readers: &[Reader],
     index: usize,
 ) -> StudyPlan {
-    let mut rng = ChaCha8Rng::seed_from_u64(mix_all(&[config.seed, index as u64, 1]));
-    let study = StudyId(draw_id(&mut rng));
-    let site_i = index % sites.len();
-    let site = &sites[site_i];
+    // A rescan (index >= studies with --rescan) is patient `index - studies` again: the patient's
+    // stream draws the same anatomy; the study's own stream then draws its id, series and signal.
+    let patient = if index >= config.studies {
+        index - config.studies
+    } else {
+        index
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_all(&[config.seed, patient as u64, 1]));
+    let mut study = StudyId(draw_id(&mut rng));
+    let mut site_i = index % sites.len();
     let anatomy = Anatomy::sample(&mut rng);
+    if patient != index {
+        rng = ChaCha8Rng::seed_from_u64(mix_all(&[config.seed, index as u64, 1]));
+        study = StudyId(draw_id(&mut rng));
+        // Another site than the first scan's.
+        site_i = (patient % sites.len() + 1 + index % (sites.len() - 1).max(1)) % sites.len();
+    }
+    let site = &sites[site_i];
     let mut ids = SeriesIds(BTreeSet::new());
     let Acquisition {
         mut series,
@@ -514,6 +537,7 @@ pub fn plan_study(
         index,
         study,
         site: site_i,
+        patient,
         anatomy,
         series,
         signals,

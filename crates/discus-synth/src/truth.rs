@@ -34,6 +34,14 @@ pub struct StudyTruth {
     pub study_id: StudyId,
     /// The site's InstitutionName.
     pub site: String,
+    /// The site's profile name (its full profile is in [`Truth::sites`]).
+    pub site_profile: String,
+    /// The patient: the index (generation order) of the patient's first study. Studies of the same
+    /// patient (`--rescan`) share it.
+    pub patient: usize,
+    /// For a second scan of a patient (`--rescan`), the study id of the first scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rescan_of: Option<StudyId>,
     /// The scanner's Manufacturer (0008,0070).
     pub manufacturer: String,
     /// The scanner's ManufacturerModelName (0008,1090).
@@ -82,6 +90,9 @@ pub struct Truth {
     pub line_ending: String,
     /// The simulated readers.
     pub readers: Vec<Reader>,
+    /// Every site's named profile: scanner, field, matrix, slices, T2 flavour, timing, SNR, value
+    /// range.
+    pub sites: Vec<crate::protocol::Site>,
     /// The expected score of the Bayes-optimal prediction on these labels.
     pub bayes_limit: BayesLimit,
     /// Every injected quirk.
@@ -108,6 +119,7 @@ impl CohortPlan {
             designated_reader: 0,
             line_ending: "LF".into(),
             readers: self.readers.clone(),
+            sites: self.sites.clone(),
             bayes_limit: self.bayes_limit(),
             quirks: self.studies.iter().flat_map(|s| s.quirks.clone()).collect(),
             natural_findings: self
@@ -123,6 +135,9 @@ impl CohortPlan {
                     StudyTruth {
                         study_id: s.study,
                         site: site.name.clone(),
+                        site_profile: site.profile.clone(),
+                        patient: s.patient,
+                        rescan_of: (s.patient != s.index).then(|| self.studies[s.patient].study),
                         manufacturer: site.manufacturer.clone(),
                         model: site.model.clone(),
                         field_strength_t: site.field_t,

@@ -21,6 +21,7 @@ fn small_config(seed: u64, studies: usize, quirks: f64) -> SynthConfig {
         readers: 3,
         quirk_rate: quirks,
         matrix_scale: 0.25,
+        ..Default::default()
     }
 }
 
@@ -350,6 +351,8 @@ fn validate_finds_exactly_the_injected_quirks() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = SynthConfig {
         matrix_scale: 0.15,
+        // Masks beside train_images must not disturb validate.
+        masks: true,
         ..small_config(5, 14, 1.0)
     };
     generate(dir.path(), &cfg, &|_| {}).unwrap();

@@ -3,7 +3,7 @@
 //! published relaxation of Pfirrmann I and IV discs.
 //!
 //! Tissue regions come from the tissue model at the pixel centres, kept only where the tissue is the
-//! same across the slice thickness and over a 5 x 5 neighbourhood (no partial volume, Gibbs ringing or
+//! same across the slice thickness and over a 3 x 3 neighbourhood (no partial volume, Gibbs ringing or
 //! chemical shift at the pixel).
 
 use discus_core::SeriesKind;
@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Codes of pixels whose tissue is the same at the slice centre, at both sub-sample depths and over
-/// the 5 x 5 neighbourhood; 255 elsewhere.
+/// the 3 x 3 neighbourhood; 255 elsewhere.
 fn clean_codes(anat: &Anatomy, g: &SliceGeom) -> Vec<u8> {
     let (rows, cols) = (g.rows as usize, g.cols as usize);
     let mut layers = vec![tissue_codes(anat, g, 0.0)];
@@ -25,11 +25,11 @@ fn clean_codes(anat: &Anatomy, g: &SliceGeom) -> Vec<u8> {
         layers.push(tissue_codes(anat, g, off));
     }
     let mut out = vec![255u8; rows * cols];
-    for r in 2..rows - 2 {
-        for c in 2..cols - 2 {
+    for r in 1..rows - 1 {
+        for c in 1..cols - 1 {
             let t = layers[0][r * cols + c];
             let ok = layers.iter().all(|l| {
-                (r - 2..=r + 2).all(|rr| (c - 2..=c + 2).all(|cc| l[rr * cols + cc] == t))
+                (r - 1..=r + 1).all(|rr| (c - 1..=c + 1).all(|cc| l[rr * cols + cc] == t))
             });
             if ok {
                 out[r * cols + c] = t;
@@ -69,9 +69,14 @@ fn site_with(flavour: T2Flavour, field: f64, seed: u64) -> Site {
     s
 }
 
-/// A patient with a healthy (Pfirrmann I) L3/L4 nucleus and a Pfirrmann IV L4/L5 one, and the middle
-/// slice of a sagittal stack of a series kind at a site, with its signal model (no motion, no coil
-/// ripple or gradient: gain depends on depth only).
+type Scene = (
+    Anatomy,
+    Vec<SliceGeom>,
+    discus_synth::raster::SeriesSignal,
+    Sequence,
+);
+
+/// As [`scenes`], with the slice nearest the midline only.
 fn scene(
     site: &Site,
     kind: SeriesKind,
@@ -82,27 +87,29 @@ fn scene(
     discus_synth::raster::SeriesSignal,
     Sequence,
 ) {
+    let (a, mut gs, sig, seq) = scenes(site, kind, seed);
+    (a, gs.remove(0), sig, seq)
+}
+
+/// A patient with a healthy (Pfirrmann I) L3/L4 nucleus and a Pfirrmann IV L4/L5 one, the slices of a
+/// sagittal stack of a series kind at a site within 25 mm of the midline (nearest first), and the
+/// series' signal model (no motion, no coil ripple or gradient: gain depends on depth only).
+fn scenes(site: &Site, kind: SeriesKind, seed: u64) -> Scene {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut anat = Anatomy::sample(&mut rng);
     anat.disc_deg[5] = 0.0; // L3/L4: Pfirrmann I
     anat.disc_deg[6] = 0.75; // L4/L5: Pfirrmann IV
     let slices = sagittal_stack(&anat, site, &mut rng);
-    // The slice nearest the midline.
-    let g = slices
-        .iter()
-        .min_by(|a, b| {
-            let ca = a.pixel_to_patient(a.cols as f64 / 2.0, a.rows as f64 / 2.0)[0].abs();
-            let cb = b.pixel_to_patient(b.cols as f64 / 2.0, b.rows as f64 / 2.0)[0].abs();
-            ca.total_cmp(&cb)
-        })
-        .unwrap()
-        .clone();
+    let x = |a: &SliceGeom| a.pixel_to_patient(a.cols as f64 / 2.0, a.rows as f64 / 2.0)[0].abs();
+    let mut near: Vec<SliceGeom> = slices.iter().filter(|a| x(a) < 25.0).cloned().collect();
+    near.sort_by(|a, b| x(a).total_cmp(&x(b)));
+    let g = near[0].clone();
     let seq = discus_synth::protocol::sequence_for(kind, site, &mut rng);
     let mut sig = series_signal(&anat, site, kind, &seq, std::slice::from_ref(&g), &mut rng);
     sig.ghost = None;
     sig.coil_ripple = 0.0;
     sig.bias_grad = [0.0; 3];
-    (anat, g, sig, seq)
+    (anat, near, sig, seq)
 }
 
 fn within_iso(g: &SliceGeom, iso: [f64; 3], r: f64) -> impl Fn(usize) -> bool + '_ {
@@ -123,14 +130,28 @@ fn tissue_means_fall_in_the_published_order_for_every_sequence_and_field() {
                 if kind == SeriesKind::SagittalT1 && flavour != T2Flavour::Plain {
                     continue;
                 }
-                let (anat, g, sig, seq) = scene(&site, kind, 5);
-                let img = render_slice(&anat, &g, &sig, 99)
-                    .into_iter()
-                    .map(|v| v as f64)
-                    .collect::<Vec<_>>();
-                let codes = clean_codes(&anat, &g);
-                // Within 100 mm of the isocentre (fat saturation fails further out, as on scanners).
-                let m = means(&codes, &img, within_iso(&g, sig.iso, 100.0));
+                let (anat, gs, sig, seq) = scenes(&site, kind, 5);
+                // Pool the slices within 25 mm of the midline (muscle is paramedian), pixels within
+                // 100 mm of the isocentre (fat saturation fails further out, as on scanners).
+                let mut sums = vec![(0.0, 0usize); N_TISSUE_CODES];
+                for g in &gs {
+                    let img = render_slice(&anat, g, &sig, 99)
+                        .into_iter()
+                        .map(|v| v as f64)
+                        .collect::<Vec<_>>();
+                    let codes = clean_codes(&anat, g);
+                    let keep = within_iso(g, sig.iso, 100.0);
+                    for (i, &c) in codes.iter().enumerate() {
+                        if c != 255 && keep(i) {
+                            sums[c as usize].0 += img[i];
+                            sums[c as usize].1 += 1;
+                        }
+                    }
+                }
+                let m: Vec<Option<f64>> = sums
+                    .iter()
+                    .map(|&(s, n)| (n >= 20).then(|| s / n as f64))
+                    .collect();
                 let get = |c: usize| {
                     m[c].unwrap_or_else(|| {
                         panic!("{field} T {flavour:?} {kind:?}: no clean pixels of tissue code {c}")
