@@ -2,13 +2,23 @@
 //! cohort and prints the summary as JSON.
 //!
 //! Usage: `cargo run -p discus-synth --example synth -- OUT STUDIES SITES SEED [--masks] [--rescan]
-//! [--matrix-scale K]`
+//! [--matrix-scale K]`, or `... -- render STUDY_DIR OUT.png` for a contact sheet.
 
 use discus_synth::cohort::{generate, SynthConfig};
 use std::path::PathBuf;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `synth render STUDY_DIR OUT.png`: a contact sheet, as `discus render` draws it.
+    if args.first().map(String::as_str) == Some("render") && args.len() == 3 {
+        match discus_synth::sheet::render_contact_sheet(args[1].as_ref(), args[2].as_ref()) {
+            Ok(_) => return,
+            Err(e) => {
+                eprintln!("render: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     if args.len() < 4 {
         eprintln!("usage: synth OUT STUDIES SITES SEED [--masks] [--rescan] [--matrix-scale K]");
         std::process::exit(2);

@@ -47,8 +47,10 @@ for path in sorted(glob.glob(os.path.join(root, "masks", "*", "*.nii.gz"))):
         "dtype": str(data.dtype),
         "sform_code": int(img.header["sform_code"]),
         "qform_code": int(img.header["qform_code"]),
+        "affine": img.affine.tolist(),
         "sform": img.get_sform().tolist(),
         "qform": img.get_qform().tolist(),
+        "qform_w": float(img.header.get_qform_quaternion()[0]),
         "dicom": ras.tolist(),
         "labels": sorted(int(v) for v in np.unique(data)),
     }))
