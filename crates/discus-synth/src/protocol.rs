@@ -153,7 +153,8 @@ impl Site {
     pub fn make_sites(k: usize, rng: &mut ChaCha8Rng) -> Vec<Site> {
         (0..k)
             .map(|i| {
-                let (man, model, field) = SCANNERS[(i * 5 + rng.gen_range(0..2)) % SCANNERS.len()];
+                // Vendors in turn (Siemens, GE, Philips), 1.5 or 3 T at random.
+                let (man, model, field) = SCANNERS[(i % 3) * 2 + rng.gen_range(0..2)];
                 let hi = field > 2.0;
                 // Stored values: Siemens 12 bit, GE 16 bit, Philips 12 bit with a rescale slope.
                 let (scale, bits, slope) = match man.split(' ').next().unwrap_or("") {

@@ -297,15 +297,14 @@ fn convolve_axis(img: &[f64], rows: usize, cols: usize, along_rows: bool, h: &[f
     let k = (h.len() / 2) as isize;
     let mut out = vec![0f64; img.len()];
     if along_rows {
+        let mut pad = vec![0f64; cols + 2 * k as usize];
         for r in 0..rows {
             let line = &img[r * cols..(r + 1) * cols];
-            for c in 0..cols {
-                let mut acc = 0.0;
-                for (j, w) in h.iter().enumerate() {
-                    let cc = (c as isize + j as isize - k).clamp(0, cols as isize - 1) as usize;
-                    acc += w * line[cc];
-                }
-                out[r * cols + c] = acc;
+            for (j, v) in pad.iter_mut().enumerate() {
+                *v = line[(j as isize - k).clamp(0, cols as isize - 1) as usize];
+            }
+            for (c, o) in out[r * cols..(r + 1) * cols].iter_mut().enumerate() {
+                *o = pad[c..c + h.len()].iter().zip(h).map(|(a, b)| a * b).sum();
             }
         }
     } else {
