@@ -167,9 +167,9 @@ pub fn encode_labels(dims: [usize; 3], data: &[u8], affine: &Affine, descrip: &s
     put_f32(&mut h, 268, affine[0][3]);
     put_f32(&mut h, 272, affine[1][3]);
     put_f32(&mut h, 276, affine[2][3]);
-    for r in 0..3 {
-        for c in 0..4 {
-            put_f32(&mut h, 280 + 16 * r + 4 * c, affine[r][c]);
+    for (r, row) in affine.iter().take(3).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            put_f32(&mut h, 280 + 16 * r + 4 * c, *v);
         }
     }
     h[344..348].copy_from_slice(b"n+1\0");

@@ -41,8 +41,8 @@ fn clean_codes(anat: &Anatomy, g: &SliceGeom) -> Vec<u8> {
 
 /// Mean of `img` per tissue code over the clean pixels accepted by `keep(pixel index)`.
 fn means(codes: &[u8], img: &[f64], keep: impl Fn(usize) -> bool) -> Vec<Option<f64>> {
-    let mut sum = vec![0f64; N_TISSUE_CODES];
-    let mut n = vec![0usize; N_TISSUE_CODES];
+    let mut sum = [0f64; N_TISSUE_CODES];
+    let mut n = [0usize; N_TISSUE_CODES];
     for (i, &c) in codes.iter().enumerate() {
         if c != 255 && keep(i) {
             sum[c as usize] += img[i];
@@ -234,7 +234,7 @@ fn measured_snr_of_every_site_is_within_15_percent_of_its_profile() {
             // Keep the site's coil shading (ripple and gradient) for this one.
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             sig.coil_ripple = site.coil_ripple;
-            sig.coil_phase = rand::Rng::gen_range(&mut rng, 0.0..6.28);
+            sig.coil_phase = rand::Rng::gen_range(&mut rng, 0.0..std::f64::consts::TAU);
             let a = render_slice(&anat, &g, &sig, 1);
             let b = render_slice(&anat, &g, &sig, 2);
             let codes = clean_codes(&anat, &g);
