@@ -11,7 +11,11 @@ studies=${1:-20}
 seed=${2:-1}
 extra=${3:-}
 profile=${PROFILE:-dev}
-cargo build --profile "$profile" -p discus-synth --example synth --manifest-path "$root/Cargo.toml" >&2
+if [ "$profile" = dev ]; then
+  cargo build -p discus-synth --example synth --manifest-path "$root/Cargo.toml" >&2
+else
+  cargo build --profile "$profile" -p discus-synth --example synth --manifest-path "$root/Cargo.toml" >&2
+fi
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 bin="$root/target/$dir/examples/synth"
 out=$(mktemp -d)
