@@ -126,7 +126,7 @@ const GRID: usize = 8;
 /// structures thinner than the slice, at two thirds of the cost of three samples).
 const SUB: usize = 2;
 /// Lobes of the Dirichlet kernel kept on each side.
-const LOBES: f64 = 8.0;
+pub const LOBES: f64 = 8.0;
 
 /// Calls `f(pixel index, spine coordinate, patient point, tissue)` for every pixel of a slice, the
 /// slice moved by `offset` mm along its normal. Straightened coordinates are computed on a coarse grid

@@ -2,19 +2,21 @@
 //! signal of the two compartments (water, fat) of a tissue under spin echo / turbo spin echo, spectral
 //! fat saturation and STIR.
 //!
-//! Values are literature figures (see /work/shared/spec/anatomy-mr.md section 5; [n] below are its
+//! Values are literature figures (see /work/shared/spec/anatomy-mr.md section 5; \[n\] below are its
 //! sources): T1 lengthens with field, T2 shortens slightly.
-//! - muscle 856/27 at 1.5 T, 898/29 at 3 T (de Bazelaire 2004 [37]; SpinSight [36]); PD 0.8 of water;
-//! - CSF 4280/2030 (1.5 T), 4160/2100 (3 T) [36];
-//! - subcutaneous fat 382/68 at 3 T [37], T1 260 at 1.5 T (the T1 that puts the STIR null at the
-//!   clinical 1.5 T TI of 150-180 ms [44-46]); fat's spin-echo T2 is lengthened under a turbo spin echo
+//! - muscle 1008/44 at 1.5 T, 1412/50 at 3 T (Stanisz 2005 \[38\]), PD 0.8 of water; the in-vivo
+//!   multi-echo 856/27 and 898/29 \[36, 37\] would make muscle darker than the annulus on T2, which
+//!   clinical FSE images do not show; annulus T2 38/35 ms (the degenerated end of \[42\]), PD 0.6;
+//! - CSF 4280/2030 (1.5 T), 4160/2100 (3 T) \[36\];
+//! - subcutaneous fat 382/68 at 3 T \[37\], T1 260 at 1.5 T (the T1 that puts the STIR null at the
+//!   clinical 1.5 T TI of 150-180 ms \[44-46\]); fat's spin-echo T2 is lengthened under a turbo spin echo
 //!   train by J-coupling suppression (fat is bright on FSE T2, [`Sequence::fat_t2_factor`]);
-//! - marrow is two compartments: fat (fraction 0.4: 27-35 % at age 20-39, rising with age [39]) with
+//! - marrow is two compartments: fat (fraction 0.4: 27-35 % at age 20-39, rising with age \[39\]) with
 //!   fat's relaxation, and water with T1 ~1000 ms, T2 ~40 ms;
-//! - nucleus pulposus by degeneration `g` in [0, 1] (Pfirrmann grade `1 + 4 g`): T2 log-linear through
-//!   the published grade means I 210, II 129, III 84, IV 51 ms [42]; T1 and PD from the SyMRI normal
-//!   (1165 ms, PD 79) to desiccated (554 ms, PD 48) discs [41], PD relative to CSF's 107.5;
-//! - cortical bone PD 0.05, T2 < 1 ms [36, 38]; flowing blood is a flow void (PD ~0).
+//! - nucleus pulposus by degeneration `g` in \[0, 1\] (Pfirrmann grade `1 + 4 g`): T2 log-linear through
+//!   the published grade means I 210, II 129, III 84, IV 51 ms \[42\]; T1 and PD from the SyMRI normal
+//!   (1165 ms, PD 79) to desiccated (554 ms, PD 48) discs \[41\], PD relative to CSF's 107.5;
+//! - cortical bone PD 0.05, T2 < 1 ms \[36, 38\]; flowing blood is a flow void (PD ~0).
 //!
 //! Signal of one compartment (PD, T1, T2):
 //! - spin echo / TSE: `S = PD (1 - exp(-TR/T1)) exp(-TE/T2)` (TE the effective echo time);
@@ -209,7 +211,7 @@ pub fn relax(t: Tissue, field_t: f64, disc_degeneration: f64) -> Relax {
     }
 }
 
-/// Published mean nucleus T2 by Pfirrmann grade I-IV (ms) [42].
+/// Published mean nucleus T2 by Pfirrmann grade I-IV (ms) \[42\].
 pub const NUCLEUS_T2_BY_GRADE: [f64; 4] = [210.0, 129.0, 84.0, 51.0];
 
 /// Nucleus pulposus relaxation at degeneration `g` (Pfirrmann grade `1 + 4 g`): T2 log-linear through
