@@ -447,7 +447,7 @@ fn cancel_stops_between_files_and_a_rerun_resumes() {
     let me: std::sync::Arc<std::sync::OnceLock<Progress>> = Default::default();
     let handle = me.clone();
     let progress = Progress::with_observer(move |s| {
-        if s.stage == "de-identifying" && s.done >= 2 {
+        if s.stage == "de-identifying" && s.done >= 2 && !s.cancelled {
             if let Some(p) = handle.get() {
                 p.cancel();
             }
