@@ -1,8 +1,9 @@
 //! `discus deid`: de-identify a folder of DICOM files, and `discus deid verify`: prove it.
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use discus_deid::run::{list_files, RunConfig};
+use discus_core::progress::Progress;
+use discus_deid::run::RunConfig;
+use discus_deid::text::{write_run_text, write_verify_text};
 use discus_deid::Options;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,13 +129,10 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = a.map {
         config.map_path = m;
     }
-    let total = list_files(&in_dir)
-        .with_context(|| format!("cannot list {}", in_dir.display()))?
-        .len();
     let bar = if a.json {
         indicatif::ProgressBar::hidden()
     } else {
-        indicatif::ProgressBar::new(total as u64)
+        indicatif::ProgressBar::new(0)
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -143,79 +141,17 @@ fn run_deid(a: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap()
         .progress_chars("=> "),
     );
-    let report = discus_deid::run(&config, &|| bar.inc(1))?;
+    let shown = bar.clone();
+    let progress = Progress::with_observer(move |p| {
+        shown.set_length(p.total);
+        shown.set_position(p.done);
+    });
+    let report = discus_deid::run(&config, &progress)?;
     bar.finish_and_clear();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        if report.key_created {
-            eprintln!(
-                "created a new key in {} (keep it at the site: it re-creates the same UIDs and date shifts)",
-                report.key_path.display()
-            );
-        }
-        for f in &report.failed {
-            eprintln!("error: {}: {}", f.input.display(), f.cause);
-        }
-        for d in &report.duplicates {
-            eprintln!(
-                "warning: {}: same SOP Instance UID as another input (written once, as {})",
-                d.input.display(),
-                d.output.display()
-            );
-        }
-        for f in &report.flagged {
-            let why: Vec<&str> = f
-                .flags
-                .iter()
-                .map(|fl| match fl {
-                    discus_deid::Flag::BurnedInAnnotation => {
-                        "burned-in annotation: the pixels may show identifying text"
-                    }
-                    discus_deid::Flag::SecondaryCapture => {
-                        "secondary capture: screenshots often show identifying text"
-                    }
-                })
-                .collect();
-            eprintln!(
-                "flagged: {} -> {}: {} (check the pixels before release)",
-                f.input.display(),
-                f.output.display(),
-                why.join("; ")
-            );
-        }
-        println!(
-            "{} files: {} de-identified, {} already done (resumed), {} duplicates, {} failed, {} flagged for pixel review",
-            report.files_seen,
-            report.written,
-            report.resumed,
-            report.duplicates.len(),
-            report.failed.len(),
-            report.flagged.len()
-        );
-        if report.layout {
-            println!(
-                "LumbarDISC layout kept: new ids from the new UIDs; rewritten: {}",
-                if report.csv_rewritten.is_empty() {
-                    "no CSV files".to_string()
-                } else {
-                    report
-                        .csv_rewritten
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            );
-            for p in &report.not_copied {
-                eprintln!("not copied: {} (not part of the layout)", p.display());
-            }
-        }
-        println!(
-            "map (site only): {}\ncard: {}",
-            report.map_path.display(),
-            report.card_path.display()
-        );
+        write_run_text(&report, &mut std::io::stdout(), &mut std::io::stderr())?;
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS
@@ -229,27 +165,7 @@ fn run_verify(v: VerifyArgs) -> anyhow::Result<ExitCode> {
     if v.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for h in &report.hits {
-            println!(
-                "leak: {} at byte {} in {}: value of {} ({})",
-                h.file.display(),
-                h.offset,
-                h.element,
-                h.source,
-                h.spelling
-            );
-        }
-        for (f, e) in &report.outputs_unreadable {
-            println!("unreadable: {}: {e}", f.display());
-        }
-        println!(
-            "{} output files scanned against {} inputs ({} spellings): {} hits, {} unreadable outputs",
-            report.outputs_scanned,
-            report.inputs_read,
-            report.patterns,
-            report.hits.len(),
-            report.outputs_unreadable.len()
-        );
+        write_verify_text(&report, &mut std::io::stdout())?;
     }
     Ok(if report.clean() {
         ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use discus_core::agreement::{Metric, Statistic, Weights};
 use discus_core::fsio::atomic_write;
 use discus_core::governance::{check_sources, Use};
 use discus_core::{SeriesId, Severity};
@@ -164,7 +165,7 @@ pub struct AgreementArgs {
     pub seed: u64,
     /// The statistic of the heat map.
     #[arg(long, default_value = "cohen_kappa_quadratic")]
-    pub heat_statistic: String,
+    pub heat_statistic: discus_core::agreement::Statistic,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -436,7 +437,7 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
     let report = agreement_report(&findings, sl.as_ref().map(|s| s as &dyn SliceLookup), &opts);
     bar.finish_and_clear();
     if let Some(out) = &a.out {
-        write_report(out, &report, &a.heat_statistic)?;
+        write_report(out, &report, a.heat_statistic)?;
     }
     if c.json {
         print_json(&report)?;
@@ -461,7 +462,12 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
         let k = p
             .estimates
             .iter()
-            .find(|e| e.statistic == "cohen_kappa_quadratic")
+            .find(|e| {
+                e.statistic
+                    == Statistic::CohenKappa {
+                        weights: Weights::Quadratic,
+                    }
+            })
             .map(v)
             .unwrap_or_default();
         let pts = p.points.as_ref().map_or(String::new(), |pt| {
@@ -484,7 +490,12 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
         let k = g
             .estimates
             .iter()
-            .find(|e| e.statistic.starts_with("krippendorff_alpha_ordinal"))
+            .find(|e| {
+                e.statistic
+                    == Statistic::KrippendorffAlpha {
+                        metric: Metric::Ordinal,
+                    }
+            })
             .map(v)
             .unwrap_or_default();
         say!(

@@ -73,7 +73,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
 
     let written = match &args.report {
-        Some(dir) => Some(discus_data::validate_report::write_report(dir, &report)?),
+        Some(dir) => Some(discus_data::validate::report::write_report(dir, &report)?),
         None => None,
     };
     if args.json {

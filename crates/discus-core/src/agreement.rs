@@ -628,34 +628,116 @@ impl Statistic {
         self.kernel(r)?.compute(r)
     }
 
+    /// Every statistic (the pairwise ones and Fleiss' kappa), each once.
+    pub const ALL: [Statistic; 11] = [
+        Statistic::PercentAgreement,
+        Statistic::CohenKappa {
+            weights: Weights::Identity,
+        },
+        Statistic::CohenKappa {
+            weights: Weights::Linear,
+        },
+        Statistic::CohenKappa {
+            weights: Weights::Quadratic,
+        },
+        Statistic::FleissKappa,
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Nominal,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Ordinal,
+        },
+        Statistic::KrippendorffAlpha {
+            metric: Metric::Interval,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Identity,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Linear,
+        },
+        Statistic::GwetAc {
+            weights: Weights::Quadratic,
+        },
+    ];
+
     /// A short stable name, e.g. `cohen_kappa_linear`, `krippendorff_alpha_ordinal`, `gwet_ac1`.
-    pub fn key(self) -> String {
+    pub fn key(self) -> &'static str {
+        use Metric as M;
+        use Weights as W;
         match self {
-            Statistic::PercentAgreement => "percent_agreement".into(),
-            Statistic::CohenKappa { weights } => format!("cohen_kappa_{}", weights.as_str()),
-            Statistic::FleissKappa => "fleiss_kappa".into(),
-            Statistic::KrippendorffAlpha { metric } => {
-                format!("krippendorff_alpha_{}", metric.as_str())
-            }
+            Statistic::PercentAgreement => "percent_agreement",
+            Statistic::CohenKappa {
+                weights: W::Identity,
+            } => "cohen_kappa_unweighted",
+            Statistic::CohenKappa { weights: W::Linear } => "cohen_kappa_linear",
+            Statistic::CohenKappa {
+                weights: W::Quadratic,
+            } => "cohen_kappa_quadratic",
+            Statistic::FleissKappa => "fleiss_kappa",
+            Statistic::KrippendorffAlpha { metric: M::Nominal } => "krippendorff_alpha_nominal",
+            Statistic::KrippendorffAlpha { metric: M::Ordinal } => "krippendorff_alpha_ordinal",
+            Statistic::KrippendorffAlpha {
+                metric: M::Interval,
+            } => "krippendorff_alpha_interval",
             Statistic::GwetAc {
-                weights: Weights::Identity,
-            } => "gwet_ac1".into(),
-            Statistic::GwetAc { weights } => format!("gwet_ac2_{}", weights.as_str()),
+                weights: W::Identity,
+            } => "gwet_ac1",
+            Statistic::GwetAc { weights: W::Linear } => "gwet_ac2_linear",
+            Statistic::GwetAc {
+                weights: W::Quadratic,
+            } => "gwet_ac2_quadratic",
         }
+    }
+
+    /// The statistic of a [`key`](Statistic::key).
+    pub fn from_key(key: &str) -> Option<Statistic> {
+        Statistic::ALL.into_iter().find(|s| s.key() == key)
+    }
+}
+
+/// A statistic's name that is none of [`Statistic::ALL`]'s keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown statistic {0:?}; known: {known}", known = Statistic::ALL.map(Statistic::key).join(", "))]
+pub struct UnknownStatistic(pub String);
+
+impl std::str::FromStr for Statistic {
+    type Err = UnknownStatistic;
+    fn from_str(s: &str) -> Result<Statistic, UnknownStatistic> {
+        Statistic::from_key(s).ok_or_else(|| UnknownStatistic(s.to_string()))
+    }
+}
+
+/// Serialises a [`Statistic`] as its [`key`](Statistic::key) (the form of [`Estimate::statistic`]
+/// in JSON reports).
+pub mod statistic_key {
+    use super::Statistic;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the key.
+    pub fn serialize<S: Serializer>(s: &Statistic, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.key())
+    }
+
+    /// Reads a key.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Statistic, D::Error> {
+        let key = String::deserialize(de)?;
+        key.parse().map_err(serde::de::Error::custom)
     }
 }
 
 impl fmt::Display for Statistic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.key())
+        f.pad(self.key())
     }
 }
 
 /// A statistic's value with its bootstrap percentile interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
-    /// The statistic's key, e.g. `cohen_kappa_linear` (see [`Statistic::key`]).
-    pub statistic: String,
+    /// The statistic (written as its key, e.g. `cohen_kappa_linear`: see [`Statistic::key`]).
+    #[serde(with = "statistic_key")]
+    pub statistic: Statistic,
     /// `None` when undefined on the data.
     pub value: Option<f64>,
     /// 2.5% percentile of the bootstrap distribution.
@@ -723,7 +805,7 @@ pub fn bootstrap(r: &Ratings, statistic: Statistic, resamples: usize, seed: u64)
     }
     values.sort_by(f64::total_cmp);
     Estimate {
-        statistic: statistic.key(),
+        statistic,
         value,
         ci_low: quantile_sorted(&values, 0.025),
         ci_high: quantile_sorted(&values, 0.975),
@@ -736,6 +818,54 @@ pub fn bootstrap(r: &Ratings, statistic: Statistic, resamples: usize, seed: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys are the names reports have always used (built here from the parts, as they used to
+    /// be), unique, and read back by `from_key`, `FromStr` and serde.
+    #[test]
+    fn statistic_keys_round_trip() {
+        let old = |s: Statistic| match s {
+            Statistic::PercentAgreement => "percent_agreement".to_string(),
+            Statistic::CohenKappa { weights } => format!("cohen_kappa_{}", weights.as_str()),
+            Statistic::FleissKappa => "fleiss_kappa".into(),
+            Statistic::KrippendorffAlpha { metric } => {
+                format!("krippendorff_alpha_{}", metric.as_str())
+            }
+            Statistic::GwetAc {
+                weights: Weights::Identity,
+            } => "gwet_ac1".into(),
+            Statistic::GwetAc { weights } => format!("gwet_ac2_{}", weights.as_str()),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for s in Statistic::ALL {
+            assert_eq!(s.key(), old(s));
+            assert!(seen.insert(s.key()));
+            assert_eq!(Statistic::from_key(s.key()), Some(s));
+            assert_eq!(s.key().parse::<Statistic>(), Ok(s));
+            assert_eq!(format!("{s:<30}|").len(), 31);
+        }
+        for s in Statistic::PAIRWISE.iter().chain(&Statistic::MULTI) {
+            assert!(Statistic::ALL.contains(s));
+        }
+        let e = "kappa".parse::<Statistic>().unwrap_err();
+        assert!(e.to_string().contains("cohen_kappa_quadratic"), "{e}");
+        let est = Estimate {
+            statistic: Statistic::GwetAc {
+                weights: Weights::Identity,
+            },
+            value: Some(0.5),
+            ci_low: None,
+            ci_high: None,
+            subjects: 1,
+            clusters: 1,
+            resamples: 0,
+        };
+        let json = serde_json::to_value(&est).unwrap();
+        assert_eq!(json["statistic"], "gwet_ac1");
+        assert_eq!(serde_json::from_value::<Estimate>(json).unwrap(), est);
+        let mut bad = serde_json::to_value(&est).unwrap();
+        bad["statistic"] = "gwet".into();
+        assert!(serde_json::from_value::<Estimate>(bad).is_err());
+    }
 
     // Spec section 6.
     const A: [usize; 12] = [0, 0, 1, 2, 1, 0, 2, 1, 0, 0, 1, 2];

@@ -28,7 +28,8 @@
 
 use crate::geometry::Stack;
 use crate::header::InstanceHeader;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use crate::sqlite::{self, Durability, SqliteError, SqliteOptions};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,15 @@ pub enum IndexError {
         /// The version found in it.
         found: i64,
     },
+}
+
+impl From<SqliteError> for IndexError {
+    fn from(e: SqliteError) -> Self {
+        match e {
+            SqliteError::Io { path, source } => IndexError::Io { path, source },
+            SqliteError::Sql { path, source } => IndexError::Sql { path, source },
+        }
+    }
 }
 
 const SCHEMA: &str = "
@@ -217,22 +227,12 @@ impl Index {
 
     /// Opens (creating if needed) the index for writing; WAL mode.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| IndexError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
         let e = |source| IndexError::Sql {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(e)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(e)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(e)?;
+        // A cache: a crash may lose the last commits (they are rescanned), never corrupt it.
+        let conn = sqlite::open(path, &SqliteOptions::writable(Durability::Normal))?;
         conn.execute_batch(SCHEMA).map_err(e)?;
         let version: Option<String> = conn
             .query_row(
@@ -275,17 +275,7 @@ impl Index {
 
     /// Opens an existing index read-only (for scanner threads and later commands).
     pub fn open_read_only(path: &Path) -> Result<Index, IndexError> {
-        let e = |source| IndexError::Sql {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(e)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(e)?;
+        let conn = sqlite::open(path, &SqliteOptions::read_only())?;
         Ok(Index {
             conn,
             path: path.to_path_buf(),

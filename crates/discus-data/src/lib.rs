@@ -8,8 +8,11 @@ pub mod geometry;
 pub mod header;
 pub mod index;
 pub mod ingest;
+pub mod sqlite;
 pub mod standardise;
 pub mod validate;
-pub mod validate_report;
 
 pub use header::InstanceHeader;
+
+/// The validation report folder, under its earlier path (now [`validate::report`]).
+pub use validate::report as validate_report;

@@ -55,6 +55,7 @@ pub mod ingest;
 pub mod keys;
 pub mod run;
 pub mod table;
+pub mod text;
 pub mod verify;
 
 pub use deid::{Deidentifier, Flag};

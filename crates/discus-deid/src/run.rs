@@ -23,6 +23,7 @@ use discus_core::fsio::atomic_write;
 use discus_core::governance::{self, DatasetCard, Deidentification, Licence};
 use discus_core::ids::id_from_uid;
 use discus_core::layout::{Layout, Split};
+use discus_core::progress::Progress;
 use discus_core::types::{SeriesId, StudyId};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -73,6 +74,9 @@ impl RunConfig {
 /// Errors that stop a whole run (one bad file does not: it is reported in [`RunReport::failed`]).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The run's [`Progress`] was cancelled; what was written is kept (run again to resume).
+    #[error("cancelled (the files written so far are kept and in the map; run again to resume)")]
+    Cancelled,
     /// The key file could not be read or created.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -353,8 +357,12 @@ pub fn output_card(
 }
 
 /// De-identifies every file under `config.in_dir` into `config.out_dir`.
-/// `progress` is called once per input file, after it is done (from worker threads).
-pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport, RunError> {
+///
+/// `progress` gets one stage, `de-identifying`, counting input files as they are done (from worker
+/// threads). Cancelling it stops the run between files: the files already written stay, their rows
+/// are added to the identifier map, and the call returns [`RunError::Cancelled`]; running again
+/// resumes.
+pub fn run(config: &RunConfig, progress: &Progress) -> Result<RunReport, RunError> {
     let in_abs = discus_core::fsio::absolute(&config.in_dir);
     let out_abs = discus_core::fsio::absolute(&config.out_dir);
     if out_abs.starts_with(&in_abs) {
@@ -400,13 +408,17 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
         .num_threads(threads)
         .build()
         .map_err(|e| io_err(&config.out_dir)(std::io::Error::other(e)))?;
+    progress.stage("de-identifying", files.len() as u64);
     let results: Vec<FileResult> = pool.install(|| {
         files
             .par_iter()
-            .map(|path| {
+            .filter_map(|path| {
+                if progress.is_cancelled() {
+                    return None;
+                }
                 let r = one_file(&deid, config, path, layout_mode, &claimed);
-                progress();
-                r
+                progress.inc(1);
+                Some(r)
             })
             .collect()
     });
@@ -444,6 +456,9 @@ pub fn run(config: &RunConfig, progress: &(dyn Fn() + Sync)) -> Result<RunReport
         }
     }
     write_map(&config.map_path, &map)?;
+    if progress.is_cancelled() {
+        return Err(RunError::Cancelled);
+    }
     if layout_mode {
         rewrite_layout_csvs(&deid, config, &map, &mut report);
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use discus_core::progress::Progress;
 use discus_deid::run::{list_files, run, RunConfig};
 use discus_deid::table::Options;
 use std::path::{Path, PathBuf};
@@ -138,7 +139,7 @@ fn deid(options: Options) -> (tempfile::TempDir, PathBuf, PathBuf) {
     common::write_cohort(&input);
     let out = tmp.path().join("out");
     let config = RunConfig::with_defaults(input.clone(), out.clone(), options);
-    let r = run(&config, &|| {}).unwrap();
+    let r = run(&config, &Progress::new()).unwrap();
     assert!(r.failed.is_empty(), "{:?}", r.failed);
     (tmp, input, out)
 }

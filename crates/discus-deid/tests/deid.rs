@@ -8,6 +8,7 @@ use dicom_core::header::Header;
 use dicom_core::value::Value;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_object::{open_file, DefaultDicomObject, InMemDicomObject};
+use discus_core::progress::Progress;
 use discus_deid::run::{read_map, run, RunConfig};
 use discus_deid::table::Options;
 use discus_deid::verify::verify;
@@ -57,7 +58,7 @@ fn deid_dir(tmp: tempfile::TempDir, input: PathBuf, options: Options) -> Ran {
         map_path: tmp.path().join("site-map.csv"),
         options,
     };
-    let report = run(&config, &|| {}).unwrap();
+    let report = run(&config, &Progress::new()).unwrap();
     let key = Key::load_or_create(&config.key_path).unwrap().0;
     Ran {
         _tmp: tmp,
@@ -389,9 +390,9 @@ fn same_key_same_output_across_runs_and_a_new_key_changes_every_uid() {
         map_path: tmp.path().join(format!("{out}.map.csv")),
         options: Options::default(),
     };
-    let a = run(&cfg("a", "k1"), &|| {}).unwrap();
-    let b = run(&cfg("b", "k1"), &|| {}).unwrap();
-    let c = run(&cfg("c", "k2"), &|| {}).unwrap();
+    let a = run(&cfg("a", "k1"), &Progress::new()).unwrap();
+    let b = run(&cfg("b", "k1"), &Progress::new()).unwrap();
+    let c = run(&cfg("c", "k2"), &Progress::new()).unwrap();
     assert!(a.key_created && !b.key_created && c.key_created);
     let files = |d: &str| -> BTreeMap<PathBuf, Vec<u8>> {
         outputs(&tmp.path().join(d))
@@ -416,15 +417,53 @@ fn same_key_same_output_across_runs_and_a_new_key_changes_every_uid() {
 #[test]
 fn resume_skips_completed_files_and_redoes_missing_ones() {
     let (ran, cohort) = deid_cohort(Options::default());
-    let again = run(&ran.config, &|| {}).unwrap();
+    let again = run(&ran.config, &Progress::new()).unwrap();
     assert_eq!((again.written, again.resumed), (0, cohort.len()));
     let victim = outputs(&ran.out).remove(0);
     std::fs::remove_file(&victim).unwrap();
-    let third = run(&ran.config, &|| {}).unwrap();
+    let third = run(&ran.config, &Progress::new()).unwrap();
     assert_eq!((third.written, third.resumed), (1, cohort.len() - 1));
     assert!(victim.is_file());
     // the map still has every row after resuming
     assert_eq!(read_map(&ran.config.map_path).unwrap().len(), 2 + 3 + 5);
+}
+
+/// Cancelling through the Progress handle stops the run between files with `Cancelled`; the
+/// files written so far are in the map, and running again finishes the rest.
+#[test]
+fn cancel_stops_between_files_and_a_rerun_resumes() {
+    let (ran, cohort) = deid_cohort(Options::default());
+    let out = ran.out.parent().unwrap().join("out2");
+    let config = RunConfig::with_defaults(ran.input.clone(), out.clone(), Options::default());
+
+    // Cancelled before it starts: nothing is written.
+    let progress = Progress::new();
+    progress.cancel();
+    let e = run(&config, &progress).unwrap_err();
+    assert!(matches!(e, discus_deid::run::RunError::Cancelled), "{e}");
+    assert_eq!(outputs(&out).len(), 0);
+
+    // Cancelled by its observer after two files: those (and any in flight) are kept and mapped.
+    let me: std::sync::Arc<std::sync::OnceLock<Progress>> = Default::default();
+    let handle = me.clone();
+    let progress = Progress::with_observer(move |s| {
+        if s.stage == "de-identifying" && s.done >= 2 && !s.cancelled {
+            if let Some(p) = handle.get() {
+                p.cancel();
+            }
+        }
+    });
+    me.set(progress.clone()).unwrap();
+    let e = run(&config, &progress).unwrap_err();
+    assert!(matches!(e, discus_deid::run::RunError::Cancelled), "{e}");
+    let written = outputs(&out).len();
+    assert!(written >= 2, "{written}");
+    assert!(!read_map(&config.map_path).unwrap().is_empty());
+
+    let done = run(&config, &Progress::new()).unwrap();
+    assert_eq!(done.written + done.resumed, cohort.len());
+    assert_eq!(done.resumed, written);
+    assert_eq!(read_map(&config.map_path).unwrap().len(), 2 + 3 + 5);
 }
 
 #[test]
@@ -435,7 +474,7 @@ fn one_bad_file_is_reported_and_skipped_and_secrets_stay_out_of_out_dir() {
     std::fs::write(input.join("notes.txt"), "not dicom").unwrap();
     let mut config =
         RunConfig::with_defaults(input.clone(), tmp.path().join("out"), Options::default());
-    let report = run(&config, &|| {}).unwrap();
+    let report = run(&config, &Progress::new()).unwrap();
     assert_eq!(report.written, cohort.len());
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].input.ends_with("notes.txt"));
@@ -447,10 +486,10 @@ fn one_bad_file_is_reported_and_skipped_and_secrets_stay_out_of_out_dir() {
     assert!(config.key_path.to_string_lossy().ends_with("out.deid-key"));
 
     config.map_path = config.out_dir.join("map.csv");
-    let e = run(&config, &|| {}).unwrap_err();
+    let e = run(&config, &Progress::new()).unwrap_err();
     assert!(e.to_string().contains("inside the output folder"), "{e}");
     let inside = RunConfig::with_defaults(input.clone(), input.join("out"), Options::default());
-    assert!(run(&inside, &|| {}).is_err());
+    assert!(run(&inside, &Progress::new()).is_err());
 }
 
 #[test]

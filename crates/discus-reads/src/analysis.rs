@@ -180,7 +180,7 @@ pub struct AgreementReport {
 
 impl AgreementReport {
     /// The value of a statistic for a reader pair (either order), for heat maps.
-    pub fn pair_value(&self, a: &str, b: &str, statistic: &str) -> Option<f64> {
+    pub fn pair_value(&self, a: &str, b: &str, statistic: Statistic) -> Option<f64> {
         self.pairs
             .iter()
             .find(|p| (p.a == a && p.b == b) || (p.a == b && p.b == a))
@@ -1036,7 +1036,7 @@ mod tests {
         let val = |g: &GroupAgreement, s: &str| {
             g.estimates
                 .iter()
-                .find(|e| e.statistic == s)
+                .find(|e| e.statistic == s.parse::<Statistic>().unwrap())
                 .unwrap()
                 .value
                 .unwrap()
@@ -1044,7 +1044,11 @@ mod tests {
         assert!((val(&rep.overall, "fleiss_kappa") - 0.491765).abs() < 1e-5);
         assert!((val(&rep.overall, "krippendorff_alpha_ordinal") - 0.745665).abs() < 1e-5);
         assert!(
-            (rep.pair_value("A", "B", "cohen_kappa_quadratic").unwrap() - 0.795455).abs() < 1e-5
+            (rep.pair_value("A", "B", "cohen_kappa_quadratic".parse().unwrap())
+                .unwrap()
+                - 0.795455)
+                .abs()
+                < 1e-5
         );
         assert_eq!(rep.pairs.len(), 3);
         assert_eq!(rep.by_condition[0].findings, 12);

@@ -4,7 +4,7 @@
 //! files.
 
 use crate::analysis::{AgreementReport, GroupAgreement};
-use discus_core::agreement::Estimate;
+use discus_core::agreement::{Estimate, Statistic};
 use discus_report::plot::{self, ColourScale, PlotError};
 use discus_report::{figure, html, page, section, Markup, ReportError, ReportFiles};
 use std::path::Path;
@@ -25,7 +25,7 @@ fn est(e: &Estimate) -> Markup {
 /// The heat map of `statistic` between every reader pair (the diagonal is 1), as an SVG element
 /// drawn with plotters: one cell per ordered pair with its value, coloured red at 0 or below,
 /// yellow at 0.5 and green at 1 (grey: undefined), with a colour legend.
-pub fn heat_map_svg(report: &AgreementReport, statistic: &str) -> Result<Markup, PlotError> {
+pub fn heat_map_svg(report: &AgreementReport, statistic: Statistic) -> Result<Markup, PlotError> {
     let values = report
         .readers
         .iter()
@@ -135,7 +135,7 @@ fn pairs(report: &AgreementReport) -> Markup {
 }
 
 /// The whole page.
-pub fn agreement_html(report: &AgreementReport, heat_statistic: &str) -> Markup {
+pub fn agreement_html(report: &AgreementReport, heat_statistic: Statistic) -> Markup {
     let lede = html! {
         (report.readers.len()) " readers (" (report.readers.join(", ")) "), " (report.findings)
         " findings in " (report.studies) " studies. Intervals: percentile bootstrap over studies, "
@@ -166,7 +166,7 @@ pub fn agreement_html(report: &AgreementReport, heat_statistic: &str) -> Markup 
 pub fn write_report(
     dir: &Path,
     report: &AgreementReport,
-    heat_statistic: &str,
+    heat_statistic: Statistic,
 ) -> Result<ReportFiles, ReportError> {
     discus_report::write_report(dir, &agreement_html(report, heat_statistic), report)
 }
@@ -211,7 +211,7 @@ mod tests {
             ..Default::default()
         };
         let rep = agreement_report(&f, None, &opts);
-        let svg = heat_map_svg(&rep, "cohen_kappa_unweighted")
+        let svg = heat_map_svg(&rep, "cohen_kappa_unweighted".parse().unwrap())
             .unwrap()
             .into_string();
         // The background, one cell per ordered reader pair, the legend's swatches.
@@ -221,14 +221,14 @@ mod tests {
         );
         assert!(!svg.contains("a<b>") && svg.contains("a&lt;b&gt;") && svg.contains("c&amp;d"));
         let v = rep
-            .pair_value("a<b>", "e", "cohen_kappa_unweighted")
+            .pair_value("a<b>", "e", "cohen_kappa_unweighted".parse().unwrap())
             .unwrap();
         assert!(svg.contains(&format!("{v:.3}")));
         // 1 on the diagonal (3 cells) and at the legend's upper end; named readers label rows
         // and columns, escaped.
         assert_eq!(svg.matches("\n1.000\n").count(), 4, "{svg}");
         assert_eq!(svg.matches("c&amp;d").count(), 2);
-        let html = agreement_html(&rep, "cohen_kappa_unweighted").into_string();
+        let html = agreement_html(&rep, "cohen_kappa_unweighted".parse().unwrap()).into_string();
         assert!(html.starts_with("<!DOCTYPE html>") && !html.contains("<script"));
         assert!(!html.contains("a<b>") && html.contains("a&lt;b&gt;"));
     }

@@ -22,6 +22,7 @@
 
 use discus_core::progress::Progress;
 use discus_core::{Condition, Level, SeriesId, Severity, StudyId};
+use discus_data::sqlite::{self, Durability, SqliteError, SqliteOptions};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -298,24 +299,16 @@ impl ReadsStore {
 
     /// Opens the store, creating the file (and its folder) if needed.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-        let sql = |source| StoreError::Sql {
-            path: path.to_path_buf(),
-            source,
+        // The only copy of readers' work: every commit on disk before it returns.
+        let options = SqliteOptions {
+            foreign_keys: true,
+            busy_timeout: BUSY_TIMEOUT,
+            ..SqliteOptions::writable(Durability::Full)
         };
-        let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .map_err(sql)?;
+        let conn = sqlite::open(path, &options).map_err(|e| match e {
+            SqliteError::Io { path, source } => StoreError::Io { path, source },
+            SqliteError::Sql { path, source } => StoreError::Sql { path, source },
+        })?;
         let mut store = ReadsStore {
             conn,
             path: path.to_path_buf(),

@@ -57,6 +57,7 @@ mod contrast;
 mod csv;
 mod findings;
 mod joins;
+pub mod report;
 mod scan;
 mod shape;
 pub mod text;
