@@ -322,7 +322,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|d| d.join("index.html").is_file())
             .min();
-        model_lines.push(("model (weights.safetensors + model.toml)", model_dir.clone()));
+        model_lines.push((
+            "model (weights.safetensors + model.toml)",
+            model_dir.clone(),
+        ));
         model_lines.push(("held-out studies", held.clone()));
         model_lines.push(("predictions (submission.csv, findings.json)", pred.clone()));
         model_lines.push(("findings pages (index)", pred.join("index.html")));

@@ -5,15 +5,15 @@ use clap::Args;
 use discus_core::formats::{write_submission, LineEnding};
 use discus_core::governance::{check_sources, Use};
 use discus_core::layout::Split;
-use discus_core::StudyId;
 use discus_core::LabelColumn;
+use discus_core::StudyId;
 use discus_model::explain::{explain_study, point_overlays, write_overlay_png, ExplainOptions};
 use discus_model::page::{index_page, study_page, write_page, IndexEntry};
 use discus_model::predict::{predict_study, Finding, StudyPrediction};
 use discus_model::stability::{stability_study, StabilityOptions};
-use std::collections::BTreeMap;
 use discus_model::{train, Model, TrainProgress, TrainRequest};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -15,10 +15,10 @@ use discus_reads::import::{
     import_reader, parse_row_id, reader_labels, write_labels, Catalog, ImportError, ImportRequest,
     Label,
 };
-use discus_reads::report::write_report;
 use discus_reads::predictions::{
     import_predictions, is_predictions, predictions_dir, PredictionsRequest,
 };
+use discus_reads::report::write_report;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
 use std::path::{Path, PathBuf};
 

@@ -114,10 +114,7 @@ fn noisy_predictions(train: &Path, out: &Path) {
             let g = if k % 4 == 0 { (g + 1) % 3 } else { g };
             let mut p = [0.2, 0.2, 0.2];
             p[g] = 0.6;
-            sub.push_str(&format!(
-                "{}_{col},{},{},{}\n",
-                cells[0], p[0], p[1], p[2]
-            ));
+            sub.push_str(&format!("{}_{col},{},{},{}\n", cells[0], p[0], p[1], p[2]));
         }
     }
     std::fs::create_dir_all(out).unwrap();
@@ -178,7 +175,10 @@ fn predictions_explain_and_import_as_an_ai_reader_with_sklearn_kappa() {
         }
         studies += 1;
         let name = d.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(index.contains(&format!("href=\"{name}/index.html\"")), "{index}");
+        assert!(
+            index.contains(&format!("href=\"{name}/index.html\"")),
+            "{index}"
+        );
         let f: serde_json::Value =
             serde_json::from_slice(&std::fs::read(d.join("findings.json")).unwrap()).unwrap();
         let page = std::fs::read_to_string(d.join("index.html")).unwrap();
@@ -192,7 +192,10 @@ fn predictions_explain_and_import_as_an_ai_reader_with_sklearn_kappa() {
             for key in ["heatmap", "explanation"] {
                 if let Some(png) = fi[key].as_str() {
                     assert!(d.join(png).is_file(), "{png} missing");
-                    assert!(page.contains(&format!("src=\"{png}\"")), "{png} not on the page");
+                    assert!(
+                        page.contains(&format!("src=\"{png}\"")),
+                        "{png} not on the page"
+                    );
                     if key == "heatmap" {
                         heat += 1
                     } else {
@@ -245,7 +248,10 @@ fn predictions_explain_and_import_as_an_ai_reader_with_sklearn_kappa() {
             .iter()
             .find(|e| e["statistic"] == stat)
             .unwrap();
-        (e["value"].as_f64().unwrap(), p["findings"].as_u64().unwrap())
+        (
+            e["value"].as_f64().unwrap(),
+            p["findings"].as_u64().unwrap(),
+        )
     };
 
     let Some(py) = python() else { return };
@@ -275,7 +281,10 @@ fn predictions_explain_and_import_as_an_ai_reader_with_sklearn_kappa() {
             let w = want[ai][stat].as_f64().unwrap();
             println!("{ai} {stat}: discus {got}, sklearn {w} over {n} findings");
             assert_eq!(n, want[ai]["n"].as_u64().unwrap());
-            assert!((got - w).abs() < 1e-9, "{ai} {stat}: discus {got}, sklearn {w}");
+            assert!(
+                (got - w).abs() < 1e-9,
+                "{ai} {stat}: discus {got}, sklearn {w}"
+            );
         }
     }
     // The noisy reader agrees imperfectly but well: the check is not on a degenerate table.

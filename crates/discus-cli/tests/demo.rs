@@ -72,9 +72,15 @@ fn demo_runs_end_to_end_and_writes_every_artifact() {
         .unwrap_or_else(|| panic!("no findings page announced:\n{stdout}"));
     let page = std::path::PathBuf::from(line.split_whitespace().last().unwrap());
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains("explain_") && html.contains("heatmap_"), "{html}");
+    assert!(
+        html.contains("explain_") && html.contains("heatmap_"),
+        "{html}"
+    );
     let agreement = std::fs::read_to_string(out.join("agreement-ai/report.json")).unwrap();
-    assert!(agreement.contains("ai:demo"), "the AI reader is in the agreement report");
+    assert!(
+        agreement.contains("ai:demo"),
+        "the AI reader is in the agreement report"
+    );
     // The uniform prior's group terms are ln 3 (closed form), printed by the score step.
     assert!(stdout.contains(&format!("{:.6}", 3f64.ln())), "{stdout}");
 }

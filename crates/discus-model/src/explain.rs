@@ -243,7 +243,13 @@ fn slice_index(volume: &Volume, k: f64) -> usize {
     (k.round().max(0.0) as usize).min(volume.slices().saturating_sub(1))
 }
 
-fn overlay(volume: &Volume, series: SeriesId, k: usize, map: Vec<f32>, point: (f64, f64)) -> Overlay {
+fn overlay(
+    volume: &Volume,
+    series: SeriesId,
+    k: usize,
+    map: Vec<f32>,
+    point: (f64, f64),
+) -> Overlay {
     Overlay {
         series,
         instance: volume.stack.slices[k].instance_number,
@@ -331,7 +337,13 @@ fn grade_chunks(
     let len = model.card.preprocessing.crop.len();
     let mut out = Vec::with_capacity(n);
     for chunk in data.chunks(64 * len) {
-        out.extend(grade(model, group, chunk.to_vec(), chunk.len() / len, study)?);
+        out.extend(grade(
+            model,
+            group,
+            chunk.to_vec(),
+            chunk.len() / len,
+            study,
+        )?);
     }
     Ok(out)
 }
@@ -357,14 +369,7 @@ pub fn explain_study(
         if let Some(site) = src.site(f)? {
             let (c, v) = src.crop(&site, &pre)?;
             let (centre, k) = (c.centre_voxel, slice_index(v, c.centre_voxel[2]));
-            let m = occlusion_map(
-                model,
-                f.condition.group(),
-                &c,
-                f.grade.index(),
-                opts,
-                study,
-            )?;
+            let m = occlusion_map(model, f.condition.group(), &c, f.grade.index(), opts, study)?;
             let v = src.volume(site.series, site.stack, &pre)?;
             let map = crop_map_to_slice(v, centre, &pre.crop, site.mirror, &m);
             e.occlusion = Some(overlay(v, site.series, k, map, (centre[0], centre[1])));
@@ -639,7 +644,9 @@ mod tests {
             rows: 30,
             columns: 40,
             image: vec![0.5; 1200],
-            map: (0..1200).map(|i| if i % 40 < 10 { 1.0 } else { 0.0 }).collect(),
+            map: (0..1200)
+                .map(|i| if i % 40 < 10 { 1.0 } else { 0.0 })
+                .collect(),
             point: (20.0, 15.0),
         };
         let rgb = overlay_rgb(&o);

@@ -33,8 +33,8 @@
 pub mod explain;
 pub mod heatmap;
 pub mod net;
-pub mod predict;
 pub mod page;
+pub mod predict;
 pub mod prep;
 pub mod stability;
 pub mod train;

@@ -233,9 +233,11 @@ pub fn stability_study(
             for c in 0..3 {
                 let mean = ps.iter().map(|p| p[c]).sum::<f64>() / k;
                 std[c] = (ps.iter().map(|p| (p[c] - mean).powi(2)).sum::<f64>() / k).sqrt();
-                let (lo, hi) = ps.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                    (a.min(p[c]), b.max(p[c]))
-                });
+                let (lo, hi) = ps
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                        (a.min(p[c]), b.max(p[c]))
+                    });
                 range[c] = hi - lo;
             }
             let flips = ps.iter().filter(|p| argmax(p) != g).count();

@@ -151,11 +151,17 @@ fn overlays_lie_on_the_source_slice_where_the_finding_is() {
     }
     assert_eq!(heat, 5, "a heat map per canal finding");
     assert!(occ >= 15, "{occ} occlusion maps");
-    assert!(positive * 2 >= occ, "{positive} of {occ} occlusion maps are non-zero");
+    assert!(
+        positive * 2 >= occ,
+        "{positive} of {occ} occlusion maps are non-zero"
+    );
 }
 
 fn mean_std(s: &std::collections::BTreeMap<String, discus_model::stability::Stability>) -> f64 {
-    s.values().map(|x| x.std.iter().sum::<f64>() / 3.0).sum::<f64>() / s.len() as f64
+    s.values()
+        .map(|x| x.std.iter().sum::<f64>() / 3.0)
+        .sum::<f64>()
+        / s.len() as f64
 }
 
 #[test]

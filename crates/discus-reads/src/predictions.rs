@@ -19,7 +19,7 @@
 use crate::import::{content_hash, Catalog, ImportError, ImportReport, Issue};
 use crate::store::{FindingKey, Point, ReadEvent, ReadsStore, RoundKind};
 use discus_core::formats::{parse_submission, LabelPoint, SUBMISSION_HEADER};
-use discus_core::{Severity, SeriesId, StudyId};
+use discus_core::{SeriesId, Severity, StudyId};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -60,7 +60,11 @@ pub fn is_predictions(path: &Path) -> bool {
         .and_then(|b| {
             let first = b.split(|c| *c == b'\n').next()?.to_vec();
             let head = String::from_utf8(first).ok()?;
-            let cells: Vec<&str> = head.trim().trim_start_matches('\u{feff}').split(',').collect();
+            let cells: Vec<&str> = head
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .split(',')
+                .collect();
             Some(cells == SUBMISSION_HEADER)
         })
         .unwrap_or(false)
@@ -157,7 +161,11 @@ pub fn parse_predictions(
         let parsed: FindingsFile = match serde_json::from_slice(&bytes) {
             Ok(f) => f,
             Err(e) => {
-                issues.push(issue(&path, e.line() as u64, format!("not a findings file: {e}")));
+                issues.push(issue(
+                    &path,
+                    e.line() as u64,
+                    format!("not a findings file: {e}"),
+                ));
                 continue;
             }
         };
@@ -169,7 +177,10 @@ pub fn parse_predictions(
                     issues.push(issue(
                         &path,
                         0,
-                        format!("finding {} belongs to study {}, not {study}", f.row_id, k.study),
+                        format!(
+                            "finding {} belongs to study {}, not {study}",
+                            f.row_id, k.study
+                        ),
                     ));
                     continue;
                 }
@@ -312,7 +323,10 @@ mod tests {
         s.push_str("7_spinal_canal_stenosis_l1_l2,0.2,0.7,0.1\n");
         std::fs::write(d.join(SUBMISSION_FILE), s).unwrap();
         let e = parse_predictions(d, None).unwrap_err();
-        assert!(e.to_string().contains("line 4") && e.to_string().contains("again"), "{e}");
+        assert!(
+            e.to_string().contains("line 4") && e.to_string().contains("again"),
+            "{e}"
+        );
         assert_ne!(h, "");
     }
 }
