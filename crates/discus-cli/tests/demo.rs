@@ -61,7 +61,7 @@ fn demo_runs_end_to_end_and_writes_every_artifact() {
         "discus deid verify",
         "discus train",
         "discus predict",
-        "reads import --reader ai:demo",
+        "import --reader ai:demo --predictions",
     ] {
         assert!(stdout.contains(cmd), "{cmd} not announced");
     }
