@@ -19,7 +19,7 @@ use std::path::Path;
 
 /// The extra rules of the findings pages (on top of [`discus_report::STYLE`]).
 const STYLE: &str = "\
-img.thumb{width:150px;height:auto;image-rendering:pixelated;border:1px solid #ccc;margin-right:4px}\
+td.imgs{white-space:nowrap}img.thumb{width:128px;height:auto;image-rendering:pixelated;border:1px solid #ccc;margin-right:4px}\
 .g0{color:#1b7a1b}.g1{color:#a66300;font-weight:600}.g2{color:#b00020;font-weight:600}\
 td.p span.bar{margin-left:4px}";
 
@@ -65,7 +65,7 @@ fn finding_row(f: &Finding, thumb: Option<&String>) -> Markup {
                     br; small { "flips " (format!("{:.0} %", 100.0 * s.flip_rate)) }
                 } @else { small { "n/a" } }
             }
-            td.t {
+            td.imgs {
                 @if let Some(t) = thumb { img.thumb src=(t) alt="slice with the point"; }
                 @if let Some(h) = &f.heatmap { img.thumb src=(h) alt="localiser heat map"; }
                 @if let Some(e) = &f.explanation { img.thumb src=(e) alt="grader occlusion map"; }
@@ -109,7 +109,7 @@ pub fn study_page(
     };
     page(
         &format!("Study {}: findings", prediction.study),
-        html! { "Diagnostic-assist findings predicted by model " (model) ". Not a diagnosis: for review by a reader." },
+        html! { "Diagnostic-assist findings predicted by the discus model \u{201c}" (model) "\u{201d}. Not a diagnosis: for review by a reader." },
         Some(cards),
         body,
     )
@@ -169,7 +169,7 @@ pub fn index_page(entries: &[IndexEntry], model: &str, cards: &[&DatasetCard]) -
     };
     page(
         "Predicted findings",
-        html! { (entries.len()) " studies predicted by model " (model) "; the model's training data:" },
+        html! { (entries.len()) " studies predicted by the discus model \u{201c}" (model) "\u{201d}; the model's training data:" },
         Some(cards),
         body,
     )
