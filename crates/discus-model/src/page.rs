@@ -19,7 +19,7 @@ use std::path::Path;
 
 /// The extra rules of the findings pages (on top of [`discus_report::STYLE`]).
 const STYLE: &str = "\
-td.imgs{white-space:nowrap}img.thumb{width:128px;height:auto;image-rendering:pixelated;border:1px solid #ccc;margin-right:4px}\
+td.imgs{white-space:nowrap}img.thumb{width:96px;height:auto;image-rendering:pixelated;border:1px solid #ccc;margin-right:4px}\
 .g0{color:#1b7a1b}.g1{color:#a66300;font-weight:600}.g2{color:#b00020;font-weight:600}\
 td.p span.bar{margin-left:4px}";
 
