@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// Run the whole path on a small synthetic cohort: synthesise, validate, render, de-identify,
-/// read agreement and consensus, baselines, scores, an evaluation report and folds.
+/// read agreement and consensus, baselines, scores, an evaluation report and folds; then train a
+/// small model on the cohort, predict held-out studies (with explanations and stability), score the
+/// predictions and measure the model's agreement with the readers as an AI reader.
 ///
 /// Prints each step as the command that does it, then where everything went.
 #[derive(Debug, Args)]
@@ -30,6 +32,12 @@ pub struct DemoArgs {
     /// Seed of the cohort.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Training epochs of the demo's model (0: skip training, prediction and the findings page).
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    /// Held-out studies (another seed, no quirks) the demo's model predicts and is scored on.
+    #[arg(long, default_value_t = 4)]
+    pub held_out: usize,
 }
 
 pub fn run(a: DemoArgs) -> Result<ExitCode> {
@@ -212,6 +220,121 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         Expect::Success,
     )?;
 
+    // 8. A small model: train on the cohort, predict held-out studies, score, compare with readers.
+    let model_dir = out.join("model");
+    let held = out.join("held-out");
+    let pred = out.join("predictions");
+    let mut model_lines: Vec<(&str, PathBuf)> = Vec::new();
+    if a.epochs > 0 {
+        step(
+            "train a small model on the cohort",
+            &[
+                "train",
+                "--dataset",
+                &p(&cohort),
+                "--epochs",
+                &a.epochs.to_string(),
+                "--seed",
+                &a.seed.to_string(),
+                "--out",
+                &p(&model_dir),
+            ],
+            Expect::Success,
+        )?;
+        step(
+            "held-out studies (another seed)",
+            &[
+                "synth",
+                "--out",
+                &p(&held),
+                "--studies",
+                &a.held_out.max(1).to_string(),
+                "--sites",
+                &a.sites.to_string(),
+                "--seed",
+                &(a.seed + 1000).to_string(),
+                "--readers",
+                "1",
+            ],
+            Expect::Success,
+        )?;
+        step(
+            "predict them, with explanations and stability",
+            &[
+                "predict",
+                "--model",
+                &p(&model_dir),
+                &p(&held),
+                "--out",
+                &p(&pred),
+                "--explain",
+                "--stability",
+                "8",
+            ],
+            Expect::Success,
+        )?;
+        step(
+            "score the predictions against the held-out truth",
+            &[
+                "score",
+                "--labels",
+                &p(&held.join("train.csv")),
+                "--submission",
+                &p(&pred.join("submission.csv")),
+            ],
+            Expect::Success,
+        )?;
+        // The model as a reader of the training cohort, next to the simulated readers.
+        let own = out.join("predictions-cohort");
+        step(
+            "predict the cohort (for the model-vs-reader agreement)",
+            &[
+                "predict",
+                "--model",
+                &p(&model_dir),
+                &p(&cohort),
+                "--out",
+                &p(&own),
+                "--no-pages",
+            ],
+            Expect::Any,
+        )?;
+        step_owned(
+            "import the model's predictions as an AI reader",
+            reads(&["import", "--reader", "ai:demo", "--predictions", &p(&own)]),
+            Expect::Success,
+        )?;
+        step_owned(
+            "agreement with the AI reader",
+            reads(&[
+                "agreement",
+                "--out",
+                &p(&out.join("agreement-ai")),
+                "--resamples",
+                "200",
+            ]),
+            Expect::Success,
+        )?;
+        let first = std::fs::read_dir(&pred)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|d| d.join("index.html").is_file())
+            .min();
+        model_lines.push((
+            "model (weights.safetensors + model.toml)",
+            model_dir.clone(),
+        ));
+        model_lines.push(("held-out studies", held.clone()));
+        model_lines.push(("predictions (submission.csv, findings.json)", pred.clone()));
+        model_lines.push(("findings pages (index)", pred.join("index.html")));
+        if let Some(d) = first {
+            model_lines.push(("one study's findings page", d.join("index.html")));
+        }
+        model_lines.push(("agreement with the AI reader", out.join("agreement-ai")));
+    }
+
     println!();
     println!(
         "demo finished in {:.1} s; everything is under {}:",
@@ -236,7 +359,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         ("agreement report", out.join("agreement")),
         ("consensus labels", out.join("consensus")),
         ("de-identified study", deid.clone()),
-    ] {
+    ]
+    .into_iter()
+    .chain(model_lines)
+    {
         println!("  {what:<58} {}", path.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,9 @@ use discus_reads::import::{
     import_reader, parse_row_id, reader_labels, write_labels, Catalog, ImportError, ImportRequest,
     Label,
 };
+use discus_reads::predictions::{
+    import_predictions, is_predictions, predictions_dir, PredictionsRequest,
+};
 use discus_reads::report::write_report;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
 use std::path::{Path, PathBuf};
@@ -99,12 +102,18 @@ impl From<KindArg> for RoundKind {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The reader's name (with --train).
-    #[arg(long, requires = "train")]
+    /// The reader's name (with --train or --predictions; for a model, e.g. `ai:<model name>`).
+    #[arg(long)]
     pub reader: Option<String>,
-    /// The reader's grades, in train.csv shape.
+    /// The reader's grades, in train.csv shape. A `discus predict` output (its folder, or its
+    /// submission.csv) is detected and imported as with --predictions.
     #[arg(long, requires = "reader", conflicts_with = "readers_dir")]
     pub train: Option<PathBuf>,
+    /// A model's predictions as a reader (an "AI reader"): the output folder of `discus predict`.
+    /// Grades are each row's most probable class in submission.csv, points come from
+    /// <study>/findings.json. Agreement then compares the model with the readers like a reader.
+    #[arg(long, requires = "reader", conflicts_with_all = ["train", "readers_dir", "coordinates"])]
+    pub predictions: Option<PathBuf>,
     /// The reader's points, in train_label_coordinates.csv shape.
     #[arg(long, requires = "train")]
     pub coordinates: Option<PathBuf>,
@@ -288,6 +297,51 @@ pub fn run(args: ReadsArgs) -> Result<ExitCode> {
     }
 }
 
+fn import_predictions_cmd(
+    c: &Common,
+    a: &ImportArgs,
+    reader: &str,
+    dir: &Path,
+    catalog: Option<&Catalog>,
+) -> Result<ExitCode> {
+    let mut store = open_store(c)?;
+    let req = PredictionsRequest {
+        reader,
+        round: &a.round,
+        round_kind: a.kind.into(),
+        dir,
+        at: a.at,
+    };
+    match import_predictions(
+        &mut store,
+        catalog,
+        &req,
+        &discus_core::progress::Progress::new(),
+    ) {
+        Ok(r) => {
+            if c.json {
+                print_json(&serde_json::to_value(&r)?)?;
+            } else {
+                match &r.outcome {
+                    ImportOutcome::Imported { events, .. } => say!(
+                        "{reader}: imported {events} predicted reads ({} grades, {} points, {} studies) into round {}",
+                        r.grades, r.points, r.studies, a.round
+                    ),
+                    ImportOutcome::AlreadyImported { .. } => {
+                        say!("{reader}: already imported (same predictions); nothing recorded")
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ImportError::Rows { .. }) | Err(e @ ImportError::Format(_)) => {
+            eprintln!("error: reader {reader}: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e).with_context(|| format!("importing the predictions in {}", dir.display())),
+    }
+}
+
 fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
     let catalog = match (&c.dataset, a.no_check) {
         (Some(root), false) => Some(
@@ -296,6 +350,14 @@ fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
         ),
         _ => None,
     };
+    let predictions = match (&a.predictions, &a.train) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(t)) if a.coordinates.is_none() && is_predictions(t) => Some(t.clone()),
+        _ => None,
+    };
+    if let (Some(reader), Some(p)) = (&a.reader, predictions) {
+        return import_predictions_cmd(c, &a, reader, &predictions_dir(&p), catalog.as_ref());
+    }
     let mut jobs: Vec<(String, PathBuf, Option<PathBuf>)> = Vec::new();
     if let (Some(reader), Some(train)) = (&a.reader, &a.train) {
         jobs.push((reader.clone(), train.clone(), a.coordinates.clone()));

@@ -7,7 +7,18 @@ fn demo_runs_end_to_end_and_writes_every_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     let o = Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(["demo", "--studies", "4", "--sites", "2", "--out"])
+        .args([
+            "demo",
+            "--studies",
+            "4",
+            "--sites",
+            "2",
+            "--epochs",
+            "1",
+            "--held-out",
+            "2",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -31,6 +42,12 @@ fn demo_runs_end_to_end_and_writes_every_artifact() {
         "folds.csv",
         "reads.sqlite",
         "deid/dataset.toml",
+        "model/model.toml",
+        "model/weights.safetensors",
+        "held-out/train.csv",
+        "predictions/submission.csv",
+        "predictions/index.html",
+        "agreement-ai/index.html",
     ] {
         assert!(out.join(rel).is_file(), "{rel} missing; stdout:\n{stdout}");
     }
@@ -42,9 +59,28 @@ fn demo_runs_end_to_end_and_writes_every_artifact() {
         "discus validate",
         "discus score",
         "discus deid verify",
+        "discus train",
+        "discus predict",
+        "import --reader ai:demo --predictions",
     ] {
         assert!(stdout.contains(cmd), "{cmd} not announced");
     }
+    // The findings page of one held-out study is announced and exists, with its overlays.
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("one study's findings page"))
+        .unwrap_or_else(|| panic!("no findings page announced:\n{stdout}"));
+    let page = std::path::PathBuf::from(line.split_whitespace().last().unwrap());
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("explain_") && html.contains("heatmap_"),
+        "{html}"
+    );
+    let agreement = std::fs::read_to_string(out.join("agreement-ai/report.json")).unwrap();
+    assert!(
+        agreement.contains("ai:demo"),
+        "the AI reader is in the agreement report"
+    );
     // The uniform prior's group terms are ln 3 (closed form), printed by the score step.
     assert!(stdout.contains(&format!("{:.6}", 3f64.ln())), "{stdout}");
 }

@@ -18,16 +18,25 @@
 //! - **Predict** ([`predict::predict_study`]): all 25 rows of a study, the point of each finding and
 //!   the series it came from; a missing series falls back to what is left, and the finding says so.
 //!
+//! - **Explain** ([`explain::explain_study`]): per finding, the localiser's heat map and the
+//!   grader's occlusion map as PNG overlays on the source slice's own pixel grid.
+//! - **Stability** ([`stability::stability_study`]): the spread of each finding's probabilities
+//!   under small perturbations (intensity, noise, ±1 slice, ±3°, ±2 mm).
+//! - **Findings page** ([`page`]): an HTML page per study and an index of the predicted studies.
+//!
 //! A model is a folder ([`Model::save`], [`Model::load`]): `weights.safetensors` and `model.toml`
 //! ([`ModelCard`]: architecture, preprocessing, offsets, prior, the training data's dataset cards
 //! and licence, metrics, time, hardware, discus version).
 
 #![deny(missing_docs)]
 
+pub mod explain;
 pub mod heatmap;
 pub mod net;
+pub mod page;
 pub mod predict;
 pub mod prep;
+pub mod stability;
 pub mod train;
 
 use burn::module::Module;

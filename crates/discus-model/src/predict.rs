@@ -76,6 +76,18 @@ pub struct Finding {
     /// Heat-map confidence of the canal point of this level (0..1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub localiser_confidence: Option<f64>,
+    /// The localiser's heat map over the source slice (a PNG path relative to findings.json),
+    /// written by `discus predict --explain` (see [`crate::explain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heatmap: Option<String>,
+    /// The grader's occlusion map over the source slice (a PNG path relative to findings.json),
+    /// written by `discus predict --explain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// The spread of the probabilities under small perturbations (`discus predict --stability N`;
+    /// see [`crate::stability`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability: Option<crate::stability::Stability>,
 }
 
 /// The prediction of one study (`findings.json`).
@@ -151,6 +163,9 @@ pub fn predict_study(
             point_source: PointSource::None,
             fallback: Some(why),
             localiser_confidence: None,
+            heatmap: None,
+            explanation: None,
+            stability: None,
         }
     };
 
@@ -369,6 +384,9 @@ pub fn predict_study(
                 point_source: p.source,
                 fallback: p.fallback.clone(),
                 localiser_confidence: Some(conf[p.column.level.index()]),
+                heatmap: None,
+                explanation: None,
+                stability: None,
             });
         }
     }

@@ -153,7 +153,7 @@ impl Catalog {
         self.slices.as_ref()
     }
 
-    fn check_point(&self, p: &LabelPoint) -> Result<(), String> {
+    pub(crate) fn check_point(&self, p: &LabelPoint) -> Result<(), String> {
         let Some(series) = self.series.get(&p.study) else {
             return Err(format!("study {} is not in the dataset", p.study));
         };

@@ -11,6 +11,8 @@
 //!   `train_label_coordinates.csv` per reader), checked against the dataset (known studies and
 //!   series, points inside the image). An import is all or nothing, and re-importing the same files
 //!   does nothing.
+//! - [`predictions`]: a model's predictions (`discus predict`'s submission.csv and findings.json)
+//!   imported as an AI reader, so model-vs-reader agreement is measured like reader-vs-reader.
 //! - [`geometry`]: where the readers' points lie in patient space (mm), from the slices' DICOM
 //!   headers, so points on different slices or series can be compared.
 //! - [`analysis`]: agreement reports (per reader pair, condition, level, overall, with bootstrap
@@ -38,5 +40,6 @@
 pub mod analysis;
 pub mod geometry;
 pub mod import;
+pub mod predictions;
 pub mod report;
 pub mod store;

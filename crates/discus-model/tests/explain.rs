@@ -1,0 +1,209 @@
+//! Explanations and stability on a tiny trained model: overlays have the DICOM slice's own size (as
+//! dcmdump reads it) and lie where the finding is; stability is exactly zero without perturbation
+//! and grows with the perturbations' size.
+
+use discus_core::{ConditionGroup, StudyId};
+use discus_data::dataset::Dataset;
+use discus_model::explain::{explain_study, ExplainOptions, Overlay};
+use discus_model::predict::predict_study;
+use discus_model::stability::{stability_study, StabilityOptions};
+use discus_model::{train, Model, TrainRequest};
+use discus_synth::cohort::{generate, SynthConfig};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+struct Fixture {
+    cohort: PathBuf,
+    model: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let root = tempfile::tempdir().unwrap().keep();
+        let cohort = root.join("cohort");
+        let config = SynthConfig {
+            studies: 3,
+            sites: 2,
+            seed: 31,
+            readers: 1,
+            quirk_rate: 0.0,
+            matrix_scale: 0.25,
+        };
+        generate(&cohort, &config, &|_| {}).unwrap();
+        let model = root.join("model");
+        let mut r = TrainRequest::new(vec![cohort.clone()], model.clone());
+        r.seed = 5;
+        r.epochs = 40;
+        r.batch_studies = 3;
+        r.learning_rate = 5e-3;
+        r.architecture.localiser_width = 8;
+        r.architecture.grader_width = 8;
+        r.preprocessing.localiser_grid = 32;
+        r.preprocessing.localiser_spacing_mm = 9.0;
+        r.preprocessing.heat_sigma = 1.0;
+        r.preprocessing.crop.rows = 16;
+        r.preprocessing.crop.columns = 16;
+        r.preprocessing.crop.spacing_mm = 3.0;
+        train(&r, &|_| {}).unwrap();
+        Fixture { cohort, model }
+    })
+}
+
+fn studies(ds: &Dataset) -> Vec<StudyId> {
+    ds.studies().unwrap().iter().map(|s| s.study).collect()
+}
+
+/// Rows and Columns of a DICOM file, as dcmdump prints them; `None` when dcmdump is absent.
+fn dcmdump_size(path: &std::path::Path) -> Option<(usize, usize)> {
+    let out = match Command::new("dcmdump")
+        .args(["+P", "0028,0010", "+P", "0028,0011"])
+        .arg(path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            discus_core::crosscheck::skip(format!("dcmdump cannot run: {e}"));
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |tag: &str| -> usize {
+        let line = text.lines().find(|l| l.starts_with(tag)).unwrap();
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    Some((value("(0028,0010)"), value("(0028,0011)")))
+}
+
+fn argmax(o: &Overlay) -> (f64, f64) {
+    let i = (0..o.map.len())
+        .max_by(|a, b| o.map[*a].total_cmp(&o.map[*b]))
+        .unwrap();
+    ((i % o.columns) as f64, (i / o.columns) as f64)
+}
+
+#[test]
+fn overlays_lie_on_the_source_slice_where_the_finding_is() {
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let model = Model::load(&f.model).unwrap();
+    let pre = model.card.preprocessing;
+    let study = studies(&ds)[0];
+    let p = predict_study(&model, &ds, study).unwrap();
+    let ex = explain_study(&model, &ds, &p, &ExplainOptions::default()).unwrap();
+    assert_eq!(ex.len(), 25);
+    let (mut heat, mut occ, mut positive) = (0, 0, 0);
+    for (fi, e) in p.findings.iter().zip(&ex) {
+        assert_eq!(fi.row_id, e.row_id);
+        let Some(pt) = &fi.point else {
+            assert!(e.occlusion.is_none() && e.heatmap.is_none());
+            continue;
+        };
+        let series = ds.find_series(study, pt.series).unwrap().unwrap();
+        let stacks = ds.stacks(&series).unwrap();
+        let ps = stacks[0].reference().pixel_spacing;
+        for o in e.heatmap.iter().chain(&e.occlusion) {
+            assert_eq!(o.series, pt.series);
+            assert_eq!(o.map.len(), o.rows * o.columns);
+            assert_eq!(o.image.len(), o.rows * o.columns);
+            let file = ds.slice_file(&series, o.instance).unwrap();
+            if let Some((rows, cols)) = dcmdump_size(&file) {
+                assert_eq!((o.rows, o.columns), (rows, cols), "{}", fi.row_id);
+            }
+            assert!(o.map.iter().all(|v| *v >= 0.0 && v.is_finite()));
+        }
+        if let Some(h) = &e.heatmap {
+            heat += 1;
+            // The decoded point is the heat map's (sub-cell) peak: the overlay's maximum lies within
+            // one localiser cell of it.
+            let (x, y) = argmax(h);
+            let cell_px = pre.localiser_spacing_mm / ps[0].min(ps[1]);
+            let d = ((x - pt.x).powi(2) + (y - pt.y).powi(2)).sqrt();
+            assert!(d <= cell_px, "{}: peak {d:.1} px from the point", fi.row_id);
+            assert_eq!(h.instance, pt.instance);
+        }
+        if let Some(o) = &e.occlusion {
+            occ += 1;
+            // Everything the occlusion map marks lies inside the grader's crop around the point.
+            let half = |n: usize, ps: f64| (n as f64 / 2.0 + 0.5) * pre.crop.spacing_mm / ps + 1.0;
+            let (hx, hy) = (half(pre.crop.columns, ps[1]), half(pre.crop.rows, ps[0]));
+            let max = o.map.iter().copied().fold(0f32, f32::max);
+            if max > 0.0 {
+                positive += 1;
+            }
+            for (i, v) in o.map.iter().enumerate() {
+                if *v > 0.0 {
+                    let (x, y) = ((i % o.columns) as f64, (i / o.columns) as f64);
+                    assert!(
+                        (x - o.point.0).abs() <= hx && (y - o.point.1).abs() <= hy,
+                        "{}: map at ({x}, {y}), point {:?}",
+                        fi.row_id,
+                        o.point
+                    );
+                }
+            }
+            // The crop's centre is the finding's point (on the same slice, for sagittal points).
+            if fi.condition.group() != ConditionGroup::Subarticular {
+                assert!((o.point.0 - pt.x).abs() < 1e-3 && (o.point.1 - pt.y).abs() < 1e-3);
+            }
+        }
+    }
+    assert_eq!(heat, 5, "a heat map per canal finding");
+    assert!(occ >= 15, "{occ} occlusion maps");
+    assert!(
+        positive * 2 >= occ,
+        "{positive} of {occ} occlusion maps are non-zero"
+    );
+}
+
+fn mean_std(s: &std::collections::BTreeMap<String, discus_model::stability::Stability>) -> f64 {
+    s.values()
+        .map(|x| x.std.iter().sum::<f64>() / 3.0)
+        .sum::<f64>()
+        / s.len() as f64
+}
+
+#[test]
+fn stability_is_zero_without_perturbation_and_grows_with_it() {
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let model = Model::load(&f.model).unwrap();
+    let study = studies(&ds)[1];
+    let p = predict_study(&model, &ds, study).unwrap();
+    let with_point = p.findings.iter().filter(|f| f.point.is_some()).count();
+    let opts = |m: f64| StabilityOptions {
+        samples: 12,
+        magnitude: m,
+        seed: 9,
+    };
+    let zero = stability_study(&model, &ds, &p, &opts(0.0)).unwrap();
+    assert_eq!(zero.len(), with_point);
+    for (row, s) in &zero {
+        assert!(
+            s.std.iter().chain(&s.range).all(|v| v.abs() < 1e-12),
+            "{row}: {s:?}"
+        );
+        // The unperturbed regrading reproduces the prediction's own grade.
+        assert_eq!(s.flip_rate, 0.0, "{row}");
+    }
+    let small = mean_std(&stability_study(&model, &ds, &p, &opts(0.5)).unwrap());
+    let nominal = stability_study(&model, &ds, &p, &opts(1.0)).unwrap();
+    let large = mean_std(&stability_study(&model, &ds, &p, &opts(3.0)).unwrap());
+    println!(
+        "mean std: 0.5x {small:.5}, 1x {:.5}, 3x {large:.5}",
+        mean_std(&nominal)
+    );
+    assert!(small > 0.0, "perturbations change the probabilities");
+    assert!(large > small * 1.5, "spread {small} -> {large}");
+    for s in nominal.values() {
+        assert_eq!(s.samples, 12);
+        assert!(s.range.iter().zip(&s.std).all(|(r, d)| r >= d));
+        assert!((0.0..=1.0).contains(&s.flip_rate));
+    }
+    // Deterministic under the seed.
+    assert_eq!(
+        nominal,
+        stability_study(&model, &ds, &p, &opts(1.0)).unwrap()
+    );
+}
