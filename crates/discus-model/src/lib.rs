@@ -24,8 +24,11 @@
 
 #![deny(missing_docs)]
 
+pub mod backend;
+pub mod export;
 pub mod heatmap;
 pub mod net;
+pub mod parallel;
 pub mod predict;
 pub mod prep;
 pub mod train;
@@ -221,14 +224,12 @@ pub struct Model {
     pub device: Device,
 }
 
-/// The default device: flex (pure-Rust CPU); with the `wgpu` feature, `DISCUS_DEVICE=wgpu` picks
-/// the wgpu backend.
+/// The device of the selected backend ([`backend::selected`]): flex (pure-Rust CPU) unless the
+/// program selected another (with the `wgpu` feature, `wgpu`).
 pub fn default_device() -> Device {
-    #[cfg(feature = "wgpu")]
-    if std::env::var("DISCUS_DEVICE").is_ok_and(|v| v == "wgpu") {
-        return Device::wgpu(Default::default());
-    }
-    Device::flex()
+    backend::selected()
+        .device()
+        .unwrap_or_else(|_| Device::flex())
 }
 
 /// The backend's name, for model cards and reports.
