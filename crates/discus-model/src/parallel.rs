@@ -45,12 +45,12 @@ where
     S: Sync,
     F: Fn(&M, &S) -> Option<Tensor<1>> + Sync,
 {
-    let one = |s: &S| loss(module, s).map(|l| GradientsParams::from_grads(l.backward(), module));
+    let one = &|s: &S| loss(module, s).map(|l| GradientsParams::from_grads(l.backward(), module));
     let parts: Vec<Option<GradientsParams>> = match shards {
         [] => Vec::new(),
         [only] => vec![one(only)],
         [first, rest @ ..] => std::thread::scope(|scope| {
-            let handles: Vec<_> = rest.iter().map(|s| scope.spawn(|| one(s))).collect();
+            let handles: Vec<_> = rest.iter().map(|s| scope.spawn(move || one(s))).collect();
             let mut parts = vec![one(first)];
             for h in handles {
                 parts.push(match h.join() {
