@@ -191,7 +191,7 @@ mod tests {
                 * y.clone().slice([r.clone()]);
             Some(l.sum().neg() / n as f64)
         };
-        let whole = data_parallel_grads(&g, &[0..n], loss).unwrap();
+        let whole = data_parallel_grads(&g, std::slice::from_ref(&(0..n)), loss).unwrap();
         let split = data_parallel_grads(&g, &[0..3, 3..5, 5..7], loss).unwrap();
         let mut compare = Compare {
             a: whole,
@@ -225,8 +225,8 @@ mod tests {
                 .get::<D>(param.id)
                 .expect("gradient in the whole batch");
             let b = self.b.get::<D>(param.id).expect("gradient in the shards");
-            let a: Vec<f32> = a.into_data().to_vec().unwrap();
-            let b: Vec<f32> = b.into_data().to_vec().unwrap();
+            let a: Vec<f32> = a.into_data().try_to_vec::<f32>().unwrap();
+            let b: Vec<f32> = b.into_data().try_to_vec::<f32>().unwrap();
             let scale = a.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
             for (x, y) in a.iter().zip(&b) {
                 self.worst = self.worst.max((x - y).abs() / scale);

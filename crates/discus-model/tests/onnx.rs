@@ -126,7 +126,7 @@ fn exported_networks_pass_the_checker_and_match_onnxruntime() {
         let t = Tensor::<4>::from_data(TensorData::new(x, shape), &model.device);
         let (y, dims): (Vec<f32>, Vec<usize>) = if *name == "localiser" {
             let y = model.net.localiser.forward(t);
-            (y.to_data().to_vec().unwrap(), y.dims().to_vec())
+            (y.to_data().try_to_vec::<f32>().unwrap(), y.dims().to_vec())
         } else {
             let g = match *name {
                 "spinal" => &model.net.spinal,
@@ -134,7 +134,7 @@ fn exported_networks_pass_the_checker_and_match_onnxruntime() {
                 _ => &model.net.subarticular,
             };
             let y = g.forward(t);
-            (y.to_data().to_vec().unwrap(), y.dims().to_vec())
+            (y.to_data().try_to_vec::<f32>().unwrap(), y.dims().to_vec())
         };
         // Outputs that do not vary would make the comparison meaningless.
         let mean = y.iter().sum::<f32>() / y.len() as f32;

@@ -39,9 +39,17 @@ fn outputs(net: &Net, model: &Model, device: &Device) -> Vec<Vec<f32>> {
             let x =
                 Tensor::<4>::from_data(TensorData::new(sample_input(shape, 0.7), shape), device);
             if *name == "localiser" {
-                net.localiser.forward(x).into_data().to_vec().unwrap()
+                net.localiser
+                    .forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
             } else {
-                net.spinal.forward(x).into_data().to_vec().unwrap()
+                net.spinal
+                    .forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
             }
         })
         .collect()
