@@ -104,19 +104,20 @@ impl ModuleVisitor for SumGrads {
     }
 }
 
-/// The environment variable that sets the number of training replicas (threads); default: the
-/// available cores.
+/// The environment variable that sets the number of training replicas (threads); default 1.
 pub const REPLICAS_ENV: &str = "DISCUS_TRAIN_REPLICAS";
 
-/// Training replicas: `DISCUS_TRAIN_REPLICAS` when it is a positive number, else the available
-/// cores. Weights trained with different replica counts differ by float rounding (the batch
-/// losses are split differently); the same count gives the same weights.
+/// Training replicas: `DISCUS_TRAIN_REPLICAS` when it is a positive number, else 1 (one shard on
+/// the calling thread: exactly the single-threaded step). Opt-in until the speed-up is measured
+/// with `bench/torch_speed.sh` and `discus train` is tested with it. Weights trained with
+/// different replica counts differ by float rounding and by the per-shard normalisation of the
+/// grader losses; the same count gives the same weights.
 pub fn train_replicas() -> usize {
     std::env::var(REPLICAS_ENV)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-        .unwrap_or_else(default_replicas)
+        .unwrap_or(1)
 }
 
 /// One training step's gradients for a batch of studies, data parallel over `replicas` threads:

@@ -494,7 +494,7 @@ pub fn train(
         for (k, chunk) in order.chunks(request.batch_studies).enumerate() {
             let t0 = std::time::Instant::now();
             let batch: Vec<&StudySample> = chunk.iter().map(|i| train_set[*i]).collect();
-            // Data parallel across the cores (flex's backward pass uses one core).
+            // Data parallel over DISCUS_TRAIN_REPLICAS threads (default 1: the plain step).
             let (grads, l, g, im) = crate::parallel::batch_grads(&net, &batch, &pre, &ad, replicas);
             if let Some(grads) = grads {
                 net = optim.step(request.learning_rate, net, grads);
