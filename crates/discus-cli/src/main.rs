@@ -44,6 +44,8 @@ enum Command {
     Train(model_cmd::TrainArgs),
     /// Predict all 25 findings per study with a trained model: submission CSV and findings.json.
     Predict(model_cmd::PredictArgs),
+    /// Model tools: `model export --onnx MODEL --out DIR` writes one ONNX file per network.
+    Model(model_cmd::ModelArgs),
     /// Study-level K-fold split stratified by site and severe disease.
     Split(eval::SplitArgs),
     // Its help (short and long) is the doc comment of CompareArgs.
@@ -85,6 +87,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compare(a) => compare_cmd::run(a),
         Command::Train(a) => model_cmd::run_train(a),
         Command::Predict(a) => model_cmd::run_predict(a),
+        Command::Model(a) => model_cmd::run_model(a),
         Command::Synth(a) => synth_cmd::run_synth(a),
         Command::Render(a) => synth_cmd::run_render(a),
         Command::Dicom(a) => dicom_cmd::run(a),

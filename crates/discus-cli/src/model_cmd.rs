@@ -1,7 +1,7 @@
 //! `discus train` and `discus predict`: thin wrappers over `discus_model`.
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
 use discus_core::formats::{write_submission, LineEnding};
 use discus_core::governance::{check_sources, Use};
 use discus_core::layout::Split;
@@ -47,6 +47,10 @@ pub struct TrainArgs {
     /// The model folder to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// The burn backend: cpu (pure-Rust flex, the default) or wgpu (needs a binary built with
+    /// `--features wgpu`). Default: $DISCUS_DEVICE, else cpu.
+    #[arg(long, value_name = "cpu|wgpu")]
+    pub device: Option<String>,
 }
 
 /// Predict all 25 findings of every study of a dataset (or of one study folder): a submission CSV
@@ -86,6 +90,76 @@ pub struct PredictArgs {
     /// the study's source DICOM headers.
     #[arg(long)]
     pub sr: bool,
+    /// The burn backend: cpu (pure-Rust flex, the default) or wgpu (needs a binary built with
+    /// `--features wgpu`). Default: $DISCUS_DEVICE, else cpu.
+    #[arg(long, value_name = "cpu|wgpu")]
+    pub device: Option<String>,
+}
+
+/// Model tools.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+/// `discus model ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Export a model's networks to ONNX (one .onnx per network: localiser, spinal, foraminal,
+    /// subarticular graders; opset 18, batch axis symbolic), with the model card (model.toml, the
+    /// training data's licence) and onnx.toml (inputs, outputs, their meaning) beside them.
+    Export(ExportArgs),
+}
+
+/// Arguments of `discus model export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The model folder to export to ONNX.
+    #[arg(long, value_name = "MODEL")]
+    pub onnx: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Selects the burn backend from `--device` (else $DISCUS_DEVICE, else cpu); an unknown name or a
+/// backend this binary was built without is an error, not a silent fallback.
+fn select_device(flag: Option<&str>) -> Result<()> {
+    let env = std::env::var(discus_model::backend::DEVICE_ENV).ok();
+    let Some(name) = flag.or(env.as_deref()) else {
+        return Ok(());
+    };
+    let b: discus_model::backend::Backend = name.parse()?;
+    discus_model::backend::select(b)?;
+    Ok(())
+}
+
+pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
+    match a.command {
+        ModelCommand::Export(e) => {
+            let m = discus_model::export::export_onnx(&e.onnx, &e.out)
+                .with_context(|| format!("exporting {} to ONNX", e.onnx.display()))?;
+            for n in &m.networks {
+                println!(
+                    "{}: input {:?} (axis 0 = batch), output {:?}",
+                    e.out.join(&n.file).display(),
+                    n.input,
+                    n.output
+                );
+            }
+            println!(
+                "model card copied to {} (licence: {})",
+                e.out.join(discus_model::CARD_FILE).display(),
+                if m.licence.is_empty() {
+                    "none recorded".to_string()
+                } else {
+                    m.licence.join("; ")
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -99,6 +173,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
+    select_device(a.device.as_deref())?;
     let mut req = TrainRequest::new(a.dataset.clone(), a.out.clone());
     req.folds = a.folds;
     req.seed = a.seed;
@@ -322,6 +397,7 @@ fn predict_one(
 }
 
 pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
+    select_device(a.device.as_deref())?;
     let model = Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
     if let Err(e) = model.card.provenance.check_use(a.use_) {
         bail!(

@@ -208,4 +208,57 @@ fn train_then_predict_with_the_licence_checked() {
             assert_eq!(a, b);
         }
     }
+
+    // ONNX export: one file per network, the model card (with its licence) beside them. The
+    // numeric check against onnxruntime is discus-model's tests/onnx.rs.
+    let onnx = tmp.path().join("onnx");
+    let out = ok(&["model", "export", "--onnx", s(&model), "--out", s(&onnx)]);
+    assert!(out.contains("research-only test terms"), "{out}");
+    for net in ["localiser", "spinal", "foraminal", "subarticular"] {
+        let f = onnx.join(format!("{net}.onnx"));
+        assert!(
+            std::fs::metadata(&f).unwrap().len() > 1000,
+            "{}",
+            f.display()
+        );
+    }
+    assert_eq!(
+        std::fs::read(onnx.join("model.toml")).unwrap(),
+        std::fs::read(model.join("model.toml")).unwrap()
+    );
+    let manifest = std::fs::read_to_string(onnx.join("onnx.toml")).unwrap();
+    assert!(manifest.contains("opset = 18"), "{manifest}");
+}
+
+#[test]
+fn an_unknown_or_unbuilt_device_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "train",
+        "--dataset",
+        s(tmp.path()),
+        "--device",
+        "cuda",
+        "--out",
+        s(&tmp.path().join("m")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown device \"cuda\""), "{err}");
+    if !cfg!(feature = "wgpu") {
+        let o = run(&[
+            "predict",
+            "--model",
+            s(tmp.path()),
+            s(tmp.path()),
+            "--device",
+            "wgpu",
+            "--out",
+            s(&tmp.path().join("p")),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--features wgpu"), "{err}");
+        assert!(!tmp.path().join("p").exists());
+    }
 }

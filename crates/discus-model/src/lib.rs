@@ -30,10 +30,13 @@
 
 #![deny(missing_docs)]
 
+pub mod backend;
 pub mod explain;
+pub mod export;
 pub mod heatmap;
 pub mod net;
 pub mod page;
+pub mod parallel;
 pub mod predict;
 pub mod prep;
 pub mod stability;
@@ -230,14 +233,12 @@ pub struct Model {
     pub device: Device,
 }
 
-/// The default device: flex (pure-Rust CPU); with the `wgpu` feature, `DISCUS_DEVICE=wgpu` picks
-/// the wgpu backend.
+/// The device of the selected backend ([`backend::selected`]): flex (pure-Rust CPU) unless the
+/// program selected another (with the `wgpu` feature, `wgpu`).
 pub fn default_device() -> Device {
-    #[cfg(feature = "wgpu")]
-    if std::env::var("DISCUS_DEVICE").is_ok_and(|v| v == "wgpu") {
-        return Device::wgpu(Default::default());
-    }
-    Device::flex()
+    backend::selected()
+        .device()
+        .unwrap_or_else(|_| Device::flex())
 }
 
 /// The backend's name, for model cards and reports.

@@ -22,7 +22,7 @@ use crate::{
     ModelError, TrainingInfo, FORMAT, FORMAT_VERSION,
 };
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use discus_core::governance::{load_card, Provenance};
@@ -483,6 +483,7 @@ pub fn train(
     let base_seconds = state.seconds;
     let mut images = 0usize;
     let mut step_seconds = 0.0;
+    let replicas = crate::parallel::train_replicas();
     for epoch in state.epochs_done + 1..=request.epochs {
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         let mut rng =
@@ -493,9 +494,9 @@ pub fn train(
         for (k, chunk) in order.chunks(request.batch_studies).enumerate() {
             let t0 = std::time::Instant::now();
             let batch: Vec<&StudySample> = chunk.iter().map(|i| train_set[*i]).collect();
-            let (loss, l, g, im) = batch_loss(&net, &batch, &pre, &ad);
-            if let Some(loss) = loss {
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
+            // Data parallel over DISCUS_TRAIN_REPLICAS threads (default 1: the plain step).
+            let (grads, l, g, im) = crate::parallel::batch_grads(&net, &batch, &pre, &ad, replicas);
+            if let Some(grads) = grads {
                 net = optim.step(request.learning_rate, net, grads);
             }
             step_seconds += t0.elapsed().as_secs_f64();

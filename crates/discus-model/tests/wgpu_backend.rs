@@ -1,0 +1,136 @@
+//! The GPU code path (burn `wgpu`, behind the `wgpu` feature) gives the CPU backend's outputs:
+//! the same model folder loaded on `flex` and on `wgpu` (Mesa's software Vulkan driver, lavapipe,
+//! from Debian's `mesa-vulkan-drivers`, when no GPU is present) runs the same fixed inputs through
+//! the localiser and a grader.
+//!
+//! Run with `cargo test -p discus-model --features wgpu --test wgpu_backend`.
+//!
+//! Tolerance: both backends compute in f32 but sum in different orders (tiled WGSL kernels against
+//! flex's SIMD im2col). Each output is a chain of at most 9 convolutions whose dot products have
+//! at most 3·3·64 = 576 terms; with unit-scale activations the rounding difference of one dot
+//! product is below 576 · 2⁻²⁴ ≈ 3.4e-5 relative to the sum of absolute terms, and the chain adds
+//! such errors. We allow 1e-4 · max(1, max |output|) absolute: orders of magnitude below any real
+//! disagreement (a wrong kernel or layout changes outputs by O(1)), which the test also checks by
+//! asserting that a different seed's weights are far outside it.
+#![cfg(feature = "wgpu")]
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use discus_model::backend::Backend;
+use discus_model::export::{input_shape, sample_input};
+use discus_model::net::Net;
+use discus_model::train::seeded_net;
+use discus_model::Model;
+use std::path::Path;
+
+fn vulkan_icd_present() -> bool {
+    ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .any(|e| e.is_ok())
+}
+
+fn outputs(net: &Net, model: &Model, device: &Device) -> Vec<Vec<f32>> {
+    ["localiser", "spinal"]
+        .iter()
+        .map(|name| {
+            let shape = input_shape(&model.card, name, 2);
+            let x =
+                Tensor::<4>::from_data(TensorData::new(sample_input(shape, 0.7), shape), device);
+            if *name == "localiser" {
+                net.localiser
+                    .forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            } else {
+                net.spinal
+                    .forward(x)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap()
+            }
+        })
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn wgpu_gives_the_cpu_outputs() {
+    if !vulkan_icd_present() {
+        discus_core::crosscheck::skip(
+            "no Vulkan driver (install mesa-vulkan-drivers for the software one)",
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("model");
+    // A model folder (seeded weights) saved on the CPU.
+    {
+        let mut r = discus_model::TrainRequest::new(Vec::new(), dir.clone());
+        r.seed = 4;
+        let cpu = Device::flex();
+        let net = seeded_net(&r.architecture, r.seed, &cpu);
+        save(&dir, &net, &r);
+    }
+    let cpu = Backend::Cpu.device().unwrap();
+    let gpu = Backend::Wgpu.device().unwrap();
+    let on_cpu = Model::load_on(&dir, &cpu).unwrap();
+    let on_gpu = Model::load_on(&dir, &gpu).unwrap();
+    let a = outputs(&on_cpu.net, &on_cpu, &cpu);
+    let b = outputs(&on_gpu.net, &on_gpu, &gpu);
+    let other = seeded_net(&on_cpu.card.architecture, 5, &cpu).valid();
+    let c = outputs(&other, &on_cpu, &cpu);
+    for (k, name) in ["localiser", "spinal grader"].iter().enumerate() {
+        let scale = a[k].iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let tol = 1e-4 * scale;
+        let d = max_diff(&a[k], &b[k]);
+        eprintln!("{name}: max |wgpu - flex| = {d:.2e} (tolerance {tol:.1e})");
+        assert!(d <= tol, "{name}: wgpu differs from flex by {d} (> {tol})");
+        let far = max_diff(&a[k], &c[k]);
+        assert!(far > 100.0 * tol, "{name}: other weights only {far} apart");
+    }
+}
+
+fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
+    use discus_core::governance::Provenance;
+    let card = discus_model::ModelCard {
+        format: discus_model::FORMAT.into(),
+        format_version: discus_model::FORMAT_VERSION,
+        discus_version: env!("CARGO_PKG_VERSION").into(),
+        architecture: r.architecture,
+        preprocessing: r.preprocessing,
+        offsets_mm: Default::default(),
+        prior: Default::default(),
+        training: discus_model::TrainingInfo {
+            seed: r.seed,
+            epochs: 0,
+            learning_rate: r.learning_rate,
+            batch_studies: r.batch_studies,
+            train_studies: 0,
+            held_out_studies: 0,
+            folds: 0,
+            seconds: 0.0,
+            finished_unix: 0,
+            hardware: "test".into(),
+            init: None,
+        },
+        metrics: Vec::new(),
+        provenance: Provenance::new("wgpu test", Vec::new()),
+    };
+    Model {
+        card,
+        net: net.clone().valid(),
+        device: Device::flex(),
+    }
+    .save(dir)
+    .unwrap();
+}
