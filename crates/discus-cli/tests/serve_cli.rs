@@ -102,6 +102,16 @@ impl Drop for Serve {
 }
 
 fn write_config(dir: &Path, data: &Path, model: &Path, stable_age_s: f64) -> PathBuf {
+    write_config_with(dir, data, model, stable_age_s, "")
+}
+
+fn write_config_with(
+    dir: &Path,
+    data: &Path,
+    model: &Path,
+    stable_age_s: f64,
+    extra: &str,
+) -> PathBuf {
     let cfg = dir.join("serve.toml");
     std::fs::write(
         &cfg,
@@ -119,6 +129,7 @@ read_timeout_s = 10
 [trigger]
 stable_age_s = {stable_age_s}
 poll_ms = 100
+{extra}
 "#,
             data.display(),
             model.display()
@@ -370,7 +381,40 @@ fn a_study_sent_by_storescu_completes_one_job_and_a_resend_none() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = write_config(tmp.path(), &data, &f.model, 1.0);
+    // DCMTK's storescp is the PACS the SR goes back to; a closed port is a destination that never
+    // answers (its delivery ends in the dead-letter list).
+    let pacs_dir = tmp.path().join("pacs");
+    std::fs::create_dir_all(&pacs_dir).unwrap();
+    let pacs_port = free_port();
+    let mut pacs = Command::new("storescp")
+        .args(["-aet", "PACS", "--output-directory"])
+        .arg(&pacs_dir)
+        .arg(pacs_port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start storescp");
+    let dead_port = free_port();
+    let cfg = write_config_with(
+        tmp.path(),
+        &data,
+        &f.model,
+        1.0,
+        &format!(
+            r#"[delivery]
+attempts = 2
+backoff_s = 0.1
+[[destinations]]
+kind = "c-store"
+address = "127.0.0.1:{pacs_port}"
+ae_title = "PACS"
+[[destinations]]
+kind = "c-store"
+address = "127.0.0.1:{dead_port}"
+ae_title = "NOBODY"
+"#
+        ),
+    );
     let s = start(&cfg, &[]);
     let n_files = files_under(&f.studies[0]).len();
     let o = storescu(&s, "SENDER", 16384, &f.studies[0]);
@@ -390,6 +434,16 @@ fn a_study_sent_by_storescu_completes_one_job_and_a_resend_none() {
     assert_eq!(j["state"], "done", "{j}");
     assert_eq!(j["instances"], n_files as u64, "{j}");
     assert_eq!(j["runs"], 1);
+    let (last, started, finished) = (
+        j["last_instance"].as_f64().unwrap(),
+        j["started"].as_f64().unwrap(),
+        j["finished"].as_f64().unwrap(),
+    );
+    println!(
+        "figures: {n_files} instances; last instance -> result {:.2} s (stable_age 1 s), job run {:.2} s",
+        finished - last,
+        finished - started
+    );
     let result: Value = serde_json::from_slice(
         &std::fs::read(data.join("results").join(j["id"].to_string()).join("findings.json"))
             .unwrap(),
@@ -413,6 +467,44 @@ fn a_study_sent_by_storescu_completes_one_job_and_a_resend_none() {
         discus_core::ids::id_from_uid(&uid)
     );
 
+    // The SR: written, accepted by dsrdump as a TID 1500 report, delivered once to storescp; the
+    // unreachable destination is dead-lettered after 2 attempts.
+    let sr = data.join("results").join(j["id"].to_string()).join("sr.dcm");
+    let o = Command::new("dsrdump").arg(&sr).output().unwrap();
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "dsrdump: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(dump.contains("Imaging Measurement Report"), "{dump}");
+    wait_for("both deliveries to end", Duration::from_secs(60), || {
+        let js = jobs(&s);
+        let d = js[0]["deliveries"].as_array().cloned().unwrap_or_default();
+        d.len() == 2 && d.iter().all(|d| d["state"] != "pending")
+    });
+    let js = jobs(&s);
+    let deliveries = js[0]["deliveries"].as_array().unwrap();
+    let state_of = |prefix: &str| {
+        deliveries
+            .iter()
+            .find(|d| d["destination"].as_str().unwrap().contains(prefix))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(state_of("PACS@")["state"], "delivered", "{deliveries:?}");
+    let dead = state_of("NOBODY@");
+    assert_eq!(dead["state"], "dead", "{dead}");
+    assert_eq!(dead["attempts"], 2, "{dead}");
+    let received = files_under(&pacs_dir);
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(dcmdump_sop_uid(&received[0]), dcmdump_sop_uid(&sr));
+    let _ = pacs.kill();
+    let _ = pacs.wait();
+
+    // The PACS routes the SR back with the study: it is accepted, ignored as an input.
+    let back = tmp.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    std::fs::copy(&received[0], back.join("sr.dcm")).unwrap();
+    let o = storescu(&s, "SENDER", 16384, &back);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
     // The same study again, with a larger PDU: stored again, no second job.
     let o = storescu(&s, "SENDER2", 131072, &f.studies[0]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -422,6 +514,17 @@ fn a_study_sent_by_storescu_completes_one_job_and_a_resend_none() {
             .contains("discus_jobs_deduplicated_total 1")
     });
     assert_eq!(jobs(&s).len(), 1);
+    let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
+    assert!(metrics.contains("discus_instances_ignored_total 1"), "{metrics}");
+    assert!(metrics.contains("discus_dead_letters 1"), "{metrics}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -455,6 +558,7 @@ fn kill_9_during_a_job_then_restart_gives_exactly_one_result() {
         .collect();
     assert_eq!(results.len(), 1, "{results:?}");
     assert!(results[0].join("findings.json").is_file());
+    assert!(results[0].join("sr.dcm").is_file());
 }
 
 #[test]

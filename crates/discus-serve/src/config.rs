@@ -244,7 +244,7 @@ impl ServeConfig {
         if self.dicom.max_associations == 0 {
             return Err("dicom.max_associations must be at least 1".into());
         }
-        if !(self.trigger.stable_age_s >= 0.0) {
+        if self.trigger.stable_age_s.is_nan() || self.trigger.stable_age_s < 0.0 {
             return Err("trigger.stable_age_s must be 0 or more".into());
         }
         if self.delivery.attempts == 0 {

@@ -7,8 +7,9 @@
 //! - **Worker** ([`worker_loop`], one thread: the model is CPU-bound): takes the oldest queued job
 //!   and runs the pipeline in `<data_dir>/jobs/<id>/`: the study's files are linked into `source/`,
 //!   [`discus_data::ingest::ingest`] classifies the series (orientation and TR/TE/TI) and writes a
-//!   one-study dataset, [`discus_model::predict::predict_study`] grades it, and the result is written
-//!   atomically to `<data_dir>/results/<id>/findings.json`. A study without a usable series ends in
+//!   one-study dataset, [`discus_model::predict::predict_study`] grades it, and the results are
+//!   written atomically to `<data_dir>/results/<id>/`: `sr.dcm` (Comprehensive SR, TID 1500, by
+//!   `discus-sr`, checked by its own checker before it is written) and `findings.json`. A study without a usable series ends in
 //!   state `no_usable_series` with the classifier's reasons, never a crash.
 //! - **Delivery**: every DICOM file (`*.dcm`) in the result folder goes to each configured
 //!   destination ([`crate::deliver`]), with retries; after the last failed attempt the delivery is
@@ -36,6 +37,79 @@ pub const FAULT_DELAY_ENV: &str = "DISCUS_SERVE_FAULT_DELAY_MS";
 
 /// The result file of a job.
 pub const RESULT_FILE: &str = "findings.json";
+
+/// The structured report of a job (Comprehensive SR, TID 1500, written by `discus-sr`).
+pub const SR_FILE: &str = "sr.dcm";
+
+/// Series Number of discus's report series.
+pub const SR_SERIES_NUMBER: i32 = 990;
+
+/// The SR of a job: the study's patient/study modules copied from its instances, one TID 1500
+/// measurement group per finding with its point on the source slice, the algorithm name, model
+/// version and licence. The SOP Instance UID derives from the job key (study, content, model), so
+/// a redone run writes the same instance; new content or a new model is a new revision.
+pub fn sr_document(
+    model: &Model,
+    ds: &Dataset,
+    study: discus_core::StudyId,
+    job: &Job,
+    prediction: &discus_model::StudyPrediction,
+) -> Result<discus_sr::SrDocument, discus_sr::SrError> {
+    let context = discus_sr::source::study_context(ds, study)?;
+    let mut findings = Vec::new();
+    for f in &prediction.findings {
+        let point = match &f.point {
+            Some(p) => Some(discus_sr::source::source_point(
+                ds,
+                study,
+                p.series,
+                p.instance,
+                [p.x, p.y],
+            )?),
+            None => None,
+        };
+        findings.push(discus_sr::SrFinding {
+            condition: f.condition,
+            level: f.level,
+            probabilities: f.probabilities,
+            grade: f.grade,
+            point,
+            tracking_key: discus_sr::SrFinding::tracking_key(study, f.condition, f.level),
+        });
+    }
+    let licences: Vec<String> = model
+        .card
+        .provenance
+        .all_cards()
+        .iter()
+        .map(|c| c.licence.name.clone())
+        .collect();
+    Ok(discus_sr::SrDocument {
+        study: context.clone(),
+        algorithm: discus_sr::Algorithm {
+            name: "discus localise-then-grade".into(),
+            version: job.model_version.clone(),
+            licence: if licences.is_empty() {
+                "unspecified".into()
+            } else {
+                licences.join("; ")
+            },
+            manufacturer: "discus".into(),
+        },
+        findings,
+        series_number: SR_SERIES_NUMBER,
+        instance_number: 1,
+        sop_instance_uid: Some(discus_sr::write::derived_uid(
+            "discus-serve/sr",
+            &[
+                &context.study_instance_uid,
+                &job.content_hash,
+                &job.model_version,
+            ],
+        )),
+        content_date_time: None,
+    })
+}
 
 /// `findings.json`: the model's output for one job.
 #[derive(Debug, Serialize)]
@@ -240,6 +314,23 @@ fn run_job(
         content_hash: &job.content_hash,
         prediction,
     };
+    // The SR first, then findings.json: a run killed in between is redone and writes the same
+    // SR again (its SOP Instance UID derives from the job key), so there is one result either way.
+    let sr = sr_document(model, &ds, study, job, &result.prediction)
+        .map_err(|e| format!("structured report: {e}"))?;
+    let sr_path = out.join(SR_FILE);
+    let bytes = sr
+        .to_bytes()
+        .map_err(|e| format!("structured report: {e}"))?
+        .0;
+    discus_sr::check(
+        &discus_data::dicom::open_dicom_bytes(&bytes, &sr_path)
+            .map_err(|e| format!("structured report: {e}"))?,
+        SR_FILE,
+    )
+    .map_err(|e| format!("structured report fails its own check: {e}"))?;
+    discus_core::fsio::atomic_write(&sr_path, &bytes)
+        .map_err(|e| format!("{}: {e}", sr_path.display()))?;
     let json = serde_json::to_vec_pretty(&result).map_err(|e| e.to_string())?;
     let path = out.join(RESULT_FILE);
     discus_core::fsio::atomic_write(&path, &json)
