@@ -170,7 +170,7 @@ impl Default for DeliveryConfig {
 
 /// A destination for results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Destination {
     /// C-STORE to a Storage SCP.
     CStore {

@@ -149,7 +149,7 @@ pub fn c_store(
         options = options.with_presentation_context(class.clone(), vec![ts.clone()]);
     }
     let mut assoc = options
-        .establish_with(address)
+        .establish(address)
         .map_err(|e| DeliveryError::Network(format!("association with {address}: {e}")))?;
     for (i, o) in outgoing.iter().enumerate() {
         let pc = assoc

@@ -47,8 +47,13 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     /// The model cannot be loaded.
-    #[error("model: {0}")]
-    Model(#[from] discus_model::ModelError),
+    #[error("model {}: {what}", path.display())]
+    Model {
+        /// The model folder.
+        path: PathBuf,
+        /// Why.
+        what: String,
+    },
     /// A folder or socket could not be set up.
     #[error("{what}: {source}")]
     Io {
@@ -112,7 +117,37 @@ pub fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let token = config.token()?;
     let store = store::Store::open(&store_path(&data_dir))?;
     let recovered = store.recover()?;
-    let model = discus_model::Model::load(&config.model)?;
+    // The model is loaded on the worker thread that uses it (burn's modules need not be `Send`);
+    // its loading result comes back before the listeners open.
+    let model_dir = config.model.clone();
+    let (model_tx, model_rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Arc<Node>>();
+    std::thread::spawn(move || match discus_model::Model::load(&model_dir) {
+        Ok(model) => {
+            let _ = model_tx.send(Ok(()));
+            if let Ok(node) = ready_rx.recv() {
+                jobs::worker_loop(node, model);
+            }
+        }
+        Err(e) => {
+            let _ = model_tx.send(Err(e.to_string()));
+        }
+    });
+    match model_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(what)) => {
+            return Err(ServeError::Model {
+                path: config.model.clone(),
+                what,
+            })
+        }
+        Err(_) => {
+            return Err(ServeError::Model {
+                path: config.model.clone(),
+                what: "the model thread stopped".into(),
+            })
+        }
+    }
     let model_version = model_version(&config.model)?;
     let dicom_listener = std::net::TcpListener::bind(config.dicom.bind)
         .map_err(io(format!("binding DICOM {}", config.dicom.bind)))?;
@@ -146,10 +181,7 @@ pub fn start(config: ServeConfig) -> Result<Running, ServeError> {
         let n = node.clone();
         std::thread::spawn(move || jobs::trigger_loop(n));
     }
-    {
-        let n = node.clone();
-        std::thread::spawn(move || jobs::worker_loop(n, model));
-    }
+    let _ = ready_tx.send(node.clone());
     jobs::resume_deliveries(&node);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -472,7 +472,7 @@ impl Store {
         v
     }
 
-    const JOB_COLUMNS: &'static str = "id, study_uid, content_hash, model_version, instances, state,
+    const JOB_COLUMNS: &str = "id, study_uid, content_hash, model_version, instances, state,
         outcome, created, started, finished, runs, last_instance";
 
     fn job_row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
