@@ -324,7 +324,10 @@ fn http_refuses_garbage_wrong_tokens_and_other_studies() {
     );
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["00081199"]["Value"][0]["00081155"]["Value"][0], sop.as_str());
+    assert_eq!(
+        v["00081199"]["Value"][0]["00081155"]["Value"][0],
+        sop.as_str()
+    );
 
     // One good part and one garbage part: 202, one stored, one failed.
     let (code, body) = stow(
@@ -345,7 +348,10 @@ fn http_refuses_garbage_wrong_tokens_and_other_studies() {
     assert!(matches!(r, Err(ureq::Error::Status(415, _))));
 
     let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
-    assert!(metrics.contains("discus_http_unauthorized_total 3"), "{metrics}");
+    assert!(
+        metrics.contains("discus_http_unauthorized_total 3"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("discus_instances_refused_total{reason=\"other_study\"} 1"),
         "{metrics}"
@@ -370,7 +376,10 @@ fn an_unknown_calling_ae_title_is_refused() {
     assert!(!o.status.success(), "storescu succeeded: {text}");
     assert!(text.contains("Association Rejected"), "{text}");
     let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
-    assert!(!metrics.contains("discus_instances_stored_total"), "{metrics}");
+    assert!(
+        !metrics.contains("discus_instances_stored_total"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -418,11 +427,7 @@ ae_title = "NOBODY"
     let s = start(&cfg, &[]);
     let n_files = files_under(&f.studies[0]).len();
     let o = storescu(&s, "SENDER", 16384, &f.studies[0]);
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_for("the job to finish", Duration::from_secs(120), || {
         jobs(&s)
             .first()
@@ -445,8 +450,12 @@ ae_title = "NOBODY"
         finished - started
     );
     let result: Value = serde_json::from_slice(
-        &std::fs::read(data.join("results").join(j["id"].to_string()).join("findings.json"))
-            .unwrap(),
+        &std::fs::read(
+            data.join("results")
+                .join(j["id"].to_string())
+                .join("findings.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let findings = result["prediction"]["findings"].as_array().unwrap();
@@ -469,10 +478,17 @@ ae_title = "NOBODY"
 
     // The SR: written, accepted by dsrdump as a TID 1500 report, delivered once to storescp; the
     // unreachable destination is dead-lettered after 2 attempts.
-    let sr = data.join("results").join(j["id"].to_string()).join("sr.dcm");
+    let sr = data
+        .join("results")
+        .join(j["id"].to_string())
+        .join("sr.dcm");
     let o = Command::new("dsrdump").arg(&sr).output().unwrap();
     let dump = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "dsrdump: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "dsrdump: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(dump.contains("Imaging Measurement Report"), "{dump}");
     wait_for("both deliveries to end", Duration::from_secs(60), || {
         let js = jobs(&s);
@@ -508,14 +524,21 @@ ae_title = "NOBODY"
     // The same study again, with a larger PDU: stored again, no second job.
     let o = storescu(&s, "SENDER2", 131072, &f.studies[0]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait_for("the trigger to see the re-sent study", Duration::from_secs(30), || {
-        get(&s, "/metrics", Some(TOKEN))
-            .1
-            .contains("discus_jobs_deduplicated_total 1")
-    });
+    wait_for(
+        "the trigger to see the re-sent study",
+        Duration::from_secs(30),
+        || {
+            get(&s, "/metrics", Some(TOKEN))
+                .1
+                .contains("discus_jobs_deduplicated_total 1")
+        },
+    );
     assert_eq!(jobs(&s).len(), 1);
     let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
-    assert!(metrics.contains("discus_instances_ignored_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("discus_instances_ignored_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("discus_dead_letters 1"), "{metrics}");
 }
 

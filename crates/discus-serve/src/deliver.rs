@@ -60,7 +60,8 @@ pub fn deliver_with_retries(node: &Node, job: i64, dest: &Destination, files: &[
                     node.metrics.inc("discus_deliveries_total{result=\"dead\"}");
                     return;
                 }
-                node.metrics.inc("discus_deliveries_total{result=\"retry\"}");
+                node.metrics
+                    .inc("discus_deliveries_total{result=\"retry\"}");
                 std::thread::sleep(Duration::from_secs_f64(wait));
                 wait *= 2.0;
             }

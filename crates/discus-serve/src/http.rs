@@ -136,11 +136,9 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
     })
     .await;
     match r {
-        Ok(Ok(text)) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            text,
-        )
-            .into_response(),
+        Ok(Ok(text)) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Ok(Err(e)) => store_error(e),
         Err(e) => store_error(e),
     }
@@ -199,7 +197,9 @@ async fn cancel(State(node): State<Arc<Node>>, UrlPath(id): UrlPath<i64>) -> Res
             axum::Json(json!({"error": format!("no job {id}")})),
         )
             .into_response(),
-        Some(JobState::Cancelled) => axum::Json(json!({"id": id, "state": "cancelled"})).into_response(),
+        Some(JobState::Cancelled) => {
+            axum::Json(json!({"id": id, "state": "cancelled"})).into_response()
+        }
         Some(JobState::Running) => {
             if let Some(p) = node
                 .running
@@ -217,7 +217,9 @@ async fn cancel(State(node): State<Arc<Node>>, UrlPath(id): UrlPath<i64>) -> Res
         }
         Some(s) => (
             StatusCode::CONFLICT,
-            axum::Json(json!({"id": id, "state": s.as_str(), "error": "the job has already ended"})),
+            axum::Json(
+                json!({"id": id, "state": s.as_str(), "error": "the job has already ended"}),
+            ),
         )
             .into_response(),
     }
@@ -325,7 +327,8 @@ async fn stow(node: Arc<Node>, study: Option<String>, headers: HeaderMap, body: 
     };
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(limits.max_body_bytes));
-    let mut mp = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut mp =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
     let mut stored: Vec<Value> = Vec::new();
     let mut failed: Vec<Value> = Vec::new();
     let (mut not_dicom, mut parts) = (0usize, 0usize);
@@ -388,7 +391,10 @@ async fn stow(node: Arc<Node>, study: Option<String>, headers: HeaderMap, body: 
             return store_error(e);
         }
         drop(file);
-        if part_type.as_deref().is_some_and(|t| t != "application/dicom") {
+        if part_type
+            .as_deref()
+            .is_some_and(|t| t != "application/dicom")
+        {
             not_dicom += 1;
             failed.push(json!({"00081197": {"vr": "US", "Value": [reason::CANNOT_UNDERSTAND]}}));
             continue;
@@ -406,7 +412,8 @@ async fn stow(node: Arc<Node>, study: Option<String>, headers: HeaderMap, body: 
             })),
             Ok(Err(Refused::NotDicom(_))) | Err(_) => {
                 not_dicom += 1;
-                failed.push(json!({"00081197": {"vr": "US", "Value": [reason::CANNOT_UNDERSTAND]}}));
+                failed
+                    .push(json!({"00081197": {"vr": "US", "Value": [reason::CANNOT_UNDERSTAND]}}));
             }
             Ok(Err(Refused::OtherStudy { sop_class, sop_uid })) => failed.push(json!({
                 "00081150": ui(&sop_class),

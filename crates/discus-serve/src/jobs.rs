@@ -138,9 +138,15 @@ pub fn trigger_loop(node: Arc<Node>) {
 /// One trigger pass; returns the jobs created.
 pub fn trigger_once(node: &Node) -> Result<Vec<i64>, crate::store::StoreError> {
     let mut created = Vec::new();
-    for (study_uid, last) in node.store.stable_studies(node.config.trigger.stable_age_s)? {
+    for (study_uid, last) in node
+        .store
+        .stable_studies(node.config.trigger.stable_age_s)?
+    {
         let sid = discus_core::ids::id_from_uid(&study_uid);
-        match node.store.create_job(&study_uid, last, &node.model_version)? {
+        match node
+            .store
+            .create_job(&study_uid, last, &node.model_version)?
+        {
             Some(id) => {
                 node.log(format!("study {sid}: stable, job {id} queued"));
                 node.metrics.inc("discus_jobs_created_total");
@@ -243,7 +249,8 @@ fn run_job(
     progress.stage("linking", files.len() as u64);
     for (i, (_, rel)) in files.iter().enumerate() {
         let to = source.join(format!("{i:06}.dcm"));
-        link_or_copy(&node.data_dir.join(rel), &to).map_err(|e| format!("{}: {e}", to.display()))?;
+        link_or_copy(&node.data_dir.join(rel), &to)
+            .map_err(|e| format!("{}: {e}", to.display()))?;
         progress.inc(1);
     }
     let request = IngestRequest {
@@ -323,12 +330,10 @@ fn run_job(
         .to_bytes()
         .map_err(|e| format!("structured report: {e}"))?
         .0;
-    discus_sr::check(
-        &discus_data::dicom::open_dicom_bytes(&bytes, &sr_path)
-            .map_err(|e| format!("structured report: {e}"))?,
-        SR_FILE,
-    )
-    .map_err(|e| format!("structured report fails its own check: {e}"))?;
+    let written = discus_data::dicom::open_dicom_bytes(&bytes, &sr_path)
+        .map_err(|e| format!("structured report: {e}"))?;
+    discus_sr::check(&written, SR_FILE)
+        .map_err(|e| format!("structured report fails its own check: {e}"))?;
     discus_core::fsio::atomic_write(&sr_path, &bytes)
         .map_err(|e| format!("{}: {e}", sr_path.display()))?;
     let json = serde_json::to_vec_pretty(&result).map_err(|e| e.to_string())?;
@@ -338,10 +343,7 @@ fn run_job(
     progress.inc(1);
     // The job folder was only needed to run; the instances stay in the store.
     let _ = std::fs::remove_dir_all(&dir);
-    Ok((
-        JobState::Done,
-        format!("results/{}/{RESULT_FILE}", job.id),
-    ))
+    Ok((JobState::Done, format!("results/{}/{RESULT_FILE}", job.id)))
 }
 
 /// The DICOM files of a job's result folder, in name order.

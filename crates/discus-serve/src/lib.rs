@@ -79,7 +79,11 @@ pub fn model_version(dir: &Path) -> Result<String, ServeError> {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
-    Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
+    Ok(h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// A started node.

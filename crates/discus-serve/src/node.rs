@@ -52,7 +52,12 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut last = String::new();
-        for (k, v) in self.counters.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (k, v) in self
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let base = k.split('{').next().unwrap_or(k).to_string();
             if base != last {
                 out.push_str(&format!("# TYPE {base} counter\n"));

@@ -56,7 +56,11 @@ impl AccessControl for AllowList {
         if called_ae_title.trim() != this_ae_title.trim() {
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
-        if !self.allowed.iter().any(|a| a.trim() == calling_ae_title.trim()) {
+        if !self
+            .allowed
+            .iter()
+            .any(|a| a.trim() == calling_ae_title.trim())
+        {
             return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
         }
         Ok(())
@@ -70,9 +74,14 @@ pub fn serve(node: Arc<Node>, listener: TcpListener) {
             break;
         }
         let Ok(stream) = conn else { continue };
-        let open = node.metrics.associations_open.fetch_add(1, Ordering::SeqCst);
+        let open = node
+            .metrics
+            .associations_open
+            .fetch_add(1, Ordering::SeqCst);
         if open >= node.config.dicom.max_associations {
-            node.metrics.associations_open.fetch_sub(1, Ordering::SeqCst);
+            node.metrics
+                .associations_open
+                .fetch_sub(1, Ordering::SeqCst);
             node.metrics
                 .inc("discus_associations_rejected_total{reason=\"too_many\"}");
             reject_busy(stream);

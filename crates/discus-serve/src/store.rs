@@ -415,7 +415,10 @@ impl Store {
             )?;
             let v = s
                 .query_map([study_uid], |r| {
-                    Ok((r.get::<_, String>(0)?, PathBuf::from(r.get::<_, String>(1)?)))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        PathBuf::from(r.get::<_, String>(1)?),
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(v)
@@ -535,10 +538,9 @@ impl Store {
     /// Jobs per state (for `/metrics`).
     pub fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.with(|c| {
-            let mut s = c.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
-            let v = s
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect();
+            let mut s =
+                c.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")?;
+            let v = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect();
             v
         })
     }
