@@ -13,6 +13,7 @@ mod eval;
 mod ingest_cmd;
 mod model_cmd;
 mod reads_cmd;
+mod serve_cmd;
 mod synth_cmd;
 mod validate_cmd;
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ enum Command {
     Deid(deid_cmd::DeidArgs),
     /// Turn a PACS export into a LumbarDISC-layout dataset: series classified, odd files reported, ids from UIDs.
     Ingest(ingest_cmd::IngestArgs),
+    /// Run the PACS node: DICOM C-STORE and STOW-RS in, jobs, results back (serve.toml).
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,5 +97,6 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate_cmd::run(a),
         Command::Deid(a) => deid_cmd::run(a),
         Command::Ingest(a) => ingest_cmd::run(a),
+        Command::Serve(a) => serve_cmd::run(a),
     }
 }
