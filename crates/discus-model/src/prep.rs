@@ -57,7 +57,7 @@ impl Default for Preprocessing {
             },
             point_grid: 32,
             point_spacing_mm: 2.0,
-            foraminal_candidates: 2,
+            foraminal_candidates: 1,
             point_jitter_mm: 8.0,
         }
     }
