@@ -222,10 +222,7 @@ fn store(s: &StudySample, values: &mut Vec<f32>) -> StoredSample {
     };
     StoredSample {
         study: s.study,
-        localiser: s
-            .localiser
-            .as_ref()
-            .map(|(x, t)| (push(values, x), *t)),
+        localiser: s.localiser.as_ref().map(|(x, t)| (push(values, x), *t)),
         crops: s
             .crops
             .iter()
@@ -367,11 +364,7 @@ pub struct CropCache {
     pub manifest: Manifest,
 }
 
-fn read_span(
-    file: &std::fs::File,
-    path: &Path,
-    (at, len): Span,
-) -> Result<Vec<f32>, ModelError> {
+fn read_span(file: &std::fs::File, path: &Path, (at, len): Span) -> Result<Vec<f32>, ModelError> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; len as usize * 4];
     file.read_exact_at(&mut buf, at * 4).map_err(io_err(path))?;

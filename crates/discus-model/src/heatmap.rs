@@ -132,7 +132,10 @@ mod tests {
         }
         let (k, p) = decode_over_slices(&logits, 3, h, w);
         assert_eq!(k, 2);
-        assert!((p.row - 6.4).abs() < 0.35 && (p.column - 3.0).abs() < 0.05, "{p:?}");
+        assert!(
+            (p.row - 6.4).abs() < 0.35 && (p.column - 3.0).abs() < 0.05,
+            "{p:?}"
+        );
         assert!(p.confidence > 0.5 && p.confidence < 1.0, "{p:?}");
     }
 

@@ -317,8 +317,9 @@ pub fn predict_study(
                     Some(s) => (s, canal_mm[li], PointSource::HeatMap, Some(conf[li])),
                     None => match t1.as_mut() {
                         Some(s) => {
-                            fallback =
-                                Some("no sagittal T2/STIR series: graded on the sagittal T1".into());
+                            fallback = Some(
+                                "no sagittal T2/STIR series: graded on the sagittal T1".into(),
+                            );
                             (s, canal_mm[li], PointSource::HeatMap, Some(conf[li]))
                         }
                         None => unreachable!("canal points come from a sagittal series"),

@@ -430,8 +430,7 @@ pub fn study_sample(
     let t1_series = series.t1.as_ref().map(|s| s.series.0);
     let axial_series: Vec<u64> = series.axial.iter().map(|s| s.series.0).collect();
     // Axial subarticular label pixels: (condition, level) -> (series, stack, slice, x, y).
-    let mut axial_px: BTreeMap<(Condition, Level), (u64, usize, usize, f64, f64)> =
-        BTreeMap::new();
+    let mut axial_px: BTreeMap<(Condition, Level), (u64, usize, usize, f64, f64)> = BTreeMap::new();
     for p in &points {
         let l = match loaded.entry(p.series.0) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),

@@ -402,7 +402,8 @@ fn point_error_mm(
                     ch.extend_from_slice(&logits[at..at + g * g]);
                 }
                 let (k, p) = decode_over_slices(&ch, cand, g, g);
-                let inplane = ((p.row - r).powi(2) + (p.column - c).powi(2)) * spec.spacing_mm.powi(2);
+                let inplane =
+                    ((p.row - r).powi(2) + (p.column - c).powi(2)) * spec.spacing_mm.powi(2);
                 let across = ((k as f64 - *kt as f64) * e.slice_mm).powi(2);
                 errs.push((inplane + across).sqrt());
             }
@@ -711,9 +712,12 @@ pub fn train(
             for chunk in held_set.chunks(request.batch_studies) {
                 s += batch_loss(&v, chunk, &pre, &device).2 * chunk.len() as f64;
             }
-            let fo: Vec<&PointExample> = held_set.iter().flat_map(|b| &b.foraminal_points).collect();
-            let su: Vec<&PointExample> =
-                held_set.iter().flat_map(|b| &b.subarticular_points).collect();
+            let fo: Vec<&PointExample> =
+                held_set.iter().flat_map(|b| &b.foraminal_points).collect();
+            let su: Vec<&PointExample> = held_set
+                .iter()
+                .flat_map(|b| &b.subarticular_points)
+                .collect();
             (
                 Some(s / held_set.len() as f64),
                 canal_error_mm(&v, &held_set, &pre, &device),

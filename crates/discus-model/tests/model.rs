@@ -449,12 +449,20 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
         "foraminal {mf:.1} mm (offset fallback {mo:.1} mm), subarticular {ms:.1} mm; \
          foraminal slice right {same_slice}/{slices}"
     );
-    assert!(fo.len() >= 30 && su.len() >= 20, "{} {}", fo.len(), su.len());
+    assert!(
+        fo.len() >= 30 && su.len() >= 20,
+        "{} {}",
+        fo.len(),
+        su.len()
+    );
     // The point grid's cell is 4 mm here: an overfitted localiser lands within about a cell, and
     // on the labelled parasagittal slice for most findings.
     assert!(mf < 6.0, "median foraminal error {mf} mm");
     assert!(ms < 6.0, "median subarticular error {ms} mm");
-    assert!(same_slice * 4 >= slices * 3, "{same_slice}/{slices} on the labelled slice");
+    assert!(
+        same_slice * 4 >= slices * 3,
+        "{same_slice}/{slices} on the labelled slice"
+    );
 }
 
 #[test]
@@ -545,7 +553,10 @@ fn the_crop_cache_resumes_and_equals_fresh_crops() {
         ] {
             assert_eq!(a.len(), b.len());
             for (x, y) in a.iter().zip(b.iter()) {
-                assert_eq!((&x.data, &x.targets, x.level), (&y.data, &y.targets, y.level));
+                assert_eq!(
+                    (&x.data, &x.targets, x.level),
+                    (&y.data, &y.targets, y.level)
+                );
             }
         }
     }
