@@ -7,7 +7,8 @@
 //!   files) and the finished shards, each with its studies and their series ids;
 //! - `shard-NNNNN.f32`: every value of a shard's samples, little-endian `f32`, one after the other;
 //! - `shard-NNNNN.json`: where each sample's arrays lie in the `.f32` file (offset and length in
-//!   values) and the rest of the sample.
+//!   values) and the rest of the sample (`f64` values as their bit patterns, so that they read back
+//!   exactly).
 //!
 //! **Sharded and resumable**: studies are cut [`CacheOptions::shard_studies`] at a time; a shard's
 //! two files are written (temporary name, then renamed) before the manifest lists it, and the
@@ -23,7 +24,6 @@ use crate::prep::{study_sample, CropExample, PointExample, Preprocessing, StudyS
 use crate::{io_err, ModelError};
 use discus_core::{Condition, ConditionGroup, Level, StudyId};
 use discus_data::dataset::Dataset;
-use discus_data::geometry::Vec3;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,21 +118,32 @@ pub struct CacheBuild {
 
 type Span = (u64, u64);
 
+/// An `f64` stored as its bit pattern: JSON numbers do not always read back to the same `f64`.
+type Bits = u64;
+
+fn bits(v: f64) -> Bits {
+    v.to_bits()
+}
+
+fn unbits(b: Bits) -> f64 {
+    f64::from_bits(b)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredPoint {
     level: Level,
     candidates: usize,
     data: Span,
-    targets: Vec<Option<(usize, f64, f64)>>,
-    slice_mm: f64,
+    targets: Vec<Option<(usize, Bits, Bits)>>,
+    slice_mm: Bits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredSample {
     study: StudyId,
-    localiser: Option<(Span, [(f64, f64); 5])>,
+    localiser: Option<(Span, [(Bits, Bits); 5])>,
     crops: Vec<(ConditionGroup, Span, Condition, Level, usize)>,
-    points_mm: Vec<(Condition, Level, Vec3)>,
+    points_mm: Vec<(Condition, Level, [Bits; 3])>,
     foraminal: Vec<StoredPoint>,
     subarticular: Vec<StoredPoint>,
 }
@@ -217,19 +228,30 @@ fn store(s: &StudySample, values: &mut Vec<f32>) -> StoredSample {
         level: p.level,
         candidates: p.candidates,
         data: push(values, &p.data),
-        targets: p.targets.clone(),
-        slice_mm: p.slice_mm,
+        targets: p
+            .targets
+            .iter()
+            .map(|t| t.map(|(k, r, c)| (k, bits(r), bits(c))))
+            .collect(),
+        slice_mm: bits(p.slice_mm),
     };
     StoredSample {
         study: s.study,
-        localiser: s.localiser.as_ref().map(|(x, t)| (push(values, x), *t)),
+        localiser: s
+            .localiser
+            .as_ref()
+            .map(|(x, t)| (push(values, x), t.map(|(r, c)| (bits(r), bits(c))))),
         crops: s
             .crops
             .iter()
             .flat_map(|(g, ex)| ex.iter().map(move |e| (*g, e)))
             .map(|(g, e)| (g, push(values, &e.data), e.condition, e.level, e.grade))
             .collect(),
-        points_mm: s.points_mm.iter().map(|((c, l), p)| (*c, *l, *p)).collect(),
+        points_mm: s
+            .points_mm
+            .iter()
+            .map(|((c, l), p)| (*c, *l, p.map(bits)))
+            .collect(),
         foraminal: s
             .foraminal_points
             .iter()
@@ -423,8 +445,12 @@ impl CropCache {
                 level: p.level,
                 candidates: p.candidates,
                 data: read_span(&file, &fv, p.data)?,
-                targets: p.targets.clone(),
-                slice_mm: p.slice_mm,
+                targets: p
+                    .targets
+                    .iter()
+                    .map(|t| t.map(|(k, r, c)| (k, unbits(r), unbits(c))))
+                    .collect(),
+                slice_mm: unbits(p.slice_mm),
             })
         };
         idx.iter()
@@ -441,11 +467,18 @@ impl CropCache {
                 Ok(StudySample {
                     study: s.study,
                     localiser: match &s.localiser {
-                        Some((span, t)) => Some((read_span(&file, &fv, *span)?, *t)),
+                        Some((span, t)) => Some((
+                            read_span(&file, &fv, *span)?,
+                            t.map(|(r, c)| (unbits(r), unbits(c))),
+                        )),
                         None => None,
                     },
                     crops,
-                    points_mm: s.points_mm.iter().map(|(c, l, p)| ((*c, *l), *p)).collect(),
+                    points_mm: s
+                        .points_mm
+                        .iter()
+                        .map(|(c, l, p)| ((*c, *l), p.map(unbits)))
+                        .collect(),
                     foraminal_points: s.foraminal.iter().map(point).collect::<Result<_, _>>()?,
                     subarticular_points: s
                         .subarticular
