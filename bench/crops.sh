@@ -12,8 +12,12 @@ seed=${2:-3}
 scale=${3:-1}
 profile=${DISCUS_PROFILE:-release}
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
-cargo build --profile "$profile" -p discus-model --example crops -p discus-cli \
-  --manifest-path "$root/Cargo.toml" >&2
+# DISCUS_BUILT=1 skips the build and uses what target/<profile dir> holds (e.g. after
+# `cargo build --workspace --all-targets` for the dev profile).
+if [[ -z "${DISCUS_BUILT:-}" ]]; then
+  cargo build --profile "$profile" -p discus-model --example crops -p discus-cli \
+    --manifest-path "$root/Cargo.toml" >&2
+fi
 dir=$([[ $profile == dev ]] && echo debug || echo "$profile")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

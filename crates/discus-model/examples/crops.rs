@@ -19,11 +19,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for st in ds.studies()? {
         studies += 1;
         let mut volumes = BTreeMap::new();
+        let mut series_stacks = BTreeMap::new();
         for p in ds.points(st.study)? {
-            let Some(series) = ds.find_series(st.study, p.series)? else {
-                continue;
-            };
-            let stacks = ds.stacks(&series)?;
+            if !series_stacks.contains_key(&p.series.0) {
+                let Some(series) = ds.find_series(st.study, p.series)? else {
+                    continue;
+                };
+                let stacks = ds.stacks(&series)?;
+                series_stacks.insert(p.series.0, (series, stacks));
+            }
+            let (series, stacks) = &series_stacks[&p.series.0];
             let Some((si, k)) = stacks
                 .iter()
                 .enumerate()
@@ -33,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let key = (p.series.0, si);
             if !volumes.contains_key(&key) {
-                let v = ds.load_stack(&series, &stacks[si])?;
+                let v = ds.load_stack(series, &stacks[si])?;
                 let w = IntensityWindow::of_values(&v.data, pre.percentiles.0, pre.percentiles.1)?;
                 volumes.insert(key, w.normalise(&v));
             }
