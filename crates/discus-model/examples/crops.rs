@@ -8,6 +8,7 @@
 use discus_data::dataset::Dataset;
 use discus_data::standardise::{crop, IntensityWindow};
 use discus_model::prep::Preprocessing;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,12 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut volumes = BTreeMap::new();
         let mut series_stacks = BTreeMap::new();
         for p in ds.points(st.study)? {
-            if !series_stacks.contains_key(&p.series.0) {
+            if let Entry::Vacant(e) = series_stacks.entry(p.series.0) {
                 let Some(series) = ds.find_series(st.study, p.series)? else {
                     continue;
                 };
                 let stacks = ds.stacks(&series)?;
-                series_stacks.insert(p.series.0, (series, stacks));
+                e.insert((series, stacks));
             }
             let (series, stacks) = &series_stacks[&p.series.0];
             let Some((si, k)) = stacks
@@ -37,10 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             };
             let key = (p.series.0, si);
-            if !volumes.contains_key(&key) {
+            if let Entry::Vacant(e) = volumes.entry(key) {
                 let v = ds.load_stack(series, &stacks[si])?;
                 let w = IntensityWindow::of_values(&v.data, pre.percentiles.0, pre.percentiles.1)?;
-                volumes.insert(key, w.normalise(&v));
+                e.insert(w.normalise(&v));
             }
             let v = &volumes[&key];
             let mm = stacks[si].pixel_to_patient(k, p.x, p.y);

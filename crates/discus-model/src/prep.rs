@@ -405,6 +405,9 @@ pub struct StudySample {
     pub subarticular_points: Vec<PointExample>,
 }
 
+/// A labelled axial pixel: series, stack, slice, x, y.
+type AxialPixel = (u64, usize, usize, f64, f64);
+
 /// Builds the training sample of a labelled study: label points to patient mm, crops at them, and
 /// the localiser's input and targets. Points on a series or instance the index does not have are
 /// skipped (they are reported by `discus validate`).
@@ -430,7 +433,7 @@ pub fn study_sample(
     let t1_series = series.t1.as_ref().map(|s| s.series.0);
     let axial_series: Vec<u64> = series.axial.iter().map(|s| s.series.0).collect();
     // Axial subarticular label pixels: (condition, level) -> (series, stack, slice, x, y).
-    let mut axial_px: BTreeMap<(Condition, Level), (u64, usize, usize, f64, f64)> = BTreeMap::new();
+    let mut axial_px: BTreeMap<(Condition, Level), AxialPixel> = BTreeMap::new();
     for p in &points {
         let l = match loaded.entry(p.series.0) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),

@@ -467,13 +467,16 @@ fn offsets_and_prior(
     (offsets, prior)
 }
 
+/// Logits, grades and severity weights of one group's crops.
+pub(crate) type GroupLogits = (Vec<[f64; 3]>, Vec<usize>, Vec<f64>);
+
 /// Grader logits of the crops of `samples`, by group: `(logits, grades, severity weights)`.
 pub(crate) fn grader_logits(
     net: &Net,
     samples: &[&StudySample],
     pre: &Preprocessing,
     device: &Device,
-) -> BTreeMap<ConditionGroup, (Vec<[f64; 3]>, Vec<usize>, Vec<f64>)> {
+) -> BTreeMap<ConditionGroup, GroupLogits> {
     let c = &pre.crop;
     let mut out = BTreeMap::new();
     for group in ConditionGroup::ALL {
