@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// `--features wgpu`). Default: $DISCUS_DEVICE, else cpu.
     #[arg(long, value_name = "cpu|wgpu")]
     pub device: Option<String>,
+    /// Crop cache folder: crops are cut once into it (an interrupted cut resumes; a changed
+    /// parameter or source recuts) and later runs read them from it.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 /// Predict all 25 findings of every study of a dataset (or of one study folder): a submission CSV
@@ -181,6 +185,7 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     req.learning_rate = a.lr;
     req.batch_studies = a.batch;
     req.init = a.init.clone();
+    req.cache = a.cache.clone();
     let pb = bar(0, "preparing");
     let r = train(&req, &|p| match p {
         TrainProgress::Preparing { done, total } => {
@@ -203,9 +208,18 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
                 (Some(l), None) => format!(", held out: grader {l:.4}"),
                 _ => String::new(),
             };
+            let points = match (
+                m.held_out_foraminal_error_mm,
+                m.held_out_subarticular_error_mm,
+            ) {
+                (Some(f), Some(s)) => {
+                    format!(", foraminal error {f:.1} mm, subarticular error {s:.1} mm")
+                }
+                _ => String::new(),
+            };
             pb.println(format!(
-                "epoch {}: localiser {:.4}, grader {:.4}{held}",
-                m.epoch, m.localiser_loss, m.grader_loss
+                "epoch {}: localiser {:.4}, points {:.4}, grader {:.4}{held}{points}",
+                m.epoch, m.localiser_loss, m.point_loss, m.grader_loss
             ));
         }
     })
@@ -213,6 +227,18 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     pb.finish_and_clear();
     for (study, why) in &r.skipped {
         eprintln!("warning: study {study} skipped: {why}");
+    }
+    if !r.card.temperatures.is_empty() {
+        let t: Vec<String> = r
+            .card
+            .temperatures
+            .iter()
+            .map(|(g, t)| format!("{g} {t:.3}"))
+            .collect();
+        println!(
+            "temperatures (fitted on the held-out fold): {}",
+            t.join(", ")
+        );
     }
     println!(
         "trained on {} studies ({} held out) in {:.1} s, {:.1} images/s; model written to {}",

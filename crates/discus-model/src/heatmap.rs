@@ -83,6 +83,27 @@ pub fn decode_levels(
     [peaks[0], peaks[1], peaks[2], peaks[3], peaks[4]]
 }
 
+/// Decodes one output channel spread over `n` candidate slices (`n * h * w` logits, candidate by
+/// candidate): the candidate holding the arg-max of a softmax taken over all candidates together,
+/// and the peak on it (sub-cell refined as in [`decode_channel`]; its confidence is the 3 x 3
+/// neighbourhood's share of the probability mass of every candidate).
+pub fn decode_over_slices(logits: &[f32], n: usize, h: usize, w: usize) -> (usize, Peak) {
+    let m = h * w;
+    let arg = (0..n * m)
+        .max_by(|a, b| logits[*a].total_cmp(&logits[*b]).then(b.cmp(a)))
+        .unwrap_or(0);
+    let k = arg / m;
+    let mut peak = decode_channel(&logits[k * m..(k + 1) * m], h, w);
+    // Rescale the confidence from this candidate's mass to all candidates' mass.
+    let max = logits[arg];
+    let mass = |s: &[f32]| s.iter().map(|v| ((v - max) as f64).exp()).sum::<f64>();
+    let all = mass(&logits[..n * m]);
+    if all > 0.0 {
+        peak.confidence *= mass(&logits[k * m..(k + 1) * m]) / all;
+    }
+    (k, peak)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +115,28 @@ mod tests {
         assert!((s - 1.0).abs() < 1e-5);
         let arg = (0..t.len()).max_by(|a, b| t[*a].total_cmp(&t[*b])).unwrap();
         assert_eq!((arg / 20, arg % 20), (5, 7));
+    }
+
+    #[test]
+    fn decoding_over_slices_picks_the_slice_and_the_point() {
+        // Three candidates; a sharp Gaussian on candidate 2 at (6.4, 3.0), weaker ones elsewhere.
+        let (h, w) = (12, 10);
+        let mut logits = Vec::new();
+        for (r0, c0, a) in [(3.0, 3.0, 2.0), (8.0, 7.0, 3.0), (6.4, 3.0, 6.0)] {
+            for y in 0..h {
+                for x in 0..w {
+                    let d2 = (y as f64 - r0).powi(2) + (x as f64 - c0).powi(2);
+                    logits.push((a - d2 / 2.0) as f32);
+                }
+            }
+        }
+        let (k, p) = decode_over_slices(&logits, 3, h, w);
+        assert_eq!(k, 2);
+        assert!(
+            (p.row - 6.4).abs() < 0.35 && (p.column - 3.0).abs() < 0.05,
+            "{p:?}"
+        );
+        assert!(p.confidence > 0.5 && p.confidence < 1.0, "{p:?}");
     }
 
     #[test]

@@ -5,15 +5,23 @@
 //!
 //! - **Localise** ([`net::Localiser`]): the middle sagittal T2/STIR slices, resampled to a fixed mm
 //!   grid ([`prep::Preprocessing`]), give five heat maps; decoded peaks are sorted head to foot and
-//!   named L1/L2 .. L5/S1 ([`heatmap`]). The foraminal (sagittal T1) and subarticular (axial T2)
-//!   points are, in this first slice, a **documented fallback**: the canal point plus the median
-//!   offset in patient mm learned from the training points of that condition and level
-//!   ([`ModelCard::offsets_mm`]), projected onto the series (the axial stack and slice by
-//!   projection). Findings say so ([`PointSource::CanalOffset`]).
+//!   named L1/L2 .. L5/S1 ([`heatmap`]), i.e. counted upwards from the sacrum.
+//! - **Foraminal points** (sagittal T1): the canal point plus the median offset (patient mm)
+//!   learned for that side and level ([`ModelCard::offsets_mm`]) gives the expected point; its
+//!   projection on the T1 series gives the expected parasagittal slice; the foraminal localiser
+//!   reads 2.5D crops centred there on `2 n + 1` candidate slices and a softmax over all of them
+//!   together chooses the slice and the point ([`heatmap::decode_over_slices`]).
+//! - **Subarticular points** (axial T2): per level, the axial series, stack and slice by
+//!   projection of the canal point, then the subarticular localiser's two heat maps (left, right)
+//!   on a crop centred on the canal point's projection.
+//! - **Fallback**: without the sagittal T1 (or axial) series, foraminal points are the canal point
+//!   plus the offset projected on the sagittal T2/STIR series ([`PointSource::CanalOffset`]), and
+//!   subarticular findings get the training prior. Findings say which ([`PointSource`]).
 //! - **Grade** ([`net::Grader`], one per condition group): 2.5D crops around each point; the right
 //!   subarticular crops are mirrored so both sides share weights. Loss: weighted cross-entropy with
 //!   weights 1/2/4 (Normal/Mild, Moderate, Severe) plus the competition's any-severe term on the
-//!   spinal levels of each study.
+//!   spinal levels of each study. Probabilities are temperature-scaled per group
+//!   ([`calibrate`], fitted on the held-out fold).
 //! - **Train** ([`train::train`]): deterministic under a seed, a checkpoint each epoch, resumable.
 //! - **Predict** ([`predict::predict_study`]): all 25 rows of a study, the point of each finding and
 //!   the series it came from; a missing series falls back to what is left, and the finding says so.
@@ -33,6 +41,8 @@
 pub mod backend;
 pub mod explain;
 pub mod export;
+pub mod cache;
+pub mod calibrate;
 pub mod heatmap;
 pub mod net;
 pub mod page;
@@ -57,7 +67,8 @@ pub use train::{train, TrainProgress, TrainRequest, TrainResult};
 /// The `format` value of every `model.toml` this crate writes.
 pub const FORMAT: &str = "discus-model";
 /// The version of the model folder layout and weights naming this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the foraminal and subarticular localisers and the temperatures.
+pub const FORMAT_VERSION: u32 = 2;
 /// The model card file in a model folder.
 pub const CARD_FILE: &str = "model.toml";
 /// The weights file in a model folder.
@@ -117,12 +128,22 @@ pub struct EpochMetrics {
     pub localiser_loss: f64,
     /// Mean grader loss (weighted cross-entropy + any-severe) over the training studies.
     pub grader_loss: f64,
+    /// Mean point-localiser loss (foraminal + subarticular spatial cross-entropy).
+    #[serde(default)]
+    pub point_loss: f64,
     /// Grader loss on the held-out fold, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out_grader_loss: Option<f64>,
     /// Median canal-point localisation error on the held-out fold, mm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out_canal_error_mm: Option<f64>,
+    /// Median foraminal-point error on the held-out fold, mm (3D, from the labelled point; a wrong
+    /// slice counts its distance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_foraminal_error_mm: Option<f64>,
+    /// Median subarticular-point error on the held-out fold, mm (in-plane, on the labelled slice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_subarticular_error_mm: Option<f64>,
 }
 
 /// How a model was trained.
@@ -172,6 +193,10 @@ pub struct ModelCard {
     /// Training label frequencies per row (add-one smoothed), keyed by column name: the fallback
     /// probabilities of a finding whose series is missing.
     pub prior: BTreeMap<String, [f64; 3]>,
+    /// Temperature per condition group (`spinal`, `foraminal`, `subarticular`; see [`calibrate`]),
+    /// fitted on the held-out fold; a missing group means 1.
+    #[serde(default)]
+    pub temperatures: BTreeMap<String, f64>,
     /// How it was trained.
     pub training: TrainingInfo,
     /// Metrics per epoch.
@@ -188,6 +213,15 @@ impl ModelCard {
             .get(&column.name())
             .copied()
             .unwrap_or([1.0 / 3.0; 3])
+    }
+
+    /// The temperature of a condition group (1 when none was fitted).
+    pub fn temperature_of(&self, group: discus_core::ConditionGroup) -> f64 {
+        self.temperatures
+            .get(group.as_str())
+            .copied()
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .unwrap_or(1.0)
     }
 
     /// Reads and checks a `model.toml`.

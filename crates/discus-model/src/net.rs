@@ -4,7 +4,11 @@
 //!   fixed mm grid to 5 heat-map logits at the input resolution, one per level.
 //! - [`Grader`]: a small 2.5D CNN (3 conv blocks, global average pool, linear) from a
 //!   `slices x size x size` crop to 3 severity logits; one per condition group.
-//! - [`Net`]: the localiser and the three graders, saved together as one safetensors file.
+//! - [`Net`]: the localisers and the three graders, saved together as one safetensors file. Besides
+//!   the canal localiser there are two point localisers of the same U-Net shape on 2.5D crops: the
+//!   foraminal one (sagittal T1, one heat-map channel per candidate slice; the slice is chosen by a
+//!   softmax over all candidate slices together) and the subarticular one (axial T2, two channels:
+//!   left, right).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -49,8 +53,9 @@ fn pool() -> MaxPool2d {
     MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()
 }
 
-/// Heat-map network: input `[batch, slices, H, W]` (H, W divisible by 4), output `[batch, 5, H, W]`
-/// logits (one channel per level, in no particular order: the decoder sorts them).
+/// Heat-map network: input `[batch, slices, H, W]` (H, W divisible by 4), output
+/// `[batch, outputs, H, W]` logits. The canal localiser has five outputs (one per level, in no
+/// particular order: the decoder sorts them).
 #[derive(Module, Debug)]
 pub struct Localiser {
     e1a: Conv2d,
@@ -67,11 +72,16 @@ pub struct Localiser {
 }
 
 impl Localiser {
-    /// A freshly initialised localiser.
+    /// A freshly initialised canal localiser (five outputs).
     pub fn new(a: &Architecture, device: &Device) -> Self {
-        let w = a.localiser_width;
+        Localiser::with_shape(a.localiser_slices, a.localiser_width, 5, device)
+    }
+
+    /// A freshly initialised heat-map network of `inputs` slices, first-block width `w` and
+    /// `outputs` heat-map channels.
+    pub fn with_shape(inputs: usize, w: usize, outputs: usize, device: &Device) -> Self {
         Localiser {
-            e1a: conv(a.localiser_slices, w, device),
+            e1a: conv(inputs, w, device),
             e1b: conv(w, w, device),
             e2a: conv(w, 2 * w, device),
             e2b: conv(2 * w, 2 * w, device),
@@ -79,7 +89,7 @@ impl Localiser {
             e3b: conv(2 * w, 2 * w, device),
             d2: conv(4 * w, 2 * w, device),
             d1: conv(3 * w, w, device),
-            head: Conv2dConfig::new([w, 5], [1, 1]).init(device),
+            head: Conv2dConfig::new([w, outputs], [1, 1]).init(device),
             pool: pool(),
             up: Interpolate2dConfig::new()
                 .with_scale_factor(Some([2.0, 2.0]))
@@ -148,6 +158,10 @@ impl Grader {
 pub struct Net {
     /// Canal points on the sagittal T2/STIR series.
     pub localiser: Localiser,
+    /// Foraminal points on the sagittal T1 series: one channel per candidate slice crop.
+    pub foraminal_localiser: Localiser,
+    /// Left and right subarticular points on an axial T2 slice (channels 0 = left, 1 = right).
+    pub subarticular_localiser: Localiser,
     /// Spinal canal stenosis (sagittal T2/STIR crops).
     pub spinal: Grader,
     /// Neural foraminal narrowing, both sides (sagittal T1 crops).
@@ -161,6 +175,18 @@ impl Net {
     pub fn new(a: &Architecture, device: &Device) -> Self {
         Net {
             localiser: Localiser::new(a, device),
+            foraminal_localiser: Localiser::with_shape(
+                a.grader_slices,
+                a.localiser_width,
+                1,
+                device,
+            ),
+            subarticular_localiser: Localiser::with_shape(
+                a.grader_slices,
+                a.localiser_width,
+                2,
+                device,
+            ),
             spinal: Grader::new(a, device),
             foraminal: Grader::new(a, device),
             subarticular: Grader::new(a, device),

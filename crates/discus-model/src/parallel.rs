@@ -124,30 +124,30 @@ pub fn train_replicas() -> usize {
 /// the batch is split into contiguous shards, each shard's loss (`train::batch_loss`) is scaled by
 /// its share of the batch's studies, and the shards' gradients are added in order. Returns the
 /// gradients (`None` when no study has data) and, like `batch_loss`, the localiser and grader
-/// losses (shard values weighted the same way) and the images seen.
+/// losses (shard values weighted the same way), the images seen and the point-localiser loss.
 pub(crate) fn batch_grads(
     net: &crate::net::Net,
     batch: &[&crate::prep::StudySample],
     pre: &crate::prep::Preprocessing,
     device: &burn::tensor::Device,
     replicas: usize,
-) -> (Option<GradientsParams>, f64, f64, usize) {
+) -> (Option<GradientsParams>, f64, f64, usize, f64) {
     let parts = shards(batch, replicas);
-    let stats = std::sync::Mutex::new(vec![(0.0, 0.0, 0usize); parts.len()]);
+    let stats = std::sync::Mutex::new(vec![(0.0, 0.0, 0usize, 0.0); parts.len()]);
     let indexed: Vec<(usize, &[&crate::prep::StudySample])> =
         parts.iter().copied().enumerate().collect();
     let n = batch.len() as f64;
     let grads = data_parallel_grads(net, &indexed, |m, (k, shard)| {
-        let (loss, l, g, im) = crate::train::batch_loss(m, shard, pre, device);
+        let (loss, l, g, im, pl) = crate::train::batch_loss(m, shard, pre, device);
         let share = shard.len() as f64 / n;
-        stats.lock().unwrap_or_else(|e| e.into_inner())[*k] = (l * share, g * share, im);
+        stats.lock().unwrap_or_else(|e| e.into_inner())[*k] = (l * share, g * share, im, pl * share);
         loss.map(|t| t * share)
     });
     let stats = stats.into_inner().unwrap_or_else(|e| e.into_inner());
-    let (l, g, im) = stats
-        .iter()
-        .fold((0.0, 0.0, 0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2));
-    (grads, l, g, im)
+    let (l, g, im, pl) = stats.iter().fold((0.0, 0.0, 0, 0.0), |a, s| {
+        (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3)
+    });
+    (grads, l, g, im, pl)
 }
 
 #[cfg(test)]

@@ -1,15 +1,22 @@
 //! Prediction: all 25 findings of a study, each with its probabilities, point and source series.
 //!
+//! Points: canal points from the canal localiser; foraminal points from the foraminal localiser
+//! on the sagittal T1 (candidate slices around the projection of the canal point plus the learned
+//! offset); subarticular points from the subarticular localiser on the axial slice the canal
+//! point projects onto (`point_source = "heat_map"` for all three). Probabilities are the graders'
+//! softmax at the model's temperature per group ([`crate::calibrate`]).
+//!
 //! Fallbacks (each finding says which applied in `fallback`):
 //! - no sagittal T2/STIR: the localiser reads the sagittal T1 series instead, and spinal canal
 //!   crops are cut from it;
-//! - no sagittal T1: foraminal crops are cut from the sagittal T2/STIR series;
+//! - no sagittal T1: foraminal points are the canal point plus the learned median offset
+//!   (`point_source = "canal_offset"`), and their crops are cut from the sagittal T2/STIR series;
 //! - no axial T2: subarticular findings get the training prior (no point);
 //! - no sagittal series at all: every finding gets the training prior (no point);
-//! - a condition and level without a learned offset: the training prior (no point).
+//! - a foraminal finding without a learned offset: the training prior (no point).
 
-use crate::heatmap::decode_levels;
-use crate::prep::{mirrored, Loaded, LocaliserView, StudySeries};
+use crate::heatmap::{decode_levels, decode_over_slices};
+use crate::prep::{mirrored, point_input, Loaded, LocaliserView, StudySeries};
 use crate::{Model, ModelError};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
@@ -19,16 +26,18 @@ use discus_core::{
 };
 use discus_data::dataset::Dataset;
 use discus_data::geometry::Vec3;
-use discus_data::standardise::{crop, target_slice};
+use discus_data::standardise::{crop, crop_pixel_to_voxel, target_slice};
 use serde::{Deserialize, Serialize};
 
 /// Where a finding's point came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointSource {
-    /// The localiser's heat map (canal points).
+    /// A localiser's heat map: canal (sagittal T2/STIR), foraminal (sagittal T1, slice chosen by
+    /// the heat map) or subarticular (axial T2).
     HeatMap,
-    /// The fallback: the canal point plus the learned median offset, projected on the series.
+    /// The fallback when the sagittal T1 series is missing: the canal point plus the learned
+    /// median offset, projected on the sagittal T2/STIR series.
     CanalOffset,
     /// No point (the finding has the prior).
     None,
@@ -73,7 +82,8 @@ pub struct Finding {
     /// The fallback taken, in words, when the intended series or point was missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
-    /// Heat-map confidence of the canal point of this level (0..1).
+    /// Heat-map confidence of the finding's point (0..1): the canal localiser's for spinal
+    /// findings, the point localiser's otherwise; absent for offset and prior points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub localiser_confidence: Option<f64>,
     /// The localiser's heat map over the source slice (a PNG path relative to findings.json),
@@ -130,6 +140,61 @@ struct Pending {
     point: FindingPoint,
     source: PointSource,
     fallback: Option<String>,
+    confidence: Option<f64>,
+}
+
+/// A point found by a point localiser.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    patient_mm: Vec3,
+    confidence: f64,
+}
+
+/// Runs a point localiser on `candidates` crops around voxel `(x, y)` from slice `first` of
+/// `volume` and decodes each output channel (the chosen candidate is clamped into the stack).
+fn locate(
+    loc: &crate::net::Localiser,
+    model: &Model,
+    volume: &discus_data::dataset::Volume,
+    centre: (f64, f64),
+    first: i64,
+    candidates: usize,
+    study: StudyId,
+) -> Result<Vec<Located>, ModelError> {
+    let pre = &model.card.preprocessing;
+    let spec = pre.point_spec();
+    let g = spec.rows;
+    let input = point_input(volume, centre, first, candidates, &spec, study)?;
+    let x = Tensor::<4>::from_data(
+        TensorData::new(input.data, [candidates, spec.slices, g, g]),
+        &model.device,
+    );
+    let logits: Vec<f32> = loc
+        .forward(x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| ModelError::Input {
+            study,
+            what: format!("point localiser output: {e:?}"),
+        })?;
+    let outs = logits.len() / (candidates * g * g).max(1);
+    let last = volume.slices() as i64 - 1;
+    Ok((0..outs)
+        .map(|o| {
+            let mut ch = Vec::with_capacity(candidates * g * g);
+            for j in 0..candidates {
+                let at = (j * outs + o) * g * g;
+                ch.extend_from_slice(&logits[at..at + g * g]);
+            }
+            let (j, p) = decode_over_slices(&ch, candidates, g, g);
+            let (px, py) = crop_pixel_to_voxel(volume, input.centres[j], &spec, p.row, p.column);
+            let k = input.slices[j].clamp(0, last.max(0));
+            Located {
+                patient_mm: volume.voxel_to_patient([px, py, k as f64]),
+                confidence: p.confidence,
+            }
+        })
+        .collect())
 }
 
 /// Predicts the 25 findings of `study` of `ds`.
@@ -251,60 +316,124 @@ pub fn predict_study(
     // 2. The point and crop of every finding.
     let mut pending: Vec<Pending> = Vec::new();
     let mut done: Vec<Finding> = Vec::new();
+    let r = pre.foraminal_candidates as i64;
+    // Subarticular points per level: (axial index, stack, [left, right] located points).
+    let mut axial_points: std::collections::BTreeMap<usize, Option<(usize, usize, Vec<Located>)>> =
+        Default::default();
     for column in LabelColumn::all() {
         let (c, l) = (column.condition, column.level);
         let li = l.index();
-        let (target, source, mut fallback) = if c == Condition::SpinalCanalStenosis {
-            (canal_mm[li], PointSource::HeatMap, None)
-        } else {
-            match card.offsets_mm.get(&column.name()) {
-                Some(o) => (add(canal_mm[li], *o), PointSource::CanalOffset, None),
-                None => {
-                    done.push(prior_finding(
-                        column,
-                        "no offset learned for this condition and level".into(),
-                    ));
-                    continue;
+        let offset = card.offsets_mm.get(&column.name()).copied();
+        let mut fallback = None;
+        // The series, its stack, the point (patient mm) and how it was found.
+        let (sl, target, source, confidence): (&mut Loaded, Vec3, PointSource, Option<f64>) =
+            match c.group() {
+                ConditionGroup::Spinal => match t2.as_mut() {
+                    Some(s) => (s, canal_mm[li], PointSource::HeatMap, Some(conf[li])),
+                    None => match t1.as_mut() {
+                        Some(s) => {
+                            fallback = Some(
+                                "no sagittal T2/STIR series: graded on the sagittal T1".into(),
+                            );
+                            (s, canal_mm[li], PointSource::HeatMap, Some(conf[li]))
+                        }
+                        None => unreachable!("canal points come from a sagittal series"),
+                    },
+                },
+                ConditionGroup::Foraminal => {
+                    let Some(o) = offset else {
+                        done.push(prior_finding(
+                            column,
+                            "no offset learned for this condition and level".into(),
+                        ));
+                        continue;
+                    };
+                    let expected = add(canal_mm[li], o);
+                    match t1.as_mut() {
+                        Some(s) => {
+                            // The expected point's parasagittal slice and its neighbours; the
+                            // foraminal localiser chooses among them.
+                            let Some(proj) = target_slice(expected, &s.stacks) else {
+                                done.push(prior_finding(column, "the series has no slice".into()));
+                                continue;
+                            };
+                            let v = s.volume(ds, proj.stack, pre)?;
+                            let found = locate(
+                                &model.net.foraminal_localiser,
+                                model,
+                                v,
+                                (proj.x, proj.y),
+                                proj.slice as i64 - r,
+                                (2 * r + 1) as usize,
+                                study,
+                            )?;
+                            let p = found[0];
+                            (s, p.patient_mm, PointSource::HeatMap, Some(p.confidence))
+                        }
+                        None => match t2.as_mut() {
+                            Some(s) => {
+                                fallback = Some(
+                                    "no sagittal T1 series: canal point plus the learned offset, graded on the sagittal T2/STIR".into(),
+                                );
+                                (s, expected, PointSource::CanalOffset, None)
+                            }
+                            None => unreachable!("canal points come from a sagittal series"),
+                        },
+                    }
                 }
-            }
-        };
-        let series_pick: Option<&mut Loaded> = match c.group() {
-            ConditionGroup::Spinal => match t2.as_mut() {
-                Some(s) => Some(s),
-                None => {
-                    fallback = Some("no sagittal T2/STIR series: graded on the sagittal T1".into());
-                    t1.as_mut()
+                ConditionGroup::Subarticular => {
+                    let entry = match axial_points.entry(li) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            // The axial series whose nearest slice (containing the canal point's
+                            // projection) is closest, then the localiser on that slice.
+                            let best = axial
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, a)| {
+                                    target_slice(canal_mm[li], &a.stacks).map(|p| (i, p))
+                                })
+                                .min_by(|(_, a), (_, b)| {
+                                    (!a.inside, a.distance_mm)
+                                        .partial_cmp(&(!b.inside, b.distance_mm))
+                                        .unwrap_or(std::cmp::Ordering::Equal)
+                                });
+                            let found = match best {
+                                None => None,
+                                Some((i, proj)) => {
+                                    let v = axial[i].volume(ds, proj.stack, pre)?;
+                                    let pts = locate(
+                                        &model.net.subarticular_localiser,
+                                        model,
+                                        v,
+                                        (proj.x, proj.y),
+                                        proj.slice as i64,
+                                        1,
+                                        study,
+                                    )?;
+                                    Some((i, proj.stack, pts))
+                                }
+                            };
+                            e.insert(found)
+                        }
+                    };
+                    let Some((i, _, pts)) = entry.as_ref() else {
+                        done.push(prior_finding(
+                            column,
+                            format!("no {} series: training prior", c.series_kind().as_str()),
+                        ));
+                        continue;
+                    };
+                    let side = usize::from(c == Condition::RightSubarticularStenosis);
+                    let p = pts[side];
+                    (
+                        &mut axial[*i],
+                        p.patient_mm,
+                        PointSource::HeatMap,
+                        Some(p.confidence),
+                    )
                 }
-            },
-            ConditionGroup::Foraminal => match t1.as_mut() {
-                Some(s) => Some(s),
-                None => {
-                    fallback = Some("no sagittal T1 series: graded on the sagittal T2/STIR".into());
-                    t2.as_mut()
-                }
-            },
-            ConditionGroup::Subarticular => {
-                // The axial series whose nearest slice (containing the point) is closest.
-                let best = axial
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, a)| target_slice(target, &a.stacks).map(|p| (i, p)))
-                    .min_by(|(_, a), (_, b)| {
-                        (!a.inside, a.distance_mm)
-                            .partial_cmp(&(!b.inside, b.distance_mm))
-                            .unwrap_or(std::cmp::Ordering::Equal)
-                    })
-                    .map(|(i, _)| i);
-                best.map(|i| &mut axial[i])
-            }
-        };
-        let Some(sl) = series_pick else {
-            done.push(prior_finding(
-                column,
-                format!("no {} series: training prior", c.series_kind().as_str()),
-            ));
-            continue;
-        };
+            };
         let Some(proj) = target_slice(target, &sl.stacks) else {
             done.push(prior_finding(column, "the series has no slice".into()));
             continue;
@@ -323,7 +452,7 @@ pub fn predict_study(
                 )
             });
         }
-        let point = if source == PointSource::HeatMap && !loc_on_t1 {
+        let point = if c == Condition::SpinalCanalStenosis && !loc_on_t1 {
             canal_pts[li].clone()
         } else {
             FindingPoint {
@@ -342,6 +471,7 @@ pub fn predict_study(
             point,
             source,
             fallback,
+            confidence,
         });
     }
 
@@ -361,7 +491,8 @@ pub fn predict_study(
             TensorData::new(x, [n, cs.slices, cs.rows, cs.columns]),
             device,
         );
-        let probs: Vec<f32> = softmax(model.net.grader(group).forward(x), 1)
+        let t = card.temperature_of(group);
+        let probs: Vec<f32> = softmax(model.net.grader(group).forward(x) / t, 1)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| ModelError::Input {
@@ -383,7 +514,7 @@ pub fn predict_study(
                 point: Some(p.point.clone()),
                 point_source: p.source,
                 fallback: p.fallback.clone(),
-                localiser_confidence: Some(conf[p.column.level.index()]),
+                localiser_confidence: p.confidence,
                 heatmap: None,
                 explanation: None,
                 stability: None,

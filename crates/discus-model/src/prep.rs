@@ -25,6 +25,18 @@ pub struct Preprocessing {
     pub heat_sigma: f64,
     /// The graders' crops (every group uses the same shape).
     pub crop: CropSpec,
+    /// The point localisers' (foraminal, subarticular) input: square crops of this many cells (a
+    /// multiple of 4) with the graders' slices, centred on the expected point.
+    pub point_grid: usize,
+    /// Cell size of the point localisers' crops, mm.
+    pub point_spacing_mm: f64,
+    /// Candidate sagittal T1 slices on each side of the expected foraminal slice (the foraminal
+    /// localiser chooses among `2 * n + 1`).
+    pub foraminal_candidates: usize,
+    /// Training only: the largest in-plane shift (mm, per axis) of a point crop's centre from the
+    /// labelled point, drawn once per study and finding from a seeded generator, so the point
+    /// localisers learn to find points away from the crop centre.
+    pub point_jitter_mm: f64,
 }
 
 impl Default for Preprocessing {
@@ -43,11 +55,27 @@ impl Default for Preprocessing {
                 spacing_mm: 1.5,
                 padding: Padding::Zero,
             },
+            point_grid: 32,
+            point_spacing_mm: 2.0,
+            foraminal_candidates: 1,
+            point_jitter_mm: 8.0,
         }
     }
 }
 
 impl Preprocessing {
+    /// The point localisers' crop spec (the graders' slices, the point grid).
+    pub fn point_spec(&self) -> CropSpec {
+        CropSpec {
+            slices: self.crop.slices,
+            slice_step: self.crop.slice_step,
+            rows: self.point_grid,
+            columns: self.point_grid,
+            spacing_mm: self.point_spacing_mm,
+            padding: Padding::Zero,
+        }
+    }
+
     /// The localiser's crop spec.
     pub fn localiser_spec(&self) -> CropSpec {
         CropSpec {
@@ -234,6 +262,105 @@ impl LocaliserView {
     }
 }
 
+/// A point localiser's input: 2.5D crops centred in-plane on one voxel position, one per candidate
+/// slice (stack order), `candidates * slices * grid * grid` values.
+#[derive(Debug, Clone)]
+pub struct PointInput {
+    /// The crops' values, candidate by candidate.
+    pub data: Vec<f32>,
+    /// Stack slice index of each candidate (outside the stack its crop is zero).
+    pub slices: Vec<i64>,
+    /// Centre voxel `[x, y, k]` of each candidate's crop.
+    pub centres: Vec<[f64; 3]>,
+}
+
+/// The point localiser input of `volume` around voxel `(x, y)`: `candidates` crops of `spec` on the
+/// slices `first, first + 1, ...` (stack order).
+pub fn point_input(
+    volume: &Volume,
+    (x, y): (f64, f64),
+    first: i64,
+    candidates: usize,
+    spec: &CropSpec,
+    study: StudyId,
+) -> Result<PointInput, ModelError> {
+    let mut out = PointInput {
+        data: Vec::with_capacity(candidates * spec.len()),
+        slices: Vec::with_capacity(candidates),
+        centres: Vec::with_capacity(candidates),
+    };
+    for j in 0..candidates {
+        let k = first + j as i64;
+        let p = volume.voxel_to_patient([x, y, k as f64]);
+        let c = crop(volume, p, spec, false).map_err(|e| ModelError::Input {
+            study,
+            what: e.to_string(),
+        })?;
+        out.data.extend_from_slice(&c.data);
+        out.slices.push(k);
+        out.centres.push([x, y, k as f64]);
+    }
+    Ok(out)
+}
+
+/// Grid position `(row, column)` of pixel `(x, y)` in a crop of `spec` centred on voxel `centre`
+/// (the inverse of [`crop_pixel_to_voxel`]).
+pub fn pixel_to_grid(
+    volume: &Volume,
+    centre: [f64; 3],
+    spec: &CropSpec,
+    (x, y): (f64, f64),
+) -> (f64, f64) {
+    let ps = volume.stack.reference().pixel_spacing;
+    (
+        (y - centre[1]) * ps[0] / spec.spacing_mm + (spec.rows as f64 - 1.0) / 2.0,
+        (x - centre[0]) * ps[1] / spec.spacing_mm + (spec.columns as f64 - 1.0) / 2.0,
+    )
+}
+
+/// One point-localiser training example: its input and, per output channel, the target
+/// `(candidate, row, column)` (absent: that channel has no label in this example).
+#[derive(Debug, Clone)]
+pub struct PointExample {
+    /// The level.
+    pub level: Level,
+    /// Candidate slices of the input.
+    pub candidates: usize,
+    /// `candidates * slices * grid * grid` values.
+    pub data: Vec<f32>,
+    /// Per output channel: the labelled candidate and grid position.
+    pub targets: Vec<Option<(usize, f64, f64)>>,
+    /// Distance between neighbouring candidate slices, mm (for errors in mm).
+    pub slice_mm: f64,
+}
+
+/// A seeded in-plane shift (pixels) and slice shift for the training crops of one finding.
+fn jitter(
+    study: StudyId,
+    column: usize,
+    volume: &Volume,
+    pre: &Preprocessing,
+    slices: i64,
+) -> (f64, f64, i64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        study.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (column as u64 + 1),
+    );
+    let ps = volume.stack.reference().pixel_spacing;
+    let j = pre.point_jitter_mm.max(0.0);
+    let (dx, dy) = if j > 0.0 {
+        (rng.gen_range(-j..=j), rng.gen_range(-j..=j))
+    } else {
+        (0.0, 0.0)
+    };
+    let dk = if slices > 0 {
+        rng.gen_range(-slices..=slices)
+    } else {
+        0
+    };
+    (dx / ps[1], dy / ps[0], dk)
+}
+
 /// Whether the crops of a condition are mirrored (left/right): the right subarticular crops are
 /// flipped so that both sides look like the left one to the shared grader. Sagittal foraminal crops
 /// are not flipped (each side has its own parasagittal slice; the in-plane view is alike).
@@ -270,7 +397,16 @@ pub struct StudySample {
     pub crops: BTreeMap<ConditionGroup, Vec<CropExample>>,
     /// Label points in patient mm by (condition, level).
     pub points_mm: BTreeMap<(Condition, Level), Vec3>,
+    /// Foraminal localiser examples (sagittal T1): one per labelled side and level, its candidate
+    /// slices around the labelled one.
+    pub foraminal_points: Vec<PointExample>,
+    /// Subarticular localiser examples (axial T2): one per level with a labelled side, on the
+    /// labelled slice, centred near the canal point's projection; channels left, right.
+    pub subarticular_points: Vec<PointExample>,
 }
+
+/// A labelled axial pixel: series, stack, slice, x, y.
+type AxialPixel = (u64, usize, usize, f64, f64);
 
 /// Builds the training sample of a labelled study: label points to patient mm, crops at them, and
 /// the localiser's input and targets. Points on a series or instance the index does not have are
@@ -289,7 +425,15 @@ pub fn study_sample(
         localiser: None,
         crops: BTreeMap::new(),
         points_mm: BTreeMap::new(),
+        foraminal_points: Vec::new(),
+        subarticular_points: Vec::new(),
     };
+    let spec = pre.point_spec();
+    let r = pre.foraminal_candidates as i64;
+    let t1_series = series.t1.as_ref().map(|s| s.series.0);
+    let axial_series: Vec<u64> = series.axial.iter().map(|s| s.series.0).collect();
+    // Axial subarticular label pixels: (condition, level) -> (series, stack, slice, x, y).
+    let mut axial_px: BTreeMap<(Condition, Level), AxialPixel> = BTreeMap::new();
     for p in &points {
         let l = match loaded.entry(p.series.0) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -305,24 +449,116 @@ pub fn study_sample(
         };
         let mm = l.stacks[si].pixel_to_patient(k, p.x, p.y);
         sample.points_mm.insert((p.condition, p.level), mm);
-        let Some(grade) = grades.get(p.condition, p.level) else {
+        let column = discus_core::LabelColumn {
+            condition: p.condition,
+            level: p.level,
+        };
+        let group = p.condition.group();
+        if group == ConditionGroup::Subarticular && axial_series.contains(&p.series.0) {
+            axial_px.insert((p.condition, p.level), (p.series.0, si, k, p.x, p.y));
+        }
+        let grade = grades.get(p.condition, p.level);
+        let foraminal_on_t1 = group == ConditionGroup::Foraminal && t1_series == Some(p.series.0);
+        if grade.is_none() && !foraminal_on_t1 {
+            continue;
+        }
+        let v = l.volume(ds, si, pre)?;
+        if foraminal_on_t1 {
+            let (dx, dy, dk) = jitter(study, column.index(), v, pre, r);
+            let first = k as i64 + dk - r;
+            let input = point_input(
+                v,
+                (p.x + dx, p.y + dy),
+                first,
+                (2 * r + 1) as usize,
+                &spec,
+                study,
+            )?;
+            let (row, col) = pixel_to_grid(v, input.centres[0], &spec, (p.x, p.y));
+            sample.foraminal_points.push(PointExample {
+                level: p.level,
+                candidates: (2 * r + 1) as usize,
+                data: input.data,
+                targets: vec![Some(((r - dk) as usize, row, col))],
+                slice_mm: v.stack.slice_spacing.unwrap_or(0.0).abs(),
+            });
+        }
+        let Some(grade) = grade else {
             continue;
         };
-        let v = l.volume(ds, si, pre)?;
         let c = crop(v, mm, &pre.crop, mirrored(p.condition)).map_err(|e| ModelError::Input {
             study,
             what: e.to_string(),
         })?;
-        sample
-            .crops
-            .entry(p.condition.group())
-            .or_default()
-            .push(CropExample {
-                data: c.data,
-                condition: p.condition,
-                level: p.level,
-                grade: grade.index(),
-            });
+        sample.crops.entry(group).or_default().push(CropExample {
+            data: c.data,
+            condition: p.condition,
+            level: p.level,
+            grade: grade.index(),
+        });
+    }
+    // Subarticular localiser examples: on the slice of the left (else right) label, centred on the
+    // canal point's in-plane projection (else the labels' midpoint), shifted by the seeded jitter.
+    for level in Level::ALL {
+        let sides = [
+            axial_px
+                .get(&(Condition::LeftSubarticularStenosis, level))
+                .copied(),
+            axial_px
+                .get(&(Condition::RightSubarticularStenosis, level))
+                .copied(),
+        ];
+        let Some((sid, si, k, _, _)) = sides[0].or(sides[1]) else {
+            continue;
+        };
+        let Some(l) = loaded.get_mut(&sid) else {
+            continue;
+        };
+        let canal = sample
+            .points_mm
+            .get(&(Condition::SpinalCanalStenosis, level))
+            .copied();
+        let v = l.volume(ds, si, pre)?;
+        let same: Vec<Option<(f64, f64)>> = sides
+            .iter()
+            .map(|s| s.filter(|s| s.0 == sid && s.1 == si).map(|s| (s.3, s.4)))
+            .collect();
+        let (cx, cy) = match canal {
+            Some(c) => {
+                let vx = v.patient_to_voxel(c);
+                (vx[0], vx[1])
+            }
+            None => {
+                let pts: Vec<(f64, f64)> = same.iter().flatten().copied().collect();
+                let n = pts.len() as f64;
+                (
+                    pts.iter().map(|p| p.0).sum::<f64>() / n,
+                    pts.iter().map(|p| p.1).sum::<f64>() / n,
+                )
+            }
+        };
+        let column = discus_core::LabelColumn {
+            condition: Condition::LeftSubarticularStenosis,
+            level,
+        };
+        let (dx, dy, _) = jitter(study, column.index(), v, pre, 0);
+        let input = point_input(v, (cx + dx, cy + dy), k as i64, 1, &spec, study)?;
+        let targets = same
+            .iter()
+            .map(|s| {
+                s.map(|px| {
+                    let (row, col) = pixel_to_grid(v, input.centres[0], &spec, px);
+                    (0, row, col)
+                })
+            })
+            .collect();
+        sample.subarticular_points.push(PointExample {
+            level,
+            candidates: 1,
+            data: input.data,
+            targets,
+            slice_mm: v.stack.slice_spacing.unwrap_or(0.0).abs(),
+        });
     }
     if let Some(t2) = &series.t2 {
         let canal: Vec<Vec3> = Level::ALL

@@ -10,13 +10,21 @@
 //!   bit-identical with, an uninterrupted one (0.3 % apart in the next epoch's loss in the tests).
 //! - **Fine-tuning** (`init`): starts from an existing model's weights, architecture and
 //!   preprocessing; nothing is frozen, the schedule (Adam, constant learning rate) is the same, and
-//!   the model card lists the initial model's provenance as an input (its licence still applies).
+//!   the model card lists the initial model's provenance as an input (its licence still applies);
+//!   without a held-out fold it keeps the initial model's temperatures.
 //! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
-//!   not trained on; each epoch reports their grader loss and median canal-point error in mm.
+//!   not trained on; each epoch reports their grader loss and median canal, foraminal and
+//!   subarticular point errors in mm; after the last epoch the graders' temperatures are fitted
+//!   on them ([`crate::calibrate`]).
+//! - **Point localisers**: trained on crops around each labelled foraminal (sagittal T1) and
+//!   subarticular (axial T2) point, the crop centre shifted by a seeded jitter
+//!   ([`Preprocessing::point_jitter_mm`], and for foraminal points the candidate window by up to
+//!   `foraminal_candidates` slices) so they learn to find the point away from the centre and to
+//!   choose the slice; loss: spatial cross-entropy over all candidate slices together.
 
-use crate::heatmap::{decode_levels, gaussian_target};
+use crate::heatmap::{decode_levels, decode_over_slices, gaussian_target};
 use crate::net::{Architecture, Net};
-use crate::prep::{study_sample, Preprocessing, StudySample};
+use crate::prep::{study_sample, PointExample, Preprocessing, StudySample};
 use crate::{
     backend_name, io_err, load_weights, save_folder, weights_bytes, EpochMetrics, ModelCard,
     ModelError, TrainingInfo, FORMAT, FORMAT_VERSION,
@@ -58,6 +66,10 @@ pub struct TrainRequest {
     pub architecture: Architecture,
     /// Preprocessing (ignored with `init`).
     pub preprocessing: Preprocessing,
+    /// A crop cache folder ([`crate::cache`]): the samples are cut once into it (resuming an
+    /// interrupted cut, recutting when a parameter or source changed) and read from it.
+    #[serde(default)]
+    pub cache: Option<PathBuf>,
 }
 
 impl TrainRequest {
@@ -74,14 +86,17 @@ impl TrainRequest {
             init: None,
             architecture: Architecture::default(),
             preprocessing: Preprocessing::default(),
+            cache: None,
         }
     }
 
     fn fingerprint(&self) -> String {
-        // Everything but the number of epochs (a run may be extended) and the output folder.
+        // Everything but the number of epochs (a run may be extended), the output folder and the
+        // crop cache (the same samples either way).
         let mut r = self.clone();
         r.epochs = 0;
         r.out = PathBuf::new();
+        r.cache = None;
         serde_json::to_string(&r).expect("request serialises")
     }
 }
@@ -156,14 +171,57 @@ fn weight(grade: usize) -> f32 {
         .unwrap_or(1.0)
 }
 
-/// The losses of one batch of studies: `(total, localiser, grader)`; parts with no data are absent
-/// from the total and report 0.
+/// Spatial cross-entropy of a point localiser over examples of equal candidate count: the logits of
+/// each output channel over all candidate slices form one softmax; targets are Gaussians on the
+/// labelled candidate. Returns the mean loss over the labelled channels and the images read.
+fn point_loss(
+    loc: &crate::net::Localiser,
+    examples: &[&PointExample],
+    pre: &Preprocessing,
+    device: &Device,
+) -> Option<(Tensor<1>, usize)> {
+    let first = examples.first()?;
+    let (cand, outs) = (first.candidates, first.targets.len());
+    let spec = pre.point_spec();
+    let g = spec.rows;
+    let n = examples.len();
+    let mut x = Vec::with_capacity(n * cand * spec.len());
+    let mut t = vec![0f32; n * outs * cand * g * g];
+    let mut labelled = 0usize;
+    for (i, e) in examples.iter().enumerate() {
+        x.extend_from_slice(&e.data);
+        for (o, tg) in e.targets.iter().enumerate() {
+            let Some((k, r, c)) = tg else { continue };
+            let gt = gaussian_target(g, g, *r, *c, pre.heat_sigma);
+            let at = (i * outs + o) * cand * g * g + k * g * g;
+            t[at..at + g * g].copy_from_slice(&gt);
+            labelled += 1;
+        }
+    }
+    if labelled == 0 {
+        return None;
+    }
+    let xt = Tensor::<4>::from_data(TensorData::new(x, [n * cand, spec.slices, g, g]), device);
+    let logits = loc
+        .forward(xt)
+        .reshape([n, cand, outs, g * g])
+        .swap_dims(1, 2)
+        .reshape([n * outs, cand * g * g]);
+    let tt = Tensor::<2>::from_data(TensorData::new(t, [n * outs, cand * g * g]), device);
+    Some((
+        (tt * log_softmax(logits, 1)).sum().neg() / labelled as f64,
+        n * cand,
+    ))
+}
+
+/// The losses of one batch of studies: `(total, localiser, grader, images, point localisers)`;
+/// parts with no data are absent from the total and report 0.
 pub(crate) fn batch_loss(
     net: &Net,
     batch: &[&StudySample],
     pre: &Preprocessing,
     device: &Device,
-) -> (Option<Tensor<1>>, f64, f64, usize) {
+) -> (Option<Tensor<1>>, f64, f64, usize, f64) {
     let mut total: Option<Tensor<1>> = None;
     let mut images = 0usize;
     let add = |t: &mut Option<Tensor<1>>, x: Tensor<1>| {
@@ -257,7 +315,21 @@ pub(crate) fn batch_loss(
         grader_loss += l.clone().into_scalar::<f32>() as f64;
         add(&mut total, l);
     }
-    (total, loc_loss, grader_loss, images)
+    // Point localisers: foraminal (sagittal T1, candidate slices) and subarticular (axial T2).
+    let mut pt_loss = 0.0;
+    let fo: Vec<&PointExample> = batch.iter().flat_map(|b| &b.foraminal_points).collect();
+    let su: Vec<&PointExample> = batch.iter().flat_map(|b| &b.subarticular_points).collect();
+    for (loc, ex) in [
+        (&net.foraminal_localiser, fo),
+        (&net.subarticular_localiser, su),
+    ] {
+        if let Some((l, im)) = point_loss(loc, &ex, pre, device) {
+            images += im;
+            pt_loss += l.clone().into_scalar::<f32>() as f64;
+            add(&mut total, l);
+        }
+    }
+    (total, loc_loss, grader_loss, images, pt_loss)
 }
 
 /// Median canal-point error (mm, in-plane) of the localiser on samples with targets.
@@ -288,6 +360,53 @@ fn canal_error_mm(
             errs.push(
                 ((p.row - r).powi(2) + (p.column - c).powi(2)).sqrt() * pre.localiser_spacing_mm,
             );
+        }
+    }
+    if errs.is_empty() {
+        return None;
+    }
+    errs.sort_by(f64::total_cmp);
+    Some(errs[errs.len() / 2])
+}
+
+/// Median point error (mm) of a point localiser on examples with targets: in-plane distance on
+/// the grid, plus the distance between the chosen and the labelled candidate slice.
+fn point_error_mm(
+    loc: &crate::net::Localiser,
+    examples: &[&PointExample],
+    pre: &Preprocessing,
+    device: &Device,
+) -> Option<f64> {
+    let spec = pre.point_spec();
+    let g = spec.rows;
+    let mut errs = Vec::new();
+    for chunk in examples.chunks(16) {
+        let (cand, outs) = (chunk[0].candidates, chunk[0].targets.len());
+        let n = chunk.len();
+        let x: Vec<f32> = chunk.iter().flat_map(|e| e.data.iter().copied()).collect();
+        let xt = Tensor::<4>::from_data(TensorData::new(x, [n * cand, spec.slices, g, g]), device);
+        let logits: Vec<f32> = loc
+            .forward(xt)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        if logits.len() != n * cand * outs * g * g {
+            return None;
+        }
+        for (i, e) in chunk.iter().enumerate() {
+            for (o, tg) in e.targets.iter().enumerate() {
+                let Some((kt, r, c)) = tg else { continue };
+                let mut ch = Vec::with_capacity(cand * g * g);
+                for j in 0..cand {
+                    let at = ((i * cand + j) * outs + o) * g * g;
+                    ch.extend_from_slice(&logits[at..at + g * g]);
+                }
+                let (k, p) = decode_over_slices(&ch, cand, g, g);
+                let inplane =
+                    ((p.row - r).powi(2) + (p.column - c).powi(2)) * spec.spacing_mm.powi(2);
+                let across = ((k as f64 - *kt as f64) * e.slice_mm).powi(2);
+                errs.push((inplane + across).sqrt());
+            }
         }
     }
     if errs.is_empty() {
@@ -346,6 +465,69 @@ fn offsets_and_prior(
         prior.insert(col.name(), [n[0] / t, n[1] / t, n[2] / t]);
     }
     (offsets, prior)
+}
+
+/// Logits, grades and severity weights of one group's crops.
+pub(crate) type GroupLogits = (Vec<[f64; 3]>, Vec<usize>, Vec<f64>);
+
+/// Grader logits of the crops of `samples`, by group: `(logits, grades, severity weights)`.
+pub(crate) fn grader_logits(
+    net: &Net,
+    samples: &[&StudySample],
+    pre: &Preprocessing,
+    device: &Device,
+) -> BTreeMap<ConditionGroup, GroupLogits> {
+    let c = &pre.crop;
+    let mut out = BTreeMap::new();
+    for group in ConditionGroup::ALL {
+        let ex: Vec<&crate::prep::CropExample> = samples
+            .iter()
+            .filter_map(|s| s.crops.get(&group))
+            .flatten()
+            .collect();
+        let mut logits = Vec::with_capacity(ex.len());
+        for chunk in ex.chunks(64) {
+            let n = chunk.len();
+            let x: Vec<f32> = chunk.iter().flat_map(|e| e.data.iter().copied()).collect();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(x, [n, c.slices, c.rows, c.columns]),
+                device,
+            );
+            let v: Vec<f32> = net
+                .grader(group)
+                .forward(x)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            logits.extend(v.chunks(3).map(|z| [z[0] as f64, z[1] as f64, z[2] as f64]));
+        }
+        let grades: Vec<usize> = ex.iter().map(|e| e.grade).collect();
+        let w: Vec<f64> = ex.iter().map(|e| weight(e.grade) as f64).collect();
+        out.insert(group, (logits, grades, w));
+    }
+    out
+}
+
+/// The temperature of each group fitted on the held-out samples (none without them).
+fn fit_temperatures(
+    net: &Net,
+    held: &[&StudySample],
+    pre: &Preprocessing,
+    device: &Device,
+) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    if held.is_empty() {
+        return out;
+    }
+    for (group, (logits, grades, w)) in grader_logits(net, held, pre, device) {
+        if logits.len() == grades.len() && !logits.is_empty() {
+            out.insert(
+                group.as_str().to_string(),
+                crate::calibrate::fit_temperature(&logits, &grades, &w),
+            );
+        }
+    }
+    out
 }
 
 fn hardware(device: &Device) -> String {
@@ -417,13 +599,28 @@ pub fn train(
         let labels = ds.labels()?;
         let total = labels.len();
         for (i, l) in labels.iter().enumerate() {
+            all_labels.insert(l.study, l.clone());
+            if request.cache.is_some() {
+                continue;
+            }
             match study_sample(&ds, l.study, l, &pre) {
                 Ok(s) => samples.push(s),
                 Err(e) => skipped.push((l.study, e.to_string())),
             }
-            all_labels.insert(l.study, l.clone());
             progress(TrainProgress::Preparing { done: i + 1, total });
         }
+    }
+    if let Some(dir) = &request.cache {
+        crate::cache::build(
+            dir,
+            &request.datasets,
+            &pre,
+            crate::cache::CacheOptions::default(),
+            &|done, total| progress(TrainProgress::Preparing { done, total }),
+        )?;
+        let c = crate::cache::CropCache::open(dir, &request.datasets, &pre)?;
+        samples = c.samples()?;
+        skipped = c.skipped();
     }
     let held = |s: &StudySample| request.folds >= 2 && s.study.0 % request.folds as u64 == 0;
     let train_set: Vec<&StudySample> = samples.iter().filter(|s| !held(s)).collect();
@@ -490,12 +687,13 @@ pub fn train(
             rand_chacha::ChaCha8Rng::seed_from_u64(request.seed.wrapping_add(epoch as u64));
         order.shuffle(&mut rng);
         let steps = order.len().div_ceil(request.batch_studies);
-        let (mut loc_sum, mut grad_sum, mut n) = (0.0, 0.0, 0usize);
+        let (mut loc_sum, mut grad_sum, mut pt_sum, mut n) = (0.0, 0.0, 0.0, 0usize);
         for (k, chunk) in order.chunks(request.batch_studies).enumerate() {
             let t0 = std::time::Instant::now();
             let batch: Vec<&StudySample> = chunk.iter().map(|i| train_set[*i]).collect();
             // Data parallel over DISCUS_TRAIN_REPLICAS threads (default 1: the plain step).
-            let (grads, l, g, im) = crate::parallel::batch_grads(&net, &batch, &pre, &ad, replicas);
+            let (grads, l, g, im, pl) =
+                crate::parallel::batch_grads(&net, &batch, &pre, &ad, replicas);
             if let Some(grads) = grads {
                 net = optim.step(request.learning_rate, net, grads);
             }
@@ -503,6 +701,7 @@ pub fn train(
             images += im;
             loc_sum += l * batch.len() as f64;
             grad_sum += g * batch.len() as f64;
+            pt_sum += pl * batch.len() as f64;
             n += batch.len();
             progress(TrainProgress::Step {
                 epoch,
@@ -510,25 +709,36 @@ pub fn train(
                 steps,
             });
         }
-        let (held_loss, held_err) = if held_set.is_empty() {
-            (None, None)
+        let (held_loss, held_err, held_fo, held_su) = if held_set.is_empty() {
+            (None, None, None, None)
         } else {
             let v = net.valid();
             let mut s = 0.0;
             for chunk in held_set.chunks(request.batch_studies) {
                 s += batch_loss(&v, chunk, &pre, &device).2 * chunk.len() as f64;
             }
+            let fo: Vec<&PointExample> =
+                held_set.iter().flat_map(|b| &b.foraminal_points).collect();
+            let su: Vec<&PointExample> = held_set
+                .iter()
+                .flat_map(|b| &b.subarticular_points)
+                .collect();
             (
                 Some(s / held_set.len() as f64),
                 canal_error_mm(&v, &held_set, &pre, &device),
+                point_error_mm(&v.foraminal_localiser, &fo, &pre, &device),
+                point_error_mm(&v.subarticular_localiser, &su, &pre, &device),
             )
         };
         let m = EpochMetrics {
             epoch,
             localiser_loss: loc_sum / n.max(1) as f64,
             grader_loss: grad_sum / n.max(1) as f64,
+            point_loss: pt_sum / n.max(1) as f64,
             held_out_grader_loss: held_loss,
             held_out_canal_error_mm: held_err,
+            held_out_foraminal_error_mm: held_fo,
+            held_out_subarticular_error_mm: held_su,
         };
         state.metrics.push(m.clone());
         state.epochs_done = epoch;
@@ -537,6 +747,11 @@ pub fn train(
         progress(TrainProgress::Epoch(m));
     }
 
+    // Without a held-out fold a fine-tuned model keeps its initial model's temperatures.
+    let temperatures = match (&init_card, held_set.is_empty()) {
+        (Some(c), true) => c.temperatures.clone(),
+        _ => fit_temperatures(&net.valid(), &held_set, &pre, &device),
+    };
     let mut provenance =
         Provenance::new(format!("discus {} train", env!("CARGO_PKG_VERSION")), cards);
     if let Some(c) = &init_card {
@@ -550,6 +765,7 @@ pub fn train(
         preprocessing: pre,
         offsets_mm,
         prior,
+        temperatures,
         training: TrainingInfo {
             seed: request.seed,
             epochs: state.epochs_done,

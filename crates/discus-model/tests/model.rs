@@ -32,6 +32,10 @@ fn small_request(cohort: &Path, out: &Path, epochs: usize) -> TrainRequest {
     r.preprocessing.crop.rows = 16;
     r.preprocessing.crop.columns = 16;
     r.preprocessing.crop.spacing_mm = 3.0;
+    r.preprocessing.point_grid = 16;
+    r.preprocessing.point_spacing_mm = 4.0;
+    r.preprocessing.foraminal_candidates = 1;
+    r.preprocessing.point_jitter_mm = 6.0;
     r
 }
 
@@ -95,7 +99,7 @@ fn the_model_folder_has_its_card_and_reloads_to_identical_outputs() {
     let card = std::fs::read_to_string(f.model.join("model.toml")).unwrap();
     for key in [
         "format = \"discus-model\"",
-        "format_version = 1",
+        &format!("format_version = {}", discus_model::FORMAT_VERSION),
         "[architecture]",
         "[preprocessing",
         "[provenance",
@@ -126,12 +130,8 @@ fn the_model_folder_has_its_card_and_reloads_to_identical_outputs() {
         );
         assert!(f.point.is_some(), "{} has no point", f.row_id);
         assert!(f.fallback.is_none(), "{}: {:?}", f.row_id, f.fallback);
-        let want = if f.condition == Condition::SpinalCanalStenosis {
-            PointSource::HeatMap
-        } else {
-            PointSource::CanalOffset
-        };
-        assert_eq!(f.point_source, want);
+        // Every series is there: every point comes from a localiser's heat map.
+        assert_eq!(f.point_source, PointSource::HeatMap, "{}", f.row_id);
     }
 }
 
@@ -258,6 +258,7 @@ fn a_study_missing_a_series_falls_back_and_says_so() {
                 let fb = fi.fallback.as_deref().unwrap();
                 assert!(fb.contains("no sagittal T1"), "{fb}");
                 assert!(fi.point.is_some());
+                assert_eq!(fi.point_source, PointSource::CanalOffset);
             }
             discus_core::ConditionGroup::Subarticular => {
                 let fb = fi.fallback.as_deref().unwrap();
@@ -315,7 +316,10 @@ fn corrupted_and_foreign_model_folders_give_clear_errors() {
     let card = std::fs::read_to_string(bad.join("model.toml")).unwrap();
     std::fs::write(
         bad.join("model.toml"),
-        card.replace("format_version = 1", "format_version = 7"),
+        card.replace(
+            &format!("format_version = {}", discus_model::FORMAT_VERSION),
+            "format_version = 7",
+        ),
     )
     .unwrap();
     let e = Model::load(&bad).err().unwrap();
@@ -359,4 +363,210 @@ fn a_model_carries_its_training_data_licence() {
         e.reason
     );
     card.provenance.check_use(Use::Research).unwrap();
+}
+
+/// The labelled point of a finding in patient mm, with its series and instance.
+fn label_point(
+    ds: &Dataset,
+    study: StudyId,
+    condition: Condition,
+    level: discus_core::Level,
+) -> Option<([f64; 3], u64, i64)> {
+    let pts = ds.points(study).unwrap();
+    let q = pts
+        .iter()
+        .find(|q| q.condition == condition && q.level == level)?;
+    let series = ds.find_series(study, q.series).unwrap()?;
+    let stacks = ds.stacks(&series).unwrap();
+    let (si, k) = stacks
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| s.find_instance(q.instance as i64).map(|k| (i, k)))?;
+    Some((
+        stacks[si].pixel_to_patient(k, q.x, q.y),
+        q.series.0,
+        q.instance as i64,
+    ))
+}
+
+#[test]
+fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let model = Model::load(&f.model).unwrap();
+    let (mut fo, mut su, mut offset) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut same_slice, mut slices) = (0, 0);
+    for study in studies(&ds) {
+        let p = predict_study(&model, &ds, study).unwrap();
+        let canal: Vec<[f64; 3]> = p.findings[..5]
+            .iter()
+            .map(|f| f.point.as_ref().unwrap().patient_mm)
+            .collect();
+        for fi in &p.findings {
+            let group = fi.condition.group();
+            if group == discus_core::ConditionGroup::Spinal {
+                continue;
+            }
+            let Some((t, series, instance)) = label_point(&ds, study, fi.condition, fi.level)
+            else {
+                continue;
+            };
+            assert_eq!(fi.point_source, PointSource::HeatMap, "{}", fi.row_id);
+            let pt = fi.point.as_ref().unwrap();
+            let e = (0..3)
+                .map(|i| (pt.patient_mm[i] - t[i]).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if group == discus_core::ConditionGroup::Foraminal {
+                fo.push(e);
+                // The fallback's point for comparison: canal point plus the learned offset.
+                let col = LabelColumn {
+                    condition: fi.condition,
+                    level: fi.level,
+                };
+                let o = model.card.offsets_mm[&col.name()];
+                let c = canal[fi.level.index()];
+                offset.push(
+                    (0..3)
+                        .map(|i| (c[i] + o[i] - t[i]).powi(2))
+                        .sum::<f64>()
+                        .sqrt(),
+                );
+                if pt.series.0 == series {
+                    slices += 1;
+                    same_slice += usize::from(pt.instance == instance);
+                }
+            } else {
+                su.push(e);
+            }
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mf, ms, mo) = (med(&mut fo), med(&mut su), med(&mut offset));
+    println!(
+        "foraminal {mf:.1} mm (offset fallback {mo:.1} mm), subarticular {ms:.1} mm; \
+         foraminal slice right {same_slice}/{slices}"
+    );
+    assert!(
+        fo.len() >= 30 && su.len() >= 20,
+        "{} {}",
+        fo.len(),
+        su.len()
+    );
+    // The point grid's cell is 4 mm here: an overfitted localiser lands within about a cell, and
+    // on the labelled parasagittal slice for most findings.
+    assert!(mf < 6.0, "median foraminal error {mf} mm");
+    assert!(ms < 6.0, "median subarticular error {ms} mm");
+    assert!(
+        same_slice * 4 >= slices * 3,
+        "{same_slice}/{slices} on the labelled slice"
+    );
+}
+
+#[test]
+fn predict_applies_the_card_temperature() {
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let study = studies(&ds)[2];
+    let mut model = Model::load(&f.model).unwrap();
+    // No held-out fold in the fixture: no temperature was fitted.
+    assert!(model.card.temperatures.is_empty());
+    let p1 = predict_study(&model, &ds, study).unwrap();
+    model.card.temperatures.insert("spinal".into(), 2.0);
+    let p2 = predict_study(&model, &ds, study).unwrap();
+    for (a, b) in p1.findings.iter().zip(&p2.findings) {
+        if a.condition == Condition::SpinalCanalStenosis {
+            // softmax(z / 2) = p^(1/2) / sum p^(1/2) for p = softmax(z).
+            let s: f64 = a.probabilities.iter().map(|p| p.sqrt()).sum();
+            for i in 0..3 {
+                let want = a.probabilities[i].sqrt() / s;
+                assert!(
+                    (b.probabilities[i] - want).abs() < 1e-4,
+                    "{}: {:?} vs {:?}",
+                    a.row_id,
+                    b.probabilities,
+                    a.probabilities
+                );
+            }
+        } else {
+            assert_eq!(a.probabilities, b.probabilities);
+        }
+    }
+}
+
+#[test]
+fn the_crop_cache_resumes_and_equals_fresh_crops() {
+    use discus_model::cache::{build, CacheOptions, CropCache};
+    use discus_model::prep::study_sample;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let pre = small_request(&f.cohort, dir.path(), 1).preprocessing;
+    let sources = vec![f.cohort.clone()];
+    // An interrupted build: one shard of two studies, then it stops.
+    let interrupted = CacheOptions {
+        shard_studies: 2,
+        max_new_shards: Some(1),
+    };
+    let b = build(&cache, &sources, &pre, interrupted, &|_, _| {}).unwrap();
+    assert_eq!((b.new_shards, b.studies_cut, b.complete), (1, 2, false));
+    // Resumed: only the other two studies are cut.
+    let all = CacheOptions {
+        shard_studies: 2,
+        max_new_shards: None,
+    };
+    let cut = std::sync::atomic::AtomicUsize::new(0);
+    let b = build(&cache, &sources, &pre, all, &|_, _| {
+        cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!((b.reused_shards, b.new_shards, b.studies_cut), (1, 1, 2));
+    assert!(b.complete && b.invalidated.is_none());
+    assert_eq!(cut.into_inner(), 2);
+    // Crops from the cache equal freshly computed ones, bit for bit.
+    let c = CropCache::open(&cache, &sources, &pre).unwrap();
+    let cached = c.samples().unwrap();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let labels = ds.labels().unwrap();
+    assert_eq!(cached.len(), labels.len());
+    for (s, l) in cached.iter().zip(&labels) {
+        let fresh = study_sample(&ds, l.study, l, &pre).unwrap();
+        assert_eq!(s.study, fresh.study);
+        assert_eq!(s.localiser, fresh.localiser);
+        assert_eq!(s.points_mm, fresh.points_mm);
+        assert_eq!(s.crops.len(), fresh.crops.len());
+        for (g, ex) in &fresh.crops {
+            let got = &s.crops[g];
+            assert_eq!(got.len(), ex.len());
+            for (a, b) in got.iter().zip(ex) {
+                assert_eq!(
+                    (&a.data, a.condition, a.level, a.grade),
+                    (&b.data, b.condition, b.level, b.grade)
+                );
+            }
+        }
+        for (a, b) in [
+            (&s.foraminal_points, &fresh.foraminal_points),
+            (&s.subarticular_points, &fresh.subarticular_points),
+        ] {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert_eq!(
+                    (&x.data, &x.targets, x.level),
+                    (&y.data, &y.targets, y.level)
+                );
+            }
+        }
+    }
+    // A changed parameter invalidates it: everything is cut again.
+    let mut other = pre;
+    other.crop.spacing_mm = 2.5;
+    let b = build(&cache, &sources, &other, all, &|_, _| {}).unwrap();
+    assert_eq!(b.studies_cut, labels.len());
+    assert!(b.invalidated.unwrap().contains("preprocessing"));
+    let e = CropCache::open(&cache, &sources, &pre).err().unwrap();
+    assert!(e.to_string().contains("manifest.json"), "{e}");
 }

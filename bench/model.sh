@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The model benchmark (a documented command, not a test): synthesise a 5-site cohort from a seed
+# never used in development, train on 4 sites, predict and judge held-out studies of those sites,
+# then the site shift: the 5th (unseen) site before and after fine-tuning (--init) on some of its
+# studies.
+#
+# Usage: bench/model.sh [N_TRAIN=600] [N_HELD=200] [N_TUNE=50] [N_SHIFT=100] [EPOCHS=10]
+#                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]
+# The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
+#
+# Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
+# (`discus score`), the optimal prior's score (`discus baseline prior --kind optimal` fitted on the
+# training labels), the cohort's Bayes limit (as `discus synth` prints it), the median localisation
+# error in mm per condition against the true structure centres of truth.json, AUC for Severe and
+# ECE (bench/model_eval.py), and the train / predict wall times.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+n_train=${1:-600}
+n_held=${2:-200}
+n_tune=${3:-50}
+n_shift=${4:-100}
+epochs=${5:-10}
+seed=${6:-20261130}
+scale=${7:-1}
+out=${8:-$(mktemp -d)}
+mkdir -p "$out"
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+# DISCUS_BIN=path/to/discus skips the release build (the dev profile builds discus-model,
+# discus-data, discus-synth and every dependency at opt-level 2, so target/debug/discus is close).
+if [[ -n "${DISCUS_BIN:-}" ]]; then
+  bin=$DISCUS_BIN
+else
+  cargo build --release -p discus-cli --manifest-path "$root/Cargo.toml" >&2
+  bin="$root/target/release/discus"
+fi
+
+# Studies are assigned to sites round-robin: enough for both the 4 training sites and the 5th.
+per_site=$(( (n_train + n_held + 3) / 4 ))
+(( n_tune + n_shift > per_site )) && per_site=$(( n_tune + n_shift ))
+total=$(( 5 * per_site ))
+echo "== synthesising $total studies, 5 sites, seed $seed (matrix scale $scale) -> $out/cohort" >&2
+"$bin" synth --out "$out/cohort" --studies "$total" --sites 5 --seed "$seed" --readers 1 \
+  --matrix-scale "$scale" --json > "$out/synth.json"
+python3 "$root/bench/model_subset.py" "$out/cohort" "$out/sets" 4 \
+  "$n_train" "$n_held" "$n_tune" "$n_shift" > "$out/sets.json"
+cat "$out/sets.json" >&2
+
+t0=$(date +%s.%N)
+"$bin" train --dataset "$out/sets/train" --folds 5 --epochs "$epochs" --out "$out/model" >&2
+t1=$(date +%s.%N)
+"$bin" train --dataset "$out/sets/tune" --init "$out/model" --epochs "$epochs" --out "$out/tuned" >&2
+t2=$(date +%s.%N)
+
+judge() { # NAME MODEL SET
+  local name=$1 model=$2 set=$3
+  local s0 s1
+  s0=$(date +%s.%N)
+  "$bin" predict --model "$model" "$out/sets/$set" --out "$out/pred_$name" >&2 || true
+  s1=$(date +%s.%N)
+  "$bin" baseline prior --labels "$out/sets/train/train.csv" --studies "$out/sets/$set/train.csv" \
+    --kind optimal --out "$out/prior_$name.csv" >&2
+  "$bin" score --labels "$out/sets/$set/train.csv" --submission "$out/pred_$name/submission.csv" \
+    --json > "$out/score_$name.json"
+  "$bin" score --labels "$out/sets/$set/train.csv" --submission "$out/prior_$name.csv" \
+    --json > "$out/prior_score_$name.json"
+  python3 "$root/bench/model_eval.py" "$out/sets/$set" "$out/pred_$name" > "$out/eval_$name.json"
+  python3 - "$name" "$out" "$s0" "$s1" <<'PY'
+import json, sys
+name, out, s0, s1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+sc = json.load(open(f"{out}/score_{name}.json"))
+pr = json.load(open(f"{out}/prior_score_{name}.json"))
+ev = json.load(open(f"{out}/eval_{name}.json"))
+b = json.load(open(f"{out}/synth.json"))["bayes_limit"]
+n = len([1 for _ in open(f"{out}/pred_{name}/submission.csv")]) - 1
+print(f"-- {name}: {n // 25} studies, predict {s1 - s0:.1f} s")
+print(f"   score {sc['score']:.4f}  optimal prior {pr['score']:.4f}  Bayes limit (cohort) {b['score']:.4f}")
+print(f"   groups: spinal {sc['spinal']:.4f} foraminal {sc['foraminal']:.4f} subarticular {sc['subarticular']:.4f} any-severe {sc['any_severe']:.4f}")
+print("   median localisation error, mm: " + ", ".join(f"{k} {v:.1f}" for k, v in ev["loc_median_mm"].items()))
+print(f"   point sources {dict(ev['point_source'])}")
+auc = ev["auc_severe"]
+print(f"   AUC severe {auc:.3f}" if auc is not None else "   AUC severe n/a", f" ECE {ev['ece']:.4f}")
+PY
+}
+echo "== results (out: $out)"
+python3 - "$t0" "$t1" "$t2" <<'PY'
+import sys
+t0, t1, t2 = map(float, sys.argv[1:])
+print(f"train {t1 - t0:.0f} s, fine-tune {t2 - t1:.0f} s")
+PY
+judge held "$out/model" held
+judge shift "$out/model" shift
+judge shift_tuned "$out/tuned" shift
