@@ -99,6 +99,19 @@ pub fn relax(t: Tissue, field_t: f64, disc_degeneration: f64) -> Relax {
         Tissue::Nerve => r(800.0, 1050.0, 75.0, 70.0, 0.72),
         Tissue::Ligament => r(600.0, 800.0, 25.0, 22.0, 0.45),
         Tissue::JointFluid => r(3000.0, 3500.0, 500.0, 450.0, 0.95),
+        // Yellow marrow: close to fat, a little water (Baum 2018 fat fractions; K).
+        Tissue::MarrowFat => r(320.0, 420.0, 110.0, 100.0, 0.95),
+        // Modic 1: oedematous marrow, long T1 and T2 (K).
+        Tissue::MarrowOedema => r(1100.0, 1300.0, 110.0, 95.0, 0.95),
+        // Hyaline cartilage (Stanisz 2005: 1.5 T 1024/30, 3 T 1168/27).
+        Tissue::Cartilage => r(1024.0, 1168.0, 30.0, 27.0, 0.7),
+        // Liver (Stanisz 2005: 1.5 T 576/46, 3 T 812/42).
+        Tissue::Liver => r(576.0, 812.0, 46.0, 42.0, 0.75),
+        // Kidney, cortex and medulla averaged (de Bazelaire 2004 at 3 T: 1142/76 and 1545/81;
+        // 1.5 T: 966/87 and 1412/85).
+        Tissue::Kidney => r(1190.0, 1340.0, 86.0, 78.0, 0.85),
+        // Bowel wall and mixed content (K: fluid-rich, intermediate T1).
+        Tissue::Bowel => r(900.0, 1100.0, 120.0, 110.0, 0.85),
         Tissue::Nucleus(_) => {
             let g = disc_degeneration.clamp(0.0, 1.0);
             let healthy = r(1100.0, 1250.0, 160.0, 140.0, 1.0);
@@ -119,21 +132,7 @@ pub fn signal_table(
     disc_deg: &[f64; N_DISC],
 ) -> [f32; N_TISSUE_CODES] {
     let mut out = [0f32; N_TISSUE_CODES];
-    let plain = [
-        Tissue::Air,
-        Tissue::Fat,
-        Tissue::Muscle,
-        Tissue::Viscera,
-        Tissue::Vessel,
-        Tissue::Marrow,
-        Tissue::Cortex,
-        Tissue::Annulus,
-        Tissue::Csf,
-        Tissue::Nerve,
-        Tissue::Ligament,
-        Tissue::JointFluid,
-    ];
-    for t in plain {
+    for t in Tissue::PLAIN {
         out[t.code()] = seq.signal(relax(t, field_t, 0.0)) as f32;
     }
     for (i, &g) in disc_deg.iter().enumerate() {
