@@ -101,8 +101,8 @@ impl Anatomy {
                 });
             }
             // Trabecular texture: fatty islands, more with age.
-            let thr = 0.62 - 0.004 * (self.morph.age - 50.0);
-            let t = fbm3(self.nseed ^ (v as u32), x / 2.6, d / 2.6, s / 2.6);
+            let thr = 0.7 - 0.004 * (self.morph.age - 50.0);
+            let t = fbm3(self.nseed ^ (v as u32), x / 3.5, d / 3.5, s / 3.5);
             return Some(if t > thr {
                 Tissue::MarrowFat
             } else {

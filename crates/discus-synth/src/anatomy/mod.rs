@@ -18,6 +18,7 @@
 //! - subarticular recess: the same rules for the traversing root in the lateral recess (free /
 //!   touched, not displaced / compressed).
 
+mod body;
 mod column;
 pub mod morpho;
 pub mod noise;
@@ -25,6 +26,7 @@ pub mod pathology;
 
 use discus_core::{Level, Severity, Side};
 pub use morpho::{Morphometry, Sex, L1, S1};
+use noise::noise3;
 pub use pathology::{
     height_factor, pfirrmann_of, Findings, Herniation, HerniationType, Listhesis, Pose, Schmorl,
     Zone,
@@ -748,6 +750,17 @@ impl Anatomy {
         [xr, y + dr * psi.cos(), z + dr * psi.sin()]
     }
 
+    /// The spine's axis at `s`: the unit vector along the centreline towards the head, in patient
+    /// space (a disc's plane is normal to it at the disc's centre; a slip shears the disc but does not
+    /// tilt this axis).
+    pub fn axis_at(&self, s: f64) -> [f64; 3] {
+        let (_, _, psi) = self.line.at(s);
+        let dx = (self.line.frame(s + 0.5)[0] - self.line.frame(s - 0.5)[0]) / 1.0;
+        let v = [-dx, -psi.sin(), psi.cos()];
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        [v[0] / n, v[1] / n, v[2] / n]
+    }
+
     /// Patient mm (LPS) -> *raw* straightened coordinates of the centreline frame, starting from a
     /// guess of `s`: `x` is the patient x and `d` the distance along the centreline's normal, before
     /// the patient's lateral offset, scoliosis, rotation and slip ([`Anatomy::anatomical`] applies
@@ -806,19 +819,57 @@ impl Anatomy {
         self.tissue(self.raw_spine(p), p)
     }
 
-    /// Torso outline at a world point: `None` inside the torso's deep tissues, else Air or Fat (skin fold).
+    /// Torso outline at a world point: `None` inside the torso's deep tissues, else Air outside,
+    /// skin, subcutaneous fat, or the muscles of the abdominal wall (obliques and transversus
+    /// laterally, rectus in front). The outline and the fat's thickness vary smoothly with the
+    /// angle around the body and along it.
     pub fn torso(&self, p: [f64; 3]) -> Option<Tissue> {
         let k = ((p[2] - self.back_z0).round().max(0.0) as usize).min(self.back_y.len() - 1);
         let yb = self.back_y[k];
         let th = 0.5 * self.torso_depth;
         let yc = yb - th;
         let tw = self.torso_w;
-        if (p[0] / tw).powi(2) + ((p[1] - yc) / th).powi(2) > 1.0 {
+        let (u, v) = (p[0] / tw, (p[1] - yc) / th);
+        let r2 = u * u + v * v;
+        if r2 < 0.45 {
+            return None; // well inside: skip the outline's noise
+        }
+        let ang = v.atan2(u);
+        let (sa, ca) = ang.sin_cos();
+        let n = |k: u32, f: f64| noise3(self.nseed ^ k, 1.5 * ca + 3.0, 1.5 * sa + 3.0, p[2] / f);
+        let r = r2.sqrt() / (1.0 + 0.03 * n(0x91, 80.0));
+        // Radial distance (mm, approximate) inside the skin.
+        let depth = (1.0 - r) * (tw * th / (tw * sa.abs() + th * ca.abs()).max(1.0)).max(1.0);
+        if depth < 0.0 {
             return Some(Tissue::Air);
         }
-        let (iw, ih) = (tw - self.subcut * 0.8, th - self.subcut);
-        if (p[0] / iw).powi(2) + ((p[1] - yc + 0.0) / ih).powi(2) > 1.0 {
+        if depth < 1.8 {
+            return Some(Tissue::Ligament); // skin: dense, intermediate-dark
+        }
+        // Subcutaneous fat: thicker at the back and flanks, thinner in front, varying.
+        let back = v > 0.0;
+        let fat = self.subcut * (if back { 1.0 } else { 0.8 }) * (1.0 + 0.25 * n(0x92, 60.0));
+        if depth < fat {
+            // Fibrous septa in the fat.
+            if noise3(self.nseed ^ 0x93, p[0] / 14.0, p[1] / 14.0, p[2] / 20.0).abs() < 0.012 {
+                return Some(Tissue::Ligament);
+            }
             return Some(Tissue::Fat);
+        }
+        // The abdominal wall (not at the back, where the paraspinal muscles are).
+        let wall = 9.0 + 4.0 * n(0x94, 70.0);
+        if !back || v < 0.35 {
+            if depth < fat + wall {
+                // Fascial planes between the layers.
+                let t = (depth - fat) / wall;
+                if (t - 0.35).abs() < 0.04 || (t - 0.7).abs() < 0.04 {
+                    return Some(Tissue::Fat);
+                }
+                return Some(Tissue::Muscle);
+            }
+            if depth < fat + wall + 3.0 {
+                return Some(Tissue::Fat); // preperitoneal fat
+            }
         }
         None
     }
@@ -1026,44 +1077,7 @@ impl Anatomy {
                 return Tissue::Ligament;
             }
         }
-        // Muscles: paraspinal (multifidus + erector spinae) and psoas.
-        let pd = self.lamina_d + 16.0;
-        if ax > 4.0
-            && ((ax - (self.canal_w + 20.0)) / 32.0).powi(2) + ((d - pd) / 28.0).powi(2) <= 1.0
-        {
-            // A thin fat plane between multifidus and the erector spinae.
-            if (ax - (self.canal_w + 14.0)).abs() < 0.8 && d > self.lamina_d + 6.0 {
-                return Tissue::Fat;
-            }
-            return Tissue::Muscle;
-        }
-        if s > self.s_top[3] && s < self.s_bot[7] {
-            let grow = ((s - self.s_top[3]) / (self.s_bot[7] - self.s_top[3])).clamp(0.0, 1.0);
-            let r = 6.0 + 16.0 * grow;
-            let px = self.body_w[5] + r * 0.6 + 4.0;
-            if (ax - px).powi(2) + (d + 18.0 + r * 0.3).powi(2) < r * r {
-                return Tissue::Muscle;
-            }
-        }
-        // Quadratus lumborum, lateral to the psoas.
-        if s > self.s_top[3] && s < self.s_bot[6] {
-            let qx = self.body_w[5] + 42.0;
-            if ((ax - qx) / 14.0).powi(2) + ((d - 5.0) / 10.0).powi(2) <= 1.0 {
-                return Tissue::Muscle;
-            }
-        }
-        if d >= -8.0 {
-            return Tissue::Fat;
-        }
-        // Retroperitoneal fat around the spine, bowel and organs in front.
-        let near = (x / (self.body_w[5] + 40.0)).powi(2)
-            + ((d + bd_ref) / (2.0 * bd_ref + 25.0)).powi(2)
-            <= 1.0;
-        if near {
-            Tissue::Fat
-        } else {
-            Tissue::Viscera
-        }
+        self.soft_tissue(s, x, d)
     }
 }
 
