@@ -11,7 +11,10 @@
 //! - [`raster`]: rendering a slice (partial volume, bias field, Rician noise);
 //! - [`dcm`]: DICOM MR Image Storage encoding;
 //! - [`readers`]: simulated readers and the Bayes limit;
-//! - [`cohort`]: planning and writing a cohort (deterministic: same seed, same bytes);
+//! - [`cohort`]: the configuration and writing a cohort (deterministic: same seed, same bytes);
+//! - [`plan`]: planning each study (patient, series, true labels and points, reads);
+//! - [`quirks`]: the injected quirks of the real data and the findings they cause;
+//! - [`truth`]: the truth file's types;
 //! - [`sheet`]: contact sheets of a study with its label points.
 //!
 //! ```
@@ -25,10 +28,13 @@
 pub mod anatomy;
 pub mod cohort;
 pub mod dcm;
+pub mod plan;
 pub mod protocol;
+pub mod quirks;
 pub mod raster;
 pub mod readers;
 pub mod sheet;
 pub mod signal;
+pub mod truth;
 
 pub use cohort::{generate, CohortPlan, SynthConfig, SynthError, SynthSummary};

@@ -372,18 +372,18 @@ fn validate_finds_exactly_the_injected_quirks() {
     let mut expected: BTreeSet<(String, u64)> = BTreeSet::new();
     for q in &truth.quirks {
         assert!(
-            found.contains(&(q.kind.clone(), q.study_id.0)),
+            found.contains(&(q.kind.as_str().to_string(), q.study_id.0)),
             "injected {} ({}) in study {} not found; found: {found:?}",
             q.injected,
             q.kind,
             q.study_id
         );
         for k in &q.expected_findings {
-            expected.insert((k.clone(), q.study_id.0));
+            expected.insert((k.as_str().to_string(), q.study_id.0));
         }
     }
     for n in &truth.natural_findings {
-        expected.insert((n.kind.clone(), n.study_id.0));
+        expected.insert((n.kind.as_str().to_string(), n.study_id.0));
     }
     for f in &report.findings {
         let key = (

@@ -1,0 +1,154 @@
+//! The truth file (`truth.json`): what the cohort really is, beside what the CSVs say.
+
+use crate::cohort::SynthConfig;
+use crate::plan::CohortPlan;
+use crate::quirks::{NaturalFinding, Quirk};
+use crate::readers::{BayesLimit, Reader};
+use discus_core::{Condition, Level, SeriesId, SeriesKind, Severity, StudyId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A labelled point of the truth: where the graded structure's centre is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthPoint {
+    /// The graded condition.
+    pub condition: Condition,
+    /// The disc level.
+    pub level: Level,
+    /// The structure's centre in patient coordinates (mm, LPS).
+    pub patient_mm: [f64; 3],
+    /// The series the point is labelled on.
+    pub series_id: SeriesId,
+    /// The InstanceNumber of the slice nearest the centre.
+    pub instance_number: u32,
+    /// Column of the centre on that slice, in pixels.
+    pub x: f64,
+    /// Row of the centre on that slice, in pixels.
+    pub y: f64,
+}
+
+/// Per-study truth, as written to truth.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StudyTruth {
+    /// The study id.
+    pub study_id: StudyId,
+    /// The site's InstitutionName.
+    pub site: String,
+    /// The scanner's Manufacturer (0008,0070).
+    pub manufacturer: String,
+    /// The scanner's ManufacturerModelName (0008,1090).
+    pub model: String,
+    /// MagneticFieldStrength (0018,0087), in tesla.
+    pub field_strength_t: f64,
+    /// The continuous degeneration degrees the grades came from.
+    pub degrees: crate::anatomy::Degeneration,
+    /// True grade per label column (`spinal_canal_stenosis_l1_l2` ...), null when not labelled.
+    pub true_grades: BTreeMap<String, Option<Severity>>,
+    /// The true point of every finding.
+    pub truth_points: Vec<TruthPoint>,
+    /// Levels the axial series do not cover (their subarticular labels are empty, as in real data).
+    pub uncovered_axial_levels: Vec<Level>,
+    /// The study's series as written.
+    pub series: Vec<SeriesTruth>,
+    /// Every reader's grades per label column.
+    pub reads: Vec<BTreeMap<String, Option<Severity>>>,
+}
+
+/// One series of a study in truth.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeriesTruth {
+    /// The series id.
+    pub series_id: SeriesId,
+    /// What the series really is.
+    pub kind: SeriesKind,
+    /// The description written to the CSV and header (differs from `kind` for a wrong-description quirk).
+    pub description: SeriesKind,
+    /// Number of instances written.
+    pub instances: usize,
+    /// Levels covered by an axial series (empty for sagittal).
+    pub levels: Vec<Level>,
+}
+
+/// The truth file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Truth {
+    /// The generator and its version, e.g. `discus-synth 0.1.0`.
+    pub generator: String,
+    /// The configuration the cohort was generated from.
+    pub config: SynthConfig,
+    /// The reader whose grades and points are train.csv / train_label_coordinates.csv.
+    pub designated_reader: usize,
+    /// The line ending of the written CSVs (`LF`).
+    pub line_ending: String,
+    /// The simulated readers.
+    pub readers: Vec<Reader>,
+    /// The expected score of the Bayes-optimal prediction on these labels.
+    pub bayes_limit: BayesLimit,
+    /// Every injected quirk.
+    pub quirks: Vec<Quirk>,
+    /// Findings `discus validate` should report that are not injected quirks (real data has them).
+    pub natural_findings: Vec<NaturalFinding>,
+    /// Per-study truth, in generation order.
+    pub studies: Vec<StudyTruth>,
+}
+
+fn grade_map(g: &[Option<Severity>; 25]) -> BTreeMap<String, Option<Severity>> {
+    discus_core::LabelColumn::all()
+        .iter()
+        .map(|c| (c.name(), g[c.index()]))
+        .collect()
+}
+
+impl CohortPlan {
+    /// The truth file's content for this plan.
+    pub fn truth(&self) -> Truth {
+        Truth {
+            generator: format!("discus-synth {}", env!("CARGO_PKG_VERSION")),
+            config: self.config.clone(),
+            designated_reader: 0,
+            line_ending: "LF".into(),
+            readers: self.readers.clone(),
+            bayes_limit: self.bayes_limit(),
+            quirks: self.studies.iter().flat_map(|s| s.quirks.clone()).collect(),
+            natural_findings: self
+                .studies
+                .iter()
+                .flat_map(|s| s.natural.clone())
+                .collect(),
+            studies: self
+                .studies
+                .iter()
+                .map(|s| {
+                    let site = &self.sites[s.site];
+                    StudyTruth {
+                        study_id: s.study,
+                        site: site.name.clone(),
+                        manufacturer: site.manufacturer.clone(),
+                        model: site.model.clone(),
+                        field_strength_t: site.field_t,
+                        degrees: s.anatomy.degeneration.clone(),
+                        true_grades: grade_map(&s.true_grades),
+                        truth_points: s.truth_points.clone(),
+                        uncovered_axial_levels: s.uncovered.clone(),
+                        series: s
+                            .series
+                            .iter()
+                            .map(|x| SeriesTruth {
+                                series_id: x.series_id,
+                                kind: x.kind,
+                                description: x.description,
+                                instances: x.slices.len(),
+                                levels: x.levels.clone(),
+                            })
+                            .collect(),
+                        reads: s
+                            .reads
+                            .iter()
+                            .map(|r| grade_map(&r.grades.grades))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
