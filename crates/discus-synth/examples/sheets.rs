@@ -23,7 +23,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..SynthConfig::default()
     };
     let root = out.join("cohort");
+    let start = std::time::Instant::now();
     generate(&root, &config, &|_| {})?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "generated {} studies in {secs:.1} s: {:.1} studies/minute on {} threads",
+        config.studies,
+        config.studies as f64 / secs * 60.0,
+        rayon::current_num_threads()
+    );
     let images = Layout::new(&root).images(Split::Train);
     let mut studies: Vec<PathBuf> = std::fs::read_dir(&images)?
         .filter_map(|e| e.ok().map(|e| e.path()))

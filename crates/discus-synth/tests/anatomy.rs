@@ -353,3 +353,117 @@ fn dural_sac_shrinks_with_age_and_listhesis_follows_age_sex_and_level() {
         }
     }
 }
+
+#[test]
+fn findings_have_their_imaging_signs_and_published_prevalence() {
+    use discus_synth::anatomy::{HerniationType, Zone};
+    let mut modic = [0usize; 3];
+    let (mut schmorl_people, mut schmorl_upper, mut schmorl_all) = (0, 0, 0);
+    for a in cohort() {
+        let f = &a.findings;
+        for l in 0..5 {
+            let j = l + 3;
+            let dd = a.body_d[j];
+            for (k, upper) in [(0, true), (1, false)] {
+                let t = f.modic[l][k];
+                modic[t as usize] += 1;
+                if t == 0 {
+                    continue;
+                }
+                // Modic changes only on degenerated discs (Pfirrmann 3-5), in the marrow next to
+                // the endplate facing the disc (2.5 mm in, at the body's centre).
+                assert!(
+                    f.pfirrmann[l] >= 3,
+                    "Modic on a Pfirrmann {} disc",
+                    f.pfirrmann[l]
+                );
+                let s = if upper {
+                    a.s_bot[j] - a.endplate_cav - 2.5
+                } else {
+                    a.s_top[j + 1] + a.endplate_cav + 2.5
+                };
+                let want = if t == 1 {
+                    Tissue::MarrowOedema
+                } else {
+                    Tissue::MarrowFat
+                };
+                if f.schmorl.iter().any(|n| n.disc == j) {
+                    continue; // a node's sclerotic rim may lie at the probe
+                }
+                let got = a.tissue_at_spine(SpineCoord { s, x: 0.0, d: -dd });
+                assert_eq!(got, want, "Modic {t} at disc {j}");
+            }
+            // A high-intensity zone: fluid signal in the posterior annulus.
+            if f.hiz[l] {
+                let x = 3.0 * f.hiz_side[l];
+                let t = a.tissue_at_spine(SpineCoord {
+                    s: a.disc_s(j),
+                    x,
+                    d: -1.8,
+                });
+                assert_eq!(t, Tissue::JointFluid, "HIZ at disc {j}");
+            }
+            // A foraminal protrusion reaches further back on its side than on the other (central
+            // and paracentral ones stop at the dural sac and the recess, which keep the grade).
+            if let Some(h) = f.herniation[l] {
+                if let (HerniationType::Protrusion, Zone::Foraminal(side)) = (h.kind, h.zone) {
+                    let back = |x: f64| {
+                        let mut d = -dd;
+                        while d < 15.0 {
+                            let t = a.tissue_at_spine(SpineCoord {
+                                s: a.disc_s(j),
+                                x,
+                                d,
+                            });
+                            if !matches!(
+                                t,
+                                Tissue::Annulus
+                                    | Tissue::Nucleus(_)
+                                    | Tissue::JointFluid
+                                    | Tissue::Air
+                            ) {
+                                break;
+                            }
+                            d += 0.05;
+                        }
+                        d
+                    };
+                    let sign = if side == 0 { 1.0 } else { -1.0 };
+                    let (b1, b2) = (back(h.x), back(-sign * h.x.abs()));
+                    // Growing the disc's posterior half-axis by the amplitude moves its contour
+                    // back by amplitude * sqrt(1 - (x/w)^2) at x (w the disc's half-width, at
+                    // least the narrower body's plus 1 mm); at least 70 % of that.
+                    let w = a.body_w[j].min(a.body_w[j + 1]) + 1.0;
+                    let want = 0.7 * h.amplitude * (1.0 - (h.x / w).powi(2)).max(0.0).sqrt();
+                    assert!(b1 > b2 + want, "{b1:.2} {b2:.2} {want:.2} {h:?}");
+                }
+            }
+        }
+        if !f.schmorl.is_empty() {
+            schmorl_people += 1;
+        }
+        for n in &f.schmorl {
+            schmorl_all += 1;
+            if n.disc <= 4 {
+                schmorl_upper += 1;
+            }
+            // Disc material in the body at the node's centre, 1 mm beyond the endplate.
+            let j = n.disc;
+            let v = if n.upward { j } else { j + 1 };
+            let s = if n.upward {
+                a.s_bot[v] - 1.0
+            } else {
+                a.s_top[v] + 1.0
+            };
+            let d = -2.0 * a.body_d[v] * n.depth_frac;
+            let t = a.tissue_at_spine(SpineCoord { s, x: n.x, d });
+            assert_eq!(t, Tissue::Annulus, "Schmorl node {n:?}");
+        }
+    }
+    // Modic type II more common than type I (Li 2014).
+    assert!(modic[2] > modic[1] && modic[1] > 0, "{modic:?}");
+    // Schmorl nodes in 16-28 % of people (Mok 2010, Yin 2015), most at L1/2-L2/3.
+    let p = schmorl_people as f64 / N as f64;
+    assert!(p > 0.14 && p < 0.3, "Schmorl prevalence {p:.3}");
+    assert!(schmorl_upper * 2 > schmorl_all);
+}

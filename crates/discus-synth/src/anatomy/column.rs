@@ -47,6 +47,7 @@ impl Anatomy {
             let top = self.s_top[v] + self.concavity(q);
             let bot = self.s_bot[v] - self.concavity(q);
             // Schmorl nodes: disc material through the endplate, rimmed by sclerotic bone.
+            let mut node_rim = false;
             for n in &self.findings.schmorl {
                 let (ep, dir) = if n.upward && n.disc == v {
                     (bot, -1.0)
@@ -58,12 +59,14 @@ impl Anatomy {
                 let dn = -2.0 * dd * n.depth_frac;
                 let r = ((x - n.x).powi(2) + (d - dn).powi(2) + ((s - ep) * dir).powi(2)).sqrt();
                 if (s - ep) * dir > -0.5 && r < n.radius + 0.9 {
-                    return Some(if r < n.radius {
-                        Tissue::Annulus
-                    } else {
-                        Tissue::Cortex
-                    });
+                    if r < n.radius {
+                        return Some(Tissue::Annulus);
+                    }
+                    node_rim = true;
                 }
+            }
+            if node_rim {
+                return Some(Tissue::Cortex);
             }
             if s < top || s > bot {
                 continue;
@@ -85,7 +88,7 @@ impl Anatomy {
                 return Some(Tissue::Fat);
             }
             // Modic changes in a band along the endplate of a degenerated disc.
-            let band = 5.0 + 3.0 * noise3(self.nseed ^ 0x4d0d, x / 6.0, d / 6.0, v as f64);
+            let band = 6.0 + 2.5 * noise3(self.nseed ^ 0x4d0d, x / 6.0, d / 6.0, v as f64);
             let modic = if s - top < band && v > 0 {
                 self.findings.modic_at(v - 1, false)
             } else if bot - s < band {

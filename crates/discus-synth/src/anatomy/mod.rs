@@ -1006,6 +1006,10 @@ impl Anatomy {
                         return Tissue::Csf;
                     }
                 }
+                // Posterior longitudinal ligament on the back of bodies and discs.
+                if d < 0.8 && ax < 7.0 {
+                    return Tissue::Ligament;
+                }
                 // Lateral recess near the disc: root in fat, bounded by facet bone posteriorly.
                 if ax > self.sac_rx * 0.6 {
                     let (xr, dr, hx, hd) = self.recess_at(s, j, side);
@@ -1027,6 +1031,19 @@ impl Anatomy {
                 }
                 return Tissue::Fat;
             }
+            // A synovial cyst off the back of a facet joint (rare).
+            if let Some((cs, cl)) = self.findings.synovial_cyst {
+                if cs == side && cl + 3 == j {
+                    let (cx, cd) = (self.canal_w + 4.0, self.lamina_d + 5.0);
+                    let r2 = (ax - cx).powi(2) + (d - cd).powi(2) + (s - ds).powi(2);
+                    if r2 < 16.0 {
+                        return Tissue::JointFluid;
+                    }
+                    if r2 < 25.0 {
+                        return Tissue::Ligament; // its wall
+                    }
+                }
+            }
             // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out.
             let fw = self.canal_w + 12.0;
             if d >= 0.0 && d < self.lamina_d + 8.0 && ax >= self.canal_w && ax < fw {
@@ -1042,10 +1059,19 @@ impl Anatomy {
                 if q <= 1.0 || qr <= 1.0 {
                     return Tissue::Fat;
                 }
-                // Facet joint line, oblique, behind the foramen.
+                // Facet joint, oblique, behind the foramen: a fluid line (wider with an effusion)
+                // between cartilage-lined articular processes.
                 let dj = d - (self.lamina_d - 2.0);
-                if (s - ds - 0.4 * dj).abs() < 0.7 && d > self.sac_dc && d < self.lamina_d + 7.0 {
-                    return Tissue::JointFluid;
+                let gap = (s - ds - 0.4 * dj).abs();
+                if d > self.sac_dc && d < self.lamina_d + 7.0 {
+                    let eff = (3..8).contains(&j) && self.findings.effusion[side][j - 3];
+                    let fluid = if eff { 1.5 } else { 0.45 };
+                    if gap < fluid {
+                        return Tissue::JointFluid;
+                    }
+                    if gap < fluid + 1.1 {
+                        return Tissue::Cartilage;
+                    }
                 }
                 if q < 1.3 {
                     return Tissue::Cortex;

@@ -186,8 +186,10 @@ impl Findings {
             // Modic: on degenerated discs (Pfirrmann 4-5 mostly), type II twice type I.
             let p_modic = if g > 0.6 {
                 0.45 * (g - 0.6) / 0.4 + 0.1
+            } else if g >= 0.4 {
+                0.04
             } else {
-                0.01
+                0.0
             };
             if rng.gen::<f64>() < p_modic {
                 let t = if rng.gen::<f64>() < 0.67 { 2 } else { 1 };
