@@ -4,8 +4,17 @@
 //! own "straightened" frame is `(s, x, d)`: `s` is arc length along a lordotic centreline (growing
 //! towards the feet), `x` is the patient's left, `d` is distance along the centreline's posterior
 //! normal, with `d = 0` on the posterior walls of the vertebral bodies (bodies at `d < 0`, the canal
-//! and the posterior arch at `d > 0`). Every tissue is a simple shape in that frame, so any series
-//! geometry can be rendered by asking [`Anatomy::tissue_at`] what lies at a patient-space point.
+//! and the posterior arch at `d > 0`). Every tissue is a shape in that frame, bent by smooth
+//! per-patient noise ([`noise`]), so any series geometry can be rendered by asking
+//! [`Anatomy::tissue_at`] what lies at a patient-space point. The centreline bends by each body's
+//! wedge and each disc's share of the segmental lordosis ([`morpho`]); on top of it the *anatomical*
+//! frame adds the patient's lateral offset, scoliosis, axial rotation and slip ([`pathology`]):
+//! [`Anatomy::to_spine_from`] gives the raw frame that renderers interpolate, [`Anatomy::to_spine`]
+//! and [`Anatomy::to_patient`] the anatomical one.
+//!
+//! Submodules: [`morpho`] (sizes and angles with their sources), [`pathology`] (pose and findings
+//! with their prevalences), [`noise`] (band-limited value noise); the column (bodies and discs) and the
+//! soft tissue and organs are drawn in private submodules.
 //!
 //! Degeneration is a degree in `[0, 1)` per condition, level and side; the geometry narrows with it
 //! and the grade follows from it by spec section 7 ([`grade_of_degree`]):
