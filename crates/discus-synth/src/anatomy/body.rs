@@ -93,11 +93,17 @@ impl Anatomy {
             }
         }
         if d >= -8.0 {
-            // Posterior and lateral body wall: muscle with fat planes between the muscles.
-            if wob(0x41, 40.0).abs() < 0.015 {
-                return Tissue::Fat;
+            // Posterior body wall (latissimus, obliques' posterior fibres, gluteal muscles low
+            // down) in a rounded compartment behind the spine; flank fat beside it.
+            let rx = 0.6 * self.torso_w * (1.0 + 0.08 * wob(0x42, 40.0));
+            let rd = self.back_d + 8.0;
+            if (ax / rx).powi(2) + ((d - self.back_d) / rd).powi(2) <= 1.0 {
+                if wob(0x41, 40.0).abs() < 0.015 {
+                    return Tissue::Fat;
+                }
+                return Tissue::Muscle;
             }
-            return Tissue::Muscle;
+            return Tissue::Fat;
         }
         // Liver: right upper quadrant, down to about L2, with an irregular lower edge.
         let edge = self.s_top[L1 + 1] + 15.0 * wob(0x51, 30.0);

@@ -860,7 +860,7 @@ impl Anatomy {
         let fat = self.subcut * (if back { 1.0 } else { 0.8 }) * (1.0 + 0.25 * n(0x92, 60.0));
         if depth < fat {
             // Fibrous septa in the fat.
-            if noise3(self.nseed ^ 0x93, p[0] / 14.0, p[1] / 14.0, p[2] / 20.0).abs() < 0.012 {
+            if noise3(self.nseed ^ 0x93, p[0] / 14.0, p[1] / 14.0, p[2] / 20.0).abs() < 0.007 {
                 return Some(Tissue::Ligament);
             }
             return Some(Tissue::Fat);
