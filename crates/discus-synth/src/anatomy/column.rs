@@ -152,7 +152,7 @@ impl Anatomy {
                 let h = self.s_top[below] - self.s_bot[above] + cmax;
                 let ds = self.disc_s(j);
                 // Annular fissure: a bright dot in the posterior annulus.
-                if j >= 3 && j < 8 && self.findings.hiz[j - 3] {
+                if (3..8).contains(&j) && self.findings.hiz[j - 3] {
                     let xh = 3.0 * self.findings.hiz_side(j - 3);
                     if ((x - xh) / 2.0).powi(2)
                         + ((d + 1.8) / 1.0).powi(2)
@@ -174,7 +174,7 @@ impl Anatomy {
                 );
                 let qn = (x / nw).powi(2) + ((d + dd + 1.5) / nd).powi(2) + ((s - ds) / nh).powi(2);
                 if qn <= 1.0 {
-                    let cleft = j >= 3 && j < 8 && self.findings.cleft[j - 3];
+                    let cleft = (3..8).contains(&j) && self.findings.cleft[j - 3];
                     if cleft && (s - ds).abs() < 0.55 && qn < 0.7 {
                         return Some(Tissue::Annulus);
                     }
@@ -196,7 +196,7 @@ impl Anatomy {
             }
         } else if let Some(h) = self.herniation(j) {
             // A migrated fragment can reach beyond the disc space.
-            if h.kind == HerniationType::Extrusion && d >= 0.0 && d < 6.0 {
+            if h.kind == HerniationType::Extrusion && (0.0..6.0).contains(&d) {
                 let ax = x.abs();
                 let side = if x >= 0.0 { 0 } else { 1 };
                 let in_sac = s < self.sac_end_s && {

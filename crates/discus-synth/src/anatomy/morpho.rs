@@ -165,7 +165,12 @@ impl Morphometry {
             let depth = DEPTH[v] * d_sex * (1.0 + 0.075 * zd + 0.035 * z(rng));
             let width = WIDTH[v] * d_sex * (1.0 + 0.075 * zd + 0.035 * z(rng));
             let ant = ANT_H[v] * h_sex * (1.0 + 0.05 * zh + 0.025 * z(rng));
-            let wedge = WEDGE_DEG[v] + if v >= L1 && v < S1 { 0.8 * z(rng) } else { 0.0 };
+            let wedge = WEDGE_DEG[v]
+                + if (L1..S1).contains(&v) {
+                    0.8 * z(rng)
+                } else {
+                    0.0
+                };
             body_h[v] = ant - depth * wedge.to_radians().tan();
             body_depth[v] = depth;
             body_width[v] = width;
