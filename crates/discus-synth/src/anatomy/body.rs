@@ -20,8 +20,15 @@ impl Anatomy {
         }
         // Paraspinal muscles: multifidus medially, erector spinae laterally, a fat plane between.
         let pd = self.lamina_d + 16.0;
-        let pr = 1.0 + 0.08 * wob(0x11, 20.0);
-        if ax > 4.0
+        let q0 = ((ax - (self.canal_w + 20.0)) / 32.0).powi(2) + ((d - pd) / 28.0).powi(2);
+        let near_para = q0 < 1.45;
+        let pr = if near_para {
+            1.0 + 0.08 * wob(0x11, 20.0)
+        } else {
+            1.0
+        };
+        if near_para
+            && ax > 4.0
             && ((ax - (self.canal_w + 20.0)) / (32.0 * pr)).powi(2)
                 + ((d - pd) / (28.0 * pr)).powi(2)
                 <= 1.0
@@ -39,7 +46,8 @@ impl Anatomy {
             return Tissue::Muscle;
         }
         // A fat plane around the paraspinal muscles (the thoracolumbar fascia's fat).
-        if ax > 4.0
+        if near_para
+            && ax > 4.0
             && d > self.lamina_d - 6.0
             && ((ax - (self.canal_w + 20.0)) / (32.0 * pr + 2.0)).powi(2)
                 + ((d - pd) / (28.0 * pr + 2.0)).powi(2)
@@ -51,21 +59,30 @@ impl Anatomy {
         if s > self.s_top[L1] && s < self.s_bot[S1 + 1] {
             let grow =
                 ((s - self.s_top[L1]) / (self.s_bot[S1 - 1] - self.s_top[L1])).clamp(0.0, 1.0);
-            let r = (6.0 + 16.0 * grow) * (1.0 + 0.1 * wob(0x21, 12.0));
+            let r0 = 6.0 + 16.0 * grow;
             let px = self.body_w[L1 + 2]
-                + r * 0.6
+                + r0 * 0.6
                 + 4.0
                 + 10.0 * ((s - self.s_bot[S1 - 1]) / 60.0).max(0.0);
-            if ((ax - px) / (1.1 * r)).powi(2) + ((d + 18.0 + r * 0.3) / (0.9 * r)).powi(2) < 1.0 {
-                return Tissue::Muscle;
+            let q0 =
+                ((ax - px) / (1.1 * r0)).powi(2) + ((d + 18.0 + r0 * 0.3) / (0.9 * r0)).powi(2);
+            if q0 < 1.3 {
+                let r = r0 * (1.0 + 0.1 * wob(0x21, 12.0));
+                if ((ax - px) / (1.1 * r)).powi(2) + ((d + 18.0 + r0 * 0.3) / (0.9 * r)).powi(2)
+                    < 1.0
+                {
+                    return Tissue::Muscle;
+                }
             }
         }
         // Quadratus lumborum, lateral to the psoas.
         if s > self.s_top[L1] && s < self.s_bot[L1 + 3] {
             let qx = self.body_w[L1 + 2] + 42.0;
-            let r = 1.0 + 0.1 * wob(0x22, 10.0);
-            if ((ax - qx) / (14.0 * r)).powi(2) + ((d - 5.0) / (10.0 * r)).powi(2) <= 1.0 {
-                return Tissue::Muscle;
+            if ((ax - qx) / 14.0).powi(2) + ((d - 5.0) / 10.0).powi(2) <= 1.25 {
+                let r = 1.0 + 0.1 * wob(0x22, 10.0);
+                if ((ax - qx) / (14.0 * r)).powi(2) + ((d - 5.0) / (10.0 * r)).powi(2) <= 1.0 {
+                    return Tissue::Muscle;
+                }
             }
         }
         // Kidneys: posterior, beside the psoas, T12-L3 (the right one lower), with sinus fat and a
@@ -73,6 +90,11 @@ impl Anatomy {
         for (sign, drop) in [(1.0, 0.0), (-1.0, 15.0)] {
             let cs = 0.5 * (self.s_top[L1] + self.s_bot[L1]) + 10.0 + drop;
             let cx = sign * (self.body_w[L1 + 2] + 50.0);
+            let q0 =
+                ((x - cx) / 25.0).powi(2) + ((d + 12.0) / 20.0).powi(2) + ((s - cs) / 55.0).powi(2);
+            if q0 > 1.6 {
+                continue;
+            }
             let r = 1.0 + 0.06 * wob(0x31, 15.0);
             let q = ((x - cx) / (25.0 * r)).powi(2)
                 + ((d + 12.0) / (20.0 * r)).powi(2)
@@ -95,9 +117,15 @@ impl Anatomy {
         if d >= -8.0 {
             // Posterior body wall (latissimus, obliques' posterior fibres, gluteal muscles low
             // down) in a rounded compartment behind the spine; flank fat beside it.
-            let rx = 0.6 * self.torso_w * (1.0 + 0.08 * wob(0x42, 40.0));
             let rd = self.back_d + 8.0;
-            if (ax / rx).powi(2) + ((d - self.back_d) / rd).powi(2) <= 1.0 {
+            let q0 = (ax / (0.6 * self.torso_w)).powi(2) + ((d - self.back_d) / rd).powi(2);
+            let inside = if (q0 - 1.0).abs() < 0.2 {
+                let rx = 0.6 * self.torso_w * (1.0 + 0.08 * wob(0x42, 40.0));
+                (ax / rx).powi(2) + ((d - self.back_d) / rd).powi(2) <= 1.0
+            } else {
+                q0 <= 1.0
+            };
+            if inside {
                 if wob(0x41, 40.0).abs() < 0.015 {
                     return Tissue::Fat;
                 }
@@ -106,14 +134,16 @@ impl Anatomy {
             return Tissue::Fat;
         }
         // Liver: right upper quadrant, down to about L2, with an irregular lower edge.
-        let edge = self.s_top[L1 + 1] + 15.0 * wob(0x51, 30.0);
-        if x < -15.0 && d < -25.0 && s < edge + 0.15 * (x + 15.0) {
-            return Tissue::Liver;
+        if x < -15.0 && d < -25.0 && s < self.s_top[L1 + 1] + 16.0 {
+            let edge = self.s_top[L1 + 1] + 15.0 * wob(0x51, 30.0);
+            if s < edge + 0.15 * (x + 15.0) {
+                return Tissue::Liver;
+            }
         }
         // Retroperitoneal fat around the spine.
         let bd = self.body_d[L1 + 2];
         let near = (x / (self.body_w[L1 + 2] + 14.0)).powi(2) + ((d + bd) / (bd + 12.0)).powi(2);
-        if near * (1.0 + 0.15 * wob(0x61, 20.0)) <= 1.0 {
+        if near <= 1.2 && near * (1.0 + 0.15 * wob(0x61, 20.0)) <= 1.0 {
             return Tissue::Fat;
         }
         // Bowel loops: walls along the zero set of a smooth field, mesenteric fat between, content
