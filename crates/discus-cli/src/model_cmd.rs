@@ -61,6 +61,11 @@ pub struct PredictArgs {
     /// or of the input dataset does not permit it.
     #[arg(long = "use", value_name = "USE", default_value = "research")]
     pub use_: Use,
+    /// Also write <study_id>/findings.sr.dcm: a DICOM Comprehensive SR (TID 1500, one measurement
+    /// group per finding) in a new series of the study, patient and study attributes copied from
+    /// the study's source DICOM headers.
+    #[arg(long)]
+    pub sr: bool,
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -125,6 +130,88 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The algorithm of the reports of `model` (name, version, licence of its training data).
+fn sr_algorithm(model: &Model) -> discus_sr::Algorithm {
+    let card = &model.card;
+    let data: Vec<String> = card
+        .provenance
+        .all_cards()
+        .iter()
+        .map(|c| {
+            let uses: Vec<&str> = c
+                .licence
+                .permitted_uses
+                .iter()
+                .map(|u| u.as_str())
+                .collect();
+            format!(
+                "{} ({}; permitted uses: {})",
+                c.name,
+                c.licence.name,
+                uses.join(", ")
+            )
+        })
+        .collect();
+    discus_sr::Algorithm {
+        name: "discus localise-then-grade".into(),
+        version: format!(
+            "{} (trained {})",
+            card.discus_version, card.training.finished_unix
+        ),
+        licence: if data.is_empty() {
+            "no training data card recorded".into()
+        } else {
+            format!("trained on: {}", data.join("; "))
+        },
+        manufacturer: "discus".into(),
+    }
+}
+
+/// The SR of one study's prediction, its points resolved to the source slices through `ds`.
+fn study_sr(
+    ds: &discus_data::dataset::Dataset,
+    model: &Model,
+    p: &discus_model::predict::StudyPrediction,
+) -> Result<discus_sr::SrDocument, discus_sr::SrError> {
+    let study = discus_sr::source::study_context(ds, p.study)?;
+    let findings = p
+        .findings
+        .iter()
+        .map(|f| {
+            let point = f
+                .point
+                .as_ref()
+                .map(|pt| {
+                    discus_sr::source::source_point(
+                        ds,
+                        p.study,
+                        pt.series,
+                        pt.instance,
+                        [pt.x, pt.y],
+                    )
+                })
+                .transpose()?;
+            Ok(discus_sr::SrFinding {
+                condition: f.condition,
+                level: f.level,
+                probabilities: f.probabilities,
+                grade: f.grade,
+                point,
+                tracking_key: f.row_id.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, discus_sr::SrError>>()?;
+    Ok(discus_sr::SrDocument {
+        study,
+        algorithm: sr_algorithm(model),
+        findings,
+        series_number: 990,
+        instance_number: 1,
+        sop_instance_uid: None,
+        content_date_time: None,
+    })
+}
+
 /// The dataset root and, for a study folder, the study.
 fn input_of(p: &Path) -> Result<(PathBuf, Option<StudyId>)> {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -173,6 +260,7 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
     let pb = bar(studies.len() as u64, "predicting");
     let mut rows = Vec::new();
     let mut failed = 0usize;
+    let mut sr_failed = 0usize;
     let t0 = std::time::Instant::now();
     for study in &studies {
         match predict_study(&model, &ds, *study) {
@@ -182,6 +270,13 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
                 let json = serde_json::to_vec_pretty(&p)?;
                 discus_core::fsio::atomic_write(&path, &json)
                     .with_context(|| format!("writing {}", path.display()))?;
+                if a.sr {
+                    let sr = a.out.join(study.to_string()).join("findings.sr.dcm");
+                    if let Err(e) = study_sr(&ds, &model, &p).and_then(|d| d.write(&sr)) {
+                        sr_failed += 1;
+                        pb.println(format!("error: study {study}: SR not written: {e}"));
+                    }
+                }
             }
             Err(e) => {
                 failed += 1;
@@ -195,14 +290,18 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
     let sub = a.out.join("submission.csv");
     write_submission(&sub, &rows, LineEnding::Lf)?;
     println!(
-        "predicted {} of {} studies in {:.2} s ({:.3} s per study); wrote {} and findings.json per study",
+        "predicted {} of {} studies in {:.2} s ({:.3} s per study); wrote {} and findings.json{} per study",
         studies.len() - failed,
         studies.len(),
         secs,
         secs / studies.len() as f64,
-        sub.display()
+        sub.display(),
+        if a.sr { " and findings.sr.dcm" } else { "" }
     );
-    Ok(if failed > 0 {
+    if sr_failed > 0 {
+        eprintln!("{sr_failed} SR report(s) not written (see the errors above)");
+    }
+    Ok(if failed > 0 || sr_failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -1,6 +1,8 @@
 //! `discus train` and `discus predict` through the binary: a model trained on data licensed for
 //! research only refuses `--use commercial` with the reason (writing nothing), and predicts for
-//! research: a submission with 25 rows per study and findings.json per study.
+//! research: a submission with 25 rows per study and findings.json per study. With `--sr`, a TID
+//! 1500 SR per study that discus's checker accepts and that holds findings.json's findings in the
+//! source study (Study Instance UID and Patient ID of the source instances).
 
 use discus_core::formats::read_submission;
 use discus_core::governance::{DatasetCard, Use, CARD_FILE};
@@ -120,4 +122,90 @@ fn train_then_predict_with_the_licence_checked() {
         s(&one),
     ]);
     assert!(out.contains("predicted 1 of 1 studies"), "{out}");
+
+    // With --sr: one SR per study, matching findings.json and the source study.
+    let with_sr = tmp.path().join("with_sr");
+    let out = ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        s(&ds),
+        "--out",
+        s(&with_sr),
+        "--sr",
+    ]);
+    assert!(out.contains("findings.sr.dcm"), "{out}");
+    for st in &studies {
+        let f: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(with_sr.join(st).join("findings.json")).unwrap())
+                .unwrap();
+        let sr_path = with_sr.join(st).join("findings.sr.dcm");
+        let report = discus_sr::check::check_file(&sr_path).unwrap();
+        let findings = f["findings"].as_array().unwrap();
+        assert_eq!(report.groups.len(), findings.len());
+        for (g, x) in report.groups.iter().zip(findings) {
+            assert_eq!(g.tracking_identifier, x["row_id"].as_str().unwrap());
+            for k in 0..3 {
+                let p = x["probabilities"][k].as_f64().unwrap();
+                assert!((g.probabilities[k] - p).abs() < 1e-12);
+            }
+            assert_eq!(g.point.is_some(), !x["point"].is_null());
+            if let Some(pt) = &g.point {
+                let px = x["point"]["x"].as_f64().unwrap() + 0.5;
+                let py = x["point"]["y"].as_f64().unwrap() + 0.5;
+                assert!((pt.graphic_xy[0] as f64 - px).abs() < 1e-3);
+                assert!((pt.graphic_xy[1] as f64 - py).abs() < 1e-3);
+                // The referenced slice is the finding's instance of its series.
+                let series = x["point"]["series"].as_u64().unwrap().to_string();
+                let inst = x["point"]["instance"].as_i64().unwrap();
+                let src = ds
+                    .join("train_images")
+                    .join(st)
+                    .join(&series)
+                    .join(format!("{inst}.dcm"));
+                let obj = dicom_object::open_file(&src).unwrap();
+                let uid = obj
+                    .element(dicom_dictionary_std::tags::SOP_INSTANCE_UID)
+                    .unwrap();
+                assert_eq!(
+                    uid.to_str().unwrap().trim_end_matches('\0'),
+                    pt.sop_instance_uid
+                );
+            }
+        }
+        let sr = dicom_object::open_file(&sr_path).unwrap();
+        let series_dir = std::fs::read_dir(ds.join("train_images").join(st))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let any = std::fs::read_dir(series_dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let src = dicom_object::open_file(any).unwrap();
+        for tag in [
+            dicom_dictionary_std::tags::STUDY_INSTANCE_UID,
+            dicom_dictionary_std::tags::PATIENT_ID,
+        ] {
+            let a = sr
+                .element(tag)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+            let b = src
+                .element(tag)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+            assert_eq!(a, b);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! DICOM Structured Reports of discus findings: TID 1500 "Measurement Report" in a Comprehensive
-//! SR, one measurement group per finding ([`write`]), a checker that reads a report back and
-//! validates the structure discus relies on ([`check`]), and the source side read through the
+//! SR, one measurement group per finding ([`mod@write`]), a checker that reads a report back and
+//! validates the structure discus relies on ([`mod@check`]), and the source side read through the
 //! dataset index ([`source`]). The coded concepts and their sources are listed in [`codes`].
 //!
 //! The input is this crate's own [`SrFinding`] (condition, level, probabilities, grade, point,

@@ -333,6 +333,7 @@ fn dciodvfy(path: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("ComprehensiveSR"), "{text}");
+    eprintln!("dciodvfy {}:\n{text}", path.display());
     text
 }
 
