@@ -5,7 +5,8 @@
 //! `train_series_descriptions.csv` (LF line endings), per-reader label files under `readers/<r>/`, and
 //! `truth.json` (true degrees and grades, every reader's reads, injected quirks and the Bayes limit).
 //!
-//! - [`anatomy`]: a parametric spine in patient space (analytic shapes) with continuous degeneration;
+//! - [`anatomy`]: a lumbar spine and torso in patient space: sizes and angles from published ranges by
+//!   level, sex and age, tissues with organic outlines, findings, and continuous degeneration;
 //! - [`signal`]: tissue relaxation and spin-echo / STIR signal;
 //! - [`protocol`]: sites, scanners and series geometry;
 //! - [`raster`]: rendering a slice (partial volume, chemical shift, coil shading, k-space truncation,

@@ -387,7 +387,7 @@ pub fn sagittal_stack(anat: &Anatomy, site: &Site, rng: &mut ChaCha8Rng) -> Vec<
     } else {
         pick(rng, &SAG_MATRICES)
     };
-    let fov = rng.gen_range(280.0..330.0);
+    let fov = rng.gen_range(260.0..340.0);
     let ps = fov / rows.max(cols) as f64;
     let n = (nrm(rng, 17.0, 1.6).round() as usize).clamp(13, 21);
     let thickness = if rng.gen::<f64>() < 0.9 {
@@ -415,7 +415,7 @@ pub fn sagittal_stack(anat: &Anatomy, site: &Site, rng: &mut ChaCha8Rng) -> Vec<
     let centre = anat.to_patient(SpineCoord {
         s: l3 + nrm(rng, 5.0, 8.0),
         x: nrm(rng, 0.0, 2.0),
-        d: nrm(rng, 5.0, 6.0),
+        d: nrm(rng, -22.0, 8.0),
     });
     let (w, h) = (cols as f64 * ps, rows as f64 * ps);
     let first_centre = add(centre, normal, -0.5 * (n as f64 - 1.0) * spacing);
@@ -505,17 +505,7 @@ pub fn axial_stacks(
         for &lv in levels {
             let j = disc_of_level(lv);
             let s = anat.disc_s(j);
-            let a = anat.to_patient(SpineCoord {
-                s: s - 1.0,
-                x: 0.0,
-                d: 0.0,
-            });
-            let b = anat.to_patient(SpineCoord {
-                s: s + 1.0,
-                x: 0.0,
-                d: 0.0,
-            });
-            let mut up = norm([a[0] - b[0], a[1] - b[1], a[2] - b[2]]);
+            let mut up = anat.axis_at(s);
             up = norm(rotate(up, [1.0, 0.0, 0.0], nrm(rng, 0.0, 2.5).to_radians()));
             // Keep each level's stack at least 1.5 degrees from the others, as separately planned
             // blocks are (readers group slices into stacks by orientation).

@@ -207,6 +207,25 @@ pub fn relax(t: Tissue, field_t: f64, disc_degeneration: f64) -> Relax {
         Tissue::Nerve => r(745.0, 993.0, 74.0, 78.0, 0.7),
         Tissue::Ligament => r(800.0, 1000.0, 32.0, 30.0, 0.45),
         Tissue::JointFluid => r(3000.0, 3500.0, 500.0, 450.0, 0.95),
+        // Yellow marrow (fatty islands): mostly fat protons (Baum 2018 fat fractions; K).
+        Tissue::MarrowFat => Relax {
+            fat: 0.8,
+            ..r(900.0, 1100.0, 25.0, 22.0, 0.9)
+        },
+        // Modic 1: oedematous marrow, long T1 and T2, little fat (K).
+        Tissue::MarrowOedema => Relax {
+            fat: 0.1,
+            ..r(1100.0, 1300.0, 110.0, 95.0, 0.95)
+        },
+        // Hyaline cartilage (Stanisz 2005: 1.5 T 1024/30, 3 T 1168/27).
+        Tissue::Cartilage => r(1024.0, 1168.0, 30.0, 27.0, 0.7),
+        // Liver (Stanisz 2005: 1.5 T 576/46, 3 T 812/42).
+        Tissue::Liver => r(576.0, 812.0, 46.0, 42.0, 0.75),
+        // Kidney, cortex and medulla averaged (de Bazelaire 2004 at 3 T: 1142/76 and 1545/81;
+        // 1.5 T: 966/87 and 1412/85).
+        Tissue::Kidney => r(1190.0, 1340.0, 86.0, 78.0, 0.85),
+        // Bowel wall and mixed content (K: fluid-rich, intermediate T1).
+        Tissue::Bowel => r(900.0, 1100.0, 120.0, 110.0, 0.85),
         Tissue::Nucleus(_) => nucleus_relax(field_t, disc_degeneration),
     }
 }
@@ -256,26 +275,12 @@ pub fn signal_table(seq: &Sequence, field_t: f64, disc_deg: &[f64; N_DISC]) -> S
         water: [0f32; N_TISSUE_CODES],
         fat: [0f32; N_TISSUE_CODES],
     };
-    let plain = [
-        Tissue::Air,
-        Tissue::Fat,
-        Tissue::Muscle,
-        Tissue::Viscera,
-        Tissue::Vessel,
-        Tissue::Marrow,
-        Tissue::Cortex,
-        Tissue::Annulus,
-        Tissue::Csf,
-        Tissue::Nerve,
-        Tissue::Ligament,
-        Tissue::JointFluid,
-    ];
     let mut put = |t: Tissue, g: f64| {
         let c = seq.compartments(t, field_t, g);
         out.water[t.code()] = c.water as f32;
         out.fat[t.code()] = c.fat as f32;
     };
-    for t in plain {
+    for t in Tissue::PLAIN {
         put(t, 0.0);
     }
     for (i, &g) in disc_deg.iter().enumerate() {

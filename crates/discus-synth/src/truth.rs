@@ -50,6 +50,9 @@ pub struct StudyTruth {
     pub field_strength_t: f64,
     /// The continuous degeneration degrees the grades came from.
     pub degrees: crate::anatomy::Degeneration,
+    /// The patient's anatomy: sex, age, sizes and angles, pose, findings, and how levels are
+    /// counted.
+    pub anatomy: AnatomyTruth,
     /// True grade per label column (`spinal_canal_stenosis_l1_l2` ...), null when not labelled.
     pub true_grades: BTreeMap<String, Option<Severity>>,
     /// The true point of every finding.
@@ -60,6 +63,26 @@ pub struct StudyTruth {
     pub series: Vec<SeriesTruth>,
     /// Every reader's grades per label column.
     pub reads: Vec<BTreeMap<String, Option<Severity>>>,
+}
+
+/// How the vertebral levels are named in the labels. The model has the usual count (twelve
+/// rib-bearing thoracic vertebrae, five lumbar, a fused sacrum) and no transitional vertebra, so
+/// counting from above (T12 = the last rib-bearing vertebra) and from the sacrum agree.
+pub const LEVEL_COUNTING: &str =
+    "five lumbar vertebrae, no transitional vertebra: counted from T12 and from the sacrum alike";
+
+/// The anatomy of one study's patient in truth.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnatomyTruth {
+    /// Sex, age, body and disc sizes, lordosis, sacral slope, dural sac, conus.
+    pub morphometry: crate::anatomy::Morphometry,
+    /// Position in the scanner and coronal shape (offset, scoliosis, rotation).
+    pub pose: crate::anatomy::Pose,
+    /// Findings beyond the graded narrowing (Pfirrmann, Modic, Schmorl, HIZ, herniations,
+    /// listhesis, facet effusion, synovial cyst).
+    pub findings: crate::anatomy::Findings,
+    /// How the levels were counted ([`LEVEL_COUNTING`]).
+    pub level_counting: String,
 }
 
 /// One series of a study in truth.json.
@@ -142,6 +165,12 @@ impl CohortPlan {
                         model: site.model.clone(),
                         field_strength_t: site.field_t,
                         degrees: s.anatomy.degeneration.clone(),
+                        anatomy: AnatomyTruth {
+                            morphometry: s.anatomy.morph.clone(),
+                            pose: s.anatomy.pose.clone(),
+                            findings: s.anatomy.findings.clone(),
+                            level_counting: LEVEL_COUNTING.into(),
+                        },
                         true_grades: grade_map(&s.true_grades),
                         truth_points: s.truth_points.clone(),
                         uncovered_axial_levels: s.uncovered.clone(),

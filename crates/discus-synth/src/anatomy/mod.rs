@@ -4,8 +4,17 @@
 //! own "straightened" frame is `(s, x, d)`: `s` is arc length along a lordotic centreline (growing
 //! towards the feet), `x` is the patient's left, `d` is distance along the centreline's posterior
 //! normal, with `d = 0` on the posterior walls of the vertebral bodies (bodies at `d < 0`, the canal
-//! and the posterior arch at `d > 0`). Every tissue is a simple shape in that frame, so any series
-//! geometry can be rendered by asking [`Anatomy::tissue_at`] what lies at a patient-space point.
+//! and the posterior arch at `d > 0`). Every tissue is a shape in that frame, bent by smooth
+//! per-patient noise ([`noise`]), so any series geometry can be rendered by asking
+//! [`Anatomy::tissue_at`] what lies at a patient-space point. The centreline bends by each body's
+//! wedge and each disc's share of the segmental lordosis ([`morpho`]); on top of it the *anatomical*
+//! frame adds the patient's lateral offset, scoliosis, axial rotation and slip ([`pathology`]):
+//! [`Anatomy::to_spine_from`] gives the raw frame that renderers interpolate, [`Anatomy::to_spine`]
+//! and [`Anatomy::to_patient`] the anatomical one.
+//!
+//! Submodules: [`morpho`] (sizes and angles with their sources), [`pathology`] (pose and findings
+//! with their prevalences), [`noise`] (band-limited value noise); the column (bodies and discs) and the
+//! soft tissue and organs are drawn in private submodules.
 //!
 //! Degeneration is a degree in `[0, 1)` per condition, level and side; the geometry narrows with it
 //! and the grade follows from it by spec section 7 ([`grade_of_degree`]):
@@ -18,8 +27,20 @@
 //! - subarticular recess: the same rules for the traversing root in the lateral recess (free /
 //!   touched, not displaced / compressed).
 
+mod body;
+mod column;
+pub mod morpho;
+pub mod noise;
+pub mod pathology;
+
 use discus_core::{Level, Severity, Side};
-use rand::Rng;
+pub use morpho::{Morphometry, Sex, L1, S1};
+use noise::noise3;
+pub use pathology::{
+    height_factor, pfirrmann_of, Findings, Herniation, HerniationType, Listhesis, Pose, Schmorl,
+    Zone,
+};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use serde::{Deserialize, Serialize};
@@ -72,14 +93,27 @@ pub enum Tissue {
     Nerve = 9,
     /// Ligament (the ligamentum flavum and the posterior ligaments).
     Ligament = 10,
-    /// Facet joint fluid.
+    /// Free fluid: facet joint fluid and effusions, synovial cyst content, the high-intensity zone
+    /// of an annular fissure.
     JointFluid = 11,
+    /// Fatty marrow: yellow-marrow islands in the trabecular bone, Modic type 2 endplate change.
+    MarrowFat = 12,
+    /// Marrow oedema: Modic type 1 endplate change.
+    MarrowOedema = 13,
+    /// Hyaline cartilage of the facet joints.
+    Cartilage = 14,
+    /// Liver (its lower edge on the upper slices).
+    Liver = 15,
+    /// Kidney.
+    Kidney = 16,
+    /// Bowel wall and content (gas is [`Tissue::Air`]).
+    Bowel = 17,
     /// `Nucleus(disc)`; encoded as `NUCLEUS_BASE + disc` in [`Tissue::code`].
     Nucleus(u8),
 }
 
 /// The code of `Nucleus(0)`; disc `i`'s nucleus is `NUCLEUS_BASE + i`.
-pub const NUCLEUS_BASE: usize = 12;
+pub const NUCLEUS_BASE: usize = 18;
 /// Number of distinct tissue codes (the length of signal tables).
 pub const N_TISSUE_CODES: usize = NUCLEUS_BASE + N_DISC;
 
@@ -100,8 +134,36 @@ impl Tissue {
             Tissue::Nerve => 9,
             Tissue::Ligament => 10,
             Tissue::JointFluid => 11,
+            Tissue::MarrowFat => 12,
+            Tissue::MarrowOedema => 13,
+            Tissue::Cartilage => 14,
+            Tissue::Liver => 15,
+            Tissue::Kidney => 16,
+            Tissue::Bowel => 17,
         }
     }
+
+    /// Every tissue except the per-disc nuclei, in code order (code `i` is `PLAIN[i]`).
+    pub const PLAIN: [Tissue; NUCLEUS_BASE] = [
+        Tissue::Air,
+        Tissue::Fat,
+        Tissue::Muscle,
+        Tissue::Viscera,
+        Tissue::Vessel,
+        Tissue::Marrow,
+        Tissue::Cortex,
+        Tissue::Annulus,
+        Tissue::Csf,
+        Tissue::Nerve,
+        Tissue::Ligament,
+        Tissue::JointFluid,
+        Tissue::MarrowFat,
+        Tissue::MarrowOedema,
+        Tissue::Cartilage,
+        Tissue::Liver,
+        Tissue::Kidney,
+        Tissue::Bowel,
+    ];
 }
 
 /// The grade that a degree of narrowing maps to (spec section 7: thresholds at 1/3 and 2/3).
@@ -333,6 +395,8 @@ struct Centreline {
     y: Vec<f64>,
     z: Vec<f64>,
     psi: Vec<f64>,
+    /// Per entry: lateral offset x (mm), cos and sin of the axial rotation, forward slip (mm).
+    frame: Vec<[f64; 4]>,
 }
 
 impl Centreline {
@@ -346,6 +410,51 @@ impl Centreline {
         let l = |v: &Vec<f64>| v[i] + (v[i + 1] - v[i]) * f;
         (l(&self.y), l(&self.z), l(&self.psi))
     }
+    fn frame(&self, s: f64) -> [f64; 4] {
+        let (i, f) = self.idx(s);
+        let (a, b) = (self.frame[i], self.frame[i + 1]);
+        [
+            a[0] + (b[0] - a[0]) * f,
+            a[1] + (b[1] - a[1]) * f,
+            a[2] + (b[2] - a[2]) * f,
+            a[3] + (b[3] - a[3]) * f,
+        ]
+    }
+}
+
+/// Piecewise-linear interpolation through `(s, value)` knots sorted by s; constant beyond the ends.
+fn piecewise(knots: &[(f64, f64)], s: f64) -> f64 {
+    if s <= knots[0].0 {
+        return knots[0].1;
+    }
+    if s >= knots[knots.len() - 1].0 {
+        return knots[knots.len() - 1].1;
+    }
+    let i = knots.iter().rposition(|&(ks, _)| ks <= s).unwrap();
+    let (a, b) = (knots[i], knots[i + 1]);
+    a.1 + (b.1 - a.1) * (s - a.0) / (b.0 - a.0).max(1e-9)
+}
+
+/// Linear interpolation in a table at fractional index `t` (clamped to the table).
+fn lerp_table(v: &[f64], t: f64) -> f64 {
+    let t = t.clamp(0.0, (v.len() - 2) as f64);
+    let i = t.floor() as usize;
+    v[i] + (v[i + 1] - v[i]) * (t - i as f64)
+}
+
+/// A centred moving average of half-width `h` samples (the ends use the samples available).
+fn box_smooth(v: &[f64], h: usize) -> Vec<f64> {
+    let n = v.len();
+    let mut prefix = vec![0.0; n + 1];
+    for i in 0..n {
+        prefix[i + 1] = prefix[i] + v[i];
+    }
+    (0..n)
+        .map(|i| {
+            let (a, b) = (i.saturating_sub(h), (i + h + 1).min(n));
+            (prefix[b] - prefix[a]) / (b - a) as f64
+        })
+        .collect()
 }
 
 /// One patient's anatomy: shapes and degeneration.
@@ -353,6 +462,16 @@ impl Centreline {
 pub struct Anatomy {
     /// The patient's degeneration degrees.
     pub degeneration: Degeneration,
+    /// Sex, age, sizes and angles.
+    pub morph: Morphometry,
+    /// Findings beyond the graded narrowing (Pfirrmann, Modic, listhesis, ...).
+    pub findings: Findings,
+    /// Position in the scanner and coronal shape.
+    pub pose: Pose,
+    /// Seed of the patient's noise fields (outlines and textures).
+    pub nseed: u32,
+    /// Depth of the endplates' central concavity (mm).
+    pub endplate_cav: f64,
     line: Centreline,
     /// s of the top and bottom endplates of each vertebral body.
     pub s_top: [f64; N_VERT],
@@ -414,23 +533,18 @@ impl Anatomy {
     /// Draws a patient. All randomness comes from `rng`.
     pub fn sample(rng: &mut ChaCha8Rng) -> Self {
         let degeneration = Degeneration::sample(rng);
+        // Everything else comes from a child generator (one draw from the study's stream), so that
+        // the anatomy can grow without moving the draws that follow it.
+        let mut child = ChaCha8Rng::seed_from_u64(rng.gen());
+        let rng = &mut child;
         let nrm = |rng: &mut ChaCha8Rng, m: f64, sd: f64| -> f64 {
             Normal::new(m, sd).unwrap().sample(rng)
         };
-        let scale = nrm(rng, 1.0, 0.06).clamp(0.85, 1.15);
-        // Body heights (mm), T10..S5.
-        let h0 = [
-            22.0, 23.0, 24.0, 25.5, 26.5, 27.0, 27.0, 26.0, 27.0, 20.0, 16.0, 12.0, 9.0,
-        ];
-        let w0 = [
-            18.0, 19.0, 20.0, 21.0, 22.0, 23.5, 24.5, 25.5, 22.0, 17.0, 13.0, 10.0, 8.0,
-        ];
-        let dd0 = [
-            13.5, 14.0, 14.5, 15.0, 15.5, 16.5, 17.0, 17.0, 15.0, 11.0, 9.0, 7.0, 6.0,
-        ];
-        let disc_h0 = [
-            5.0, 5.5, 6.5, 8.0, 9.0, 10.0, 11.0, 11.0, 1.5, 1.2, 1.0, 0.8,
-        ];
+        let morph = Morphometry::sample(rng, degeneration.patient_factor);
+        let findings = Findings::sample(rng, &degeneration, &morph);
+        let pose = Pose::sample(rng, morph.age);
+        let nseed: u32 = rng.gen();
+        let endplate_cav = nrm(rng, 1.1, 0.2).clamp(0.5, 1.7);
         let mut disc_deg = [0.0; N_DISC];
         disc_deg[3..8].copy_from_slice(&degeneration.disc);
         disc_deg[2] = (degeneration.disc[0] * 0.6 + 0.05 * nrm(rng, 0.0, 1.0)).clamp(0.0, 1.0);
@@ -440,52 +554,63 @@ impl Anatomy {
         let mut body_d = [0.0; N_VERT];
         let mut s = 0.0;
         for v in 0..N_VERT {
-            let h = h0[v] * scale * nrm(rng, 1.0, 0.03);
             s_top[v] = s;
-            s_bot[v] = s + h;
-            body_w[v] = w0[v] * scale * nrm(rng, 1.0, 0.03);
-            body_d[v] = dd0[v] * scale * nrm(rng, 1.0, 0.03);
-            s += h;
+            s_bot[v] = s + morph.body_h[v];
+            body_w[v] = 0.5 * morph.body_width[v];
+            body_d[v] = 0.5 * morph.body_depth[v];
+            s = s_bot[v];
             if v < N_DISC {
-                let dh = disc_h0[v] * scale * nrm(rng, 1.0, 0.06) * (1.0 - 0.45 * disc_deg[v]);
-                s += dh.max(0.8);
+                s += (morph.disc_h[v] * height_factor(disc_deg[v])).max(0.8);
             }
         }
-        // Lordosis: the centreline's angle psi from vertical (positive: going down heads posteriorly)
-        // at each vertebra's centre, scaled per patient.
-        let lord = nrm(rng, 1.0, 0.18).clamp(0.6, 1.4);
-        let tilt = nrm(rng, 0.0, 3.0).to_radians();
-        let psi_knots_deg = [
-            -12.0, -10.0, -8.0, -6.0, -2.0, 2.0, 8.0, 16.0, 30.0, 40.0, 48.0, 54.0, 58.0,
-        ];
-        let centres: Vec<f64> = (0..N_VERT).map(|v| 0.5 * (s_top[v] + s_bot[v])).collect();
-        let psi_at = |s: f64| -> f64 {
-            let k = if s <= centres[0] {
-                psi_knots_deg[0]
-            } else if s >= centres[N_VERT - 1] {
-                psi_knots_deg[N_VERT - 1]
+        // The centreline angle psi from the scanner's z axis (positive: going down heads
+        // posteriorly), piecewise linear through the endplates: each body turns by its wedge, each
+        // disc by the rest of its segment's angle (the sacral segments turn within the bodies),
+        // then smoothed over ~10 mm so that the posterior elements are not folded at the discs.
+        let psi_top = morph.endplate_psi_deg();
+        let mut knots: Vec<(f64, f64)> = Vec::with_capacity(2 * N_VERT);
+        for v in 0..N_VERT {
+            let turn = if v < S1 {
+                morph.wedge_deg[v]
+            } else if v < N_DISC {
+                morph.segment_deg[v]
             } else {
-                let i = centres.iter().rposition(|&c| c <= s).unwrap();
-                let f = (s - centres[i]) / (centres[i + 1] - centres[i]);
-                psi_knots_deg[i] + (psi_knots_deg[i + 1] - psi_knots_deg[i]) * f
+                0.0
             };
-            // Lordosis scaled about L3 (psi ~ 0).
-            (k * lord).to_radians() + tilt
-        };
+            knots.push((s_top[v], psi_top[v]));
+            knots.push((s_bot[v], psi_top[v] + turn));
+        }
         let step = 0.5;
         let s0 = -120.0;
         let s1 = s + 120.0;
         let n = ((s1 - s0) / step) as usize + 2;
-        let (mut ys, mut zs, mut ps) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        let build = |knots: &[(f64, f64)]| -> Vec<f64> {
+            let mut ps: Vec<f64> = (0..n)
+                .map(|i| piecewise(knots, s0 + i as f64 * step).to_radians())
+                .collect();
+            for _ in 0..2 {
+                ps = box_smooth(&ps, 10);
+            }
+            ps
+        };
+        // The smoothing blurs the endplate angles: correct the knots until the smoothed line has
+        // the intended angle at every endplate.
+        let target = knots.clone();
+        let mut ps = build(&knots);
+        for _ in 0..6 {
+            for (k, t) in knots.iter_mut().zip(&target) {
+                let got = lerp_table(&ps, (t.0 - s0) / step).to_degrees();
+                k.1 += t.1 - got;
+            }
+            ps = build(&knots);
+        }
+        let (mut ys, mut zs) = (vec![0.0; n], vec![0.0; n]);
         let (mut y, mut z) = (0.0, 0.0);
         for i in 0..n {
-            let si = s0 + i as f64 * step;
-            let psi = psi_at(si);
             ys[i] = y;
             zs[i] = z;
-            ps[i] = psi;
-            y += psi.sin() * step;
-            z -= psi.cos() * step;
+            y += ps[i].sin() * step;
+            z -= ps[i].cos() * step;
         }
         // Put the middle of L3's posterior wall at the origin (world y, z); x = 0 is the midline.
         let l3 = 0.5 * (s_top[5] + s_bot[5]);
@@ -493,12 +618,37 @@ impl Anatomy {
         let (oy, oz) = (ys[li], zs[li]);
         ys.iter_mut().for_each(|v| *v -= oy);
         zs.iter_mut().for_each(|v| *v -= oz);
+        // Coronal shape and pose: lateral offset, a scoliotic curve over T12-L5 with the vertebrae
+        // rotated towards its convexity, the patient's roll, and a listhesis as a forward shift of
+        // everything above the slipped disc (sheared across it).
+        let (ca, cb) = (s_top[2], s_bot[7]);
+        let listhesis = findings.listhesis;
+        let mut frame = Vec::with_capacity(n);
+        for i in 0..n {
+            let si = s0 + i as f64 * step;
+            let sc = if si > ca && si < cb {
+                pose.scoliosis_mm * (std::f64::consts::PI * (si - ca) / (cb - ca)).sin()
+            } else {
+                0.0
+            };
+            let theta = (pose.rotation_per_mm * sc + pose.roll_deg).to_radians();
+            let slip = match listhesis {
+                Some(l) => {
+                    let (a, b) = (s_bot[l.disc], s_top[l.disc + 1]);
+                    let t = ((si - a) / (b - a)).clamp(0.0, 1.0);
+                    -l.slip_mm * (1.0 - t * t * (3.0 - 2.0 * t))
+                }
+                None => 0.0,
+            };
+            frame.push([pose.lateral_mm + sc, theta.cos(), theta.sin(), slip]);
+        }
         let line = Centreline {
             s0,
             step,
             y: ys,
             z: zs,
             psi: ps,
+            frame,
         };
         let mut near_disc = vec![0u8; n];
         let disc_c: Vec<f64> = (0..N_DISC)
@@ -524,8 +674,8 @@ impl Anatomy {
                 for_deg[side][l + 3] = degeneration.foraminal[side][l];
             }
         }
-        let sac_rx = nrm(rng, 10.5, 0.8).clamp(8.5, 12.5);
-        let sac_rd = nrm(rng, 7.5, 0.6).clamp(6.0, 9.0);
+        let sac_rx = 0.5 * morph.sac_width;
+        let sac_rd = 0.5 * morph.sac_ap;
         let epi = nrm(rng, 2.0, 0.4).clamp(1.2, 3.0);
         let subcut = nrm(rng, 20.0, 8.0).clamp(6.0, 45.0);
         let lamina_d = epi + 2.0 * sac_rd + 3.0;
@@ -552,8 +702,20 @@ impl Anatomy {
             let (a, b) = (k.saturating_sub(20), (k + 21).min(nz));
             *by = raw[a..b].iter().sum::<f64>() / (b - a) as f64;
         }
+        // The conus tip, from its position in vertebral-segment units counted from L1's top.
+        let conus_s = {
+            let u = morph.conus_units;
+            let k = u.floor();
+            let v = ((L1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
+            s_top[v] + (u - k) * (s_top[v + 1] - s_top[v])
+        };
         Anatomy {
             degeneration,
+            morph,
+            findings,
+            pose,
+            nseed,
+            endplate_cav,
             line,
             s_top,
             s_bot,
@@ -575,7 +737,7 @@ impl Anatomy {
             sub_deg,
             for_deg,
             sac_end_s: s_top[9],
-            conus_s: s_top[3] + 0.6 * (s_bot[3] - s_top[3]),
+            conus_s,
             back_y,
             back_z0,
         }
@@ -586,14 +748,32 @@ impl Anatomy {
         0.5 * (self.s_bot[i] + self.s_top[i + 1])
     }
 
-    /// Straightened coordinates -> patient mm (LPS).
+    /// Straightened (anatomical) coordinates -> patient mm (LPS).
     pub fn to_patient(&self, c: SpineCoord) -> [f64; 3] {
+        let [xo, cs, sn, slip] = self.line.frame(c.s);
+        let dc = self.sac_dc;
+        let xr = xo + c.x * cs - (c.d - dc) * sn;
+        let dr = dc + c.x * sn + (c.d - dc) * cs + slip;
         let (y, z, psi) = self.line.at(c.s);
         // Posterior normal N = (0, cos psi, sin psi).
-        [c.x, y + c.d * psi.cos(), z + c.d * psi.sin()]
+        [xr, y + dr * psi.cos(), z + dr * psi.sin()]
     }
 
-    /// Patient mm (LPS) -> straightened coordinates, starting from a guess of `s`.
+    /// The spine's axis at `s`: the unit vector along the centreline towards the head, in patient
+    /// space (a disc's plane is normal to it at the disc's centre; a slip shears the disc but does not
+    /// tilt this axis).
+    pub fn axis_at(&self, s: f64) -> [f64; 3] {
+        let (_, _, psi) = self.line.at(s);
+        let dx = (self.line.frame(s + 0.5)[0] - self.line.frame(s - 0.5)[0]) / 1.0;
+        let v = [-dx, -psi.sin(), psi.cos()];
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        [v[0] / n, v[1] / n, v[2] / n]
+    }
+
+    /// Patient mm (LPS) -> *raw* straightened coordinates of the centreline frame, starting from a
+    /// guess of `s`: `x` is the patient x and `d` the distance along the centreline's normal, before
+    /// the patient's lateral offset, scoliosis, rotation and slip ([`Anatomy::anatomical`] applies
+    /// them). Renderers interpolate these raw coordinates and call [`Anatomy::tissue`].
     pub fn to_spine_from(&self, p: [f64; 3], mut s: f64) -> SpineCoord {
         for _ in 0..3 {
             let (y, z, psi) = self.line.at(s);
@@ -618,41 +798,97 @@ impl Anatomy {
         }
     }
 
-    /// Patient mm (LPS) -> straightened coordinates.
-    pub fn to_spine(&self, p: [f64; 3]) -> SpineCoord {
+    /// Raw straightened coordinates ([`Anatomy::to_spine_from`]) -> anatomical ones (the frame
+    /// of [`Anatomy::tissue_at_spine`]).
+    pub fn anatomical(&self, c: SpineCoord) -> SpineCoord {
+        let [xo, cs, sn, slip] = self.line.frame(c.s);
+        let dc = self.sac_dc;
+        let (u, v) = (c.x - xo, c.d - slip - dc);
+        SpineCoord {
+            s: c.s,
+            x: u * cs + v * sn,
+            d: dc - u * sn + v * cs,
+        }
+    }
+
+    fn raw_spine(&self, p: [f64; 3]) -> SpineCoord {
         // Initial guess: the table entry with the nearest z.
         let zs = &self.line.z;
         let k = zs.partition_point(|&z| z > p[2]).min(zs.len() - 1);
         self.to_spine_from(p, self.line.s0 + k as f64 * self.line.step)
     }
 
-    /// The tissue at a patient-space point.
-    pub fn tissue_at(&self, p: [f64; 3]) -> Tissue {
-        self.tissue(self.to_spine(p), p)
+    /// Patient mm (LPS) -> anatomical straightened coordinates.
+    pub fn to_spine(&self, p: [f64; 3]) -> SpineCoord {
+        self.anatomical(self.raw_spine(p))
     }
 
-    /// Torso outline at a world point: `None` inside the torso's deep tissues, else Air or Fat (skin fold).
+    /// The tissue at a patient-space point.
+    pub fn tissue_at(&self, p: [f64; 3]) -> Tissue {
+        self.tissue(self.raw_spine(p), p)
+    }
+
+    /// Torso outline at a world point: `None` inside the torso's deep tissues, else Air outside,
+    /// skin, subcutaneous fat, or the muscles of the abdominal wall (obliques and transversus
+    /// laterally, rectus in front). The outline and the fat's thickness vary smoothly with the
+    /// angle around the body and along it.
     pub fn torso(&self, p: [f64; 3]) -> Option<Tissue> {
         let k = ((p[2] - self.back_z0).round().max(0.0) as usize).min(self.back_y.len() - 1);
         let yb = self.back_y[k];
         let th = 0.5 * self.torso_depth;
         let yc = yb - th;
         let tw = self.torso_w;
-        if (p[0] / tw).powi(2) + ((p[1] - yc) / th).powi(2) > 1.0 {
+        let (u, v) = (p[0] / tw, (p[1] - yc) / th);
+        let r2 = u * u + v * v;
+        if r2 < 0.45 {
+            return None; // well inside: skip the outline's noise
+        }
+        let ang = v.atan2(u);
+        let (sa, ca) = ang.sin_cos();
+        let n = |k: u32, f: f64| noise3(self.nseed ^ k, 1.5 * ca + 3.0, 1.5 * sa + 3.0, p[2] / f);
+        let r = r2.sqrt() / (1.0 + 0.03 * n(0x91, 80.0));
+        // Radial distance (mm, approximate) inside the skin.
+        let depth = (1.0 - r) * (tw * th / (tw * sa.abs() + th * ca.abs()).max(1.0)).max(1.0);
+        if depth < 0.0 {
             return Some(Tissue::Air);
         }
-        let (iw, ih) = (tw - self.subcut * 0.8, th - self.subcut);
-        if (p[0] / iw).powi(2) + ((p[1] - yc + 0.0) / ih).powi(2) > 1.0 {
+        if depth < 1.8 {
+            return Some(Tissue::Ligament); // skin: dense, intermediate-dark
+        }
+        // Subcutaneous fat: thicker at the back and flanks, thinner in front, varying.
+        let back = v > 0.0;
+        let fat = self.subcut * (if back { 1.0 } else { 0.8 }) * (1.0 + 0.25 * n(0x92, 60.0));
+        if depth < fat {
+            // Fibrous septa in the fat.
+            if noise3(self.nseed ^ 0x93, p[0] / 14.0, p[1] / 14.0, p[2] / 20.0).abs() < 0.007 {
+                return Some(Tissue::Ligament);
+            }
             return Some(Tissue::Fat);
+        }
+        // The abdominal wall (not at the back, where the paraspinal muscles are).
+        let wall = 9.0 + 4.0 * n(0x94, 70.0);
+        if !back || v < 0.35 {
+            if depth < fat + wall {
+                // Fascial planes between the layers.
+                let t = (depth - fat) / wall;
+                if (t - 0.35).abs() < 0.04 || (t - 0.7).abs() < 0.04 {
+                    return Some(Tissue::Fat);
+                }
+                return Some(Tissue::Muscle);
+            }
+            if depth < fat + wall + 3.0 {
+                return Some(Tissue::Fat); // preperitoneal fat
+            }
         }
         None
     }
 
-    /// The tissue at a point given both its straightened and world coordinates.
+    /// The tissue at a point given both its raw straightened ([`Anatomy::to_spine_from`]) and
+    /// world coordinates.
     pub fn tissue(&self, c: SpineCoord, p: [f64; 3]) -> Tissue {
         match self.torso(p) {
             Some(t) => t,
-            None => self.tissue_at_spine(c),
+            None => self.tissue_at_spine(self.anatomical(c)),
         }
     }
 
@@ -737,49 +973,8 @@ impl Anatomy {
         }
         if in_spine_range {
             // Vertebral bodies and discs (d < 0, plus disc bulge into the canal).
-            for &v in &[above, below] {
-                if s >= self.s_top[v] && s <= self.s_bot[v] {
-                    let (w, dd) = (self.body_w[v], self.body_d[v]);
-                    let q = (x / w).powi(2) + ((d + dd) / dd).powi(2);
-                    if q <= 1.0 {
-                        let edge = (s - self.s_top[v]).min(self.s_bot[v] - s);
-                        let qi = (x / (w - 1.4)).powi(2) + ((d + dd) / (dd - 1.4)).powi(2);
-                        return if edge < 1.0 || qi > 1.0 {
-                            Tissue::Cortex
-                        } else {
-                            Tissue::Marrow
-                        };
-                    }
-                }
-            }
-            if s > self.s_bot[above] && s < self.s_top[below] {
-                let dg = self.disc_deg[j];
-                let w = 0.5 * (self.body_w[above] + self.body_w[below]) + 1.0 + 1.5 * dg;
-                let dd = 0.5 * (self.body_d[above] + self.body_d[below]);
-                // Posterior bulge: a broad part from disc degeneration, and a central part that meets
-                // the narrowed sac (which keeps priority below).
-                let central = (1.0 - (x / self.sac_rx).powi(2)).max(0.0);
-                let bulge = 0.8 + 2.0 * dg + 1.2 * self.sac_rd * self.spinal_deg[j] * central;
-                let dback = if d > -dd { dd + bulge } else { dd + 1.0 };
-                let in_sac = d > 0.0 && s < self.sac_end_s && {
-                    let (dc, rx, rd) = self.sac_at(s, j);
-                    (x / rx).powi(2) + ((d - dc) / rd).powi(2) <= 1.0
-                };
-                let q = (x / w).powi(2) + ((d + dd) / dback).powi(2);
-                if q <= 1.0 && !in_sac {
-                    let h = self.s_top[below] - self.s_bot[above];
-                    if j >= 8 {
-                        return Tissue::Cortex; // fused sacral segments
-                    }
-                    let (nw, nd, nh) = (0.5 * w, 0.45 * dd, 0.36 * h * (1.0 - 0.3 * dg));
-                    let qn =
-                        (x / nw).powi(2) + ((d + dd + 1.5) / nd).powi(2) + ((s - ds) / nh).powi(2);
-                    return if qn <= 1.0 {
-                        Tissue::Nucleus(j as u8)
-                    } else {
-                        Tissue::Annulus
-                    };
-                }
+            if let Some(t) = self.column(s, x, d, j) {
+                return t;
             }
             // The canal.
             if d >= 0.0 && d < self.lamina_d && ax < self.canal_w {
@@ -820,6 +1015,10 @@ impl Anatomy {
                         return Tissue::Csf;
                     }
                 }
+                // Posterior longitudinal ligament on the back of bodies and discs.
+                if d < 0.8 && ax < 7.0 {
+                    return Tissue::Ligament;
+                }
                 // Lateral recess near the disc: root in fat, bounded by facet bone posteriorly.
                 if ax > self.sac_rx * 0.6 {
                     let (xr, dr, hx, hd) = self.recess_at(s, j, side);
@@ -841,6 +1040,19 @@ impl Anatomy {
                 }
                 return Tissue::Fat;
             }
+            // A synovial cyst off the back of a facet joint (rare).
+            if let Some((cs, cl)) = self.findings.synovial_cyst {
+                if cs == side && cl + 3 == j {
+                    let (cx, cd) = (self.canal_w + 4.0, self.lamina_d + 5.0);
+                    let r2 = (ax - cx).powi(2) + (d - cd).powi(2) + (s - ds).powi(2);
+                    if r2 < 16.0 {
+                        return Tissue::JointFluid;
+                    }
+                    if r2 < 25.0 {
+                        return Tissue::Ligament; // its wall
+                    }
+                }
+            }
             // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out.
             let fw = self.canal_w + 12.0;
             if d >= 0.0 && d < self.lamina_d + 8.0 && ax >= self.canal_w && ax < fw {
@@ -856,10 +1068,19 @@ impl Anatomy {
                 if q <= 1.0 || qr <= 1.0 {
                     return Tissue::Fat;
                 }
-                // Facet joint line, oblique, behind the foramen.
+                // Facet joint, oblique, behind the foramen: a fluid line (wider with an effusion)
+                // between cartilage-lined articular processes.
                 let dj = d - (self.lamina_d - 2.0);
-                if (s - ds - 0.4 * dj).abs() < 0.7 && d > self.sac_dc && d < self.lamina_d + 7.0 {
-                    return Tissue::JointFluid;
+                let gap = (s - ds - 0.4 * dj).abs();
+                if d > self.sac_dc && d < self.lamina_d + 7.0 {
+                    let eff = (3..8).contains(&j) && self.findings.effusion[side][j - 3];
+                    let fluid = if eff { 1.5 } else { 0.45 };
+                    if gap < fluid {
+                        return Tissue::JointFluid;
+                    }
+                    if gap < fluid + 1.1 {
+                        return Tissue::Cartilage;
+                    }
                 }
                 if q < 1.3 {
                     return Tissue::Cortex;
@@ -891,44 +1112,7 @@ impl Anatomy {
                 return Tissue::Ligament;
             }
         }
-        // Muscles: paraspinal (multifidus + erector spinae) and psoas.
-        let pd = self.lamina_d + 16.0;
-        if ax > 4.0
-            && ((ax - (self.canal_w + 20.0)) / 32.0).powi(2) + ((d - pd) / 28.0).powi(2) <= 1.0
-        {
-            // A thin fat plane between multifidus and the erector spinae.
-            if (ax - (self.canal_w + 14.0)).abs() < 0.8 && d > self.lamina_d + 6.0 {
-                return Tissue::Fat;
-            }
-            return Tissue::Muscle;
-        }
-        if s > self.s_top[3] && s < self.s_bot[7] {
-            let grow = ((s - self.s_top[3]) / (self.s_bot[7] - self.s_top[3])).clamp(0.0, 1.0);
-            let r = 6.0 + 16.0 * grow;
-            let px = self.body_w[5] + r * 0.6 + 4.0;
-            if (ax - px).powi(2) + (d + 18.0 + r * 0.3).powi(2) < r * r {
-                return Tissue::Muscle;
-            }
-        }
-        // Quadratus lumborum, lateral to the psoas.
-        if s > self.s_top[3] && s < self.s_bot[6] {
-            let qx = self.body_w[5] + 42.0;
-            if ((ax - qx) / 14.0).powi(2) + ((d - 5.0) / 10.0).powi(2) <= 1.0 {
-                return Tissue::Muscle;
-            }
-        }
-        if d >= -8.0 {
-            return Tissue::Fat;
-        }
-        // Retroperitoneal fat around the spine, bowel and organs in front.
-        let near = (x / (self.body_w[5] + 40.0)).powi(2)
-            + ((d + bd_ref) / (2.0 * bd_ref + 25.0)).powi(2)
-            <= 1.0;
-        if near {
-            Tissue::Fat
-        } else {
-            Tissue::Viscera
-        }
+        self.soft_tissue(s, x, d)
     }
 }
 
