@@ -558,8 +558,15 @@ fn kill_9_during_a_job_then_restart_gives_exactly_one_result() {
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let cfg = write_config(tmp.path(), &data, &f.model, 0.5);
-    let mut s = start(&cfg, &[("DISCUS_SERVE_FAULT_DELAY_MS", "60000")]);
+    // The job holds for a minute after ingest, so the kill lands mid-job.
+    let cfg = write_config_with(
+        tmp.path(),
+        &data,
+        &f.model,
+        0.5,
+        "hold_after_ingest_ms = 60000",
+    );
+    let mut s = start(&cfg, &[]);
     let o = storescu(&s, "SENDER", 65536, &f.studies[1]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     wait_for("the job to run", Duration::from_secs(60), || {
@@ -568,6 +575,7 @@ fn kill_9_during_a_job_then_restart_gives_exactly_one_result() {
     s.child.kill().unwrap(); // SIGKILL
     s.child.wait().unwrap();
     drop(s);
+    let cfg = write_config(tmp.path(), &data, &f.model, 0.5);
     let s = start(&cfg, &[]);
     wait_for("the redone job to finish", Duration::from_secs(120), || {
         jobs(&s).first().is_some_and(|j| j["state"] == "done")

@@ -116,6 +116,9 @@ pub struct TriggerConfig {
     pub stable_age_s: f64,
     /// How often studies are checked, milliseconds.
     pub poll_ms: u64,
+    /// Milliseconds a job waits between ingest and grading (default 0: no wait). Not needed in
+    /// normal use; it lets an operator, or a test, stop the node while a job is running.
+    pub hold_after_ingest_ms: u64,
 }
 
 impl Default for TriggerConfig {
@@ -123,6 +126,7 @@ impl Default for TriggerConfig {
         TriggerConfig {
             stable_age_s: 60.0,
             poll_ms: 500,
+            hold_after_ingest_ms: 0,
         }
     }
 }

@@ -31,10 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Fault injection for tests: milliseconds the worker sleeps after ingest (so a test can kill the
-/// process mid-job). Unset in production.
-pub const FAULT_DELAY_ENV: &str = "DISCUS_SERVE_FAULT_DELAY_MS";
-
 /// The result file of a job.
 pub const RESULT_FILE: &str = "findings.json";
 
@@ -263,11 +259,9 @@ fn run_job(
         Err(IngestError::Cancelled) => return Ok(cancelled()),
         Err(e) => return Err(format!("ingest: {e}")),
     };
-    if let Some(ms) = std::env::var(FAULT_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(Duration::from_millis(ms));
+    let hold = node.config.trigger.hold_after_ingest_ms;
+    if hold > 0 {
+        std::thread::sleep(Duration::from_millis(hold));
     }
     if progress.check().is_err() {
         return Ok(cancelled());
