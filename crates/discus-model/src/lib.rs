@@ -39,10 +39,10 @@
 #![deny(missing_docs)]
 
 pub mod backend;
-pub mod explain;
-pub mod export;
 pub mod cache;
 pub mod calibrate;
+pub mod explain;
+pub mod export;
 pub mod heatmap;
 pub mod net;
 pub mod page;

@@ -140,7 +140,8 @@ pub(crate) fn batch_grads(
     let grads = data_parallel_grads(net, &indexed, |m, (k, shard)| {
         let (loss, l, g, im, pl) = crate::train::batch_loss(m, shard, pre, device);
         let share = shard.len() as f64 / n;
-        stats.lock().unwrap_or_else(|e| e.into_inner())[*k] = (l * share, g * share, im, pl * share);
+        stats.lock().unwrap_or_else(|e| e.into_inner())[*k] =
+            (l * share, g * share, im, pl * share);
         loss.map(|t| t * share)
     });
     let stats = stats.into_inner().unwrap_or_else(|e| e.into_inner());

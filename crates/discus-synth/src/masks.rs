@@ -114,8 +114,11 @@ fn nearest_vertebra(anat: &Anatomy, s: f64) -> usize {
         .unwrap_or(0)
 }
 
-/// The label of a point given its straightened coordinates and its tissue.
+/// The label of a point given its raw centreline coordinates (as the raster gives them) and its
+/// tissue.
 pub fn label_at(anat: &Anatomy, c: SpineCoord, t: Tissue) -> u8 {
+    // The structures are placed in the anatomical frame (offset, scoliosis, rotation, slip).
+    let c = anat.anatomical(c);
     let j = nearest_disc(anat, c.s);
     // Foramina of the lumbar levels: the fat and root inside the foraminal opening.
     let ax = c.x.abs();

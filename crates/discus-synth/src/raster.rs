@@ -151,7 +151,9 @@ pub fn for_each_pixel(
             p = [p[0] + shift[0], p[1] + shift[1], p[2] + shift[2]];
             let c = match guess {
                 Some(s) => anat.to_spine_from(p, s),
-                None => anat.to_spine(p),
+                // Raw centreline coordinates like the others (`to_spine` gives anatomical ones;
+                // its arc length is the same and seeds the raw solve).
+                None => anat.to_spine_from(p, anat.to_spine(p).s),
             };
             guess = Some(c.s);
             gs[gy * gw + gx] = c.s;

@@ -100,8 +100,11 @@ fn nibabel_opens_every_mask_with_the_affine_of_its_dicom_series() {
         // nibabel clips to 0 below float32 precision: rotations within ~0.1 degree of 180 degrees
         // (an axial stack barely twisted: LPS -> RAS turns x and y round) lose that last bit of
         // rotation, so the qform gets 1e-4 mm only where `a` is well defined.
-        let qtol = if v["qform_w"].as_f64().unwrap() > 0.02 {
-            1e-4
+        // Where `a` is defined, its float32 rounding error (~1.2e-7 / a) turns the rotation by about
+        // twice that, which moves a corner up to ~400 mm from the origin by 400 * 2.4e-7 / a mm.
+        let qw = v["qform_w"].as_f64().unwrap();
+        let qtol = if qw > 0.02 {
+            1e-4 + 400.0 * 2.4e-7 / qw
         } else {
             0.5
         };

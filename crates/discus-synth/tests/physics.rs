@@ -100,7 +100,15 @@ fn scenes(site: &Site, kind: SeriesKind, seed: u64) -> Scene {
     anat.disc_deg[5] = 0.0; // L3/L4: Pfirrmann I
     anat.disc_deg[6] = 0.75; // L4/L5: Pfirrmann IV
     let slices = sagittal_stack(&anat, site, &mut rng);
-    let x = |a: &SliceGeom| a.pixel_to_patient(a.cols as f64 / 2.0, a.rows as f64 / 2.0)[0].abs();
+    // Distance from the patient's own midline at L3/L4 (patients lie off-centre, some rotated).
+    let mid = anat.to_patient(discus_synth::anatomy::SpineCoord {
+        s: anat.disc_s(5),
+        x: 0.0,
+        d: 0.0,
+    })[0];
+    let x = |a: &SliceGeom| {
+        (a.pixel_to_patient(a.cols as f64 / 2.0, a.rows as f64 / 2.0)[0] - mid).abs()
+    };
     let mut near: Vec<SliceGeom> = slices.iter().filter(|a| x(a) < 25.0).cloned().collect();
     near.sort_by(|a, b| x(a).total_cmp(&x(b)));
     let g = near[0].clone();
@@ -243,7 +251,11 @@ fn measured_snr_of_every_site_is_within_15_percent_of_its_profile() {
                 SeriesKind::SagittalT1 => (Tissue::Marrow, site.snr_t1),
                 _ => (Tissue::Csf, site.snr_t2),
             };
-            let (l3_top, l3_bot) = (anat.s_top[5], anat.s_bot[5]);
+            // L3 for marrow; L2-L4 for CSF, whose clean pixels lie between the cauda equina roots.
+            let (l3_top, l3_bot) = match kind {
+                SeriesKind::SagittalT1 => (anat.s_top[5], anat.s_bot[5]),
+                _ => (anat.s_top[4], anat.s_bot[6]),
+            };
             let mut roi = Vec::new();
             for_each_pixel(&anat, &g, 0.0, |i, c, _, _| {
                 if codes[i] == tissue.code() as u8 && c.s > l3_top && c.s < l3_bot {
