@@ -30,6 +30,7 @@ fn fixture() -> &'static Fixture {
             readers: 1,
             quirk_rate: 0.0,
             matrix_scale: 0.25,
+            ..Default::default()
         };
         generate(&cohort, &config, &|_| {}).unwrap();
         let model = root.join("model");

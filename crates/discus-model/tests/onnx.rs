@@ -33,6 +33,7 @@ fn model_folder(dir: &Path) -> ModelCard {
         preprocessing,
         offsets_mm: BTreeMap::new(),
         prior: BTreeMap::new(),
+        temperatures: BTreeMap::new(),
         training: TrainingInfo {
             seed: 17,
             epochs: 0,

@@ -321,9 +321,13 @@ async fn stow(node: Arc<Node>, study: Option<String>, headers: HeaderMap, body: 
             Err(e) => return store_error(e),
         }
     }
-    let boundary = match multer::parse_boundary(&ct) {
-        Ok(b) => b,
-        Err(e) => return problem(&node, StatusCode::BAD_REQUEST, format!("no boundary: {e}")),
+    // multer's own parse_boundary accepts only multipart/form-data; STOW-RS is multipart/related.
+    let Some(boundary) = boundary_of(&ct) else {
+        return problem(
+            &node,
+            StatusCode::BAD_REQUEST,
+            "no boundary parameter in the multipart/related Content-Type".to_string(),
+        );
     };
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(limits.max_body_bytes));
@@ -454,4 +458,32 @@ async fn stow(node: Arc<Node>, study: Option<String>, headers: HeaderMap, body: 
         v["00081198"] = json!({"vr": "SQ", "Value": failed});
     }
     dicom_json(status, v)
+}
+
+/// The `boundary` parameter of a multipart Content-Type (quoted or not), if present and non-empty.
+fn boundary_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("boundary") {
+            return None;
+        }
+        let b = v.trim().trim_matches('"');
+        (!b.is_empty()).then(|| b.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn boundary_is_read_quoted_or_not() {
+        let ct = "multipart/related; type=\"application/dicom\"; boundary=abc-1";
+        assert_eq!(super::boundary_of(ct).as_deref(), Some("abc-1"));
+        let ct = "multipart/related; boundary=\"x y\"; type=application/dicom";
+        assert_eq!(super::boundary_of(ct).as_deref(), Some("x y"));
+        assert_eq!(
+            super::boundary_of("multipart/related; type=application/dicom"),
+            None
+        );
+        assert_eq!(super::boundary_of("multipart/related; boundary="), None);
+    }
 }
