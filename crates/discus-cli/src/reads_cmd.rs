@@ -628,7 +628,7 @@ fn adjudicate(c: &Common, a: AdjudicateArgs) -> Result<ExitCode> {
     } else if let (Some(id), Some(g)) = (&a.row_id, &a.grade) {
         let key = parse_row_id(id).map_err(anyhow::Error::msg)?;
         let grade: Severity = g.parse()?;
-        let mut ev = ReadEvent::new(key.study, key.condition, key.level).grade(grade);
+        let mut ev = ReadEvent::new(key.study, key.condition(), key.level()).grade(grade);
         if let Some(p) = &a.point {
             if p[0] < 0.0 || p[0].fract() != 0.0 || p[1] < 0.0 || p[1].fract() != 0.0 {
                 bail!("--point: series and instance must be whole non-negative numbers");

@@ -447,7 +447,7 @@ fn end_to_end_consensus_beats_every_reader() {
         let row_id = line.split(',').next().unwrap();
         let key = discus_reads::import::parse_row_id(row_id).unwrap();
         let t = truth.grades.iter().find(|l| l.study == key.study).unwrap();
-        let g = t.get(key.condition, key.level).unwrap();
+        let g = t.get(key.condition(), key.level()).unwrap();
         filled += &format!("{row_id},{},checked\n", g.as_str());
     }
     let filled_path = tmp.path().join("decisions.csv");

@@ -496,6 +496,77 @@ impl RowId {
     }
 }
 
+impl RowId {
+    /// The condition the row predicts.
+    pub fn condition(self) -> Condition {
+        self.column.condition
+    }
+
+    /// The disc level the row predicts.
+    pub fn level(self) -> Level {
+        self.column.level
+    }
+
+    /// Parses a row id, ignoring surrounding white space (as typed on a command line or in a cell).
+    pub fn parse_trimmed(s: &str) -> Result<Self, ParseDomainError> {
+        s.trim().parse()
+    }
+}
+
+/// Serde shapes for [`RowId`] fields, for `#[serde(with = ...)]`.
+///
+/// [`RowId`]'s own serde shape is `{"study", "column": {"condition", "level"}}`. Outputs that
+/// spell a finding as a string or as a flat `{"study", "condition", "level"}` object keep their
+/// shape through these modules.
+pub mod row_id_serde {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    /// A [`RowId`] as its string, `<study_id>_<condition>_<level>`.
+    pub mod string {
+        use super::*;
+
+        /// Writes the row id's string.
+        pub fn serialize<S: Serializer>(r: &RowId, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(r)
+        }
+
+        /// Reads a row id's string; the error names the bad row id.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RowId, D::Error> {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        }
+    }
+
+    /// A [`RowId`] as a flat `{"study", "condition", "level"}` object (a finding key).
+    pub mod flat {
+        use super::*;
+
+        #[derive(Serialize, Deserialize)]
+        struct Flat {
+            study: StudyId,
+            condition: Condition,
+            level: Level,
+        }
+
+        /// Writes the flat object.
+        pub fn serialize<S: Serializer>(r: &RowId, s: S) -> Result<S::Ok, S::Error> {
+            Flat {
+                study: r.study,
+                condition: r.column.condition,
+                level: r.column.level,
+            }
+            .serialize(s)
+        }
+
+        /// Reads the flat object.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RowId, D::Error> {
+            let f = Flat::deserialize(d)?;
+            Ok(RowId::new(f.study, f.condition, f.level))
+        }
+    }
+}
+
 impl fmt::Display for RowId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}_{}", self.study, self.column)

@@ -7,8 +7,9 @@
 
 use crate::geometry::SliceLookup;
 use crate::import::{row_id, ImportError, Issue};
-use crate::store::{FindingKey, Point, ReadEvent, RoundKind, StoredRead};
+use crate::store::{Point, ReadEvent, RoundKind, StoredRead};
 use discus_core::agreement::{bootstrap, Estimate, Metric, Ratings, Statistic, Weights};
+use discus_core::RowId;
 use discus_core::{Condition, ConditionGroup, Level, SeriesId, Severity, StudyId};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,8 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindingReads {
     /// The finding.
-    pub key: FindingKey,
+    #[serde(with = "discus_core::types::row_id_serde::flat")]
+    pub key: RowId,
     /// Each reader's current blinded read, in reader-name order.
     pub reads: Vec<StoredRead>,
 }
@@ -42,7 +44,7 @@ pub fn blinded_findings(
     round: Option<&str>,
     readers: Option<&[String]>,
 ) -> Vec<FindingReads> {
-    let mut by_key: BTreeMap<FindingKey, BTreeMap<String, StoredRead>> = BTreeMap::new();
+    let mut by_key: BTreeMap<RowId, BTreeMap<String, StoredRead>> = BTreeMap::new();
     for r in reads {
         if r.round_kind != RoundKind::Blinded {
             continue;
@@ -71,8 +73,8 @@ pub fn blinded_findings(
 }
 
 /// The latest adjudication decision per finding.
-pub fn adjudications(reads: &[StoredRead]) -> HashMap<FindingKey, StoredRead> {
-    let mut out: HashMap<FindingKey, StoredRead> = HashMap::new();
+pub fn adjudications(reads: &[StoredRead]) -> HashMap<RowId, StoredRead> {
+    let mut out: HashMap<RowId, StoredRead> = HashMap::new();
     for r in reads
         .iter()
         .filter(|r| r.round_kind == RoundKind::Adjudication)
@@ -259,7 +261,7 @@ pub fn agreement_report(
             let sub: Vec<&FindingReads> = all
                 .iter()
                 .copied()
-                .filter(|f| f.key.condition == *c)
+                .filter(|f| f.key.condition() == *c)
                 .collect();
             group(c.key().into(), &sub, &readers, opts)
         })
@@ -267,8 +269,11 @@ pub fn agreement_report(
     let by_level = Level::ALL
         .iter()
         .map(|l| {
-            let sub: Vec<&FindingReads> =
-                all.iter().copied().filter(|f| f.key.level == *l).collect();
+            let sub: Vec<&FindingReads> = all
+                .iter()
+                .copied()
+                .filter(|f| f.key.level() == *l)
+                .collect();
             group(l.key().into(), &sub, &readers, opts)
         })
         .collect();
@@ -393,7 +398,8 @@ pub struct Disagreement {
     /// The submission-style row id, `<study>_<condition>_<level>`.
     pub row_id: String,
     /// The finding.
-    pub key: FindingKey,
+    #[serde(with = "discus_core::types::row_id_serde::flat")]
+    pub key: RowId,
     /// Each reader's grade (`None`: point only).
     pub grades: Vec<(String, Option<Severity>)>,
     /// Highest minus lowest grade (0-2).
@@ -479,7 +485,7 @@ pub fn disagreements(
     out.sort_by(|a, b| {
         b.severe_involved
             .cmp(&a.severe_involved)
-            .then(group_rank(a.key.condition).cmp(&group_rank(b.key.condition)))
+            .then(group_rank(a.key.condition()).cmp(&group_rank(b.key.condition())))
             .then(b.spread.cmp(&a.spread))
             .then(
                 b.max_distance_mm
@@ -550,7 +556,7 @@ pub fn parse_decisions(bytes: &[u8], path: &Path) -> Result<Vec<ReadEvent>, Impo
     let c_note = col("note");
     let mut issues = Vec::new();
     let mut out = Vec::new();
-    let mut seen: HashMap<FindingKey, u64> = HashMap::new();
+    let mut seen: HashMap<RowId, u64> = HashMap::new();
     for rec in rdr.records() {
         let rec = match rec {
             Ok(r) => r,
@@ -626,7 +632,7 @@ pub fn parse_decisions(bytes: &[u8], path: &Path) -> Result<Vec<ReadEvent>, Impo
             ));
             continue;
         }
-        let mut ev = ReadEvent::new(key.study, key.condition, key.level);
+        let mut ev = ReadEvent::new(key.study, key.condition(), key.level());
         ev.grade = grade;
         ev.point = point;
         let note = get(c_note);
@@ -686,7 +692,8 @@ pub struct ConsensusLabel {
     /// The submission-style row id, `<study>_<condition>_<level>`.
     pub row_id: String,
     /// The finding.
-    pub key: FindingKey,
+    #[serde(with = "discus_core::types::row_id_serde::flat")]
+    pub key: RowId,
     /// `None`: unresolved under the rule.
     pub grade: Option<Severity>,
     /// The point of the label; `None` when no reader placed one.
@@ -713,16 +720,16 @@ pub struct ConsensusLabel {
 /// without, the first reader's by name.
 pub fn consensus(
     findings: &[FindingReads],
-    adjudicated: &HashMap<FindingKey, StoredRead>,
+    adjudicated: &HashMap<RowId, StoredRead>,
     rule: ConsensusRule,
     slices: Option<&dyn SliceLookup>,
 ) -> Vec<ConsensusLabel> {
     // Findings that only an adjudicator has read still get a label under the adjudicated rule.
-    let mut keys: BTreeSet<FindingKey> = findings.iter().map(|f| f.key).collect();
+    let mut keys: BTreeSet<RowId> = findings.iter().map(|f| f.key).collect();
     if rule == ConsensusRule::Adjudicated {
         keys.extend(adjudicated.keys().copied());
     }
-    let by_key: HashMap<FindingKey, &FindingReads> = findings.iter().map(|f| (f.key, f)).collect();
+    let by_key: HashMap<RowId, &FindingReads> = findings.iter().map(|f| (f.key, f)).collect();
     let empty = Vec::new();
     keys.into_iter()
         .map(|key| {
@@ -851,7 +858,7 @@ mod tests {
         reader: &str,
         rid: i64,
         round: (i64, &str, RoundKind),
-        key: FindingKey,
+        #[serde(with = "discus_core::types::row_id_serde::flat")] key: RowId,
         g: Option<Severity>,
         ev: i64,
     ) -> StoredRead {
@@ -870,12 +877,8 @@ mod tests {
         }
     }
 
-    fn key(study: u64, c: Condition, l: Level) -> FindingKey {
-        FindingKey {
-            study: StudyId(study),
-            condition: c,
-            level: l,
-        }
+    fn key(study: u64, c: Condition, l: Level) -> RowId {
+        RowId::new(StudyId(study), c, l)
     }
 
     const R1: (i64, &str, RoundKind) = (1, "first", RoundKind::Blinded);

@@ -23,12 +23,13 @@
 
 use crate::geometry::{DatasetSlices, SliceError, SliceLookup};
 use crate::store::{
-    FindingKey, ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind, StoreError, StoredRead,
+    ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind, StoreError, StoredRead,
 };
 use discus_core::formats::{
     parse_coordinates, parse_train, write_coordinates, write_train, CsvFile, FormatError,
     LabelPoint, LineEnding, RowError, StudyLabels,
 };
+use discus_core::RowId;
 use discus_core::{Condition, LabelColumn, Level, SeriesId, Severity, StudyId};
 use discus_data::dataset::Dataset;
 use serde::{Deserialize, Serialize};
@@ -255,7 +256,7 @@ pub fn parse_reader_files(
         line,
         message,
     };
-    let mut reads: BTreeMap<FindingKey, ReadEvent> = BTreeMap::new();
+    let mut reads: BTreeMap<RowId, ReadEvent> = BTreeMap::new();
     let (rows, errors) = with_lines(parse_train(train_bytes, train)?);
     issues.extend(errors.into_iter().map(|e| issue(train, e.line, e.message)));
     let mut seen_studies: HashMap<StudyId, u64> = HashMap::new();
@@ -280,11 +281,7 @@ pub fn parse_reader_files(
         }
         for col in LabelColumn::all() {
             if let Some(g) = row.grades[col.index()] {
-                let key = FindingKey {
-                    study: row.study,
-                    condition: col.condition,
-                    level: col.level,
-                };
+                let key = RowId::new(row.study, col.condition, col.level);
                 reads.insert(
                     key,
                     ReadEvent::new(row.study, col.condition, col.level).grade(g),
@@ -295,13 +292,9 @@ pub fn parse_reader_files(
     if let Some((path, bytes)) = coordinates {
         let (rows, errors) = with_lines(parse_coordinates(bytes, path)?);
         issues.extend(errors.into_iter().map(|e| issue(path, e.line, e.message)));
-        let mut seen: HashMap<FindingKey, u64> = HashMap::new();
+        let mut seen: HashMap<RowId, u64> = HashMap::new();
         for (line, p) in rows {
-            let key = FindingKey {
-                study: p.study,
-                condition: p.condition,
-                level: p.level,
-            };
+            let key = RowId::new(p.study, p.condition, p.level);
             if let Some(first) = seen.insert(key, line) {
                 issues.push(issue(
                     path,
@@ -390,7 +383,7 @@ pub fn import_reader(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Label {
     /// The finding.
-    pub key: FindingKey,
+    pub key: RowId,
     /// Its grade; `None` leaves the train.csv cell empty.
     pub grade: Option<Severity>,
     /// Its point; `None` writes no coordinates row.
@@ -409,15 +402,15 @@ pub fn labels_to_rows(labels: &[Label]) -> (Vec<StudyLabels>, Vec<LabelPoint>) {
             .entry(l.key.study)
             .or_insert_with(|| StudyLabels::empty(l.key.study));
         if l.grade.is_some() {
-            row.set(l.key.condition, l.key.level, l.grade);
+            row.set(l.key.condition(), l.key.level(), l.grade);
         }
         if let Some(p) = l.point {
             points.push(LabelPoint {
                 study: l.key.study,
                 series: p.series,
                 instance: p.instance,
-                condition: l.key.condition,
-                level: l.key.level,
+                condition: l.key.condition(),
+                level: l.key.level(),
                 x: p.x,
                 y: p.y,
             });
@@ -450,31 +443,27 @@ pub fn reader_labels(reads: &[StoredRead], reader: &str, round: &str) -> Vec<Lab
 }
 
 /// Parses a finding key from a submission-style row id (`<study>_<condition>_<level>`).
-pub fn parse_row_id(s: &str) -> Result<FindingKey, String> {
+pub fn parse_row_id(s: &str) -> Result<RowId, String> {
     let r: discus_core::RowId = s
         .trim()
         .parse()
         .map_err(|e: discus_core::types::ParseDomainError| e.to_string())?;
-    Ok(FindingKey {
-        study: r.study,
-        condition: r.column.condition,
-        level: r.column.level,
-    })
+    Ok(RowId::new(r.study, r.column.condition, r.column.level))
 }
 
 /// The row id of a finding.
-pub fn row_id(key: FindingKey) -> String {
-    discus_core::RowId::new(key.study, key.condition, key.level).to_string()
+pub fn row_id(key: RowId) -> String {
+    discus_core::RowId::new(key.study, key.condition(), key.level()).to_string()
 }
 
 /// Condition and level spelled as in train_label_coordinates.csv, for messages.
-pub fn finding_words(key: FindingKey) -> String {
-    let _: (Condition, Level) = (key.condition, key.level);
+pub fn finding_words(key: RowId) -> String {
+    let _: (Condition, Level) = (key.condition(), key.level());
     format!(
         "{} {} {}",
         key.study,
-        key.condition.words(),
-        key.level.words()
+        key.condition().words(),
+        key.level().words()
     )
 }
 

@@ -17,8 +17,9 @@
 //! advisory, its grade is the read. Name the reader after the model, e.g. `ai:<model name>`.
 
 use crate::import::{content_hash, Catalog, ImportError, ImportReport, Issue};
-use crate::store::{FindingKey, Point, ReadEvent, ReadsStore, RoundKind};
+use crate::store::{Point, ReadEvent, ReadsStore, RoundKind};
 use discus_core::formats::{parse_submission, LabelPoint, SUBMISSION_HEADER};
+use discus_core::RowId;
 use discus_core::{SeriesId, Severity, StudyId};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -110,14 +111,14 @@ pub fn parse_predictions(
         .iter()
         .map(|e| issue(&sub, e.line, e.message.clone()))
         .collect();
-    let mut reads: BTreeMap<FindingKey, ReadEvent> = BTreeMap::new();
-    let mut seen: BTreeMap<FindingKey, u64> = BTreeMap::new();
+    let mut reads: BTreeMap<RowId, ReadEvent> = BTreeMap::new();
+    let mut seen: BTreeMap<RowId, u64> = BTreeMap::new();
     for (line, row) in file.lines.iter().zip(&file.rows) {
-        let key = FindingKey {
-            study: row.row_id.study,
-            condition: row.row_id.column.condition,
-            level: row.row_id.column.level,
-        };
+        let key = RowId::new(
+            row.row_id.study,
+            row.row_id.column.condition,
+            row.row_id.column.level,
+        );
         if let Some(first) = seen.insert(key, *line) {
             issues.push(issue(
                 &sub,
@@ -146,7 +147,7 @@ pub fn parse_predictions(
         }
         reads.insert(
             key,
-            ReadEvent::new(key.study, key.condition, key.level).grade(grade_of(&row.probs)),
+            ReadEvent::new(key.study, key.condition(), key.level()).grade(grade_of(&row.probs)),
         );
     }
     // Points from each study's findings.json.
@@ -205,8 +206,8 @@ pub fn parse_predictions(
                     study,
                     series: p.series,
                     instance,
-                    condition: key.condition,
-                    level: key.level,
+                    condition: key.condition(),
+                    level: key.level(),
                     x: p.x,
                     y: p.y,
                 };

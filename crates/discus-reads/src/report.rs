@@ -175,7 +175,8 @@ pub fn write_report(
 mod tests {
     use super::*;
     use crate::analysis::{agreement_report, blinded_findings, AgreementOptions};
-    use crate::store::{FindingKey, ReaderId, RoundId, RoundKind, StoredRead};
+    use crate::store::{ReaderId, RoundId, RoundKind, StoredRead};
+    use discus_core::RowId;
     use discus_core::{Condition, Level, Severity, StudyId};
 
     #[test]
@@ -188,11 +189,7 @@ mod tests {
                 ev += 1;
                 reads.push(StoredRead {
                     event_id: ev,
-                    key: FindingKey {
-                        study: StudyId(study),
-                        condition: Condition::SpinalCanalStenosis,
-                        level: Level::L4L5,
-                    },
+                    key: RowId::new(StudyId(study), Condition::SpinalCanalStenosis, Level::L4L5),
                     reader: ReaderId(i as i64),
                     reader_name: n.to_string(),
                     round: RoundId(1),

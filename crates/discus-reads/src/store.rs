@@ -21,7 +21,7 @@
 //! `(study, condition, level, reader, round)`.
 
 use discus_core::progress::Progress;
-use discus_core::{Condition, Level, SeriesId, Severity, StudyId};
+use discus_core::{Condition, Level, RowId, SeriesId, Severity, StudyId};
 use discus_data::sqlite::{self, Durability, SqliteError, SqliteOptions};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -196,24 +196,14 @@ impl ReadEvent {
     }
 }
 
-/// A finding: a condition at a level in a study.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct FindingKey {
-    /// The study.
-    pub study: StudyId,
-    /// The condition.
-    pub condition: Condition,
-    /// The disc level.
-    pub level: Level,
-}
-
 /// A stored read: the current (latest) event of one reader in one round for one finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRead {
     /// The event's id (`events.id`): later events have larger ids.
     pub event_id: i64,
     /// The finding read.
-    pub key: FindingKey,
+    #[serde(with = "discus_core::types::row_id_serde::flat")]
+    pub key: RowId,
     /// The reader's id.
     pub reader: ReaderId,
     /// The reader's name.
@@ -596,7 +586,7 @@ impl ReadsStore {
     }
 
     /// Every event of one finding, oldest first: the full history of a label.
-    pub fn history(&self, key: FindingKey) -> Result<Vec<StoredRead>, StoreError> {
+    pub fn history(&self, key: RowId) -> Result<Vec<StoredRead>, StoreError> {
         let q = "
             SELECT e.id, e.study_id, e.condition, e.level, e.reader_id, rd.name, e.round_id, ro.name,
                    ro.kind, e.grade, e.series_id, e.instance_number, e.x, e.y, e.recorded_at, e.note
@@ -608,7 +598,7 @@ impl ReadsStore {
         let mut st = self.conn.prepare(q).map_err(self.err())?;
         let rows = st
             .query_map(
-                params![int(key.study.0), key.condition.key(), key.level.key()],
+                params![int(key.study.0), key.condition().key(), key.level().key()],
                 raw_row,
             )
             .map_err(self.err())?;
@@ -654,11 +644,7 @@ impl ReadsStore {
         };
         Ok(StoredRead {
             event_id: r.0,
-            key: FindingKey {
-                study: StudyId(r.1 as u64),
-                condition,
-                level,
-            },
+            key: RowId::new(StudyId(r.1 as u64), condition, level),
             reader: ReaderId(r.4),
             reader_name: r.5,
             round: RoundId(r.6),
@@ -778,11 +764,7 @@ mod tests {
         let ann = cur.iter().find(|r| r.reader_name == "ann").unwrap();
         assert_eq!(ann.grade, Some(Severity::NormalMild));
         assert_eq!(ann.recorded_at, 102);
-        let key = FindingKey {
-            study: StudyId(1),
-            condition: Condition::SpinalCanalStenosis,
-            level: Level::L4L5,
-        };
+        let key = RowId::new(StudyId(1), Condition::SpinalCanalStenosis, Level::L4L5);
         let h = s.history(key).unwrap();
         assert_eq!(
             h.iter().map(|r| r.grade.unwrap()).collect::<Vec<_>>(),
