@@ -858,7 +858,7 @@ mod tests {
         reader: &str,
         rid: i64,
         round: (i64, &str, RoundKind),
-        #[serde(with = "discus_core::types::row_id_serde::flat")] key: RowId,
+        key: RowId,
         g: Option<Severity>,
         ev: i64,
     ) -> StoredRead {
