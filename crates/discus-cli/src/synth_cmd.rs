@@ -2,12 +2,13 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use discus_synth::cohort::{generate, CohortPlan, SynthConfig};
+use discus_core::progress::Progress;
+use discus_synth::cohort::SynthConfig;
 use discus_synth::sheet::render_contact_sheet;
+use discus_synth::workflow::{study_count, synth, write_json, write_text, SynthRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// Write a synthetic lumbar MRI cohort with known truth in the LumbarDISC layout.
 ///
@@ -73,35 +74,21 @@ pub struct RenderArgs {
 }
 
 pub fn run_synth(a: SynthArgs) -> Result<ExitCode> {
-    let config = SynthConfig {
-        studies: a.studies,
-        sites: a.sites,
-        seed: a.seed,
-        readers: a.readers,
-        quirk_rate: a.quirks,
-        matrix_scale: a.matrix_scale,
-        rescan: a.rescan,
-        masks: a.masks,
+    let req = SynthRequest {
+        out: a.out.clone(),
+        config: SynthConfig {
+            studies: a.studies,
+            sites: a.sites,
+            seed: a.seed,
+            readers: a.readers,
+            quirk_rate: a.quirks,
+            matrix_scale: a.matrix_scale,
+            rescan: a.rescan,
+            masks: a.masks,
+        },
+        dry_run: a.dry_run,
     };
-    if a.dry_run {
-        let plan = CohortPlan::new(&config)?;
-        let b = plan.bayes_limit();
-        let files: usize = plan.studies.iter().map(|s| s.instance_count()).sum();
-        if a.json {
-            println!(
-                "{}",
-                serde_json::json!({"studies": plan.studies.len(), "instances": files, "bayes_limit": b})
-            );
-        } else {
-            println!(
-                "{} studies, {files} DICOM files planned; Bayes limit {:.4}",
-                plan.studies.len(),
-                b.score
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let bar = ProgressBar::new((a.studies * if a.rescan { 2 } else { 1 }) as u64);
+    let bar = ProgressBar::new(study_count(&req.config));
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} synth [{bar:30}] {pos}/{len} studies {elapsed} eta {eta}",
@@ -109,34 +96,25 @@ pub fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         .unwrap()
         .progress_chars("=> "),
     );
-    if a.json {
+    if a.json || a.dry_run {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let t0 = Instant::now();
-    let summary = generate(&a.out, &config, &|n| bar.set_position(n as u64))
-        .with_context(|| format!("writing the synthetic cohort to {}", a.out.display()))?;
-    bar.finish_and_clear();
-    let secs = t0.elapsed().as_secs_f64();
-    if a.json {
-        let mut v = serde_json::to_value(&summary)?;
-        v["seconds"] = serde_json::json!(secs);
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    let progress = {
+        let bar = bar.clone();
+        Progress::with_observer(move |s| bar.set_position(s.done))
+    };
+    let outcome = if a.dry_run {
+        synth(&req, &progress)?
     } else {
-        println!(
-            "wrote {} studies ({} DICOM files, {:.1} MB; {} resumed) to {} in {:.1} s",
-            summary.studies,
-            summary.instances,
-            summary.bytes_written as f64 / 1e6,
-            summary.studies_skipped_done,
-            summary.out.display(),
-            secs
-        );
-        println!("injected quirks: {} (listed in truth.json)", summary.quirks);
-        let b = &summary.bayes_limit;
-        println!(
-            "Bayes limit of the competition score on train.csv's reader: {:.4} (spinal {:.4}, foraminal {:.4}, subarticular {:.4}, any_severe {:.4}; lower bound {:.4})",
-            b.score, b.spinal, b.foraminal, b.subarticular, b.any_severe, b.lower_bound
-        );
+        synth(&req, &progress)
+            .with_context(|| format!("writing the synthetic cohort to {}", a.out.display()))?
+    };
+    bar.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        write_json(&outcome, &mut out)?;
+    } else {
+        write_text(&outcome, &mut out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -574,7 +574,7 @@ pub fn parse_decisions(bytes: &[u8], path: &Path) -> Result<Vec<ReadEvent>, Impo
         let key = match crate::import::parse_row_id(get(Some(c_row))) {
             Ok(k) => k,
             Err(m) => {
-                issues.push(issue(line, m));
+                issues.push(issue(line, m.to_string()));
                 continue;
             }
         };

@@ -442,13 +442,10 @@ pub fn reader_labels(reads: &[StoredRead], reader: &str, round: &str) -> Vec<Lab
         .collect()
 }
 
-/// Parses a finding key from a submission-style row id (`<study>_<condition>_<level>`).
-pub fn parse_row_id(s: &str) -> Result<RowId, String> {
-    let r: discus_core::RowId = s
-        .trim()
-        .parse()
-        .map_err(|e: discus_core::types::ParseDomainError| e.to_string())?;
-    Ok(RowId::new(r.study, r.column.condition, r.column.level))
+/// Parses a finding key from a submission-style row id (`<study>_<condition>_<level>`), ignoring
+/// surrounding white space; the error names the bad row id.
+pub fn parse_row_id(s: &str) -> Result<RowId, discus_core::types::ParseDomainError> {
+    RowId::parse_trimmed(s)
 }
 
 /// The row id of a finding.

@@ -41,5 +41,6 @@ pub mod readers;
 pub mod sheet;
 pub mod signal;
 pub mod truth;
+pub mod workflow;
 
 pub use cohort::{generate, CohortPlan, SynthConfig, SynthError, SynthSummary};
