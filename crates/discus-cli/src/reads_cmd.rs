@@ -8,19 +8,17 @@ use discus_core::fsio::atomic_write;
 use discus_core::governance::{check_sources, Use};
 use discus_core::{SeriesId, Severity};
 use discus_reads::analysis::{
-    adjudications, agreement_report, blinded_findings, consensus, disagreements, parse_decisions,
-    worklist_csv, AgreementOptions, ConsensusRule, DisagreementRule,
+    agreement_report, disagreements, parse_decisions, worklist_csv, AgreementOptions,
+    ConsensusRule, DisagreementRule,
 };
 use discus_reads::geometry::{DatasetSlices, SliceLookup};
-use discus_reads::import::{
-    import_reader, parse_row_id, reader_labels, write_labels, Catalog, ImportError, ImportRequest,
-    Label,
-};
+use discus_reads::import::{import_reader, parse_row_id, Catalog, ImportError, ImportRequest};
 use discus_reads::predictions::{
     import_predictions, is_predictions, predictions_dir, PredictionsRequest,
 };
 use discus_reads::report::write_report;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
+use discus_reads::workflow::{self, consensus_labels, ConsensusRequest, ExportRequest};
 use std::path::{Path, PathBuf};
 
 /// Prints a line to stdout, ignoring a closed pipe (`discus reads disagreements | head`).
@@ -436,25 +434,19 @@ fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
 
 fn export(c: &Common, a: ExportArgs) -> Result<ExitCode> {
     let store = open_store(c)?;
-    if store.find_reader(&a.reader)?.is_none() {
-        bail!("no reader {:?} in {}", a.reader, store.path().display());
-    }
-    let Some(round) = store.find_round(&a.round)? else {
-        bail!("no round {:?} in {}", a.round, store.path().display());
-    };
-    let reads = store.current_reads(Some(round.id))?;
-    let labels = reader_labels(&reads, &a.reader, &a.round);
-    let (t, p) = write_labels(&a.out, &labels)?;
+    let r = workflow::export(
+        &store,
+        &ExportRequest {
+            reader: a.reader,
+            round: a.round,
+            out: a.out,
+        },
+    )?;
     if c.json {
-        print_json(&serde_json::json!({"train": t, "coordinates": p, "reads": labels.len()}))?;
+        // Through a JSON map: the keys print sorted, as they always did.
+        print_json(&serde_json::to_value(&r)?)?;
     } else {
-        say!(
-            "{} reads of {} written to {} and {}",
-            labels.len(),
-            a.reader,
-            t.display(),
-            p.display()
-        );
+        let _ = r.write_text(&mut std::io::stdout());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -466,14 +458,16 @@ fn selected(
     Vec<discus_reads::store::StoredRead>,
     Vec<discus_reads::analysis::FindingReads>,
 )> {
-    if let Some(r) = &s.round {
-        if store.find_round(r)?.is_none() {
-            bail!("no round {r:?} in {}", store.path().display());
+    Ok(workflow::select(store, &s.to_request())?)
+}
+
+impl Selection {
+    fn to_request(&self) -> workflow::Selection {
+        workflow::Selection {
+            round: self.round.clone(),
+            readers: self.readers.clone(),
         }
     }
-    let reads = store.current_reads(None)?;
-    let findings = blinded_findings(&reads, s.round.as_deref(), s.readers.as_deref());
-    Ok((reads, findings))
 }
 
 fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
@@ -673,60 +667,31 @@ fn adjudicate(c: &Common, a: AdjudicateArgs) -> Result<ExitCode> {
 }
 
 fn consensus_cmd(c: &Common, a: ConsensusArgs) -> Result<ExitCode> {
-    let roots: Vec<&Path> = c.dataset.as_deref().into_iter().collect();
-    let sources = check_sources(
-        &format!("discus {} reads consensus", env!("CARGO_PKG_VERSION")),
-        &roots,
-        a.use_,
-        false,
-    )?;
-    let store = open_store(c)?;
-    let (reads, findings) = selected(&store, &a.selection)?;
     let rule = match a.rule {
         ConsensusArg::Unanimous => ConsensusRule::Unanimous,
         ConsensusArg::Majority => ConsensusRule::Majority,
         ConsensusArg::Adjudicated => ConsensusRule::Adjudicated,
         ConsensusArg::Median => ConsensusRule::Median,
     };
-    let adj = adjudications(&reads);
-    let sl = slices(c)?;
-    let labels = consensus(
-        &findings,
-        &adj,
+    let req = ConsensusRequest {
+        store: store_path(c),
+        dataset: c.dataset.clone(),
+        selection: a.selection.to_request(),
         rule,
-        sl.as_ref().map(|s| s as &dyn SliceLookup),
-    );
-    let out_labels: Vec<Label> = labels
-        .iter()
-        .map(|l| Label {
-            key: l.key,
-            grade: l.grade,
-            point: l.point,
-        })
-        .collect();
-    let (t, p) = write_labels(&a.out, &out_labels)?;
-    let prov = a.out.join("provenance.json");
-    atomic_write(&prov, serde_json::to_string_pretty(&labels)?.as_bytes())
-        .with_context(|| format!("writing {}", prov.display()))?;
-    let dprov = a.out.join("dataset_provenance.json");
-    atomic_write(&dprov, sources.to_json().as_bytes())
-        .with_context(|| format!("writing {}", dprov.display()))?;
-    let unresolved = labels.iter().filter(|l| l.grade.is_none()).count();
+        out: a.out,
+        use_: a.use_,
+        made_by: format!("discus {} reads consensus", env!("CARGO_PKG_VERSION")),
+    };
+    // The licence is checked before the dataset's index is opened (a refused use writes nothing);
+    // consensus_labels checks it again before it writes.
+    let roots: Vec<&Path> = c.dataset.as_deref().into_iter().collect();
+    check_sources(&req.made_by, &roots, req.use_, false)?;
+    let sl = slices(c)?;
+    let r = consensus_labels(&req, sl.as_ref().map(|s| s as &dyn SliceLookup))?;
     if c.json {
-        print_json(&serde_json::json!({
-            "rule": rule.as_str(), "labels": labels.len(), "unresolved": unresolved,
-            "train": t, "coordinates": p, "provenance": prov,
-            "dataset_provenance": dprov,
-        }))?;
+        print_json(&r.to_json())?;
     } else {
-        say!(
-            "{} findings under rule {}: {} labelled, {} unresolved; written to {}",
-            labels.len(),
-            rule.as_str(),
-            labels.len() - unresolved,
-            unresolved,
-            a.out.display()
-        );
+        let _ = r.write_text(&mut std::io::stdout());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -43,3 +43,4 @@ pub mod import;
 pub mod predictions;
 pub mod report;
 pub mod store;
+pub mod workflow;
