@@ -3,7 +3,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use discus_core::agreement::{Metric, Statistic, Weights};
 use discus_core::fsio::atomic_write;
 use discus_core::governance::{check_sources, Use};
 use discus_core::{SeriesId, Severity};
@@ -18,7 +17,10 @@ use discus_reads::predictions::{
 };
 use discus_reads::report::write_report;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
-use discus_reads::workflow::{self, consensus_labels, ConsensusRequest, ExportRequest};
+use discus_reads::workflow::{
+    self, consensus_labels, write_agreement_text, write_disagreements_text, ConsensusRequest,
+    ExportRequest,
+};
 use std::path::{Path, PathBuf};
 
 /// Prints a line to stdout, ignoring a closed pipe (`discus reads disagreements | head`).
@@ -499,70 +501,7 @@ fn agreement(c: &Common, a: AgreementArgs) -> Result<ExitCode> {
         print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let v = |e: &discus_core::agreement::Estimate| match (e.value, e.ci_low, e.ci_high) {
-        (Some(v), Some(l), Some(h)) => format!("{v:.3} [{l:.3}, {h:.3}]"),
-        (Some(v), _, _) => format!("{v:.3}"),
-        _ => "undefined".into(),
-    };
-    say!(
-        "{} readers, {} findings, {} studies",
-        report.readers.len(),
-        report.findings,
-        report.studies
-    );
-    say!("overall:");
-    for e in &report.overall.estimates {
-        say!("  {:<30} {}", e.statistic, v(e));
-    }
-    for p in &report.pairs {
-        let k = p
-            .estimates
-            .iter()
-            .find(|e| {
-                e.statistic
-                    == Statistic::CohenKappa {
-                        weights: Weights::Quadratic,
-                    }
-            })
-            .map(v)
-            .unwrap_or_default();
-        let pts = p.points.as_ref().map_or(String::new(), |pt| {
-            format!(
-                "; points: median {} mm, {} of {} within {} mm",
-                pt.median_mm.map_or("-".into(), |m| format!("{m:.1}")),
-                pt.within_tolerance,
-                pt.measured,
-                pt.tolerance_mm
-            )
-        });
-        say!(
-            "{} / {}: {} findings, quadratic kappa {k}{pts}",
-            p.a,
-            p.b,
-            p.findings
-        );
-    }
-    for g in report.by_condition.iter().chain(&report.by_level) {
-        let k = g
-            .estimates
-            .iter()
-            .find(|e| {
-                e.statistic
-                    == Statistic::KrippendorffAlpha {
-                        metric: Metric::Ordinal,
-                    }
-            })
-            .map(v)
-            .unwrap_or_default();
-        say!(
-            "  {:<35} {:>5} findings, ordinal alpha {k}",
-            g.group,
-            g.findings
-        );
-    }
-    if let Some(out) = &a.out {
-        say!("report: {}", out.join("index.html").display());
-    }
+    let _ = write_agreement_text(&report, a.out.as_deref(), &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -591,20 +530,7 @@ fn disagreements_cmd(c: &Common, a: DisagreementsArgs) -> Result<ExitCode> {
     if c.json {
         print_json(&items)?;
     } else {
-        for d in &items {
-            let reads = d
-                .grades
-                .iter()
-                .map(|(r, g)| format!("{r}={}", g.map_or("-", |g| g.as_str())))
-                .collect::<Vec<_>>()
-                .join(" ");
-            say!("{}  {}  ({reads})", d.row_id, d.reason);
-        }
-        say!(
-            "{} of {} findings need another look",
-            items.len(),
-            findings.len()
-        );
+        let _ = write_disagreements_text(&items, findings.len(), &mut std::io::stdout());
     }
     Ok(ExitCode::SUCCESS)
 }

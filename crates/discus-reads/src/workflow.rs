@@ -3,11 +3,13 @@
 //! prints.
 
 use crate::analysis::{
-    adjudications, blinded_findings, consensus, ConsensusLabel, ConsensusRule, FindingReads,
+    adjudications, blinded_findings, consensus, AgreementReport, ConsensusLabel, ConsensusRule,
+    Disagreement, FindingReads,
 };
 use crate::geometry::SliceLookup;
 use crate::import::{reader_labels, write_labels, ImportError, Label};
 use crate::store::{ReadsStore, StoreError, StoredRead};
+use discus_core::agreement::{Estimate, Metric, Statistic, Weights};
 use discus_core::fsio::atomic_write;
 use discus_core::governance::{check_sources, GovernanceError, Use};
 use serde::Serialize;
@@ -261,6 +263,104 @@ impl ConsensusResult {
             self.out.display()
         )
     }
+}
+
+/// Writes the agreement report as `discus reads agreement` prints it (`out`: the report folder,
+/// when one was written).
+pub fn write_agreement_text(
+    report: &AgreementReport,
+    out: Option<&Path>,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let v = |e: &Estimate| match (e.value, e.ci_low, e.ci_high) {
+        (Some(v), Some(l), Some(h)) => format!("{v:.3} [{l:.3}, {h:.3}]"),
+        (Some(v), _, _) => format!("{v:.3}"),
+        _ => "undefined".into(),
+    };
+    writeln!(
+        w,
+        "{} readers, {} findings, {} studies",
+        report.readers.len(),
+        report.findings,
+        report.studies
+    )?;
+    writeln!(w, "overall:")?;
+    for e in &report.overall.estimates {
+        writeln!(w, "  {:<30} {}", e.statistic, v(e))?;
+    }
+    for p in &report.pairs {
+        let k = p
+            .estimates
+            .iter()
+            .find(|e| {
+                e.statistic
+                    == Statistic::CohenKappa {
+                        weights: Weights::Quadratic,
+                    }
+            })
+            .map(v)
+            .unwrap_or_default();
+        let pts = p.points.as_ref().map_or(String::new(), |pt| {
+            format!(
+                "; points: median {} mm, {} of {} within {} mm",
+                pt.median_mm.map_or("-".into(), |m| format!("{m:.1}")),
+                pt.within_tolerance,
+                pt.measured,
+                pt.tolerance_mm
+            )
+        });
+        writeln!(
+            w,
+            "{} / {}: {} findings, quadratic kappa {k}{pts}",
+            p.a, p.b, p.findings
+        )?;
+    }
+    for g in report.by_condition.iter().chain(&report.by_level) {
+        let k = g
+            .estimates
+            .iter()
+            .find(|e| {
+                e.statistic
+                    == Statistic::KrippendorffAlpha {
+                        metric: Metric::Ordinal,
+                    }
+            })
+            .map(v)
+            .unwrap_or_default();
+        writeln!(
+            w,
+            "  {:<35} {:>5} findings, ordinal alpha {k}",
+            g.group, g.findings
+        )?;
+    }
+    if let Some(out) = out {
+        writeln!(w, "report: {}", out.join("index.html").display())?;
+    }
+    Ok(())
+}
+
+/// Writes the disagreements as `discus reads disagreements` prints them (`findings`: how many
+/// findings were looked at).
+pub fn write_disagreements_text(
+    items: &[Disagreement],
+    findings: usize,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    for d in items {
+        let reads = d
+            .grades
+            .iter()
+            .map(|(r, g)| format!("{r}={}", g.map_or("-", |g| g.as_str())))
+            .collect::<Vec<_>>()
+            .join(" ");
+        writeln!(w, "{}  {}  ({reads})", d.row_id, d.reason)?;
+    }
+    writeln!(
+        w,
+        "{} of {} findings need another look",
+        items.len(),
+        findings
+    )
 }
 
 #[cfg(test)]
