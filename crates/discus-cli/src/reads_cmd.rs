@@ -362,23 +362,8 @@ fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
     if let (Some(reader), Some(train)) = (&a.reader, &a.train) {
         jobs.push((reader.clone(), train.clone(), a.coordinates.clone()));
     } else if let Some(dir) = &a.readers_dir {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("train.csv").is_file())
-            .collect();
-        entries.sort();
-        if entries.is_empty() {
-            bail!("{}: no reader folders with a train.csv", dir.display());
-        }
-        for p in entries {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let coords = p.join("train_label_coordinates.csv");
-            jobs.push((
-                name,
-                p.join("train.csv"),
-                coords.is_file().then_some(coords),
-            ));
+        for f in workflow::reader_folders(dir)? {
+            jobs.push((f.reader, f.train, f.coordinates));
         }
     } else {
         eprintln!("error: give --reader with --train, or --readers-dir");

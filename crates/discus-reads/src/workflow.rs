@@ -50,6 +50,20 @@ pub enum WorkflowError {
     /// The dataset's licence does not permit the use, or its card is unreadable.
     #[error(transparent)]
     Governance(#[from] GovernanceError),
+    /// A readers folder could not be listed.
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A readers folder holds no reader sub-folder with a train.csv.
+    #[error("{}: no reader folders with a train.csv", path.display())]
+    NoReaders {
+        /// The folder.
+        path: PathBuf,
+    },
     /// An output file could not be written.
     #[error("writing {}: {source}", path.display())]
     Write {
@@ -89,6 +103,49 @@ pub fn select(
         selection.readers.as_deref(),
     );
     Ok((reads, findings))
+}
+
+/// One reader's files to import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderFiles {
+    /// The reader's name (the sub-folder's name).
+    pub reader: String,
+    /// Its train.csv.
+    pub train: PathBuf,
+    /// Its train_label_coordinates.csv, when present.
+    pub coordinates: Option<PathBuf>,
+}
+
+/// The readers of a `--readers-dir` folder: one sub-folder per reader, named for the reader, holding
+/// train.csv and optionally train_label_coordinates.csv; sorted by path.
+pub fn reader_folders(dir: &Path) -> Result<Vec<ReaderFiles>, WorkflowError> {
+    let read_err = |source| WorkflowError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("train.csv").is_file())
+        .collect();
+    entries.sort();
+    if entries.is_empty() {
+        return Err(WorkflowError::NoReaders {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(entries
+        .into_iter()
+        .filter_map(|p| {
+            let reader = p.file_name()?.to_string_lossy().into_owned();
+            let coords = p.join("train_label_coordinates.csv");
+            Some(ReaderFiles {
+                reader,
+                train: p.join("train.csv"),
+                coordinates: coords.is_file().then_some(coords),
+            })
+        })
+        .collect())
 }
 
 /// `discus reads export`: one reader's current reads of a round.
@@ -368,6 +425,32 @@ mod tests {
     use super::*;
     use crate::store::{ReadEvent, RoundKind};
     use discus_core::{Condition, Level, Severity, StudyId};
+
+    #[test]
+    fn reader_folders_lists_readers_with_a_train_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = reader_folders(dir.path()).unwrap_err();
+        assert!(matches!(e, WorkflowError::NoReaders { .. }), "{e}");
+        for (name, coords) in [("b", true), ("a", false)] {
+            let d = dir.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("train.csv"), "study_id\n").unwrap();
+            if coords {
+                std::fs::write(d.join("train_label_coordinates.csv"), "x\n").unwrap();
+            }
+        }
+        std::fs::create_dir(dir.path().join("c")).unwrap();
+        let r = reader_folders(dir.path()).unwrap();
+        let names: Vec<&str> = r.iter().map(|f| f.reader.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(r[0].coordinates.is_none());
+        assert!(r[1].coordinates.is_some());
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            reader_folders(&missing),
+            Err(WorkflowError::Read { .. })
+        ));
+    }
 
     #[test]
     fn export_names_a_missing_reader_and_round_and_writes_what_was_read() {
