@@ -18,8 +18,8 @@ use discus_reads::predictions::{
 use discus_reads::report::write_report;
 use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
 use discus_reads::workflow::{
-    self, consensus_labels, write_agreement_text, write_disagreements_text, ConsensusRequest,
-    ExportRequest,
+    self, consensus_labels, write_agreement_text, write_disagreements_text, AdjudicateRequest,
+    ConsensusRequest, ExportRequest,
 };
 use std::path::{Path, PathBuf};
 
@@ -552,27 +552,20 @@ fn adjudicate(c: &Common, a: AdjudicateArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let mut store = open_store(c)?;
-    let kind = if a.blinded {
-        RoundKind::Blinded
-    } else {
-        RoundKind::Adjudication
-    };
-    let reader = store.reader(&a.adjudicator)?;
-    let round = store.round(&a.round, kind)?;
-    let n = store.record(reader, round, &events, a.at)?;
+    let r = workflow::adjudicate(
+        &mut store,
+        &AdjudicateRequest {
+            adjudicator: a.adjudicator,
+            round: a.round,
+            blinded: a.blinded,
+            events,
+            at: a.at,
+        },
+    )?;
     if c.json {
-        print_json(&serde_json::json!({"recorded": n, "round": a.round, "reader": a.adjudicator}))?;
+        print_json(&r.to_json())?;
     } else {
-        say!(
-            "recorded {n} {} by {} in round {}",
-            if a.blinded {
-                "blinded reads"
-            } else {
-                "decisions"
-            },
-            a.adjudicator,
-            a.round
-        );
+        let _ = r.write_text(&mut std::io::stdout());
     }
     Ok(ExitCode::SUCCESS)
 }

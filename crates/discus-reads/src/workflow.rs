@@ -8,7 +8,7 @@ use crate::analysis::{
 };
 use crate::geometry::SliceLookup;
 use crate::import::{reader_labels, write_labels, ImportError, Label};
-use crate::store::{ReadsStore, StoreError, StoredRead};
+use crate::store::{ReadEvent, ReadsStore, RoundKind, StoreError, StoredRead};
 use discus_core::agreement::{Estimate, Metric, Statistic, Weights};
 use discus_core::fsio::atomic_write;
 use discus_core::governance::{check_sources, GovernanceError, Use};
@@ -322,6 +322,78 @@ impl ConsensusResult {
     }
 }
 
+/// `discus reads adjudicate`: decisions (or further blinded reads) to record.
+#[derive(Debug, Clone)]
+pub struct AdjudicateRequest {
+    /// The adjudicator (a reader name).
+    pub adjudicator: String,
+    /// The round to record in.
+    pub round: String,
+    /// Record as further blinded reads instead of adjudication decisions.
+    pub blinded: bool,
+    /// The decisions.
+    pub events: Vec<ReadEvent>,
+    /// Time to record, seconds since the Unix epoch (`None`: now).
+    pub at: Option<i64>,
+}
+
+/// What an adjudication recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjudicateResult {
+    /// Events recorded (an unchanged read records nothing).
+    pub recorded: usize,
+    /// The round.
+    pub round: String,
+    /// The adjudicator.
+    pub reader: String,
+    /// Recorded as blinded reads.
+    pub blinded: bool,
+}
+
+/// Records an adjudicator's decisions in an adjudication round (or blinded reads in a blinded one).
+pub fn adjudicate(
+    store: &mut ReadsStore,
+    req: &AdjudicateRequest,
+) -> Result<AdjudicateResult, WorkflowError> {
+    let kind = if req.blinded {
+        RoundKind::Blinded
+    } else {
+        RoundKind::Adjudication
+    };
+    let reader = store.reader(&req.adjudicator)?;
+    let round = store.round(&req.round, kind)?;
+    let recorded = store.record(reader, round, &req.events, req.at)?;
+    Ok(AdjudicateResult {
+        recorded,
+        round: req.round.clone(),
+        reader: req.adjudicator.clone(),
+        blinded: req.blinded,
+    })
+}
+
+impl AdjudicateResult {
+    /// The JSON `discus reads adjudicate --json` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"recorded": self.recorded, "round": self.round, "reader": self.reader})
+    }
+
+    /// Writes the line `discus reads adjudicate` prints.
+    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "recorded {} {} by {} in round {}",
+            self.recorded,
+            if self.blinded {
+                "blinded reads"
+            } else {
+                "decisions"
+            },
+            self.reader,
+            self.round
+        )
+    }
+}
+
 /// Writes the agreement report as `discus reads agreement` prints it (`out`: the report folder,
 /// when one was written).
 pub fn write_agreement_text(
@@ -423,7 +495,6 @@ pub fn write_disagreements_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ReadEvent, RoundKind};
     use discus_core::{Condition, Level, Severity, StudyId};
 
     #[test]
