@@ -85,6 +85,8 @@ pub enum ReadsCommand {
     Qualify(crate::reads_qualify_cmd::QualifyArgs),
     /// Simulate how many reads the labelling assistant saves, on a synthetic cohort.
     Simulate(crate::reads_qualify_cmd::SimulateArgs),
+    /// Write the annotation protocol's example images (one small PNG per condition group and grade).
+    ProtocolImages(crate::reads_qualify_cmd::ProtocolImagesArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -300,6 +302,7 @@ pub fn run(args: ReadsArgs) -> Result<ExitCode> {
         ReadsCommand::Consensus(a) => consensus_cmd(c, a),
         ReadsCommand::Qualify(a) => crate::reads_qualify_cmd::qualify_cmd(c, a),
         ReadsCommand::Simulate(a) => crate::reads_qualify_cmd::simulate_cmd(c, a),
+        ReadsCommand::ProtocolImages(a) => crate::reads_qualify_cmd::protocol_images_cmd(c, a),
     }
 }
 

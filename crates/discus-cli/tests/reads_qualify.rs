@@ -261,6 +261,30 @@ fn qualify_matches_sklearn_and_exits_3_on_fail() {
     assert_eq!(o4.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o4.stderr).contains("discus.toml"));
 
+    // The protocol's example images: one 128 x 128 PNG per group and grade found, each naming a
+    // finding whose train.csv grade is the image's grade.
+    let imgs = tmp.path().join("imgs");
+    let o5 = run(&["reads", "--dataset", s(&ds), "protocol-images", "--out", s(&imgs)]);
+    assert!(o5.status.success(), "{}", String::from_utf8_lossy(&o5.stderr));
+    let sources: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(imgs.join("sources.json")).unwrap()).unwrap();
+    let train = std::fs::read_to_string(ds.join("train.csv")).unwrap();
+    let head: Vec<&str> = train.lines().next().unwrap().split(',').collect();
+    let sources = sources.as_array().unwrap();
+    assert!(sources.len() >= 6, "{sources:?}");
+    for src in sources {
+        let bytes = std::fs::read(imgs.join(src["file"].as_str().unwrap())).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR width and height.
+        assert_eq!(&bytes[16..24], &[0, 0, 0, 128, 0, 0, 0, 128]);
+        assert!(bytes.len() < 40_000);
+        let col = format!("{}_{}", src["condition"].as_str().unwrap(), src["level"].as_str().unwrap());
+        let ci = head.iter().position(|h| *h == col).unwrap();
+        let study = src["study_id"].to_string();
+        let row = train.lines().find(|l| l.split(',').next() == Some(study.as_str())).unwrap();
+        assert_eq!(row.split(',').nth(ci).unwrap(), src["grade"].as_str().unwrap(), "{src}");
+    }
+
     let Some(py) = python() else { return };
     let args = serde_json::json!({
         "reference": [rd.join("0/train.csv"), rd.join("1/train.csv"), rd.join("2/train.csv")],
