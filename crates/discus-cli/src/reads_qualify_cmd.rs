@@ -326,8 +326,11 @@ fn thumbnail(path: &Path, x: f64, y: f64) -> Result<Vec<u8>> {
     let side = (rows.min(cols) / 3).max(8) as f64;
     let (x0, y0) = (x - side / 2.0, y - side / 2.0);
     let at = |r: i64, c: i64| -> Option<f64> {
-        (r >= 0 && c >= 0 && (r as usize) < rows && (c as usize) < cols)
-            .then(|| px.values.get_i64(r as usize * cols + c as usize).unwrap_or(0) as f64)
+        (r >= 0 && c >= 0 && (r as usize) < rows && (c as usize) < cols).then(|| {
+            px.values
+                .get_i64(r as usize * cols + c as usize)
+                .unwrap_or(0) as f64
+        })
     };
     let mut vals = vec![f64::NAN; THUMB * THUMB];
     for ty in 0..THUMB {
@@ -410,7 +413,11 @@ pub fn protocol_images_cmd(c: &Common, a: ProtocolImagesArgs) -> Result<ExitCode
                 }
             }
             let Some(p) = found else {
-                say!("{} {}: no labelled example in the dataset", group.as_str(), grade.as_str());
+                say!(
+                    "{} {}: no labelled example in the dataset",
+                    group.as_str(),
+                    grade.as_str()
+                );
                 continue;
             };
             let (split, _) = layout
@@ -420,7 +427,16 @@ pub fn protocol_images_cmd(c: &Common, a: ProtocolImagesArgs) -> Result<ExitCode
             let png = thumbnail(&file, p.x, p.y)?;
             let out = a.out.join(format!("{}_{slug}.png", group.as_str()));
             atomic_write(&out, &png).with_context(|| format!("writing {}", out.display()))?;
-            say!("{} ({} bytes): study {} series {} instance {}, {} {}", out.display(), png.len(), p.study, p.series, p.instance, p.condition.key(), p.level.key());
+            say!(
+                "{} ({} bytes): study {} series {} instance {}, {} {}",
+                out.display(),
+                png.len(),
+                p.study,
+                p.series,
+                p.instance,
+                p.condition.key(),
+                p.level.key()
+            );
             sources.push(serde_json::json!({
                 "file": out.file_name().and_then(|f| f.to_str()),
                 "group": group.as_str(), "grade": grade.as_str(),

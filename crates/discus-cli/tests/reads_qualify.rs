@@ -264,8 +264,19 @@ fn qualify_matches_sklearn_and_exits_3_on_fail() {
     // The protocol's example images: one 128 x 128 PNG per group and grade found, each naming a
     // finding whose train.csv grade is the image's grade.
     let imgs = tmp.path().join("imgs");
-    let o5 = run(&["reads", "--dataset", s(&ds), "protocol-images", "--out", s(&imgs)]);
-    assert!(o5.status.success(), "{}", String::from_utf8_lossy(&o5.stderr));
+    let o5 = run(&[
+        "reads",
+        "--dataset",
+        s(&ds),
+        "protocol-images",
+        "--out",
+        s(&imgs),
+    ]);
+    assert!(
+        o5.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o5.stderr)
+    );
     let sources: serde_json::Value =
         serde_json::from_slice(&std::fs::read(imgs.join("sources.json")).unwrap()).unwrap();
     let train = std::fs::read_to_string(ds.join("train.csv")).unwrap();
@@ -278,11 +289,22 @@ fn qualify_matches_sklearn_and_exits_3_on_fail() {
         // IHDR width and height.
         assert_eq!(&bytes[16..24], &[0, 0, 0, 128, 0, 0, 0, 128]);
         assert!(bytes.len() < 40_000);
-        let col = format!("{}_{}", src["condition"].as_str().unwrap(), src["level"].as_str().unwrap());
+        let col = format!(
+            "{}_{}",
+            src["condition"].as_str().unwrap(),
+            src["level"].as_str().unwrap()
+        );
         let ci = head.iter().position(|h| *h == col).unwrap();
         let study = src["study_id"].to_string();
-        let row = train.lines().find(|l| l.split(',').next() == Some(study.as_str())).unwrap();
-        assert_eq!(row.split(',').nth(ci).unwrap(), src["grade"].as_str().unwrap(), "{src}");
+        let row = train
+            .lines()
+            .find(|l| l.split(',').next() == Some(study.as_str()))
+            .unwrap();
+        assert_eq!(
+            row.split(',').nth(ci).unwrap(),
+            src["grade"].as_str().unwrap(),
+            "{src}"
+        );
     }
 
     let Some(py) = python() else { return };
@@ -325,7 +347,10 @@ fn qualify_matches_sklearn_and_exits_3_on_fail() {
             }
         }
     }
-    assert_eq!(q["pass"], sk["quadratic"]["overall"].as_f64().unwrap() >= 0.6 && median <= 5.0);
+    assert_eq!(
+        q["pass"],
+        sk["quadratic"]["overall"].as_f64().unwrap() >= 0.6 && median <= 5.0
+    );
 }
 
 #[test]
@@ -344,11 +369,7 @@ fn simulate_reports_reads_saved() {
         assert_eq!(r["baseline_reads"], 120);
         for p in r["protocols"].as_array().unwrap() {
             if let Some(reads) = p["reads"].as_u64() {
-                assert_eq!(
-                    reads + p["reads_saved"].as_u64().unwrap(),
-                    120,
-                    "{p}"
-                );
+                assert_eq!(reads + p["reads_saved"].as_u64().unwrap(), 120, "{p}");
             }
         }
     }

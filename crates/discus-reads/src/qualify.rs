@@ -188,7 +188,10 @@ impl QualifyConfig {
                 self.min_kappa
             ));
         }
-        if self.max_median_mm.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+        if self
+            .max_median_mm
+            .is_some_and(|m| !(m.is_finite() && m > 0.0))
+        {
             return Err("[qualify] max_median_mm must be a positive number of mm".into());
         }
         if self.use_lower_bound && self.resamples == 0 {
@@ -422,9 +425,8 @@ pub fn qualify(
             Some(m) => reasons.push(format!(
                 "median point distance {m:.1} mm is above the {max:.1} mm allowed"
             )),
-            None => reasons.push(
-                "no point distance was measured (points need the dataset's geometry)".into(),
-            ),
+            None => reasons
+                .push("no point distance was measured (points need the dataset's geometry)".into()),
         }
     }
     Ok(Qualification {
@@ -457,10 +459,11 @@ pub(crate) fn open_workflow(path: &Path, schema: &str) -> Result<Connection, Sto
         SqliteError::Io { path, source } => StoreError::Io { path, source },
         SqliteError::Sql { path, source } => StoreError::Sql { path, source },
     })?;
-    conn.execute_batch(schema).map_err(|source| StoreError::Sql {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    conn.execute_batch(schema)
+        .map_err(|source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(conn)
 }
 
@@ -773,8 +776,14 @@ mod tests {
                 StudyId(*s),
                 1,
                 1,
-                SliceGeometry::new([0.0; 3], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.5, 0.5], 512, 512)
-                    .unwrap(),
+                SliceGeometry::new(
+                    [0.0; 3],
+                    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                    [0.5, 0.5],
+                    512,
+                    512,
+                )
+                .unwrap(),
             );
         }
         k
@@ -829,21 +838,11 @@ mod tests {
         }
         // A third expert disagrees on one finding: unanimous consensus leaves it unresolved.
         let e3 = s.reader("e3").unwrap();
-        s.record(
-            e3,
-            ref_round,
-            &[ev(9, c, Level::L5S1, S, 100.0)],
-            Some(1),
-        )
-        .unwrap();
+        s.record(e3, ref_round, &[ev(9, c, Level::L5S1, S, 100.0)], Some(1))
+            .unwrap();
         let e4 = s.reader("e4").unwrap();
-        s.record(
-            e4,
-            ref_round,
-            &[ev(9, c, Level::L5S1, N, 100.0)],
-            Some(1),
-        )
-        .unwrap();
+        s.record(e4, ref_round, &[ev(9, c, Level::L5S1, N, 100.0)], Some(1))
+            .unwrap();
         let t = s.reader("trainee").unwrap();
         let evs: Vec<ReadEvent> = cons
             .iter()

@@ -386,7 +386,9 @@ impl Queue {
                 .prepare("SELECT study_id, reader_id FROM queue_done WHERE round_id = ?1")
                 .map_err(sql)?;
             let rows = st
-                .query_map([req.round.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                .query_map([req.round.0], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
                 .map_err(sql)?;
             for row in rows {
                 let (s, rd) = row.map_err(sql)?;
@@ -412,7 +414,13 @@ impl Queue {
         tx.execute(
             "INSERT INTO queue_leases (round_id, study_id, reader_id, leased_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![req.round.0, study.0 as i64, req.reader.0, req.now, expires_at],
+            params![
+                req.round.0,
+                study.0 as i64,
+                req.reader.0,
+                req.now,
+                expires_at
+            ],
         )
         .map_err(sql)?;
         tx.commit().map_err(sql)?;
@@ -614,7 +622,14 @@ mod tests {
         assert!((entropy([2.0, 1.0, 1.0]) - 1.5 * 2f64.ln()).abs() < 1e-12);
     }
 
-    fn setup() -> (tempfile::TempDir, ReadsStore, Queue, RoundId, ReaderId, ReaderId) {
+    fn setup() -> (
+        tempfile::TempDir,
+        ReadsStore,
+        Queue,
+        RoundId,
+        ReaderId,
+        ReaderId,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.sqlite");
         let mut s = ReadsStore::open(&p).unwrap();

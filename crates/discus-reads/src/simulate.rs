@@ -283,9 +283,7 @@ fn replicate(cfg: &SimConfig, seed: u64) -> Result<Replicate, SimError> {
         .map(|rd| {
             findings
                 .iter()
-                .map(|f| {
-                    f.degree + rd.bias + rd.noise_sd(f.condition, f.level) * normal(&mut rng)
-                })
+                .map(|f| f.degree + rd.bias + rd.noise_sd(f.condition, f.level) * normal(&mut rng))
                 .collect()
         })
         .collect();
@@ -436,7 +434,10 @@ mod tests {
         let v: Vec<f64> = (0..200_000).map(|_| normal(&mut rng)).collect();
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.01,
+            "{mean} {var}"
+        );
     }
 
     #[test]
