@@ -13,6 +13,7 @@ mod eval;
 mod ingest_cmd;
 mod model_cmd;
 mod reads_cmd;
+mod reads_qualify_cmd;
 mod serve_cmd;
 mod synth_cmd;
 mod validate_cmd;

@@ -81,6 +81,12 @@ pub enum ReadsCommand {
     Adjudicate(AdjudicateArgs),
     /// Final labels under a rule, with provenance per finding, as LumbarDISC CSVs.
     Consensus(ConsensusArgs),
+    /// Measure a reader against a reference round's consensus: pass (exit 0) or fail (exit 3).
+    Qualify(crate::reads_qualify_cmd::QualifyArgs),
+    /// Simulate how many reads the labelling assistant saves, on a synthetic cohort.
+    Simulate(crate::reads_qualify_cmd::SimulateArgs),
+    /// Write the annotation protocol's example images (one small PNG per condition group and grade).
+    ProtocolImages(crate::reads_qualify_cmd::ProtocolImagesArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -294,6 +300,9 @@ pub fn run(args: ReadsArgs) -> Result<ExitCode> {
         ReadsCommand::Disagreements(a) => disagreements_cmd(c, a),
         ReadsCommand::Adjudicate(a) => adjudicate(c, a),
         ReadsCommand::Consensus(a) => consensus_cmd(c, a),
+        ReadsCommand::Qualify(a) => crate::reads_qualify_cmd::qualify_cmd(c, a),
+        ReadsCommand::Simulate(a) => crate::reads_qualify_cmd::simulate_cmd(c, a),
+        ReadsCommand::ProtocolImages(a) => crate::reads_qualify_cmd::protocol_images_cmd(c, a),
     }
 }
 

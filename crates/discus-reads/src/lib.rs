@@ -18,6 +18,13 @@
 //! - [`analysis`]: agreement reports (per reader pair, condition, level, overall, with bootstrap
 //!   intervals over studies; grade agreement over all findings and over findings whose points agree),
 //!   disagreements under a rule, and consensus labels with provenance.
+//! - [`qualify`]: reader qualification against a reference round's consensus (weighted kappa with
+//!   an interval, point distance, pass or fail against `discus.toml` thresholds) and training
+//!   rounds that give per-finding feedback after each submitted study.
+//! - [`queue`]: the assisted-labelling queue (studies ordered by model uncertainty or reader
+//!   disagreement, leased to one reader of a round at a time) and model pre-reads as proposals.
+//! - [`simulate`]: a simulation of unassisted against assisted reading on a synthetic cohort with
+//!   simulated readers: how many reads the assistant saves for the same consensus error.
 //! - [`report`]: the agreement report as a report folder: `report.json` and a self-contained
 //!   `index.html` with a heat map.
 //!
@@ -41,6 +48,9 @@ pub mod analysis;
 pub mod geometry;
 pub mod import;
 pub mod predictions;
+pub mod qualify;
+pub mod queue;
 pub mod report;
+pub mod simulate;
 pub mod store;
 pub mod workflow;
