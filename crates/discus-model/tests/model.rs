@@ -634,3 +634,22 @@ fn canal_targets_decode_back_to_the_label_points() {
     println!("worst in-plane oracle error {worst:.4} mm");
     assert!(worst < 0.05, "oracle canal error {worst} mm");
 }
+
+#[test]
+fn the_training_schedule_and_the_localiser_shift() {
+    use discus_model::train::{scheduled_rate, shifted_localiser};
+    // Half cosine from 3e-3 to 5 % over 4 epochs of 10 steps: cos(pi / 2) = 0 halfway.
+    assert!((scheduled_rate(3e-3, 4, 10, 0) - 3e-3).abs() < 1e-15);
+    assert!((scheduled_rate(3e-3, 4, 10, 20) - 3e-3 * 0.525).abs() < 1e-15);
+    assert!((scheduled_rate(3e-3, 4, 10, 40) - 1.5e-4).abs() < 1e-15);
+    assert_eq!(scheduled_rate(3e-3, 0, 10, 40), 3e-3);
+    // A bright pixel at row 2, column 3 of a 1-slice 8 x 8 input, shifted by (+3, -2), gain 0.5.
+    let mut x = vec![0f32; 64];
+    x[2 * 8 + 3] = 1.0;
+    let t = [(2.0, 3.0), (3.0, 3.0), (4.0, 3.0), (5.0, 3.0), (6.0, 3.5)];
+    let (y, u) = shifted_localiser(&x, &t, 1, 8, (3, -2), 0.5);
+    assert_eq!(y[5 * 8 + 1], 0.5);
+    assert_eq!(y.iter().filter(|v| **v != 0.0).count(), 1);
+    assert_eq!(u[0], (5.0, 1.0));
+    assert_eq!(u[4], (9.0, 1.5));
+}
