@@ -50,6 +50,8 @@ class Localiser(nn.Module):
         self.e1a, self.e1b = conv(SLICES, w), conv(w, w)
         self.e2a, self.e2b = conv(w, 2 * w), conv(2 * w, 2 * w)
         self.e3a, self.e3b = conv(2 * w, 2 * w), conv(2 * w, 2 * w)
+        self.e4a, self.e4b = conv(2 * w, 4 * w), conv(4 * w, 4 * w)
+        self.d3 = conv(6 * w, 2 * w)
         self.d2, self.d1 = conv(4 * w, 2 * w), conv(3 * w, w)
         self.head = nn.Conv2d(w, 5, 1)
 
@@ -59,7 +61,9 @@ class Localiser(nn.Module):
         e1 = F.relu(self.e1b(F.relu(self.e1a(x))))
         e2 = F.relu(self.e2b(F.relu(self.e2a(pool(e1)))))
         e3 = F.relu(self.e3b(F.relu(self.e3a(pool(e2)))))
-        d2 = F.relu(self.d2(torch.cat([up(e3), e2], 1)))
+        e4 = F.relu(self.e4b(F.relu(self.e4a(pool(e3)))))
+        d3 = F.relu(self.d3(torch.cat([up(e4), e3], 1)))
+        d2 = F.relu(self.d2(torch.cat([up(d3), e2], 1)))
         d1 = F.relu(self.d1(torch.cat([up(d2), e1], 1)))
         return self.head(d1)
 

@@ -35,12 +35,20 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Adam learning rate (the start of the cosine schedule).
+    #[arg(long, default_value_t = 3e-3)]
     pub lr: f64,
-    /// Studies per optimiser step.
-    #[arg(long, default_value_t = 4)]
+    /// Studies per optimiser step (the canal localiser sees one image per study, so small batches
+    /// give it more steps).
+    #[arg(long, default_value_t = 2)]
     pub batch: usize,
+    /// Learning-rate schedule: cosine (from --lr down to 5 % of it over --epochs) or constant.
+    #[arg(long, default_value = "cosine", value_parser = ["cosine", "constant"])]
+    pub schedule: String,
+    /// Largest shift, in localiser grid cells per axis, of the canal localiser's training input
+    /// (seeded, per study and epoch; 0: no augmentation).
+    #[arg(long, default_value_t = 6)]
+    pub shift: usize,
     /// Fine-tune from this model folder (its architecture and preprocessing; nothing frozen).
     #[arg(long)]
     pub init: Option<PathBuf>,
@@ -184,6 +192,8 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     req.epochs = a.epochs;
     req.learning_rate = a.lr;
     req.batch_studies = a.batch;
+    req.cosine_epochs = if a.schedule == "cosine" { a.epochs } else { 0 };
+    req.localiser_shift_cells = a.shift;
     req.init = a.init.clone();
     req.cache = a.cache.clone();
     let pb = bar(0, "preparing");

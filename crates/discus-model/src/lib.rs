@@ -67,8 +67,10 @@ pub use train::{train, TrainProgress, TrainRequest, TrainResult};
 /// The `format` value of every `model.toml` this crate writes.
 pub const FORMAT: &str = "discus-model";
 /// The version of the model folder layout and weights naming this build reads and writes.
-/// Version 2 added the foraminal and subarticular localisers and the temperatures.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 2 added the foraminal and subarticular localisers and the temperatures; version 3 gave
+/// every heat-map network a third pooling level (a receptive field spanning the canal grid), so
+/// version-2 weights do not fit and are refused.
+pub const FORMAT_VERSION: u32 = 3;
 /// The model card file in a model folder.
 pub const CARD_FILE: &str = "model.toml";
 /// The weights file in a model folder.
@@ -172,6 +174,9 @@ pub struct TrainingInfo {
     /// The model this one was fine-tuned from (`--init`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// With a held-out fold: the epoch whose weights the model has (the lowest held-out loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
 }
 
 /// `model.toml`: everything needed to rebuild, run and judge a model, besides its weights.

@@ -1,7 +1,9 @@
 //! The networks: one model code for every burn backend (the device picks the backend).
 //!
-//! - [`Localiser`]: a small U-Net (two poolings) from the 3 mid-sagittal slices resampled to a
-//!   fixed mm grid to 5 heat-map logits at the input resolution, one per level.
+//! - [`Localiser`]: a small U-Net (three poolings: its receptive field spans the whole 64-cell
+//!   grid, so a channel can tell one disc level from its neighbours by counting from the sacrum)
+//!   from the 3 mid-sagittal slices resampled to a fixed mm grid to 5 heat-map logits at the input
+//!   resolution, one per level.
 //! - [`Grader`]: a small 2.5D CNN (3 conv blocks, global average pool, linear) from a
 //!   `slices x size x size` crop to 3 severity logits; one per condition group.
 //! - [`Net`]: the localisers and the three graders, saved together as one safetensors file. Besides
@@ -53,9 +55,12 @@ fn pool() -> MaxPool2d {
     MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()
 }
 
-/// Heat-map network: input `[batch, slices, H, W]` (H, W divisible by 4), output
+/// Heat-map network: input `[batch, slices, H, W]` (H, W divisible by 8), output
 /// `[batch, outputs, H, W]` logits. The canal localiser has five outputs (one per level, in no
-/// particular order: the decoder sorts them).
+/// particular order: the decoder sorts them). Three poolings (widths `w, 2w, 2w, 4w`): on the
+/// 64-cell canal grid the bottleneck's cells see about 70 cells, the whole grid (with two poolings
+/// they saw about 35, less than the L1/L2 .. L5/S1 span, and a channel could not tell neighbouring
+/// discs apart).
 #[derive(Module, Debug)]
 pub struct Localiser {
     e1a: Conv2d,
@@ -64,6 +69,9 @@ pub struct Localiser {
     e2b: Conv2d,
     e3a: Conv2d,
     e3b: Conv2d,
+    e4a: Conv2d,
+    e4b: Conv2d,
+    d3: Conv2d,
     d2: Conv2d,
     d1: Conv2d,
     head: Conv2d,
@@ -87,6 +95,9 @@ impl Localiser {
             e2b: conv(2 * w, 2 * w, device),
             e3a: conv(2 * w, 2 * w, device),
             e3b: conv(2 * w, 2 * w, device),
+            e4a: conv(2 * w, 4 * w, device),
+            e4b: conv(4 * w, 4 * w, device),
+            d3: conv(6 * w, 2 * w, device),
             d2: conv(4 * w, 2 * w, device),
             d1: conv(3 * w, w, device),
             head: Conv2dConfig::new([w, outputs], [1, 1]).init(device),
@@ -109,7 +120,13 @@ impl Localiser {
             self.e3b
                 .forward(relu(self.e3a.forward(self.pool.forward(e2.clone())))),
         );
-        let u2 = Tensor::cat(vec![self.up.forward(e3), e2], 1);
+        let e4 = relu(
+            self.e4b
+                .forward(relu(self.e4a.forward(self.pool.forward(e3.clone())))),
+        );
+        let u3 = Tensor::cat(vec![self.up.forward(e4), e3], 1);
+        let d3 = relu(self.d3.forward(u3));
+        let u2 = Tensor::cat(vec![self.up.forward(d3), e2], 1);
         let d2 = relu(self.d2.forward(u2));
         let u1 = Tensor::cat(vec![self.up.forward(d2), e1], 1);
         let d1 = relu(self.d1.forward(u1));

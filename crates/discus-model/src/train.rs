@@ -8,8 +8,21 @@
 //!   `<out>` has a checkpoint of the same request resumes after its last epoch; one of a different
 //!   request is refused (choose another `--out`). Known limit: a resumed run is close to, not
 //!   bit-identical with, an uninterrupted one (0.3 % apart in the next epoch's loss in the tests).
+//! - **Learning rate**: Adam; constant, or (`cosine_epochs` > 0, what `discus train` asks for)
+//!   decayed along a half cosine from the given rate to 5 % of it over that many epochs (step by
+//!   step; later epochs stay at 5 %). The schedule length is not part of the request's fingerprint,
+//!   so a run extended with more epochs resumes (with the longer schedule from there on).
+//! - **Augmentation** (`localiser_shift_cells`): each epoch, each study's canal-localiser input is
+//!   moved by a seeded whole-cell shift (up to that many cells per axis, zero fill, never pushing a
+//!   target point off the grid) and its intensities scaled by a factor in [0.9, 1.1]; the targets
+//!   move with it. With few studies this is what keeps the localiser from learning positions by
+//!   heart.
+//! - **Best epoch** (with a held-out fold): after each epoch the held-out losses (canal localiser +
+//!   graders + point localisers) are computed; the final model is the epoch with the lowest sum
+//!   (early stopping without stopping: its weights are kept in the checkpoint as `best.safetensors`),
+//!   recorded in `model.toml` as `training.best_epoch`.
 //! - **Fine-tuning** (`init`): starts from an existing model's weights, architecture and
-//!   preprocessing; nothing is frozen, the schedule (Adam, constant learning rate) is the same, and
+//!   preprocessing; nothing is frozen, the schedule is the same as for a fresh model, and
 //!   the model card lists the initial model's provenance as an input (its licence still applies);
 //!   without a held-out fold it keeps the initial model's temperatures.
 //! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
@@ -70,6 +83,12 @@ pub struct TrainRequest {
     /// interrupted cut, recutting when a parameter or source changed) and read from it.
     #[serde(default)]
     pub cache: Option<PathBuf>,
+    /// Epochs of the cosine learning-rate decay (0: constant rate). Not part of the fingerprint.
+    #[serde(default)]
+    pub cosine_epochs: usize,
+    /// Largest whole-cell shift (per axis) of the canal localiser's training input (0: none).
+    #[serde(default)]
+    pub localiser_shift_cells: usize,
 }
 
 impl TrainRequest {
@@ -87,6 +106,8 @@ impl TrainRequest {
             architecture: Architecture::default(),
             preprocessing: Preprocessing::default(),
             cache: None,
+            cosine_epochs: 0,
+            localiser_shift_cells: 6,
         }
     }
 
@@ -95,6 +116,7 @@ impl TrainRequest {
         // crop cache (the same samples either way).
         let mut r = self.clone();
         r.epochs = 0;
+        r.cosine_epochs = 0;
         r.out = PathBuf::new();
         r.cache = None;
         serde_json::to_string(&r).expect("request serialises")
@@ -148,11 +170,95 @@ struct CheckpointState {
     epochs_done: usize,
     metrics: Vec<EpochMetrics>,
     seconds: f64,
+    /// The epoch with the lowest held-out loss so far and that loss (weights in `best.safetensors`).
+    #[serde(default)]
+    best: Option<(usize, f64)>,
 }
 
 const CHECKPOINT_DIR: &str = "checkpoint";
 const STATE_FILE: &str = "state.json";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
+const BEST_FILE: &str = "best.safetensors";
+
+/// The learning rate at `step` of `steps_per_epoch * cosine_epochs` (a half cosine from `lr` to
+/// 5 % of it; constant when `cosine_epochs` is 0, 5 % after the schedule's end).
+pub fn scheduled_rate(lr: f64, cosine_epochs: usize, steps_per_epoch: usize, step: usize) -> f64 {
+    if cosine_epochs == 0 {
+        return lr;
+    }
+    let total = (cosine_epochs * steps_per_epoch.max(1)) as f64;
+    let t = (step as f64 / total).min(1.0);
+    let floor = 0.05;
+    lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// The canal-localiser input of a sample moved by a whole-cell shift `(dr, dc)` (zero fill) and
+/// scaled by `gain`, with its targets moved alike.
+pub fn shifted_localiser(
+    input: &[f32],
+    targets: &[(f64, f64); 5],
+    slices: usize,
+    g: usize,
+    (dr, dc): (i64, i64),
+    gain: f32,
+) -> crate::prep::LocaliserTarget {
+    let mut out = vec![0f32; input.len()];
+    let gi = g as i64;
+    for s in 0..slices {
+        for r in 0..gi {
+            let rs = r - dr;
+            if rs < 0 || rs >= gi {
+                continue;
+            }
+            for c in 0..gi {
+                let cs = c - dc;
+                if cs < 0 || cs >= gi {
+                    continue;
+                }
+                out[s * g * g + (r * gi + c) as usize] =
+                    input[s * g * g + (rs * gi + cs) as usize] * gain;
+            }
+        }
+    }
+    let t = targets.map(|(r, c)| (r + dr as f64, c + dc as f64));
+    (out, t)
+}
+
+/// A seeded shift for one study and epoch that keeps every target at least one cell inside the
+/// grid, and an intensity gain in [0.9, 1.1].
+fn localiser_shift(
+    targets: &[(f64, f64); 5],
+    g: usize,
+    max: usize,
+    seed: u64,
+    epoch: usize,
+    study: StudyId,
+) -> ((i64, i64), f32) {
+    use rand::Rng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            ^ study.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (epoch as u64).wrapping_add(17),
+    );
+    let hi = g as f64 - 2.0;
+    let range = |v: &dyn Fn(&(f64, f64)) -> f64| {
+        let lo_v = targets.iter().map(v).fold(f64::INFINITY, f64::min);
+        let hi_v = targets.iter().map(v).fold(f64::NEG_INFINITY, f64::max);
+        let a = (-(max as f64)).max((1.0 - lo_v).ceil()) as i64;
+        let b = (max as f64).min((hi - hi_v).floor()) as i64;
+        if a <= b {
+            (a, b)
+        } else {
+            (0, 0)
+        }
+    };
+    let (r0, r1) = range(&|t| t.0);
+    let (c0, c1) = range(&|t| t.1);
+    let dr = rng.gen_range(r0..=r1);
+    let dc = rng.gen_range(c0..=c1);
+    let gain = rng.gen_range(0.9f32..=1.1);
+    ((dr, dc), gain)
+}
 
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
@@ -641,6 +747,7 @@ pub fn train(
         epochs_done: 0,
         metrics: Vec::new(),
         seconds: 0.0,
+        best: None,
     };
     let mut optim: ModuleOptimizer = AdamConfig::new().init();
     let mut net = if ckpt.join(STATE_FILE).is_file() {
@@ -690,12 +797,45 @@ pub fn train(
         let (mut loc_sum, mut grad_sum, mut pt_sum, mut n) = (0.0, 0.0, 0.0, 0usize);
         for (k, chunk) in order.chunks(request.batch_studies).enumerate() {
             let t0 = std::time::Instant::now();
-            let batch: Vec<&StudySample> = chunk.iter().map(|i| train_set[*i]).collect();
+            // Augmented copies of the canal-localiser inputs (the rest is shared unchanged).
+            let augmented: Vec<Option<StudySample>> = chunk
+                .iter()
+                .map(|i| {
+                    let s = train_set[*i];
+                    let (x, t) = s.localiser.as_ref()?;
+                    if request.localiser_shift_cells == 0 {
+                        return None;
+                    }
+                    let g = pre.localiser_grid;
+                    let (d, gain) = localiser_shift(
+                        t,
+                        g,
+                        request.localiser_shift_cells,
+                        request.seed,
+                        epoch,
+                        s.study,
+                    );
+                    let mut a = s.clone();
+                    a.localiser = Some(shifted_localiser(x, t, pre.localiser_slices, g, d, gain));
+                    Some(a)
+                })
+                .collect();
+            let batch: Vec<&StudySample> = chunk
+                .iter()
+                .zip(&augmented)
+                .map(|(i, a)| a.as_ref().unwrap_or(train_set[*i]))
+                .collect();
+            let lr = scheduled_rate(
+                request.learning_rate,
+                request.cosine_epochs,
+                steps,
+                (epoch - 1) * steps + k,
+            );
             // Data parallel over DISCUS_TRAIN_REPLICAS threads (default 1: the plain step).
             let (grads, l, g, im, pl) =
                 crate::parallel::batch_grads(&net, &batch, &pre, &ad, replicas);
             if let Some(grads) = grads {
-                net = optim.step(request.learning_rate, net, grads);
+                net = optim.step(lr, net, grads);
             }
             step_seconds += t0.elapsed().as_secs_f64();
             images += im;
@@ -713,9 +853,18 @@ pub fn train(
             (None, None, None, None)
         } else {
             let v = net.valid();
-            let mut s = 0.0;
+            let (mut s, mut all) = (0.0, 0.0);
             for chunk in held_set.chunks(request.batch_studies) {
-                s += batch_loss(&v, chunk, &pre, &device).2 * chunk.len() as f64;
+                let (_, l, g, _, p) = batch_loss(&v, chunk, &pre, &device);
+                s += g * chunk.len() as f64;
+                all += (l + g + p) * chunk.len() as f64;
+            }
+            let all = all / held_set.len() as f64;
+            if all.is_finite() && state.best.is_none_or(|(_, b)| all < b) {
+                let w = ckpt.join(BEST_FILE);
+                std::fs::create_dir_all(&ckpt).map_err(io_err(&ckpt))?;
+                discus_core::fsio::atomic_write(&w, &weights_bytes(&v)?).map_err(io_err(&w))?;
+                state.best = Some((epoch, all));
             }
             let fo: Vec<&PointExample> =
                 held_set.iter().flat_map(|b| &b.foraminal_points).collect();
@@ -747,6 +896,13 @@ pub fn train(
         progress(TrainProgress::Epoch(m));
     }
 
+    // With a held-out fold the final model is its best epoch.
+    let best_epoch = state.best.map(|b| b.0);
+    if let Some(b) = best_epoch {
+        if b != state.epochs_done {
+            net = load_weights(&ckpt.join(BEST_FILE), &arch, &ad)?;
+        }
+    }
     // Without a held-out fold a fine-tuned model keeps its initial model's temperatures.
     let temperatures = match (&init_card, held_set.is_empty()) {
         (Some(c), true) => c.temperatures.clone(),
@@ -781,6 +937,7 @@ pub fn train(
                 .unwrap_or(0),
             hardware: hardware(&device),
             init: request.init.as_ref().map(|p| p.display().to_string()),
+            best_epoch,
         },
         metrics: state.metrics.clone(),
         provenance,
@@ -796,4 +953,45 @@ pub fn train(
             0.0
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cosine_schedule_runs_from_the_rate_to_five_percent() {
+        // 1e-3 over 4 epochs of 10 steps: cos(0) = 1, cos(pi / 2) = 0, cos(pi) = -1.
+        assert_eq!(scheduled_rate(1e-3, 0, 10, 37), 1e-3);
+        assert!((scheduled_rate(1e-3, 4, 10, 0) - 1e-3).abs() < 1e-15);
+        assert!((scheduled_rate(1e-3, 4, 10, 20) - 1e-3 * (0.05 + 0.95 * 0.5)).abs() < 1e-15);
+        assert!((scheduled_rate(1e-3, 4, 10, 40) - 5e-5).abs() < 1e-15);
+        assert!((scheduled_rate(1e-3, 4, 10, 400) - 5e-5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_shifted_localiser_input_moves_with_its_targets() {
+        // Two slices of 8 x 8; one bright pixel per slice at the first target.
+        let g = 8;
+        let mut x = vec![0f32; 2 * g * g];
+        x[2 * g + 3] = 1.0; // slice 0, row 2, column 3
+        x[g * g + 2 * g + 3] = 0.5; // slice 1
+        let t = [(2.0, 3.0), (3.0, 3.0), (4.0, 3.5), (5.0, 4.0), (6.0, 4.0)];
+        let (y, u) = shifted_localiser(&x, &t, 2, g, (-1, 2), 2.0);
+        assert_eq!(y[g + 5], 2.0); // row 1, column 5
+        assert_eq!(y[g * g + g + 5], 1.0);
+        assert_eq!(y.iter().filter(|v| **v != 0.0).count(), 2);
+        assert_eq!(u[0], (1.0, 5.0));
+        assert_eq!(u[4], (5.0, 6.0));
+        // Seeded shifts never push a target off the grid (one cell of margin) and stay in range.
+        for epoch in 1..50 {
+            let ((dr, dc), gain) = localiser_shift(&t, g, 6, 3, epoch, StudyId(11));
+            assert!((0.9..=1.1).contains(&gain));
+            assert!(dr.abs() <= 6 && dc.abs() <= 6);
+            for (r, c) in t {
+                let (r, c) = (r + dr as f64, c + dc as f64);
+                assert!(r >= 1.0 && c >= 1.0 && r <= 6.0 && c <= 6.0, "{dr} {dc}");
+            }
+        }
+    }
 }

@@ -570,3 +570,86 @@ fn the_crop_cache_resumes_and_equals_fresh_crops() {
     let e = CropCache::open(&cache, &sources, &pre).err().unwrap();
     assert!(e.to_string().contains("manifest.json"), "{e}");
 }
+
+#[test]
+fn canal_targets_decode_back_to_the_label_points() {
+    // The canal localiser's target chain with the default preprocessing (64 x 64 cells of 4.5 mm):
+    // label point (patient mm) -> grid (row, column) -> Gaussian target -> its log as logits (what a
+    // perfect localiser outputs, up to a constant), channels shuffled -> peaks in level order ->
+    // patient mm on the middle sagittal slice. The label may lie on a neighbouring slice, so the
+    // error is measured in-plane; the oracle must be exact there, and name the levels right.
+    use discus_model::heatmap::{decode_levels, gaussian_target};
+    use discus_model::prep::{Loaded, LocaliserView, Preprocessing, StudySeries};
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let pre = Preprocessing::default();
+    let g = pre.localiser_grid;
+    let mut worst = 0.0f64;
+    for study in studies(&ds) {
+        let pts = ds.points(study).unwrap();
+        let series = StudySeries::of(&ds, study).unwrap();
+        let mut l = Loaded::new(&ds, series.t2.as_ref().unwrap()).unwrap();
+        let main = l.main_stack();
+        let v = l.volume(&ds, main, &pre).unwrap();
+        let view = LocaliserView::new(v, &pre, study).unwrap();
+        let normal = v.stack.normal;
+        let labels: Vec<[f64; 3]> = discus_core::Level::ALL
+            .iter()
+            .map(|lv| {
+                let q = pts
+                    .iter()
+                    .find(|q| q.condition == Condition::SpinalCanalStenosis && q.level == *lv)
+                    .unwrap();
+                let s = ds.find_series(study, q.series).unwrap().unwrap();
+                let stacks = ds.stacks(&s).unwrap();
+                let (si, k) = stacks
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, s)| s.find_instance(q.instance as i64).map(|k| (i, k)))
+                    .unwrap();
+                stacks[si].pixel_to_patient(k, q.x, q.y)
+            })
+            .collect();
+        let mut logits = Vec::new();
+        for &i in &[2usize, 4, 0, 3, 1] {
+            let (r, c) = view.patient_to_grid(v, labels[i]);
+            assert!(r > 1.0 && c > 1.0 && r < g as f64 - 2.0 && c < g as f64 - 2.0);
+            logits.extend(
+                gaussian_target(g, g, r, c, pre.heat_sigma)
+                    .iter()
+                    .map(|t| t.max(1e-30).ln()),
+            );
+        }
+        let peaks = decode_levels(&logits, g, g, |r, c| view.grid_to_patient(v, r, c)[2]);
+        for (p, t) in peaks.iter().zip(&labels) {
+            let m = view.grid_to_patient(v, p.row, p.column);
+            let d: Vec<f64> = (0..3).map(|i| m[i] - t[i]).collect();
+            let along: f64 = (0..3).map(|i| d[i] * normal[i]).sum();
+            let e = (d.iter().map(|x| x * x).sum::<f64>() - along * along)
+                .max(0.0)
+                .sqrt();
+            worst = worst.max(e);
+        }
+    }
+    println!("worst in-plane oracle error {worst:.4} mm");
+    assert!(worst < 0.05, "oracle canal error {worst} mm");
+}
+
+#[test]
+fn the_training_schedule_and_the_localiser_shift() {
+    use discus_model::train::{scheduled_rate, shifted_localiser};
+    // Half cosine from 3e-3 to 5 % over 4 epochs of 10 steps: cos(pi / 2) = 0 halfway.
+    assert!((scheduled_rate(3e-3, 4, 10, 0) - 3e-3).abs() < 1e-15);
+    assert!((scheduled_rate(3e-3, 4, 10, 20) - 3e-3 * 0.525).abs() < 1e-15);
+    assert!((scheduled_rate(3e-3, 4, 10, 40) - 1.5e-4).abs() < 1e-15);
+    assert_eq!(scheduled_rate(3e-3, 0, 10, 40), 3e-3);
+    // A bright pixel at row 2, column 3 of a 1-slice 8 x 8 input, shifted by (+3, -2), gain 0.5.
+    let mut x = vec![0f32; 64];
+    x[2 * 8 + 3] = 1.0;
+    let t = [(2.0, 3.0), (3.0, 3.0), (4.0, 3.0), (5.0, 3.0), (6.0, 3.5)];
+    let (y, u) = shifted_localiser(&x, &t, 1, 8, (3, -2), 0.5);
+    assert_eq!(y[5 * 8 + 1], 0.5);
+    assert_eq!(y.iter().filter(|v| **v != 0.0).count(), 1);
+    assert_eq!(u[0], (5.0, 1.0));
+    assert_eq!(u[4], (9.0, 1.5));
+}

@@ -122,6 +122,7 @@ fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
             finished_unix: 0,
             hardware: "test".into(),
             init: None,
+            best_epoch: None,
         },
         metrics: Vec::new(),
         provenance: Provenance::new("wgpu test", Vec::new()),
