@@ -7,10 +7,12 @@ use discus_core::governance::{check_sources, Use};
 use discus_core::layout::Split;
 use discus_core::LabelColumn;
 use discus_core::StudyId;
-use discus_model::explain::{explain_study, point_overlays, write_overlay_png, ExplainOptions};
+use discus_model::explain::{
+    explain_study_with, point_overlays_with, write_overlay_png, ExplainOptions, Sources,
+};
 use discus_model::page::{index_page, study_page, write_page, IndexEntry};
-use discus_model::predict::{predict_study, Finding, StudyPrediction};
-use discus_model::stability::{stability_study, StabilityOptions};
+use discus_model::predict::{predict_study_with, Finding, StudyPrediction};
+use discus_model::stability::{stability_study_with, StabilityOptions};
 use discus_model::{train, Model, TrainProgress, TrainRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -118,9 +120,10 @@ pub struct ModelArgs {
 /// `discus model ...`
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Export a model's networks to ONNX (one .onnx per network: localiser, spinal, foraminal,
-    /// subarticular graders; opset 18, batch axis symbolic), with the model card (model.toml, the
-    /// training data's licence) and onnx.toml (inputs, outputs, their meaning) beside them.
+    /// Export a model's networks to ONNX (one .onnx per network: canal, foraminal and
+    /// subarticular localisers, spinal, foraminal and subarticular graders; opset 18, batch axis
+    /// symbolic), with the model card (model.toml, the training data's licence) and onnx.toml
+    /// (inputs, outputs, their meaning) beside them.
     Export(ExportArgs),
 }
 
@@ -379,7 +382,9 @@ fn predict_one(
     model_name: &str,
     cards: &[&discus_core::governance::DatasetCard],
 ) -> Result<StudyPrediction> {
-    let mut p = predict_study(model, ds, study)?;
+    // One decode of each series for the prediction, explanations, stability and thumbnails.
+    let mut src = Sources::new(ds, study);
+    let mut p = predict_study_with(model, &mut src)?;
     let dir = a.out.join(study.to_string());
     let file = |f: &Finding, what: &str| {
         let col = LabelColumn {
@@ -389,7 +394,7 @@ fn predict_one(
         format!("{what}_{}.png", col.name())
     };
     if a.explain {
-        let ex = explain_study(model, ds, &p, &ExplainOptions::default())?;
+        let ex = explain_study_with(model, &mut src, &p, &ExplainOptions::default())?;
         for (f, e) in p.findings.iter_mut().zip(ex) {
             debug_assert_eq!(f.row_id, e.row_id);
             if let Some(o) = &e.heatmap {
@@ -405,7 +410,7 @@ fn predict_one(
         }
     }
     if a.stability > 0 {
-        let st = stability_study(model, ds, &p, &StabilityOptions::new(a.stability))?;
+        let st = stability_study_with(model, &mut src, &p, &StabilityOptions::new(a.stability))?;
         for f in &mut p.findings {
             f.stability = st.get(&f.row_id).cloned();
         }
@@ -416,7 +421,7 @@ fn predict_one(
         .with_context(|| format!("writing {}", path.display()))?;
     if !a.no_pages {
         let mut thumbs = BTreeMap::new();
-        let overlays = point_overlays(model, ds, &p)?;
+        let overlays = point_overlays_with(model, &mut src, &p)?;
         for f in &p.findings {
             if let Some(o) = overlays.get(&f.row_id) {
                 let name = file(f, "slice");
@@ -468,8 +473,26 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
         model.card.provenance.sources.iter().collect();
     let mut sr_failed = 0usize;
     let t0 = std::time::Instant::now();
-    for study in &studies {
-        match predict_one(&model, &ds, *study, &a, &model_name, &cards) {
+    // Studies in parallel on rayon's threads (RAYON_NUM_THREADS=1: one at a time), each worker
+    // with its own connection to the index (a connection is not shared between threads); the
+    // results are then taken in study order.
+    let results: Vec<Result<StudyPrediction>> = {
+        use rayon::prelude::*;
+        studies
+            .par_iter()
+            .map_init(
+                || discus_data::dataset::Dataset::open_indexed(&root),
+                |wds, study| {
+                    let wds = wds.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let p = predict_one(&model, wds, *study, &a, &model_name, &cards);
+                    pb.inc(1);
+                    p
+                },
+            )
+            .collect()
+    };
+    for (study, result) in studies.iter().zip(results) {
+        match result {
             Ok(p) => {
                 rows.extend(p.submission_rows());
                 entries.push(IndexEntry::of(&p, format!("{study}/index.html")));
@@ -494,7 +517,6 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
                 });
             }
         }
-        pb.inc(1);
     }
     pb.finish_and_clear();
     if !a.no_pages {

@@ -214,7 +214,7 @@ fn train_then_predict_with_the_licence_checked() {
     let onnx = tmp.path().join("onnx");
     let out = ok(&["model", "export", "--onnx", s(&model), "--out", s(&onnx)]);
     assert!(out.contains("research-only test terms"), "{out}");
-    for net in ["localiser", "spinal", "foraminal", "subarticular"] {
+    for net in discus_model::export::NETWORKS {
         let f = onnx.join(format!("{net}.onnx"));
         assert!(
             std::fs::metadata(&f).unwrap().len() > 1000,

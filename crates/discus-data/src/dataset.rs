@@ -708,12 +708,28 @@ impl Dataset {
     /// own RescaleSlope/Intercept, as `f32`. The only call here that reads pixels.
     pub fn load_stack(&self, series: &SeriesRef, stack: &Stack) -> Result<Volume, DatasetError> {
         let (rows, columns) = (stack.rows as usize, stack.columns as usize);
-        let mut data = Vec::with_capacity(stack.len() * rows * columns);
-        for s in &stack.slices {
-            let path = self.slice_path(series, s.instance_number)?;
-            let header = crate::dicom::read_header(&path)?;
-            let px = crate::dicom::decode_pixels(&path)?;
-            data.extend(rescaled_slice(&path, &header, &px, rows, columns)?);
+        // The paths first (the index connection is not shared between threads), then every file
+        // read once, its header and pixels parsed from memory, slices in parallel.
+        let paths = stack
+            .slices
+            .iter()
+            .map(|s| self.slice_path(series, s.instance_number))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut data = vec![0f32; stack.len() * rows * columns];
+        if rows * columns > 0 {
+            use rayon::prelude::*;
+            data.par_chunks_mut(rows * columns)
+                .zip(paths.par_iter())
+                .try_for_each(|(out, path)| -> Result<(), DatasetError> {
+                    let bytes =
+                        std::fs::read(path).map_err(|source| crate::dicom::DicomError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    let header = crate::dicom::read_header_bytes(&bytes, path)?;
+                    let px = crate::dicom::decode_pixels_bytes(&bytes, path)?;
+                    rescale_into(path, &header, &px, rows, columns, out)
+                })?;
         }
         Ok(Volume {
             stack: stack.clone(),
@@ -732,6 +748,21 @@ pub fn rescaled_slice(
     rows: usize,
     columns: usize,
 ) -> Result<Vec<f32>, DatasetError> {
+    let mut out = vec![0f32; rows * columns];
+    rescale_into(path, header, px, rows, columns, &mut out)?;
+    Ok(out)
+}
+
+/// [`rescaled_slice`] into `out` (`rows * columns` values): `stored * slope + intercept` in `f64`,
+/// then `f32`, one typed loop per sample type.
+fn rescale_into(
+    path: &Path,
+    header: &crate::InstanceHeader,
+    px: &crate::dicom::StoredPixels,
+    rows: usize,
+    columns: usize,
+    out: &mut [f32],
+) -> Result<(), DatasetError> {
     let bad = |what: String| DatasetError::BadSlice {
         path: path.to_path_buf(),
         what,
@@ -763,12 +794,22 @@ pub fn rescaled_slice(
         .rescale_intercept
         .filter(|s| s.is_finite())
         .unwrap_or(0.0);
-    Ok((0..n)
-        .map(|i| {
-            let v = px.values.get_i64(i).unwrap_or(0) as f64;
-            (v * slope + intercept) as f32
-        })
-        .collect())
+    fn map<T: Copy + Into<f64>>(src: &[T], out: &mut [f32], slope: f64, intercept: f64) {
+        for (o, v) in out.iter_mut().zip(src) {
+            *o = ((*v).into() * slope + intercept) as f32;
+        }
+    }
+    use crate::dicom::PixelValues as P;
+    let out = &mut out[..n];
+    match &px.values {
+        P::U8(v) => map(&v[..n], out, slope, intercept),
+        P::I8(v) => map(&v[..n], out, slope, intercept),
+        P::U16(v) => map(&v[..n], out, slope, intercept),
+        P::I16(v) => map(&v[..n], out, slope, intercept),
+        P::U32(v) => map(&v[..n], out, slope, intercept),
+        P::I32(v) => map(&v[..n], out, slope, intercept),
+    }
+    Ok(())
 }
 
 fn condition_of_key(s: &str) -> Option<Condition> {

@@ -15,7 +15,9 @@
 //!
 //! Each overlay has exactly the source slice's `rows x columns` pixels, so it lies on the DICOM
 //! image as it is. Overlays are computed from the finding's point and series (the prediction is not
-//! re-run), so explaining costs one localiser pass per study and one grader batch per finding.
+//! re-run), so explaining costs one grader batch per finding, plus one localiser pass per study
+//! unless the prediction's own run is reused ([`explain_study_with`] on the [`Sources`] the
+//! prediction filled: then no series is decoded again either).
 //!
 //! Foraminal and subarticular findings get no localiser heat map in this slice: their points are
 //! the canal point plus a learned offset ([`PointSource::CanalOffset`]), not a heat-map peak.
@@ -73,11 +75,25 @@ pub struct ExplainOptions {
     pub stride: usize,
 }
 
-/// The loaded series of one study, by series id (each decoded once).
-pub(crate) struct Sources<'a> {
+/// The decoded series of one study, by series id: each stack is decoded and normalised once and
+/// shared by prediction ([`crate::predict::predict_study_with`]), explanations
+/// ([`explain_study_with`]), stability ([`crate::stability::stability_study_with`]) and the
+/// findings pages' thumbnails ([`point_overlays_with`]); with the canal localiser's run, so that
+/// explaining does not run the localiser again.
+pub struct Sources<'a> {
     ds: &'a Dataset,
     study: StudyId,
     loaded: BTreeMap<u64, Loaded>,
+    pub(crate) localiser: Option<LocaliserRun>,
+}
+
+/// The canal localiser's input view and output logits on one stack (kept by prediction for the
+/// explanations).
+pub(crate) struct LocaliserRun {
+    pub(crate) series: SeriesId,
+    pub(crate) stack: usize,
+    pub(crate) view: LocaliserView,
+    pub(crate) logits: Vec<f32>,
 }
 
 /// Where a finding's grader input comes from: the volume (by series and stack) and the target.
@@ -90,12 +106,41 @@ pub(crate) struct GraderSite {
 }
 
 impl<'a> Sources<'a> {
-    pub(crate) fn new(ds: &'a Dataset, study: StudyId) -> Self {
+    /// No series decoded yet.
+    pub fn new(ds: &'a Dataset, study: StudyId) -> Self {
         Sources {
             ds,
             study,
             loaded: BTreeMap::new(),
+            localiser: None,
         }
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &'a Dataset {
+        self.ds
+    }
+
+    /// The study.
+    pub fn study(&self) -> StudyId {
+        self.study
+    }
+
+    /// Takes a series out (its decoded stacks with it), or a fresh one; give it back with
+    /// [`Sources::put`].
+    pub(crate) fn take(
+        &mut self,
+        series: &discus_data::dataset::SeriesRef,
+    ) -> Result<Loaded, ModelError> {
+        match self.loaded.remove(&series.series.0) {
+            Some(l) => Ok(l),
+            None => Loaded::new(self.ds, series),
+        }
+    }
+
+    /// Gives a series back.
+    pub(crate) fn put(&mut self, l: Loaded) {
+        self.loaded.insert(l.series.series.0, l);
     }
 
     pub(crate) fn loaded(&mut self, series: SeriesId) -> Result<&mut Loaded, ModelError> {
@@ -355,10 +400,25 @@ pub fn explain_study(
     prediction: &StudyPrediction,
     opts: &ExplainOptions,
 ) -> Result<Vec<FindingExplanation>, ModelError> {
+    explain_study_with(
+        model,
+        &mut Sources::new(ds, prediction.study),
+        prediction,
+        opts,
+    )
+}
+
+/// [`explain_study`] on series already decoded (by the prediction that made `prediction`; the
+/// canal localiser's run is reused when the prediction kept it).
+pub fn explain_study_with(
+    model: &Model,
+    src: &mut Sources<'_>,
+    prediction: &StudyPrediction,
+    opts: &ExplainOptions,
+) -> Result<Vec<FindingExplanation>, ModelError> {
     let study = prediction.study;
     let pre = model.card.preprocessing;
-    let mut src = Sources::new(ds, study);
-    let heat = localiser_maps(model, &mut src, prediction)?;
+    let heat = localiser_maps(model, src, prediction)?;
     let mut out = Vec::new();
     for f in &prediction.findings {
         let mut e = FindingExplanation {
@@ -397,23 +457,24 @@ fn localiser_maps(
     };
     let series = first.point.as_ref().expect("filtered").series;
     let main = src.loaded(series)?.main_stack();
+    // The prediction's own localiser run when it kept one on this stack, else a new run.
+    let run = match src.localiser.take() {
+        Some(r) if r.series == series && r.stack == main => r,
+        _ => {
+            let v = src.volume(series, main, &pre)?;
+            let view = LocaliserView::new(v, &pre, study)?;
+            let logits = crate::predict::run_localiser(model, &view, study)?;
+            LocaliserRun {
+                series,
+                stack: main,
+                view,
+                logits,
+            }
+        }
+    };
     let v = src.volume(series, main, &pre)?;
-    let view = LocaliserView::new(v, &pre, study)?;
+    let (view, logits) = (&run.view, &run.logits);
     let g = pre.localiser_grid;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(view.input.clone(), [1, pre.localiser_slices, g, g]),
-        &model.device,
-    );
-    let logits: Vec<f32> = model
-        .net
-        .localiser
-        .forward(x)
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| ModelError::Input {
-            study,
-            what: format!("localiser output: {e:?}"),
-        })?;
     // Channels to levels exactly as decode_levels orders them: by the superior coordinate of the
     // decoded peak, head first (a stable sort).
     let mut channels: Vec<(usize, f64)> = (0..5)
@@ -435,12 +496,13 @@ fn localiser_maps(
         let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
         let sum: f32 = e.iter().sum();
         let prob: Vec<f32> = e.iter().map(|v| v / sum).collect();
-        let map = grid_map_to_slice(&view, v, &prob);
+        let map = grid_map_to_slice(view, v, &prob);
         out.insert(
             f.row_id.clone(),
             overlay(v, series, view.mid_slice, map, (p.x, p.y)),
         );
     }
+    src.localiser = Some(run);
     Ok(out)
 }
 
@@ -515,7 +577,15 @@ pub fn point_overlays(
     ds: &Dataset,
     prediction: &StudyPrediction,
 ) -> Result<BTreeMap<String, Overlay>, ModelError> {
-    let mut src = Sources::new(ds, prediction.study);
+    point_overlays_with(model, &mut Sources::new(ds, prediction.study), prediction)
+}
+
+/// [`point_overlays`] on series already decoded.
+pub fn point_overlays_with(
+    model: &Model,
+    src: &mut Sources<'_>,
+    prediction: &StudyPrediction,
+) -> Result<BTreeMap<String, Overlay>, ModelError> {
     let mut out = BTreeMap::new();
     for f in &prediction.findings {
         let Some(p) = &f.point else { continue };

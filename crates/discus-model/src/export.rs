@@ -5,6 +5,11 @@
 //! - `localiser.onnx`: input `[batch, localiser_slices, grid, grid]` (the mid-sagittal slices on the
 //!   localiser grid, see [`crate::prep::Preprocessing`]), output `[batch, 5, grid, grid]`
 //!   heat-map logits (one channel per level, unordered: sort the decoded peaks head to foot);
+//! - `foraminal_localiser.onnx`, `subarticular_localiser.onnx` (the point localisers): input
+//!   `[batch, crop slices, point_grid, point_grid]` (2.5D crops at `point_spacing_mm`, see
+//!   [`crate::prep::Preprocessing::point_spec`]), output `[batch, 1, point_grid, point_grid]`
+//!   (foraminal: one heat map per candidate slice crop; the softmax runs over all candidates of a
+//!   finding together) or `[batch, 2, point_grid, point_grid]` (subarticular: left, right);
 //! - `spinal.onnx`, `foraminal.onnx`, `subarticular.onnx` (the graders): input
 //!   `[batch, crop slices, crop rows, crop columns]`, output `[batch, 3]` severity logits
 //!   (Normal/Mild, Moderate, Severe; softmax gives the probabilities). The right subarticular
@@ -30,7 +35,7 @@ pub const MANIFEST_FILE: &str = "onnx.toml";
 /// One exported network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OnnxNetwork {
-    /// Network name: `localiser`, `spinal`, `foraminal` or `subarticular`.
+    /// Network name: one of [`NETWORKS`].
     pub name: String,
     /// File name inside the export folder.
     pub file: String,
@@ -56,12 +61,35 @@ pub struct OnnxManifest {
 }
 
 /// The names of a model's networks in export order.
-pub const NETWORKS: [&str; 4] = ["localiser", "spinal", "foraminal", "subarticular"];
+pub const NETWORKS: [&str; 6] = [
+    "localiser",
+    "foraminal_localiser",
+    "subarticular_localiser",
+    "spinal",
+    "foraminal",
+    "subarticular",
+];
+
+/// The number of heat-map channels of a point localiser (`None` for the other networks).
+fn point_outputs(name: &str) -> Option<usize> {
+    match name {
+        "foraminal_localiser" => Some(1),
+        "subarticular_localiser" => Some(2),
+        _ => None,
+    }
+}
 
 /// The input shape (batch of `batch`) of network `name` under `card`.
 pub fn input_shape(card: &ModelCard, name: &str, batch: usize) -> [usize; 4] {
     let p = &card.preprocessing;
-    if name == "localiser" {
+    if point_outputs(name).is_some() {
+        [
+            batch,
+            card.architecture.grader_slices,
+            p.point_grid,
+            p.point_grid,
+        ]
+    } else if name == "localiser" {
         [
             batch,
             card.architecture.localiser_slices,
@@ -125,6 +153,24 @@ pub fn network_onnx(
         "localiser" => ex
             .export_dynamic(&net.localiser, one, two, &spec, Localiser::forward)
             .map_err(export_err(name))?,
+        "foraminal_localiser" => ex
+            .export_dynamic(
+                &net.foraminal_localiser,
+                one,
+                two,
+                &spec,
+                Localiser::forward,
+            )
+            .map_err(export_err(name))?,
+        "subarticular_localiser" => ex
+            .export_dynamic(
+                &net.subarticular_localiser,
+                one,
+                two,
+                &spec,
+                Localiser::forward,
+            )
+            .map_err(export_err(name))?,
         "spinal" | "foraminal" | "subarticular" => {
             let g = match name {
                 "spinal" => &net.spinal,
@@ -159,7 +205,17 @@ pub fn export_onnx(model_dir: &Path, out: &Path) -> Result<OnnxManifest, ModelEr
         let path = out.join(&file);
         discus_core::fsio::atomic_write(&path, &bytes).map_err(io_err(&path))?;
         let input = input_shape(&model.card, name, 1).to_vec();
-        let (output, meaning) = if name == "localiser" {
+        let (output, meaning) = if let Some(c) = point_outputs(name) {
+            (
+                vec![1, c, input[2], input[3]],
+                if c == 1 {
+                    "heat-map logits of the foraminal point on one candidate slice crop (one \
+                     softmax over all candidate crops of a finding picks the slice and the point)"
+                } else {
+                    "heat-map logits of the subarticular points, channels left, right"
+                },
+            )
+        } else if name == "localiser" {
             (
                 vec![1, 5, input[2], input[3]],
                 "heat-map logits, one channel per level (unordered: sort the peaks head to foot \

@@ -15,6 +15,7 @@
 //! - no sagittal series at all: every finding gets the training prior (no point);
 //! - a foraminal finding without a learned offset: the training prior (no point).
 
+use crate::explain::{LocaliserRun, Sources};
 use crate::heatmap::{decode_levels, decode_over_slices};
 use crate::prep::{mirrored, point_input, Loaded, LocaliserView, StudySeries};
 use crate::{Model, ModelError};
@@ -197,24 +198,78 @@ fn locate(
         .collect())
 }
 
+/// Runs the canal localiser on a view; its logits, `5 * grid * grid`.
+pub(crate) fn run_localiser(
+    model: &Model,
+    view: &LocaliserView,
+    study: StudyId,
+) -> Result<Vec<f32>, ModelError> {
+    let pre = &model.card.preprocessing;
+    let g = pre.localiser_grid;
+    let x = Tensor::<4>::from_data(
+        TensorData::new(view.input.clone(), [1, pre.localiser_slices, g, g]),
+        &model.device,
+    );
+    model
+        .net
+        .localiser
+        .forward(x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| ModelError::Input {
+            study,
+            what: format!("localiser output: {e:?}"),
+        })
+}
+
 /// Predicts the 25 findings of `study` of `ds`.
 pub fn predict_study(
     model: &Model,
     ds: &Dataset,
     study: StudyId,
 ) -> Result<StudyPrediction, ModelError> {
-    let card = &model.card;
-    let pre = &card.preprocessing;
-    let device = &model.device;
+    predict_study_with(model, &mut Sources::new(ds, study))
+}
+
+/// [`predict_study`] for the study of `src`, whose decoded series it uses and keeps (with the
+/// canal localiser's run), so that explanations, stability and the findings pages that follow
+/// decode nothing again.
+pub fn predict_study_with(
+    model: &Model,
+    src: &mut Sources<'_>,
+) -> Result<StudyPrediction, ModelError> {
+    let (ds, study) = (src.dataset(), src.study());
     let series = StudySeries::of(ds, study)?;
-    let mut notes = Vec::new();
-    let mut t2 = series.t2.as_ref().map(|s| Loaded::new(ds, s)).transpose()?;
-    let mut t1 = series.t1.as_ref().map(|s| Loaded::new(ds, s)).transpose()?;
+    let mut t2 = series.t2.as_ref().map(|s| src.take(s)).transpose()?;
+    let mut t1 = series.t1.as_ref().map(|s| src.take(s)).transpose()?;
     let mut axial: Vec<Loaded> = series
         .axial
         .iter()
-        .map(|s| Loaded::new(ds, s))
+        .map(|s| src.take(s))
         .collect::<Result<_, _>>()?;
+    let mut run = None;
+    let out = predict_loaded(model, ds, study, &mut t2, &mut t1, &mut axial, &mut run);
+    for l in t2.into_iter().chain(t1).chain(axial) {
+        src.put(l);
+    }
+    src.localiser = run;
+    out
+}
+
+/// The prediction proper, on the study's series by role.
+fn predict_loaded(
+    model: &Model,
+    ds: &Dataset,
+    study: StudyId,
+    t2: &mut Option<Loaded>,
+    t1: &mut Option<Loaded>,
+    axial: &mut [Loaded],
+    run: &mut Option<LocaliserRun>,
+) -> Result<StudyPrediction, ModelError> {
+    let card = &model.card;
+    let pre = &card.preprocessing;
+    let device = &model.device;
+    let mut notes = Vec::new();
 
     let prior_finding = |column: LabelColumn, why: String| {
         let p = card.prior_of(column);
@@ -247,20 +302,7 @@ pub fn predict_study(
                 let v = l.volume(ds, main, pre)?;
                 let view = LocaliserView::new(v, pre, study)?;
                 let g = pre.localiser_grid;
-                let x = Tensor::<4>::from_data(
-                    TensorData::new(view.input.clone(), [1, pre.localiser_slices, g, g]),
-                    device,
-                );
-                let logits: Vec<f32> = model
-                    .net
-                    .localiser
-                    .forward(x)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .map_err(|e| ModelError::Input {
-                        study,
-                        what: format!("localiser output: {e:?}"),
-                    })?;
+                let logits = run_localiser(model, &view, study)?;
                 let peaks = decode_levels(&logits, g, g, |r, c| view.grid_to_patient(v, r, c)[2]);
                 let instance = v.stack.slices[view.mid_slice].instance_number;
                 let mm: Vec<Vec3> = peaks
@@ -283,6 +325,12 @@ pub fn predict_study(
                         }
                     })
                     .collect();
+                *run = Some(LocaliserRun {
+                    series: sid,
+                    stack: main,
+                    view,
+                    logits,
+                });
                 Some((
                     [mm[0], mm[1], mm[2], mm[3], mm[4]],
                     [

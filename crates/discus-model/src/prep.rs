@@ -177,7 +177,7 @@ impl Loaded {
                     study: self.series.study,
                     what: format!("series {}: {e}", self.series.series),
                 })?;
-            self.volumes.insert(i, w.normalise(&v));
+            self.volumes.insert(i, w.normalise_owned(v));
         }
         Ok(&self.volumes[&i])
     }

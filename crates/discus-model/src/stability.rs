@@ -157,10 +157,24 @@ pub fn stability_study(
     prediction: &StudyPrediction,
     opts: &StabilityOptions,
 ) -> Result<BTreeMap<String, Stability>, ModelError> {
+    stability_study_with(
+        model,
+        &mut Sources::new(ds, prediction.study),
+        prediction,
+        opts,
+    )
+}
+
+/// [`stability_study`] on series already decoded (by the prediction that made `prediction`).
+pub fn stability_study_with(
+    model: &Model,
+    src: &mut Sources<'_>,
+    prediction: &StudyPrediction,
+    opts: &StabilityOptions,
+) -> Result<BTreeMap<String, Stability>, ModelError> {
     let study = prediction.study;
     let pre = model.card.preprocessing;
     let spec = pre.crop;
-    let mut src = Sources::new(ds, study);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed ^ study.0);
     let mut out = BTreeMap::new();
     if opts.samples == 0 {

@@ -208,3 +208,114 @@ fn stability_is_zero_without_perturbation_and_grows_with_it() {
         stability_study(&model, &ds, &p, &opts(1.0)).unwrap()
     );
 }
+
+#[test]
+fn sharing_the_decoded_series_changes_nothing() {
+    // predict -> explain -> stability -> thumbnails on one `Sources` (each series decoded once, the
+    // localiser's run reused) give exactly what the standalone calls give.
+    use discus_model::explain::{explain_study_with, point_overlays, point_overlays_with, Sources};
+    use discus_model::predict::predict_study_with;
+    use discus_model::stability::stability_study_with;
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let model = Model::load(&f.model).unwrap();
+    let opts = StabilityOptions {
+        samples: 4,
+        magnitude: 1.0,
+        seed: 3,
+    };
+    for study in studies(&ds) {
+        let mut src = Sources::new(&ds, study);
+        let p = predict_study_with(&model, &mut src).unwrap();
+        assert_eq!(p, predict_study(&model, &ds, study).unwrap());
+        let ex = explain_study_with(&model, &mut src, &p, &ExplainOptions::default()).unwrap();
+        assert_eq!(
+            ex,
+            explain_study(&model, &ds, &p, &ExplainOptions::default()).unwrap()
+        );
+        assert_eq!(
+            stability_study_with(&model, &mut src, &p, &opts).unwrap(),
+            stability_study(&model, &ds, &p, &opts).unwrap()
+        );
+        assert_eq!(
+            point_overlays_with(&model, &mut src, &p).unwrap(),
+            point_overlays(&model, &ds, &p).unwrap()
+        );
+    }
+}
+
+#[test]
+fn volumes_equal_pydicom_rescaled_pixels() {
+    // Dataset::load_stack (files read once, slices decoded in parallel) against pydicom: every
+    // stack of one study, stored values * RescaleSlope + RescaleIntercept in float64, then float32,
+    // slice by slice in stack order; exact.
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("scripts/pyvenv"))
+        .args(["synth-check", "pydicom==3.0.2", "numpy==2.4.6"])
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) {
+        discus_core::crosscheck::skip(String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "pyvenv failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let study = studies(&ds)[0];
+    let mut cases = Vec::new();
+    for series in ds.series(study).unwrap() {
+        for (i, stack) in ds.stacks(&series).unwrap().iter().enumerate() {
+            let v = ds.load_stack(&series, stack).unwrap();
+            let raw: Vec<u8> = v.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let file = tmp.path().join(format!("{}_{i}.f32", series.series));
+            std::fs::write(&file, raw).unwrap();
+            let files: Vec<String> = stack
+                .slices
+                .iter()
+                .map(|s| {
+                    ds.slice_file(&series, s.instance_number)
+                        .unwrap()
+                        .display()
+                        .to_string()
+                })
+                .collect();
+            cases.push(serde_json::json!({"raw": file, "files": files}));
+        }
+    }
+    assert!(cases.len() >= 3, "{} stacks", cases.len());
+    let script = r#"
+import json, sys
+import numpy as np, pydicom
+bad = 0
+for c in json.load(open(sys.argv[1])):
+    want = []
+    for f in c["files"]:
+        d = pydicom.dcmread(f)
+        v = d.pixel_array.astype(np.float64) * float(getattr(d, "RescaleSlope", 1) or 1) \
+            + float(getattr(d, "RescaleIntercept", 0))
+        want.append(v.astype(np.float32))
+    want = np.stack(want).ravel()
+    got = np.fromfile(c["raw"], dtype="<f4")
+    if got.shape != want.shape or not np.array_equal(got, want):
+        bad += 1
+        print("differs:", c["raw"], got.shape, want.shape, file=sys.stderr)
+print(json.dumps({"stacks": len(json.load(open(sys.argv[1]))), "bad": bad}))
+"#;
+    let cases_path = tmp.path().join("cases.json");
+    std::fs::write(&cases_path, serde_json::to_vec(&cases).unwrap()).unwrap();
+    let o = Command::new(python)
+        .args(["-c", script])
+        .arg(&cases_path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["bad"], 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(r["stacks"], cases.len());
+}

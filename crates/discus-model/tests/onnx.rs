@@ -126,8 +126,14 @@ fn exported_networks_pass_the_checker_and_match_onnxruntime() {
         let input = tmp.path().join(format!("{name}.f32"));
         std::fs::write(&input, raw).unwrap();
         let t = Tensor::<4>::from_data(TensorData::new(x, shape), &model.device);
-        let (y, dims): (Vec<f32>, Vec<usize>) = if *name == "localiser" {
-            let y = model.net.localiser.forward(t);
+        let localiser = match *name {
+            "localiser" => Some(&model.net.localiser),
+            "foraminal_localiser" => Some(&model.net.foraminal_localiser),
+            "subarticular_localiser" => Some(&model.net.subarticular_localiser),
+            _ => None,
+        };
+        let (y, dims): (Vec<f32>, Vec<usize>) = if let Some(l) = localiser {
+            let y = l.forward(t);
             (y.to_data().try_to_vec::<f32>().unwrap(), y.dims().to_vec())
         } else {
             let g = match *name {
