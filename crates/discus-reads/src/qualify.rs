@@ -48,10 +48,9 @@
 use crate::analysis::{adjudications, blinded_findings, consensus, ConsensusLabel, ConsensusRule};
 use crate::geometry::SliceLookup;
 use crate::import::row_id;
-use crate::store::{
-    FindingKey, Point, ReaderId, ReadsStore, RoundId, RoundKind, StoreError, StoredRead,
-};
+use crate::store::{Point, ReaderId, ReadsStore, RoundId, RoundKind, StoreError, StoredRead};
 use discus_core::agreement::{bootstrap, Estimate, Ratings, Statistic, Weights};
+use discus_core::RowId;
 use discus_core::{Condition, ConditionGroup, Level, Severity, StudyId};
 use discus_data::sqlite::{self, Durability, SqliteError, SqliteOptions};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -276,8 +275,8 @@ pub fn reference_consensus(
             reader: exclude.into(),
         });
     }
-    let keys: std::collections::BTreeSet<FindingKey> = findings.iter().map(|f| f.key).collect();
-    let adj: std::collections::HashMap<FindingKey, StoredRead> = adjudications(&others)
+    let keys: std::collections::BTreeSet<RowId> = findings.iter().map(|f| f.key).collect();
+    let adj: std::collections::HashMap<RowId, StoredRead> = adjudications(&others)
         .into_iter()
         .filter(|(k, _)| keys.contains(k))
         .collect();
@@ -347,7 +346,7 @@ pub fn qualify(
             },
         });
     }
-    let by_key: BTreeMap<FindingKey, &StoredRead> =
+    let by_key: BTreeMap<RowId, &StoredRead> =
         findings.iter().map(|f| (f.key, &f.reads[0])).collect();
     let reader_rounds: Vec<String> = findings
         .iter()
@@ -387,7 +386,7 @@ pub fn qualify(
         .filter_map(|g| {
             let sub: Vec<(StudyId, Severity, Severity)> = pairs
                 .iter()
-                .filter(|(k, _, _)| k.condition.group() == *g)
+                .filter(|(k, _, _)| k.condition().group() == *g)
                 .map(|(k, a, b)| (k.study, *a, *b))
                 .collect();
             (!sub.is_empty()).then(|| group_kappa(g.as_str(), &sub, cfg))
@@ -688,15 +687,14 @@ impl Training {
             Err(QualifyError::NoReference { .. }) => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mine: BTreeMap<FindingKey, &StoredRead> = in_study
+        let mine: BTreeMap<RowId, &StoredRead> = in_study
             .iter()
             .filter(|r| r.reader == reader && r.round == round)
             .map(|r| (r.key, r))
             .collect();
-        let mut keys: std::collections::BTreeSet<FindingKey> =
-            labels.iter().map(|l| l.key).collect();
+        let mut keys: std::collections::BTreeSet<RowId> = labels.iter().map(|l| l.key).collect();
         keys.extend(mine.keys().copied());
-        let by_label: BTreeMap<FindingKey, &ConsensusLabel> =
+        let by_label: BTreeMap<RowId, &ConsensusLabel> =
             labels.iter().map(|l| (l.key, l)).collect();
         let mut findings = Vec::new();
         let (mut compared, mut agreeing, mut missed) = (0, 0, 0);
@@ -723,8 +721,8 @@ impl Training {
             dists.extend(distance_mm);
             findings.push(FindingFeedback {
                 row_id: row_id(key),
-                condition: key.condition,
-                level: key.level,
+                condition: key.condition(),
+                level: key.level(),
                 grade,
                 consensus_grade: cg,
                 steps: grade

@@ -34,8 +34,9 @@
 use crate::import::ImportError;
 use crate::predictions::{parse_predictions, SUBMISSION_FILE};
 use crate::qualify::open_workflow;
-use crate::store::{FindingKey, Point, ReadEvent, ReaderId, RoundId, StoreError, StoredRead};
+use crate::store::{Point, ReadEvent, ReaderId, RoundId, StoreError, StoredRead};
 use discus_core::formats::parse_submission;
+use discus_core::RowId;
 use discus_core::{Severity, StudyId};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
@@ -195,7 +196,7 @@ pub struct QueueRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     /// The finding.
-    pub key: FindingKey,
+    pub key: RowId,
     /// The proposed grade (most probable; a tie to the more severe).
     pub grade: Severity,
     /// The predicted probabilities (normal/mild, moderate, severe), as in submission.csv.
@@ -255,17 +256,13 @@ pub fn proposals(predictions: &Path, study: StudyId) -> Result<Vec<Proposal>, Qu
         source,
     })?;
     let file = parse_submission(&bytes, &sub).map_err(ImportError::from)?;
-    let probs: BTreeMap<FindingKey, [f64; 3]> = file
+    let probs: BTreeMap<RowId, [f64; 3]> = file
         .rows
         .iter()
         .filter(|r| r.row_id.study == study)
         .map(|r| {
             (
-                FindingKey {
-                    study,
-                    condition: r.row_id.column.condition,
-                    level: r.row_id.column.level,
-                },
+                RowId::new(study, r.row_id.column.condition, r.row_id.column.level),
                 r.probs,
             )
         })
@@ -274,11 +271,7 @@ pub fn proposals(predictions: &Path, study: StudyId) -> Result<Vec<Proposal>, Qu
         .into_iter()
         .filter(|r| r.study == study)
         .filter_map(|r| {
-            let key = FindingKey {
-                study,
-                condition: r.condition,
-                level: r.level,
-            };
+            let key = RowId::new(study, r.condition, r.level);
             Some(Proposal {
                 key,
                 grade: r.grade?,
@@ -519,11 +512,7 @@ impl Queue {
         source: &str,
         at: i64,
     ) -> Result<AssistedRead, QueueError> {
-        let key = FindingKey {
-            study: read.study,
-            condition: read.condition,
-            level: read.level,
-        };
+        let key = RowId::new(read.study, read.condition, read.level);
         if key != proposal.key {
             return Err(QueueError::Invalid(format!(
                 "the read ({}) answers another finding than the proposal ({})",
@@ -770,14 +759,14 @@ mod tests {
         // A tie goes to the more severe grade.
         assert_eq!(props[1].grade, Severity::Severe);
         assert_eq!(props[1].point, None);
-        let accept = ReadEvent::new(StudyId(7), props[0].key.condition, props[0].key.level)
+        let accept = ReadEvent::new(StudyId(7), props[0].key.condition(), props[0].key.level())
             .grade(Severity::NormalMild)
             .point(props[0].point.unwrap());
         let r1 = q
             .record_assisted(a, round, &props[0], &accept, "ai:m", 5)
             .unwrap();
         assert_eq!(r1.outcome, ProposalOutcome::Accepted);
-        let change = ReadEvent::new(StudyId(7), props[1].key.condition, props[1].key.level)
+        let change = ReadEvent::new(StudyId(7), props[1].key.condition(), props[1].key.level())
             .grade(Severity::Moderate);
         let r2 = q
             .record_assisted(a, round, &props[1], &change, "ai:m", 6)
