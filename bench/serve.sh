@@ -6,7 +6,9 @@
 # study to discus by C-STORE; discus (stable_age_s 1) runs the model and sends its SR back to
 # Orthanc by C-STORE. Measured: studies per minute (first instance sent to last SR in Orthanc),
 # and per study the latency from its last instance sent (storescu's end) to its SR being found by
-# QIDO-RS in Orthanc (median, p90, max; polled every 0.2 s). Without Orthanc installed, storescu
+# QIDO-RS in Orthanc (median, p90, max; polled every 0.2 s). SERIAL=1 sends the next study only
+# once the previous one's SR is in (latency without a queue; the studies per minute then include
+# the waits). Without Orthanc installed, storescu
 # sends straight to discus and the SR goes to DCMTK's storescp (the "SR in the PACS" time is then
 # the file's arrival there). The load average is printed with the figures (the machine may be shared).
 #
@@ -110,43 +112,53 @@ now() { date +%s.%N; }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(now)
 : >"$run/sent.txt"
+: >"$run/arrived.txt"
+# has_sr STUDY: true once the study's SR is in the PACS (recorded in arrived.txt).
+has_sr() {
+  grep -q "^$1 " "$run/arrived.txt" && return 0
+  if [ $mode = orthanc ]; then
+    got=$(curl -sf "http://127.0.0.1:$pacs_http/dicom-web/studies/$1/series?Modality=SR" || true)
+    if [ -n "$got" ] && [ "$got" != "[]" ]; then echo "$1 $(now)" >>"$run/arrived.txt"; return 0; fi
+  else
+    for f in "$run/pacs"/*; do
+      [ -f "$f" ] || continue
+      u=$(dcmdump +P 0020,000d "$f" | sed 's/.*\[\(.*\)\].*/\1/')
+      [ -f "$run/seen-$u" ] || { touch "$run/seen-$u"; echo "$u $(now)" >>"$run/arrived.txt"; }
+    done
+    grep -q "^$1 " "$run/arrived.txt" && return 0
+  fi
+  return 1
+}
+deadline=$(echo "$(now) + 60 + 30 * $n" | bc)
+wait_all() {
+  local pending=$*
+  while [ -n "$pending" ]; do
+    local left=""
+    for s in $pending; do has_sr "$s" || left="$left $s"; done
+    pending=$left
+    if [ "$(echo "$(now) > $deadline" | bc)" = 1 ]; then
+      echo "timed out; still waiting for:$pending" >&2
+      exit 1
+    fi
+    [ -n "$pending" ] && sleep 0.2
+  done
+  return 0
+}
 for s in $studies; do
   storescu -aet BENCH -aec "$send_ae" +sd +r 127.0.0.1 "$send_port" "$layout_images/$s" >/dev/null
   echo "$s $(now)" >>"$run/sent.txt"
+  # SERIAL=1: one study at a time (the latency without a queue).
+  if [ "${SERIAL:-0}" = 1 ]; then wait_all "$s"; fi
 done
 t_sent=$(now)
-: >"$run/arrived.txt"
-pending=$studies
-deadline=$(echo "$(now) + 60 + 30 * $n" | bc)
-while [ -n "$pending" ]; do
-  left=""
-  for s in $pending; do
-    if [ $mode = orthanc ]; then
-      got=$(curl -sf "http://127.0.0.1:$pacs_http/dicom-web/studies/$s/series?Modality=SR" || true)
-      [ -n "$got" ] && [ "$got" != "[]" ] && { echo "$s $(now)" >>"$run/arrived.txt"; continue; }
-    else
-      ls "$run/pacs"/* 2>/dev/null | while read -r f; do
-        u=$(dcmdump +P 0020,000d "$f" | sed 's/.*\[\(.*\)\].*/\1/')
-        [ -f "$run/seen-$u" ] || { touch "$run/seen-$u"; echo "$u $(now)" >>"$run/arrived.txt"; }
-      done
-      grep -q "^$s " "$run/arrived.txt" && continue
-    fi
-    left="$left $s"
-  done
-  pending=$left
-  if [ "$(echo "$(now) > $deadline" | bc)" = 1 ]; then
-    echo "timed out; still waiting for:$pending" >&2
-    exit 1
-  fi
-  [ -n "$pending" ] && sleep 0.2
-done
+wait_all $studies
 t_end=$(now)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 files=$(find "$layout_images" -type f | wc -l)
 mb=$(du -sm "$layout_images" | cut -f1)
 join <(sort "$run/sent.txt") <(sort "$run/arrived.txt") | awk '{printf "%.3f\n", $3 - $2}' | sort -n >"$run/latency.txt"
 pct() { awk -v p="$1" '{a[NR]=$1} END {i=int((NR-1)*p+0.5)+1; print a[i]}' "$run/latency.txt"; }
-echo "discus serve, $n studies ($files files, $mb MB, matrix scale $scale), PACS: $mode, $(nproc) logical cores, binary $bin"
+echo "discus serve, $n studies${SERIAL:+ (SERIAL=$SERIAL)} ($files files, $mb MB, matrix scale $scale), PACS: $mode, $(nproc) logical cores, binary $bin"
 echo "load average before: $load_before; after: $load_after"
 printf 'sending took %.1f s; last SR in the PACS %.1f s after the first instance\n' \
   "$(echo "$t_sent - $t0" | bc)" "$(echo "$t_end - $t0" | bc)"
