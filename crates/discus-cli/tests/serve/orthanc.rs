@@ -36,7 +36,7 @@ impl Orthanc {
     }
 }
 
-/// `Some(())` when Orthanc and the DICOMweb plugin are installed; otherwise a recorded skip.
+/// True when Orthanc and the DICOMweb plugin are installed; otherwise a recorded skip.
 pub(crate) fn have_orthanc() -> bool {
     for p in [ORTHANC, DICOMWEB_PLUGIN] {
         if !Path::new(p).exists() {
