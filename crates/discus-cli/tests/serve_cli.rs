@@ -5,7 +5,10 @@
 //! - a synthetic study sent by `storescu --max-pdu 16384` completes one job with 25 findings;
 //!   re-sending it with `--max-pdu 131072` starts no second job;
 //! - kill -9 during a job, restart: the job is redone once and there is exactly one result;
-//! - a study without a usable series ends in `no_usable_series`.
+//! - a study without a usable series ends in `no_usable_series`;
+//! - (`serve/orthanc.rs`) the round trip through a real Orthanc, and the SR checks (dsrdump,
+//!   dciodvfy, highdicom) on the SR that came back through it;
+//! - (`serve/load.rs`) 50 studies from 4 concurrent senders: 50 jobs, 50 SRs.
 //!
 //! Expected SOP Instance UIDs come from `dcmdump` (DCMTK), not from discus.
 
@@ -19,6 +22,15 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-5b1f";
+
+#[path = "serve/load.rs"]
+mod load;
+#[path = "serve/orthanc.rs"]
+mod orthanc;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 struct Fixture {
     cohort: PathBuf,

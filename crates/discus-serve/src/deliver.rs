@@ -2,12 +2,10 @@
 //! `multipart/related; type="application/dicom"`), with retries and a dead-letter list.
 
 use crate::config::Destination;
+use crate::dimse;
 use crate::node::Node;
-use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
-use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
-use dicom_ul::pdu::{PDataValue, PDataValueType};
+use dicom_ul::pdu::PDataValueType;
 use dicom_ul::{ClientAssociationOptions, Pdu};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -168,16 +166,9 @@ pub fn c_store(
                     o.sop_class, o.transfer_syntax
                 ))
             })?;
-        let cmd = store_rq((i + 1) as u16, &o.sop_class, &o.sop_uid);
+        let cmd = dimse::c_store_rq((i + 1) as u16, &o.sop_class, &o.sop_uid);
         assoc
-            .send(&Pdu::PData {
-                data: vec![PDataValue {
-                    presentation_context_id: pc,
-                    value_type: PDataValueType::Command,
-                    is_last: true,
-                    data: cmd,
-                }],
-            })
+            .send(&dimse::command_pdu(pc, cmd))
             .map_err(|e| DeliveryError::Network(e.to_string()))?;
         {
             let mut w = assoc.send_pdata(pc);
@@ -212,16 +203,10 @@ fn read_status(
                     if pdv.value_type == PDataValueType::Command {
                         cmd.extend_from_slice(&pdv.data);
                         if pdv.is_last {
-                            let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
-                            let obj = InMemDicomObject::read_dataset_with_ts(cmd.as_slice(), &ts)
-                                .map_err(|e| DeliveryError::Network(e.to_string()))?;
-                            return obj
-                                .element(tags::STATUS)
-                                .ok()
-                                .and_then(|e| e.to_int::<u16>().ok())
-                                .ok_or_else(|| {
-                                    DeliveryError::Network("C-STORE-RSP without a status".into())
-                                });
+                            let obj = dimse::decode(&cmd).map_err(DeliveryError::Network)?;
+                            return dimse::us(&obj, tags::STATUS).ok_or_else(|| {
+                                DeliveryError::Network("C-STORE-RSP without a status".into())
+                            });
                         }
                     }
                 }
@@ -234,41 +219,6 @@ fn read_status(
             }
         }
     }
-}
-
-fn store_rq(message_id: u16, sop_class: &str, sop_uid: &str) -> Vec<u8> {
-    let mut obj = InMemDicomObject::new_empty();
-    obj.put(DataElement::new(
-        tags::AFFECTED_SOP_CLASS_UID,
-        VR::UI,
-        PrimitiveValue::from(sop_class),
-    ));
-    obj.put(DataElement::new(
-        tags::COMMAND_FIELD,
-        VR::US,
-        PrimitiveValue::from(0x0001u16),
-    ));
-    obj.put(DataElement::new(
-        tags::MESSAGE_ID,
-        VR::US,
-        PrimitiveValue::from(message_id),
-    ));
-    obj.put(DataElement::new(
-        tags::PRIORITY,
-        VR::US,
-        PrimitiveValue::from(0u16),
-    ));
-    obj.put(DataElement::new(
-        tags::COMMAND_DATA_SET_TYPE,
-        VR::US,
-        PrimitiveValue::from(0x0000u16),
-    ));
-    obj.put(DataElement::new(
-        tags::AFFECTED_SOP_INSTANCE_UID,
-        VR::UI,
-        PrimitiveValue::from(sop_uid),
-    ));
-    crate::scp::with_group_length(obj)
 }
 
 /// STOW-RS: one POST of every file to `<url>/studies`.

@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod deliver;
+pub mod dimse;
 pub mod http;
 pub mod jobs;
 pub mod node;

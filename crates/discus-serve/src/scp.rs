@@ -9,12 +9,11 @@
 //!   group carries the negotiated transfer syntax), never wholly in memory.
 //! - An association silent for `read_timeout_s` is aborted.
 
+use crate::dimse;
 use crate::node::Node;
 use crate::receive::{take, Refused};
-use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+use dicom_object::FileMetaTableBuilder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::pdu::{
@@ -178,8 +177,8 @@ fn association(node: &Node, stream: TcpStream) {
                             let cmd = std::mem::take(&mut command);
                             match on_command(&cmd) {
                                 Command::Echo { message_id } => {
-                                    let rsp = response(
-                                        0x8030,
+                                    let rsp = dimse::response(
+                                        dimse::field::C_ECHO_RSP,
                                         message_id,
                                         VERIFICATION,
                                         None,
@@ -223,8 +222,8 @@ fn association(node: &Node, stream: TcpStream) {
                             if pdv.is_last {
                                 let inc = current.take().expect("current instance");
                                 let (st, comment) = finish(node, inc.file, inc.failed);
-                                let rsp = response(
-                                    0x8001,
+                                let rsp = dimse::response(
+                                    dimse::field::C_STORE_RSP,
                                     inc.message_id,
                                     &inc.sop_class,
                                     Some(&inc.sop_uid),
@@ -338,102 +337,20 @@ enum Command {
 }
 
 fn on_command(bytes: &[u8]) -> Command {
-    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
-    let obj = match InMemDicomObject::read_dataset_with_ts(bytes, &ts) {
+    let obj = match dimse::decode(bytes) {
         Ok(o) => o,
-        Err(e) => return Command::Other(format!("unreadable command set: {e}")),
+        Err(e) => return Command::Other(e),
     };
-    let int = |t| {
-        obj.element(t)
-            .ok()
-            .and_then(|e| e.to_int::<u16>().ok())
-            .unwrap_or(0)
-    };
-    let text = |t| {
-        obj.element(t)
-            .ok()
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .unwrap_or_default()
-    };
-    let field = int(tags::COMMAND_FIELD);
-    let message_id = int(tags::MESSAGE_ID);
-    match field {
-        0x0030 => Command::Echo { message_id },
-        0x0001 => Command::Store {
-            sop_class: text(tags::AFFECTED_SOP_CLASS_UID),
-            sop_uid: text(tags::AFFECTED_SOP_INSTANCE_UID),
+    let message_id = dimse::us(&obj, tags::MESSAGE_ID).unwrap_or(0);
+    match dimse::us(&obj, tags::COMMAND_FIELD).unwrap_or(0) {
+        dimse::field::C_ECHO_RQ => Command::Echo { message_id },
+        dimse::field::C_STORE_RQ => Command::Store {
+            sop_class: dimse::ui(&obj, tags::AFFECTED_SOP_CLASS_UID),
+            sop_uid: dimse::ui(&obj, tags::AFFECTED_SOP_INSTANCE_UID),
             message_id,
         },
         other => Command::Other(format!("command field {other:#06x}")),
     }
-}
-
-/// A response command set (implicit VR little endian, with its group length).
-fn response(
-    field: u16,
-    message_id: u16,
-    sop_class: &str,
-    sop_uid: Option<&str>,
-    status: u16,
-    comment: Option<&str>,
-) -> Vec<u8> {
-    let mut obj = InMemDicomObject::new_empty();
-    obj.put(DataElement::new(
-        tags::AFFECTED_SOP_CLASS_UID,
-        VR::UI,
-        PrimitiveValue::from(sop_class),
-    ));
-    obj.put(DataElement::new(
-        tags::COMMAND_FIELD,
-        VR::US,
-        PrimitiveValue::from(field),
-    ));
-    obj.put(DataElement::new(
-        tags::MESSAGE_ID_BEING_RESPONDED_TO,
-        VR::US,
-        PrimitiveValue::from(message_id),
-    ));
-    obj.put(DataElement::new(
-        tags::COMMAND_DATA_SET_TYPE,
-        VR::US,
-        PrimitiveValue::from(0x0101u16),
-    ));
-    obj.put(DataElement::new(
-        tags::STATUS,
-        VR::US,
-        PrimitiveValue::from(status),
-    ));
-    if let Some(c) = comment {
-        // Error Comment is at most 64 characters.
-        let c: String = c.chars().take(64).collect();
-        obj.put(DataElement::new(
-            tags::ERROR_COMMENT,
-            VR::LO,
-            PrimitiveValue::from(c),
-        ));
-    }
-    if let Some(u) = sop_uid {
-        obj.put(DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(u),
-        ));
-    }
-    with_group_length(obj)
-}
-
-/// Encodes a command set in implicit VR little endian, preceded by its Command Group Length.
-pub(crate) fn with_group_length(obj: InMemDicomObject) -> Vec<u8> {
-    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
-    let mut body = Vec::new();
-    obj.write_dataset_with_ts(&mut body, &ts)
-        .expect("writing a command set to memory");
-    let mut out = Vec::with_capacity(body.len() + 12);
-    out.extend_from_slice(&[0, 0, 0, 0, 4, 0, 0, 0]);
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body);
-    out
 }
 
 fn send(
@@ -441,14 +358,5 @@ fn send(
     pc: u8,
     command: Vec<u8>,
 ) -> Result<(), ()> {
-    assoc
-        .send(&Pdu::PData {
-            data: vec![PDataValue {
-                presentation_context_id: pc,
-                value_type: PDataValueType::Command,
-                is_last: true,
-                data: command,
-            }],
-        })
-        .map_err(|_| ())
+    assoc.send(&dimse::command_pdu(pc, command)).map_err(|_| ())
 }

@@ -383,53 +383,8 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-const HIGHDICOM_READ: &str = r#"
-import json, sys
-import highdicom as hd
-from pydicom.sr.codedict import codes
-
-sr = hd.sr.srread(sys.argv[1])
-report = sr.content
-assert isinstance(report, hd.sr.MeasurementReport), type(report)
-out = []
-groups = report.get_planar_roi_measurement_groups() + report.get_image_measurement_groups()
-def code(c):
-    return None if c is None else [c.value, c.scheme_designator]
-for g in groups:
-    sites = g.finding_sites
-    assert len(sites) == 1
-    site = sites[0]
-    item = {
-        "tracking_identifier": g.tracking_identifier,
-        "tracking_uid": str(g.tracking_uid),
-        "finding": code(g.finding_type),
-        "site": code(site.value),
-        "laterality": code(site.laterality),
-        "topography": code(site.topographical_modifier),
-        "measurements": [[m.name.value, m.name.scheme_designator, float(m.value), m.unit.value] for m in g.get_measurements()],
-        "evaluations": [[e.name.value, e.name.scheme_designator] + code(e.value) for e in g.get_qualitative_evaluations()],
-        "point": None,
-    }
-    if isinstance(g, hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations):
-        roi = g.roi
-        assert roi.graphic_type == hd.sr.GraphicTypeValues.POINT, roi.graphic_type
-        data = roi.value
-        ref = roi.ContentSequence[0].ReferencedSOPSequence[0]
-        item["point"] = [float(data[0][0]) if data.ndim == 2 else float(data[0]),
-                         float(data[0][1]) if data.ndim == 2 else float(data[1]),
-                         ref.ReferencedSOPInstanceUID]
-    out.append(item)
-print(json.dumps({
-    "groups": out,
-    "stenosis": code(codes.SCT.Stenosis),
-    "moderate": code(codes.cid3832.Moderate),
-    "severe": code(codes.cid3832.Severe),
-    "left": code(codes.cid244.Left),
-    "right": code(codes.cid244.Right),
-    "central": code(codes.cid2.Central),
-    "discs": [code(getattr(codes.cid7604, n)) for n in ["L1L2Disc", "L2L3Disc", "L3L4Disc", "L4L5Disc", "L5S1Disc"]],
-}))
-"#;
+/// The shared highdicom reader (scripts/highdicom_sr_read.py), also used by the serve tests.
+const HIGHDICOM_READ: &str = include_str!("../../../scripts/highdicom_sr_read.py");
 
 #[test]
 fn highdicom_reads_every_finding() {
