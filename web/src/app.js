@@ -2,7 +2,7 @@
 // @cornerstonejs, pixels by WADO from discus serve, reads saved through the reader API.
 // The server decides everything that matters (blinding, geometry); this page draws and sends keys.
 import {
-  init as csInit, RenderingEngine, Enums, eventTarget, utilities, cache,
+  init as csInit, RenderingEngine, Enums, utilities, metaData,
 } from '@cornerstonejs/core';
 import { init as dicomInit } from '@cornerstonejs/dicom-image-loader';
 import {
@@ -23,6 +23,7 @@ const state = {
   level: 0, group: 0, side: 'left', preset: 0, reads: [], shownAt: null, timings: [],
 };
 window.discus = state; // for tests and the curious: the page's whole state
+state.cornerstone = { metaData, utilities };
 
 function $(id) { return document.getElementById(id); }
 function setStatus(s) { $('status').textContent = s; }
