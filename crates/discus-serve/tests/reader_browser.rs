@@ -188,13 +188,18 @@ fn reading_room_in_chromium() {
         "POST",
         &format!("{api}/reads"),
         BOB,
-        Some(json!({"round": "first", "study": study, "series": sag_t2, "instance": n,
+        Some(
+            json!({"round": "first", "study": study, "series": sag_t2, "instance": n,
                     "x": 10.0, "y": 12.0, "condition": "spinal_canal_stenosis",
-                    "level": "l4_l5", "grade": "Severe"})),
+                    "level": "l4_l5", "grade": "Severe"}),
+        ),
     );
     assert_eq!(code, 200);
     // Wrong token, other reader's round: refused.
-    assert_eq!(call("GET", &format!("{api}/session"), "nope-nope-nope", None).0, 401);
+    assert_eq!(
+        call("GET", &format!("{api}/session"), "nope-nope-nope", None).0,
+        401
+    );
     assert_eq!(
         call("GET", &format!("{api}/next?round=second"), ANN, None).0,
         403
@@ -213,7 +218,11 @@ fn reading_room_in_chromium() {
             String::from_utf8_lossy(&run.stderr)
         )
     });
-    std::fs::write(out.join("result.json"), serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+    std::fs::write(
+        out.join("result.json"),
+        serde_json::to_vec_pretty(&r).unwrap(),
+    )
+    .unwrap();
     assert!(r["failure"].is_null(), "browser: {}", r["failure"]);
     assert_eq!(r["study"].as_u64(), Some(study));
 
@@ -252,7 +261,18 @@ fn reading_room_in_chromium() {
     // 3. The click and keys made this row in SQLite.
     let p = &r["clicked"]["point"];
     let conn = rusqlite::Connection::open(&store).unwrap();
-    let row: (i64, String, String, String, i64, i64, f64, f64, String, String) = conn
+    let row: (
+        i64,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        f64,
+        f64,
+        String,
+        String,
+    ) = conn
         .query_row(
             "SELECT e.study_id, e.condition, e.level, e.grade, e.series_id, e.instance_number,
                     e.x, e.y, r.name, o.name
@@ -284,17 +304,17 @@ fn reading_room_in_chromium() {
     assert_eq!(row.5, r["lines"]["sag_t2"]["instance"].as_i64().unwrap());
     // The click was in the middle of the view, where the fitted image's centre is.
     let sag = ds
-        .find_series(discus_core::StudyId(study), discus_core::SeriesId(row.4 as u64))
+        .find_series(
+            discus_core::StudyId(study),
+            discus_core::SeriesId(row.4 as u64),
+        )
         .unwrap()
         .unwrap();
     let g = ds
         .slice(discus_core::StudyId(study), sag.series, row.5)
         .unwrap()
         .geometry;
-    let centre = [
-        (g.columns as f64 - 1.0) / 2.0,
-        (g.rows as f64 - 1.0) / 2.0,
-    ];
+    let centre = [(g.columns as f64 - 1.0) / 2.0, (g.rows as f64 - 1.0) / 2.0];
     assert!(dist([row.6, row.7], centre) < 1.5, "{row:?} vs {centre:?}");
     assert!((row.6 - p["x"].as_f64().unwrap()).abs() < 1e-9);
     assert_eq!((row.8.as_str(), row.9.as_str()), ("ann", "first"));
@@ -324,9 +344,11 @@ fn reading_room_in_chromium() {
         "POST",
         &format!("{api}/reads"),
         ANN,
-        Some(json!({"round": "first", "study": study, "series": sag_t2, "instance": n,
+        Some(
+            json!({"round": "first", "study": study, "series": sag_t2, "instance": n,
                     "x": 10.0, "y": 12.0, "condition": "spinal_canal_stenosis",
-                    "level": "l4_l5", "grade": "Severe"})),
+                    "level": "l4_l5", "grade": "Severe"}),
+        ),
     );
     assert_eq!(code, 409);
 
@@ -348,8 +370,10 @@ fn reading_room_in_chromium() {
         "POST",
         &format!("{api}/adjudication"),
         ADJ,
-        Some(json!({"round": "first", "study": study, "condition": "spinal_canal_stenosis",
-                    "level": "l4_l5", "grade": "Severe"})),
+        Some(
+            json!({"round": "first", "study": study, "condition": "spinal_canal_stenosis",
+                    "level": "l4_l5", "grade": "Severe"}),
+        ),
     );
     assert_eq!(code, 200, "{dec}");
     let label = &dec["consensus"];

@@ -25,7 +25,10 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/reader", get(|| async { asset("index.html") }))
         .route("/reader/", get(|| async { asset("index.html") }))
-        .route("/reader/{file}", get(|UrlPath(f): UrlPath<String>| async move { asset(&f) }))
+        .route(
+            "/reader/{file}",
+            get(|UrlPath(f): UrlPath<String>| async move { asset(&f) }),
+        )
         .route("/reader/api/session", get(session))
         .route("/reader/api/next", get(next))
         .route(
@@ -147,7 +150,11 @@ fn role(kind: Option<SeriesKind>, plane: Option<&str>) -> Option<&'static str> {
     }
 }
 
-async fn next(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<RoundQuery>) -> Response {
+async fn next(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<RoundQuery>,
+) -> Response {
     let who = match account(&s, &headers) {
         Ok(a) => a,
         Err(r) => return r,
@@ -351,7 +358,11 @@ fn parse_finding(
     Ok((c, l, g))
 }
 
-async fn save_read(State(s): State<Shared>, headers: HeaderMap, Json(b): Json<ReadBody>) -> Response {
+async fn save_read(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Json(b): Json<ReadBody>,
+) -> Response {
     let who = match account(&s, &headers) {
         Ok(a) => a,
         Err(r) => return r,
@@ -366,7 +377,10 @@ async fn save_read(State(s): State<Shared>, headers: HeaderMap, Json(b): Json<Re
         if s.submitted(who.id, round, study).map_err(reader_err)? {
             return Err(error(
                 StatusCode::CONFLICT,
-                format!("study {} is already submitted in round {}", b.study, b.round),
+                format!(
+                    "study {} is already submitted in round {}",
+                    b.study, b.round
+                ),
             ));
         }
         // The point must lie on an image of the study (the dataset knows the slice).
@@ -396,9 +410,7 @@ async fn save_read(State(s): State<Shared>, headers: HeaderMap, Json(b): Json<Re
                 "reader-ui; unassisted round"
             });
         let mut store = s.store.lock().unwrap_or_else(|e| e.into_inner());
-        store
-            .record(who.id, round, &[ev], None)
-            .map_err(internal)?;
+        store.record(who.id, round, &[ev], None).map_err(internal)?;
         let key = FindingKey {
             study,
             condition: c,
@@ -465,7 +477,11 @@ fn human_readers(s: &ReaderState) -> Vec<String> {
         .collect()
 }
 
-async fn worklist(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<RoundQuery>) -> Response {
+async fn worklist(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<RoundQuery>,
+) -> Response {
     if let Err(r) = adjudicator(&s, &headers) {
         return r;
     }
@@ -483,23 +499,24 @@ async fn worklist(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<R
         let readers = human_readers(&s);
         let findings = blinded_findings(&reads, Some(&round), Some(&readers));
         let decided = adjudications(&reads);
-        let items: Vec<Value> = disagreements(&findings, DisagreementRule::GradesDiffer, Some(&s.slices))
-            .into_iter()
-            .map(|d| {
-                let f = findings.iter().find(|f| f.key == d.key);
-                json!({
-                    "row_id": d.row_id,
-                    "study": d.key.study.0,
-                    "condition": d.key.condition.key(),
-                    "level": d.key.level.key(),
-                    "reason": d.reason,
-                    "severe_involved": d.severe_involved,
-                    "max_distance_mm": d.max_distance_mm,
-                    "reads": f.map(|f| f.reads.iter().map(read_json).collect::<Vec<_>>()),
-                    "decision": decided.get(&d.key).map(read_json),
+        let items: Vec<Value> =
+            disagreements(&findings, DisagreementRule::GradesDiffer, Some(&s.slices))
+                .into_iter()
+                .map(|d| {
+                    let f = findings.iter().find(|f| f.key == d.key);
+                    json!({
+                        "row_id": d.row_id,
+                        "study": d.key.study.0,
+                        "condition": d.key.condition.key(),
+                        "level": d.key.level.key(),
+                        "reason": d.reason,
+                        "severe_involved": d.severe_involved,
+                        "max_distance_mm": d.max_distance_mm,
+                        "reads": f.map(|f| f.reads.iter().map(read_json).collect::<Vec<_>>()),
+                        "decision": decided.get(&d.key).map(read_json),
+                    })
                 })
-            })
-            .collect();
+                .collect();
         Ok(Json(json!({"round": round, "items": items})).into_response())
     })
     .await

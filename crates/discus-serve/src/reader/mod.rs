@@ -189,7 +189,8 @@ impl ReaderState {
         for r in &config.rounds {
             rounds.push((r.clone(), store.round(&r.name, RoundKind::Blinded)?));
         }
-        let adjudication_round = store.round(&config.adjudication_round, RoundKind::Adjudication)?;
+        let adjudication_round =
+            store.round(&config.adjudication_round, RoundKind::Adjudication)?;
         let sql = |source| ReaderError::Sql {
             path: store_path.clone(),
             source,
