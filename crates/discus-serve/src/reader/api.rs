@@ -23,7 +23,10 @@ type Shared = Arc<ReaderState>;
 /// The routes (under `/reader/`).
 pub fn router(state: Shared) -> Router {
     Router::new()
-        .route("/reader", get(|| async { asset("index.html") }))
+        .route(
+            "/reader",
+            get(|| async { axum::response::Redirect::permanent("/reader/") }),
+        )
         .route("/reader/", get(|| async { asset("index.html") }))
         .route(
             "/reader/{file}",
