@@ -73,22 +73,22 @@ fn serve(dataset: &Path, store: &Path) -> String {
 }
 
 fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
     let auth = format!("Bearer {token}");
-    let mut r = match (method, body) {
-        ("GET", _) => agent.get(url).header("Authorization", &auth).call(),
-        (_, b) => agent
-            .post(url)
-            .header("Authorization", &auth)
-            .send_json(b.unwrap_or(json!({}))),
-    }
-    .unwrap();
-    let status = r.status().as_u16();
-    let v: Value = r.body_mut().read_json().unwrap_or(Value::Null);
-    (status, v)
+    let res = if method == "GET" {
+        ureq::get(url).set("Authorization", &auth).call()
+    } else {
+        ureq::post(url)
+            .set("Authorization", &auth)
+            .set("Content-Type", "application/json")
+            .send_string(&body.unwrap_or(json!({})).to_string())
+    };
+    let (status, resp) = match res {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(c, r)) => (c, r),
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let text = resp.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn tool(cmd: &str) -> Option<PathBuf> {
