@@ -53,6 +53,9 @@ pub struct ServeConfig {
     /// Where results are sent (none: results stay in `data_dir/results`).
     #[serde(default)]
     pub destinations: Vec<Destination>,
+    /// The reading room at `/reader/` (none: not served).
+    #[serde(default)]
+    pub reader: Option<crate::reader::ReaderConfig>,
 }
 
 /// The HTTP listener.
@@ -229,6 +232,12 @@ impl ServeConfig {
             if t.is_relative() {
                 *t = base.join(&*t);
             }
+        }
+        if let Some(r) = &mut c.reader {
+            r.resolve(base).map_err(|what| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                what,
+            })?;
         }
         c.check().map_err(|what| ConfigError::Invalid {
             path: path.to_path_buf(),

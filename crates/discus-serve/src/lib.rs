@@ -27,6 +27,7 @@ pub mod dimse;
 pub mod http;
 pub mod jobs;
 pub mod node;
+pub mod reader;
 pub mod receive;
 pub mod scp;
 pub mod store;
@@ -44,6 +45,9 @@ pub enum ServeError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// The reading room cannot start.
+    #[error(transparent)]
+    Reader(#[from] reader::ReaderError),
     /// The job store cannot be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -154,6 +158,10 @@ pub fn start(config: ServeConfig) -> Result<Running, ServeError> {
         }
     }
     let model_version = model_version(&config.model)?;
+    let reading_room = match &config.reader {
+        Some(r) => Some(reader::ReaderState::open(r.clone())?),
+        None => None,
+    };
     let dicom_listener = std::net::TcpListener::bind(config.dicom.bind)
         .map_err(io(format!("binding DICOM {}", config.dicom.bind)))?;
     let http_listener = std::net::TcpListener::bind(config.http.bind)
@@ -193,7 +201,10 @@ pub fn start(config: ServeConfig) -> Result<Running, ServeError> {
         .enable_all()
         .build()
         .map_err(io("HTTP runtime"))?;
-    let app = http::router(node.clone());
+    let mut app = http::router(node.clone());
+    if let Some(room) = reading_room {
+        app = app.merge(reader::router(room));
+    }
     let http = std::thread::spawn(move || {
         runtime.block_on(async move {
             match tokio::net::TcpListener::from_std(http_listener) {
