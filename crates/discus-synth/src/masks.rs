@@ -54,7 +54,10 @@ pub struct LabelEntry {
     pub name: String,
 }
 
-/// The label table written to `masks/labels.json`.
+/// The label table written to `masks/labels.json`. Vertebrae and discs are named as the labels
+/// count them (see truth.json's `level_counting`: with six lumbar vertebrae, counted from the
+/// sacrum, `vertebra L1` is the anatomical L2; its `anatomical_vertebrae` gives the anatomical
+/// name of each label).
 pub fn label_table() -> Vec<LabelEntry> {
     let mut out = vec![LabelEntry {
         value: 0,

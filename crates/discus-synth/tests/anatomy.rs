@@ -467,3 +467,146 @@ fn findings_have_their_imaging_signs_and_published_prevalence() {
     assert!(p > 0.14 && p < 0.3, "Schmorl prevalence {p:.3}");
     assert!(schmorl_upper * 2 > schmorl_all);
 }
+
+/// Transitional anatomy: a sacralised L5 (Castellvi II-IV) and six lumbar vertebrae at the
+/// prevalences the module cites (Uçar 2013: lumbarisation 1.7 % of 746; sacralisation with
+/// fusion or pseudarthrosis a few per cent), over 4000 patients of a fixed seed. Tolerances: 3.5
+/// binomial standard errors.
+#[test]
+fn transitional_vertebrae_at_the_published_prevalence() {
+    use discus_synth::anatomy::Transitional;
+    let n = 4000;
+    let mut rng = ChaCha8Rng::seed_from_u64(1_998_033);
+    let (mut sac, mut six) = (0usize, 0usize);
+    for _ in 0..n {
+        let a = Anatomy::sample(&mut rng);
+        match a.transitional {
+            Transitional::SacralisedL5 => {
+                sac += 1;
+                // The rudimentary L5/S1 disc is thinner than any normal lumbar disc (posterior
+                // height under 5 mm, the table's L5/S1 being 8.5 mm), and bone (the fused
+                // transverse process and ala) lies beside the L5 body on a fused side.
+                let j = S1 - 1;
+                let h = a.s_top[j + 1] - a.s_bot[j];
+                assert!(h < 5.0, "rudimentary disc {h:.2} mm");
+                let side = if a.fused_sides[0] { 0 } else { 1 };
+                assert!(a.fused_sides[0] || a.fused_sides[1]);
+                let sign = if side == 0 { 1.0 } else { -1.0 };
+                let s = a.s_bot[j] - 3.0;
+                let hits = (0..40)
+                    .filter(|k| {
+                        let x = sign * (a.body_w[S1] + 4.0 + 0.5 * *k as f64);
+                        is_bone(a.tissue_at_spine(SpineCoord {
+                            s,
+                            x,
+                            d: -a.body_d[S1],
+                        }))
+                    })
+                    .count();
+                assert!(hits > 20, "fused ala beside L5: {hits} of 40");
+            }
+            Transitional::SixLumbar => {
+                six += 1;
+                // A lumbar-sized vertebra and disc where T12/T12-L1 would be.
+                let v = L1 - 1;
+                assert!(a.morph.body_h[v] > 0.9 * a.morph.body_h[L1]);
+                assert!(a.morph.disc_h[v] > 0.4 * DISC_HEIGHTS[0][2]);
+            }
+            Transitional::None => {}
+        }
+    }
+    let check = |k: usize, p: f64, what: &str| {
+        let se = (p * (1.0 - p) / n as f64).sqrt();
+        let got = k as f64 / n as f64;
+        assert!((got - p).abs() < 3.5 * se, "{what}: {got:.4} vs {p}");
+    };
+    check(six, 0.017, "six lumbar vertebrae (Uçar 2013)");
+    check(sac, 0.035, "sacralised L5, Castellvi II-IV");
+    let all = (sac + six) as f64 / n as f64;
+    assert!(all > 0.03 && all < 0.08, "a few per cent: {all:.3}");
+}
+
+/// In studies with a transitional vertebra, truth.json says how the levels were counted, and every
+/// labelled point lies on the disc that count names: the label's anatomical disc (from
+/// `labelled_discs`) found by name in `anatomical_vertebrae`, its disc space measured on the
+/// geometry.
+#[test]
+fn labelled_points_land_on_the_discs_the_level_counting_names() {
+    use discus_synth::anatomy::{CountedFrom, Transitional};
+    use discus_synth::cohort::{CohortPlan, SynthConfig};
+    let config = SynthConfig {
+        studies: 160,
+        sites: 2,
+        seed: 31,
+        readers: 1,
+        quirk_rate: 0.0,
+        matrix_scale: 0.25,
+        ..Default::default()
+    };
+    let plan = CohortPlan::new(&config).unwrap();
+    let truth = plan.truth();
+    let mut seen = [0usize; 3];
+    for (st, tr) in plan.studies.iter().zip(&truth.studies) {
+        let a = &st.anatomy;
+        let lc = &tr.anatomy.level_counting;
+        assert_eq!(lc.transitional, a.transitional);
+        let k = match a.transitional {
+            Transitional::None => {
+                assert_eq!(lc.counted_from, CountedFrom::FromSacrumAndT12);
+                assert_eq!(lc.labelled_discs[0], "L1/L2");
+                assert_eq!(lc.labelled_discs[4], "L5/S1");
+                0
+            }
+            Transitional::SacralisedL5 => {
+                // Counted from T12: the rudimentary disc keeps the name L5/S1.
+                assert_eq!(lc.counted_from, CountedFrom::FromT12);
+                assert_eq!(lc.labelled_discs[4], "L5/S1");
+                1
+            }
+            Transitional::SixLumbar => {
+                // Counted from the sacrum: the lowest mobile disc is L5/S1, anatomically L6/S1.
+                assert_eq!(lc.counted_from, CountedFrom::FromSacrum);
+                assert_eq!(lc.lumbar_vertebrae, 6);
+                assert_eq!(lc.labelled_discs[0], "L2/L3");
+                assert_eq!(lc.labelled_discs[4], "L6/S1");
+                2
+            }
+        };
+        seen[k] += 1;
+        for p in &st.truth_points {
+            let name = &lc.labelled_discs[p.level.index()];
+            let upper = name.split('/').next().unwrap();
+            let v = lc
+                .anatomical_vertebrae
+                .iter()
+                .position(|n| n == upper)
+                .unwrap();
+            assert_eq!(
+                lc.anatomical_vertebrae[v + 1],
+                name.split('/').nth(1).unwrap()
+            );
+            let c = a.to_spine(p.patient_mm);
+            // Within the disc space (foraminal points sit up to ~half a body above the disc, in
+            // the foramen under the pedicle).
+            let (lo, hi) = (
+                a.s_bot[v] - 0.5 * (a.s_bot[v] - a.s_top[v]),
+                a.s_top[v + 1] + 0.5,
+            );
+            assert!(
+                c.s > lo && c.s < hi,
+                "{:?} {} at s {:.1}, disc {name} spans {:.1}-{:.1} ({:?})",
+                p.condition,
+                p.level,
+                c.s,
+                a.s_bot[v],
+                a.s_top[v + 1],
+                a.transitional
+            );
+        }
+        // The disc labelled L5/S1 is the last one above the fused sacrum.
+        let j = disc_of_level(Level::L5S1);
+        assert_eq!(lc.anatomical_vertebrae[j + 1], "S1");
+        assert!(a.s_top[j + 2] - a.s_bot[j + 1] < 2.5, "S1/S2 is fused");
+    }
+    assert!(seen[1] >= 2 && seen[2] >= 1, "both types present: {seen:?}");
+}

@@ -15,7 +15,7 @@ impl Anatomy {
         let seed = self.nseed;
         let wob = |k: u32, scale: f64| noise3(seed ^ k, x / scale, d / scale, s / (2.0 * scale));
         // Pelvis: sacral alae, sacroiliac joints and iliac wings.
-        if let Some(t) = self.pelvis(s, ax, d) {
+        if let Some(t) = self.pelvis(s, x, d) {
             return t;
         }
         // Paraspinal muscles: multifidus medially, erector spinae laterally, a fat plane between.
@@ -170,8 +170,10 @@ impl Anatomy {
         }
     }
 
-    /// Sacral alae, sacroiliac joints and iliac wings (absolute x).
-    fn pelvis(&self, s: f64, ax: f64, d: f64) -> Option<Tissue> {
+    /// Sacral alae, sacroiliac joints and iliac wings. On the fused side(s) of a sacralised L5 the
+    /// ala reaches up beside the L5 body: its enlarged transverse process fused to the sacrum.
+    fn pelvis(&self, s: f64, x: f64, d: f64) -> Option<Tissue> {
+        let ax = x.abs();
         let crest = self.disc_s(S1 - 2) - 5.0; // iliac crests about the L4/5 disc
         if s < crest || s > self.s_bot[S1 + 2] + 10.0 {
             return None;
@@ -180,7 +182,16 @@ impl Anatomy {
         let bd = self.body_d[S1];
         // Sacral ala: bone lateral to the S1-S3 bodies, up to the sacroiliac joint.
         let joint_x = bw + 24.0 + 2.0 * noise3(self.nseed ^ 0x81, s / 15.0, d / 15.0, 0.0);
-        let in_sacrum = s > self.s_top[S1] + 2.0 && s < self.s_bot[S1 + 2];
+        let fused = self.transitional == super::Transitional::SacralisedL5
+            && self.fused_sides[if x >= 0.0 { 0 } else { 1 }];
+        let ala_top = if fused {
+            let h5 = self.s_bot[S1 - 1] - self.s_top[S1 - 1];
+            self.s_top[S1 - 1]
+                + (0.4 + 0.08 * noise3(self.nseed ^ 0x83, ax / 12.0, d / 12.0, 0.5)) * h5
+        } else {
+            self.s_top[S1] + 2.0
+        };
+        let in_sacrum = s > ala_top && s < self.s_bot[S1 + 2];
         if in_sacrum && ax >= bw - 2.0 && ax < joint_x && d > -2.0 * bd + 6.0 && d < 14.0 {
             let edge = (ax - joint_x).abs().min(d + 2.0 * bd - 6.0).min(14.0 - d);
             return Some(if edge < 1.2 {

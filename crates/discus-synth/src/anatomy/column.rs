@@ -149,6 +149,15 @@ impl Anatomy {
                 if j >= S1 {
                     return Some(Tissue::Cortex); // fused sacral segments
                 }
+                // A sacralised L5: bone bridges the rudimentary disc's lateral part on a fused
+                // side.
+                if j == S1 - 1
+                    && self.transitional == super::Transitional::SacralisedL5
+                    && self.fused_sides[side]
+                    && ax > (0.72 + 0.06 * noise3(self.nseed ^ 0x5ac, d / 6.0, s / 3.0, 0.0)) * w
+                {
+                    return Some(Tissue::Cortex);
+                }
                 let h = self.s_top[below] - self.s_bot[above] + cmax;
                 let ds = self.disc_s(j);
                 // Annular fissure: a bright dot in the posterior annulus.

@@ -37,8 +37,8 @@ use discus_core::{Level, Severity, Side};
 pub use morpho::{Morphometry, Sex, L1, S1};
 use noise::noise3;
 pub use pathology::{
-    height_factor, pfirrmann_of, Findings, Herniation, HerniationType, Listhesis, Pose, Schmorl,
-    Zone,
+    height_factor, pfirrmann_of, CountedFrom, Findings, Herniation, HerniationType, LevelCounting,
+    Listhesis, Pose, Schmorl, Transitional, Zone,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -470,6 +470,12 @@ pub struct Anatomy {
     pub pose: Pose,
     /// Seed of the patient's noise fields (outlines and textures).
     pub nseed: u32,
+    /// Transitional lumbosacral anatomy (it decides how the levels are counted).
+    pub transitional: Transitional,
+    /// Sacralised L5: its transverse process fused to the sacral ala on the (left, right) side.
+    pub fused_sides: [bool; 2],
+    /// Sacralised L5: posterior height of the rudimentary L5/S1 disc before degeneration (mm).
+    pub rudimentary_disc_mm: Option<f64>,
     /// Depth of the endplates' central concavity (mm).
     pub endplate_cav: f64,
     line: Centreline,
@@ -540,10 +546,43 @@ impl Anatomy {
         let nrm = |rng: &mut ChaCha8Rng, m: f64, sd: f64| -> f64 {
             Normal::new(m, sd).unwrap().sample(rng)
         };
-        let morph = Morphometry::sample(rng, degeneration.patient_factor);
+        let mut morph = Morphometry::sample(rng, degeneration.patient_factor);
         let findings = Findings::sample(rng, &degeneration, &morph);
         let pose = Pose::sample(rng, morph.age);
         let nseed: u32 = rng.gen();
+        // Transitional anatomy from a stream of its own (seeded by the noise seed), so that it
+        // does not move any other draw.
+        let mut trng = ChaCha8Rng::seed_from_u64(0x7a5e_0000_0000 ^ nseed as u64);
+        let transitional = Transitional::sample(&mut trng);
+        let mut fused_sides = [false; 2];
+        let mut rudimentary_disc_mm = None;
+        match transitional {
+            Transitional::None => {}
+            Transitional::SacralisedL5 => {
+                fused_sides = if trng.gen::<f64>() < 0.5 {
+                    [true, true]
+                } else if trng.gen::<bool>() {
+                    [true, false]
+                } else {
+                    [false, true]
+                };
+                rudimentary_disc_mm = Some(trng.gen_range(2.0..4.5));
+            }
+            Transitional::SixLumbar => {
+                // The top modelled vertebra below T11 is T12 normally; here it is a lumbar L1
+                // (no rib), a little smaller than the next, with a lumbar disc below it.
+                let z = |r: &mut ChaCha8Rng| -> f64 { StandardNormal.sample(r) };
+                let v = L1 - 1;
+                morph.body_h[v] = morph.body_h[L1] * (0.96 + 0.02 * z(&mut trng));
+                morph.body_depth[v] = morph.body_depth[L1] * (0.97 + 0.02 * z(&mut trng));
+                morph.body_width[v] = morph.body_width[L1] * (0.96 + 0.02 * z(&mut trng));
+                morph.wedge_deg[v] = 0.6 * morph.wedge_deg[L1];
+                morph.disc_h[v] = morpho::DISC_HEIGHTS[0][2]
+                    * 0.92
+                    * (1.0 + morpho::DISC_CV * z(&mut trng)).max(0.5_f64);
+                morph.segment_deg[v] = 0.5 + 2.0 * z(&mut trng);
+            }
+        }
         let endplate_cav = nrm(rng, 1.1, 0.2).clamp(0.5, 1.7);
         let mut disc_deg = [0.0; N_DISC];
         disc_deg[3..8].copy_from_slice(&degeneration.disc);
@@ -560,7 +599,11 @@ impl Anatomy {
             body_d[v] = 0.5 * morph.body_depth[v];
             s = s_bot[v];
             if v < N_DISC {
-                s += (morph.disc_h[v] * height_factor(disc_deg[v])).max(0.8);
+                let h = match rudimentary_disc_mm {
+                    Some(r) if v == S1 - 1 => r,
+                    _ => morph.disc_h[v],
+                };
+                s += (h * height_factor(disc_deg[v])).max(0.8);
             }
         }
         // The centreline angle psi from the scanner's z axis (positive: going down heads
@@ -702,11 +745,17 @@ impl Anatomy {
             let (a, b) = (k.saturating_sub(20), (k + 21).min(nz));
             *by = raw[a..b].iter().sum::<f64>() / (b - a) as f64;
         }
-        // The conus tip, from its position in vertebral-segment units counted from L1's top.
+        // The conus tip, from its position in vertebral-segment units counted from the
+        // anatomical L1's top (one vertebra higher with six lumbar vertebrae).
+        let l1 = if transitional == Transitional::SixLumbar {
+            L1 - 1
+        } else {
+            L1
+        };
         let conus_s = {
             let u = morph.conus_units;
             let k = u.floor();
-            let v = ((L1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
+            let v = ((l1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
             s_top[v] + (u - k) * (s_top[v + 1] - s_top[v])
         };
         Anatomy {
@@ -715,6 +764,9 @@ impl Anatomy {
             findings,
             pose,
             nseed,
+            transitional,
+            fused_sides,
+            rudimentary_disc_mm,
             endplate_cav,
             line,
             s_top,
@@ -740,6 +792,30 @@ impl Anatomy {
             conus_s,
             back_y,
             back_z0,
+        }
+    }
+
+    /// How this patient's levels are counted and named (truth.json's `level_counting`).
+    pub fn level_counting(&self) -> LevelCounting {
+        let names = self.transitional.anatomical_names();
+        LevelCounting {
+            transitional: self.transitional,
+            counted_from: self.transitional.counted_from(),
+            lumbar_vertebrae: if self.transitional == Transitional::SixLumbar {
+                6
+            } else {
+                5
+            },
+            fused_sides: self.fused_sides,
+            rudimentary_disc_mm: self.rudimentary_disc_mm,
+            anatomical_vertebrae: names.iter().map(|n| n.to_string()).collect(),
+            labelled_discs: Level::ALL
+                .iter()
+                .map(|&l| {
+                    let j = disc_of_level(l);
+                    format!("{}/{}", names[j], names[j + 1])
+                })
+                .collect(),
         }
     }
 
