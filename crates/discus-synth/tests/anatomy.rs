@@ -610,3 +610,153 @@ fn labelled_points_land_on_the_discs_the_level_counting_names() {
     }
     assert!(seen[1] >= 2 && seen[2] >= 1, "both types present: {seen:?}");
 }
+
+/// The free space around the traversing root in the lateral recess of disc `j` on a side, on the
+/// axial cross-section through the disc's centre, by rays from the root's centre over the half
+/// plane away from the sac (lateral, anterior, posterior; the sac bounds it medially): the
+/// smallest root radius (first non-root tissue) and the smallest fat rim beyond the root (to the
+/// first tissue that is not fat: disc, bone, ligament).
+fn recess_space(a: &Anatomy, j: usize, side: usize) -> (f64, f64) {
+    let s = a.disc_s(j);
+    let (xr, dr, _, _) = a.recess_at(s, j, side);
+    let sign = if side == 0 { 1.0 } else { -1.0 };
+    let (mut root_min, mut rim_min) = (f64::INFINITY, f64::INFINITY);
+    for k in 0..=20 {
+        let ang = (-100.0 + 10.0 * k as f64).to_radians();
+        let (ux, ud) = (ang.cos(), ang.sin());
+        let t = |r: f64| {
+            a.tissue_at_spine(SpineCoord {
+                s,
+                x: sign * (xr + r * ux),
+                d: dr + r * ud,
+            })
+        };
+        let mut r = 0.0;
+        while t(r) == Tissue::Nerve && r < 10.0 {
+            r += 0.01;
+        }
+        let root = r;
+        while t(r) == Tissue::Fat && r < 15.0 {
+            r += 0.01;
+        }
+        root_min = root_min.min(root);
+        rim_min = rim_min.min(r - root);
+    }
+    (root_min, rim_min)
+}
+
+/// One-sided narrowing: the left and right recess grades differ, and the geometry on each side
+/// gives that side's grade by spec section 7 (root compressed: Severe; free space around the root
+/// obliterated, root touched: Moderate; a fat rim all round: Normal/Mild), with the narrower
+/// recess on the worse side; a paracentral herniation indents the sac's anterior wall on its own
+/// side only, leaving the midline (the spinal grade) alone; facet and flavum hypertrophy follow
+/// each side's degree.
+#[test]
+fn one_sided_recess_narrowing_follows_the_grades_of_each_side() {
+    use discus_core::Severity;
+    use discus_synth::anatomy::{grade_of_degree, Zone, RECESS_ROOT_R};
+    let mut rng = ChaCha8Rng::seed_from_u64(4_711);
+    let (mut asym, mut indents) = (0, 0);
+    let near = |g: f64| (g - 1.0 / 3.0).abs() < 0.02 || (g - 2.0 / 3.0).abs() < 0.02;
+    for _ in 0..250 {
+        let a = Anatomy::sample(&mut rng);
+        for level in Level::ALL {
+            let (l, j) = (level.index(), disc_of_level(level));
+            let g = [
+                a.degeneration.subarticular[0][l],
+                a.degeneration.subarticular[1][l],
+            ];
+            let grades = g.map(grade_of_degree);
+            if grades[0] != grades[1] && !near(g[0]) && !near(g[1]) {
+                asym += 1;
+                let sp = [recess_space(&a, j, 0), recess_space(&a, j, 1)];
+                for side in 0..2 {
+                    let (root, rim) = sp[side];
+                    let measured = if root < RECESS_ROOT_R - 0.05 {
+                        Severity::Severe
+                    } else if rim < 0.45 {
+                        Severity::Moderate
+                    } else {
+                        Severity::NormalMild
+                    };
+                    assert_eq!(
+                        measured, grades[side],
+                        "{level} side {side}: degree {:.3}, root {root:.2}, rim {rim:.2}",
+                        g[side]
+                    );
+                }
+                // The worse side has less room: a smaller root or a thinner rim.
+                let (w, b) = if grades[0] > grades[1] {
+                    (0, 1)
+                } else {
+                    (1, 0)
+                };
+                assert!(
+                    sp[w].0 < sp[b].0 - 0.05 || sp[w].1 < sp[b].1 - 0.1,
+                    "{level}: worse {:?} better {:?}",
+                    sp[w],
+                    sp[b]
+                );
+                // The flavum is thicker on the worse side.
+                let s = a.disc_s(j);
+                assert!(a.flavum_thickness(s, j, w) > a.flavum_thickness(s, j, b));
+            }
+            // A paracentral herniation: the sac's antero-posterior extent off the midline is
+            // smaller on the herniation's side, and unchanged at the midline.
+            if let Some(h) = a.findings.herniation[l] {
+                if let Zone::Paracentral(side) = h.zone {
+                    {
+                        let s = a.disc_s(j) + 0.5 * h.migration_mm;
+                        let ap = |x: f64| {
+                            let (mut n, mut d) = (0, -2.0);
+                            while d < a.lamina_d {
+                                if matches!(
+                                    a.tissue_at_spine(SpineCoord { s, x, d }),
+                                    Tissue::Csf | Tissue::Nerve
+                                ) {
+                                    n += 1;
+                                }
+                                d += 0.02;
+                            }
+                            n as f64 * 0.02
+                        };
+                        let sign = if side == 0 { 1.0 } else { -1.0 };
+                        let x = 0.6 * a.sac_rx * sign;
+                        let (own, other) = (ap(x), ap(-x));
+                        let want = a.sac_indent(s, j, x);
+                        assert!(want > 0.8, "{h:?}: indentation {want:.2}");
+                        // The flavum's share differs between the sides by their own degrees;
+                        // the anterior indentation must show beyond it.
+                        let fl = (a.flavum_thickness(s, j, 0) - a.flavum_thickness(s, j, 1)).abs();
+                        assert!(
+                            own < other - 0.6 * want + fl,
+                            "{level}: sac AP {own:.2} on the herniation's side vs {other:.2}, indent {want:.2}, {h:?}"
+                        );
+                        let (_, _, rd) = a.sac_at(s, j);
+                        let mid = ap(0.0);
+                        assert!(
+                            (mid - 2.0 * rd).abs() < 0.1,
+                            "midline AP {mid:.2} vs {:.2}",
+                            2.0 * rd
+                        );
+                        // Disc material, not fat, between the disc and the indented wall.
+                        let t = a.tissue_at_spine(SpineCoord {
+                            s: a.disc_s(j),
+                            x: h.x,
+                            d: 0.3,
+                        });
+                        if h.migration_mm.abs() < 1.0 {
+                            assert_eq!(t, Tissue::Annulus, "{h:?}");
+                        }
+                        indents += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        asym > 40,
+        "{asym} levels with different left and right grades"
+    );
+    assert!(indents > 15, "{indents} paracentral herniations");
+}

@@ -982,6 +982,71 @@ impl Anatomy {
         )
     }
 
+    /// How far (mm) a paracentral herniation of disc `j` pushes the dural sac's anterior wall back
+    /// at (s, x): on the herniation's side only, zero at the midline (so the spinal canal's
+    /// antero-posterior narrowing, and its grade, are the degree's), following the herniation's
+    /// footprint across the canal and along it (a migrated extrusion indents the sac where the
+    /// fragment lies).
+    pub fn sac_indent(&self, s: f64, j: usize, x: f64) -> f64 {
+        let Some(h) = self.herniation(j) else {
+            return 0.0;
+        };
+        let Zone::Paracentral(side) = h.zone else {
+            return 0.0;
+        };
+        let sign = if side == 0 { 1.0 } else { -1.0 };
+        let r = (sign * x / (0.4 * self.sac_rx)).clamp(0.0, 1.0);
+        if r == 0.0 {
+            return 0.0;
+        }
+        let r = r * r * (3.0 - 2.0 * r);
+        let hgt = self.s_top[j + 1] - self.s_bot[j];
+        let c = self.disc_s(j) + 0.5 * h.migration_mm;
+        let along = bump(s - c, 0.35 * hgt + 1.5 + 0.3 * h.migration_mm.abs());
+        (0.5 * h.amplitude + 0.8) * bump(x - h.x, h.width) * r * along
+    }
+
+    /// Thickness (mm) of the ligamentum flavum of disc `j` on a side at s: thicker with the canal's
+    /// and that side's recess narrowing (facet and flavum hypertrophy are one-sided when the
+    /// recess grades differ).
+    pub fn flavum_thickness(&self, s: f64, j: usize, side: usize) -> f64 {
+        (2.0 + 2.5 * self.spinal_deg[j] + 2.0 * self.sub_deg[side][j])
+            * bump(s - self.disc_s(j), 7.0)
+    }
+
+    /// Whether (s, x, d) lies in the dural sac near disc `j`: the ellipse of [`Anatomy::sac_at`],
+    /// indented in front on one side by a paracentral herniation ([`Anatomy::sac_indent`]) and
+    /// behind, away from the midline, by the flavum of each side.
+    pub fn in_sac(&self, s: f64, x: f64, d: f64, j: usize) -> bool {
+        if s >= self.sac_end_s {
+            return false;
+        }
+        let (dc, rx, rd) = self.sac_at(s, j);
+        let u = x / rx;
+        if u.abs() >= 1.0 {
+            return false;
+        }
+        let e = (1.0 - u * u).sqrt();
+        let front = dc - rd * e;
+        let back = dc + rd * e;
+        if d < front || d > back {
+            return false;
+        }
+        if d < front + self.sac_indent(s, j, x) {
+            return false;
+        }
+        let r = (x.abs() / (0.5 * rx)).clamp(0.0, 1.0);
+        if r > 0.0 {
+            let side = if x >= 0.0 { 0 } else { 1 };
+            let wall = self.lamina_d - self.flavum_thickness(s, j, side) - 0.3;
+            let cut = r * r * (3.0 - 2.0 * r) * (back - wall).max(0.0);
+            if d > back - cut {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Geometry of the lateral recess of disc `j` on a side at s: (root centre x, d; recess half
     /// sizes in x and d; root radius).
     pub fn recess_at(&self, s: f64, j: usize, side: usize) -> (f64, f64, f64, f64) {
@@ -1054,11 +1119,9 @@ impl Anatomy {
             }
             // The canal.
             if d >= 0.0 && d < self.lamina_d && ax < self.canal_w {
-                let sac_present = s < self.sac_end_s;
-                if sac_present {
+                if self.in_sac(s, x, d, j) {
                     let (dc, rx, rd) = self.sac_at(s, j);
-                    let q = (x / rx).powi(2) + ((d - dc) / rd).powi(2);
-                    if q <= 1.0 {
+                    {
                         if s < self.conus_s {
                             // Cord (above the conus), tapering.
                             let taper = ((self.conus_s - s) / 12.0).clamp(0.25, 1.0);
@@ -1104,13 +1167,21 @@ impl Anatomy {
                         return Tissue::Nerve;
                     }
                     let q = ((ax - xr) / hx).powi(2) + ((d - dr) / hd).powi(2);
-                    if q > 1.0 && d > dr - 0.5 * hd && ax > xr - 0.5 {
+                    // The superior articular process behind and lateral to the root, reaching
+                    // further medially when this side's facet is hypertrophic.
+                    let b = bump(s - ds, 6.0);
+                    let reach = 0.5 + 2.5 * self.sub_deg[side][j] * b;
+                    if q > 1.0 && d > dr - 0.5 * hd && ax > xr - reach {
                         return Tissue::Cortex;
+                    }
+                    // In front of and beside the root at the disc: the disc's posterolateral
+                    // margin (bulging into the recess as it narrows).
+                    if q > 1.0 && d < dr && ax > xr - 0.6 * hx && b > 0.5 {
+                        return Tissue::Annulus;
                     }
                 }
                 // Ligamentum flavum: at the disc level, in front of the lamina, thicker when narrowed.
-                let bfl = bump(s - ds, 7.0);
-                let t_fl = (2.0 + 2.5 * self.spinal_deg[j] + 1.0 * self.sub_deg[side][j]) * bfl;
+                let t_fl = self.flavum_thickness(s, j, side);
                 if d > self.lamina_d - t_fl && ax > 1.0 {
                     return Tissue::Ligament;
                 }
