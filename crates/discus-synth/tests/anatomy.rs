@@ -535,7 +535,7 @@ fn labelled_points_land_on_the_discs_the_level_counting_names() {
     use discus_synth::anatomy::{CountedFrom, Transitional};
     use discus_synth::cohort::{CohortPlan, SynthConfig};
     let config = SynthConfig {
-        studies: 160,
+        studies: 300,
         sites: 2,
         seed: 31,
         readers: 1,

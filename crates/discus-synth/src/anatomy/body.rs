@@ -146,27 +146,55 @@ impl Anatomy {
         if near <= 1.2 && near * (1.0 + 0.15 * wob(0x61, 20.0)) <= 1.0 {
             return Tissue::Fat;
         }
-        // Bowel loops: walls along the zero set of a smooth field, mesenteric fat between, content
-        // varying from fluid to gas to solid.
-        let loops = noise3(seed ^ 0x71, x / 16.0, d / 16.0, s / 22.0);
-        if loops.abs() < 0.06 {
-            return Tissue::Fat;
+        self.bowel(x, d, s, bd)
+    }
+
+    /// Bowel loops as tubes: each is the neighbourhood of the curve where two smooth noise fields
+    /// both vanish (a tangled network, cut as circles, ovals and sausages by any plane), with a
+    /// wall, content that changes along the bowel (fluid, mottled stool, gas), gas rising to the
+    /// anterior (non-dependent) side of a supine patient's loop above an air-fluid level, and
+    /// mesentery (fat with collapsed loops) between them.
+    fn bowel(&self, x: f64, d: f64, s: f64, bd: f64) -> Tissue {
+        let seed = self.nseed;
+        let sc = 34.0;
+        let rho = |k: u32, d: f64| {
+            let n1 = noise3(seed ^ k, x / sc, d / sc, s / sc);
+            let n2 = noise3(seed ^ (k + 1), x / sc + 5.3, d / sc + 1.7, s / sc + 3.1);
+            (n1 * n1 + n2 * n2).sqrt()
+        };
+        const R: f64 = 0.3;
+        const WALL: f64 = 0.055;
+        for k in [0x71u32, 0x171] {
+            let r = rho(k, d);
+            if r >= R + WALL {
+                continue;
+            }
+            if r >= R {
+                return Tissue::Viscera; // the wall
+            }
+            // Content, varying slowly along the bowel.
+            let c = noise3(seed ^ (k + 2), x / 45.0, d / 45.0, s / 45.0);
+            if c > 0.2 && d < -2.0 * bd - 15.0 && rho(k, d - 4.0) >= R {
+                return Tissue::Air; // gas above the level
+            }
+            if c < -0.15 {
+                return Tissue::Bowel; // fluid
+            }
+            // Stool: mottled, with gas bubbles.
+            let m = noise3(seed ^ (k + 3), x / 3.0, d / 3.0, s / 3.0);
+            return if m > 0.55 {
+                Tissue::Air
+            } else if m > -0.1 {
+                Tissue::Viscera
+            } else {
+                Tissue::Bowel
+            };
         }
-        if loops.abs() < 0.1 {
-            return Tissue::Viscera; // the wall
-        }
-        let content = noise3(
-            seed ^ (0x72 + (loops > 0.0) as u32),
-            x / 9.0,
-            d / 9.0,
-            s / 9.0,
-        );
-        if content > 0.45 && d < -2.0 * bd - 25.0 {
-            Tissue::Air
-        } else if content < -0.35 {
+        // Mesentery: fat with vessels and collapsed loops.
+        if noise3(seed ^ 0x79, x / 11.0, d / 11.0, s / 14.0) > 0.15 {
             Tissue::Viscera
         } else {
-            Tissue::Bowel
+            Tissue::Fat
         }
     }
 

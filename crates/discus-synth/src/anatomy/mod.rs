@@ -1084,7 +1084,6 @@ impl Anatomy {
         let j = self.near_disc[ti] as usize;
         let ds = self.disc_s(j);
         let above = j;
-        let below = j + 1;
         let bd_max = self.body_d[6].max(self.body_d[7]).max(self.body_d[5]);
         let in_spine_range = s > self.s_top[0] - 15.0
             && s < self.s_bot[N_VERT - 1] + 5.0
@@ -1200,9 +1199,13 @@ impl Anatomy {
                     }
                 }
             }
-            // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out.
+            // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out; its
+            // lateral and posterior outline bent by smooth noise, a cortical rim all round.
             let fw = self.canal_w + 12.0;
-            if d >= 0.0 && d < self.lamina_d + 8.0 && ax >= self.canal_w && ax < fw {
+            let sd = side as f64 * 7.3;
+            let lat = fw + 2.2 * noise3(self.nseed ^ 0xa1, s / 8.0, d / 8.0, sd);
+            let back = self.lamina_d + 8.0 + 1.8 * noise3(self.nseed ^ 0xa2, s / 7.0, ax / 7.0, sd);
+            if d >= 0.0 && d < back && ax >= self.canal_w && ax < lat {
                 let (fs, fd, as_, ad, root_s) = self.foramen(j, side);
                 let rr = FORAMEN_ROOT_R;
                 // The root (flattened to the space when compressed), then the fat around it: a
@@ -1215,10 +1218,15 @@ impl Anatomy {
                 if q <= 1.0 || qr <= 1.0 {
                     return Tissue::Fat;
                 }
-                // Facet joint, oblique, behind the foramen: a fluid line (wider with an effusion)
-                // between cartilage-lined articular processes.
+                // Facet joint, behind the foramen: a fluid line (wider with an effusion) between
+                // cartilage-lined articular processes. The joint surface is oblique in both
+                // planes (a curved, obliquely set line on axials, a slanted one on parasagittal
+                // slices) and gently undulating.
                 let dj = d - (self.lamina_d - 2.0);
-                let gap = (s - ds - 0.4 * dj).abs();
+                let xj = ax - (self.canal_w + 6.0);
+                let gap = (s - ds - 0.4 * dj + 0.35 * xj - 0.03 * xj * xj
+                    + 0.6 * noise3(self.nseed ^ 0xa3, s / 5.0, d / 5.0, sd))
+                .abs();
                 if d > self.sac_dc && d < self.lamina_d + 7.0 {
                     let eff = (3..8).contains(&j) && self.findings.effusion[side][j - 3];
                     let fluid = if eff { 1.5 } else { 0.45 };
@@ -1228,35 +1236,80 @@ impl Anatomy {
                     if gap < fluid + 1.1 {
                         return Tissue::Cartilage;
                     }
+                    if gap < fluid + 1.8 {
+                        return Tissue::Cortex; // subchondral plate
+                    }
                 }
-                if q < 1.3 {
+                if q < 1.3 || lat - ax < 1.0 || back - d < 1.0 {
                     return Tissue::Cortex;
                 }
                 return Tissue::Marrow;
             }
-            // Posterior arch: laminae (or flavum at disc levels), spinous processes.
-            if d >= self.lamina_d && d < self.lamina_d + 6.0 && ax < fw {
-                if (s - ds).abs() < 5.0 {
-                    return Tissue::Ligament;
+            // Posterior arch. The laminae converge behind the canal, so the canal's roof is a
+            // gothic arch with the posterior epidural fat pad in the midline; each lamina is a
+            // plate of varying thickness, inclined like a roof tile (its lower edge further back),
+            // with the ligamentum flavum and the interlaminar gap at the disc.
+            let arch_w = fw + 1.5 * noise3(self.nseed ^ 0xa4, s / 8.0, d / 8.0, sd);
+            if d >= self.lamina_d && d < self.lamina_d + 9.0 && ax < arch_w {
+                let front = self.lamina_d
+                    + 2.2 * (1.0 - (ax / arch_w).powi(2))
+                    + 0.5 * noise3(self.nseed ^ 0xa5, s / 6.0, ax / 6.0, 1.0);
+                let thick = 5.2 + 1.0 * noise3(self.nseed ^ 0xa6, s / 10.0, ax / 10.0, 2.0);
+                let gap_c = ds + 0.35 * (d - self.lamina_d) + 1.5;
+                let gap_h = 4.5 + 1.2 * noise3(self.nseed ^ 0xa7, ax / 6.0, d / 6.0, j as f64);
+                if d < front {
+                    if (s - ds).abs() < 6.0 && ax > 1.0 {
+                        return Tissue::Ligament; // flavum
+                    }
+                    return Tissue::Fat; // posterior epidural fat
                 }
-                return if d < self.lamina_d + 1.0 || d > self.lamina_d + 5.0 {
-                    Tissue::Cortex
-                } else {
-                    Tissue::Marrow
-                };
-            }
-            if d >= self.lamina_d + 6.0 && d < self.lamina_d + 6.0 + self.spinous_len && ax < 3.5 {
-                let v = if s < ds { above } else { below };
-                let h = self.s_bot[v] - self.s_top[v];
-                let (a, b) = (self.s_top[v] + 0.25 * h, self.s_bot[v] + 1.0);
-                if s > a && s < b {
-                    return if ax > 2.3 || s - a < 1.0 || b - s < 1.0 {
+                if d < front + thick {
+                    if (s - gap_c).abs() < gap_h {
+                        return Tissue::Ligament;
+                    }
+                    let edge = (d - front)
+                        .min(front + thick - d)
+                        .min((s - gap_c).abs() - gap_h);
+                    return if edge < 1.0 {
                         Tissue::Cortex
                     } else {
                         Tissue::Marrow
                     };
                 }
-                return Tissue::Ligament;
+            }
+            // Spinous processes: sloping caudally, tapering from a broad base to a bulbous tip,
+            // their outlines bent by noise; the interspinous ligament between them.
+            let base = self.lamina_d + 6.0;
+            if d >= base && d < base + self.spinous_len && ax < 5.0 {
+                let t = (d - base) / self.spinous_len;
+                let shift = 0.22 * (d - base);
+                for v in j.saturating_sub(1)..=(j + 1).min(N_VERT - 1) {
+                    let h = self.s_bot[v] - self.s_top[v];
+                    let n = noise3(self.nseed ^ 0xa8 ^ (v as u32 * 131), d / 6.0, x / 4.0, 0.5);
+                    let mut a = self.s_top[v] + 0.25 * h + shift + 1.5 * n;
+                    let mut b = self.s_bot[v] + 1.0 + 0.8 * shift + 1.5 * n;
+                    // Rounded tip.
+                    if t > 0.85 {
+                        let k = (1.0 - ((t - 0.85) / 0.15).powi(2)).max(0.0).sqrt();
+                        let (m, r) = (0.5 * (a + b), 0.5 * (b - a) * (0.6 + 0.4 * k));
+                        a = m - r;
+                        b = m + r;
+                    }
+                    let w = 3.4 - 1.0 * t
+                        + if t > 0.8 { 2.5 * (t - 0.8) } else { 0.0 }
+                        + 0.5 * noise3(self.nseed ^ 0xa9, s / 5.0, d / 5.0, v as f64);
+                    if s > a && s < b && ax < w {
+                        let edge = (w - ax).min(s - a).min(b - s);
+                        return if edge < 1.0 || t > 0.97 {
+                            Tissue::Cortex
+                        } else {
+                            Tissue::Marrow
+                        };
+                    }
+                }
+                if ax < 2.5 {
+                    return Tissue::Ligament;
+                }
             }
         }
         self.soft_tissue(s, x, d)

@@ -316,7 +316,13 @@ fn sample_herniation(
         } else {
             Zone::Central
         };
-        (HerniationType::Protrusion, z, rng.gen_range(1.5..3.5))
+        // Some paracentral herniations at a narrowed canal are extrusions (u is uniform here).
+        let k = if u < 0.15 && z != Zone::Central {
+            HerniationType::Extrusion
+        } else {
+            HerniationType::Protrusion
+        };
+        (k, z, rng.gen_range(1.5..3.5))
     } else if sub[worse(sub)] >= 1.0 / 3.0 && u < 0.6 {
         (
             HerniationType::Protrusion,
