@@ -54,7 +54,10 @@ pub struct LabelEntry {
     pub name: String,
 }
 
-/// The label table written to `masks/labels.json`.
+/// The label table written to `masks/labels.json`. Vertebrae and discs are named as the labels
+/// count them (see truth.json's `level_counting`: with six lumbar vertebrae, counted from the
+/// sacrum, `vertebra L1` is the anatomical L2; its `anatomical_vertebrae` gives the anatomical
+/// name of each label).
 pub fn label_table() -> Vec<LabelEntry> {
     let mut out = vec![LabelEntry {
         value: 0,
@@ -141,10 +144,7 @@ pub fn label_at(anat: &Anatomy, c: SpineCoord, t: Tissue) -> u8 {
         Tissue::Annulus | Tissue::Nucleus(_) => disc_label(j),
         Tissue::Csf => LABEL_SAC,
         Tissue::Nerve => {
-            let in_sac = c.d > 0.0 && c.s < anat.sac_end_s && {
-                let (dc, rx, rd) = anat.sac_at(c.s, j);
-                (c.x / rx).powi(2) + ((c.d - dc) / rd).powi(2) <= 1.0
-            };
+            let in_sac = c.d > 0.0 && anat.in_sac(c.s, c.x, c.d, j);
             if in_sac {
                 LABEL_SAC
             } else {

@@ -65,12 +65,6 @@ pub struct StudyTruth {
     pub reads: Vec<BTreeMap<String, Option<Severity>>>,
 }
 
-/// How the vertebral levels are named in the labels. The model has the usual count (twelve
-/// rib-bearing thoracic vertebrae, five lumbar, a fused sacrum) and no transitional vertebra, so
-/// counting from above (T12 = the last rib-bearing vertebra) and from the sacrum agree.
-pub const LEVEL_COUNTING: &str =
-    "five lumbar vertebrae, no transitional vertebra: counted from T12 and from the sacrum alike";
-
 /// The anatomy of one study's patient in truth.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnatomyTruth {
@@ -81,8 +75,10 @@ pub struct AnatomyTruth {
     /// Findings beyond the graded narrowing (Pfirrmann, Modic, Schmorl, HIZ, herniations,
     /// listhesis, facet effusion, synovial cyst).
     pub findings: crate::anatomy::Findings,
-    /// How the levels were counted ([`LEVEL_COUNTING`]).
-    pub level_counting: String,
+    /// How the levels were counted: the transitional type (sacralised L5, six lumbar vertebrae or
+    /// none), the count the labels follow (from the sacrum, from T12, or both agreeing) and the
+    /// anatomical name of each labelled disc.
+    pub level_counting: crate::anatomy::LevelCounting,
 }
 
 /// One series of a study in truth.json.
@@ -169,7 +165,7 @@ impl CohortPlan {
                             morphometry: s.anatomy.morph.clone(),
                             pose: s.anatomy.pose.clone(),
                             findings: s.anatomy.findings.clone(),
-                            level_counting: LEVEL_COUNTING.into(),
+                            level_counting: s.anatomy.level_counting(),
                         },
                         true_grades: grade_map(&s.true_grades),
                         truth_points: s.truth_points.clone(),

@@ -467,3 +467,296 @@ fn findings_have_their_imaging_signs_and_published_prevalence() {
     assert!(p > 0.14 && p < 0.3, "Schmorl prevalence {p:.3}");
     assert!(schmorl_upper * 2 > schmorl_all);
 }
+
+/// Transitional anatomy: a sacralised L5 (Castellvi II-IV) and six lumbar vertebrae at the
+/// prevalences the module cites (Uçar 2013: lumbarisation 1.7 % of 746; sacralisation with
+/// fusion or pseudarthrosis a few per cent), over 4000 patients of a fixed seed. Tolerances: 3.5
+/// binomial standard errors.
+#[test]
+fn transitional_vertebrae_at_the_published_prevalence() {
+    use discus_synth::anatomy::Transitional;
+    let n = 4000;
+    let mut rng = ChaCha8Rng::seed_from_u64(1_998_033);
+    let (mut sac, mut six) = (0usize, 0usize);
+    for _ in 0..n {
+        let a = Anatomy::sample(&mut rng);
+        match a.transitional {
+            Transitional::SacralisedL5 => {
+                sac += 1;
+                // The rudimentary L5/S1 disc is thinner than any normal lumbar disc (posterior
+                // height under 5 mm, the table's L5/S1 being 8.5 mm), and bone (the fused
+                // transverse process and ala) lies beside the L5 body on a fused side.
+                let j = S1 - 1;
+                let h = a.s_top[j + 1] - a.s_bot[j];
+                assert!(h < 5.0, "rudimentary disc {h:.2} mm");
+                let side = if a.fused_sides[0] { 0 } else { 1 };
+                assert!(a.fused_sides[0] || a.fused_sides[1]);
+                let sign = if side == 0 { 1.0 } else { -1.0 };
+                let s = a.s_bot[j] - 3.0;
+                let hits = (0..40)
+                    .filter(|k| {
+                        let x = sign * (a.body_w[S1] + 4.0 + 0.5 * *k as f64);
+                        is_bone(a.tissue_at_spine(SpineCoord {
+                            s,
+                            x,
+                            d: -a.body_d[S1],
+                        }))
+                    })
+                    .count();
+                assert!(hits > 20, "fused ala beside L5: {hits} of 40");
+            }
+            Transitional::SixLumbar => {
+                six += 1;
+                // A lumbar-sized vertebra and disc where T12/T12-L1 would be.
+                let v = L1 - 1;
+                assert!(a.morph.body_h[v] > 0.9 * a.morph.body_h[L1]);
+                assert!(a.morph.disc_h[v] > 0.4 * DISC_HEIGHTS[0][2]);
+            }
+            Transitional::None => {}
+        }
+    }
+    let check = |k: usize, p: f64, what: &str| {
+        let se = (p * (1.0 - p) / n as f64).sqrt();
+        let got = k as f64 / n as f64;
+        assert!((got - p).abs() < 3.5 * se, "{what}: {got:.4} vs {p}");
+    };
+    check(six, 0.017, "six lumbar vertebrae (Uçar 2013)");
+    check(sac, 0.035, "sacralised L5, Castellvi II-IV");
+    let all = (sac + six) as f64 / n as f64;
+    assert!(all > 0.03 && all < 0.08, "a few per cent: {all:.3}");
+}
+
+/// In studies with a transitional vertebra, truth.json says how the levels were counted, and every
+/// labelled point lies on the disc that count names: the label's anatomical disc (from
+/// `labelled_discs`) found by name in `anatomical_vertebrae`, its disc space measured on the
+/// geometry.
+#[test]
+fn labelled_points_land_on_the_discs_the_level_counting_names() {
+    use discus_synth::anatomy::{CountedFrom, Transitional};
+    use discus_synth::cohort::{CohortPlan, SynthConfig};
+    let config = SynthConfig {
+        studies: 300,
+        sites: 2,
+        seed: 31,
+        readers: 1,
+        quirk_rate: 0.0,
+        matrix_scale: 0.25,
+        ..Default::default()
+    };
+    let plan = CohortPlan::new(&config).unwrap();
+    let truth = plan.truth();
+    let mut seen = [0usize; 3];
+    for (st, tr) in plan.studies.iter().zip(&truth.studies) {
+        let a = &st.anatomy;
+        let lc = &tr.anatomy.level_counting;
+        assert_eq!(lc.transitional, a.transitional);
+        let k = match a.transitional {
+            Transitional::None => {
+                assert_eq!(lc.counted_from, CountedFrom::FromSacrumAndT12);
+                assert_eq!(lc.labelled_discs[0], "L1/L2");
+                assert_eq!(lc.labelled_discs[4], "L5/S1");
+                0
+            }
+            Transitional::SacralisedL5 => {
+                // Counted from T12: the rudimentary disc keeps the name L5/S1.
+                assert_eq!(lc.counted_from, CountedFrom::FromT12);
+                assert_eq!(lc.labelled_discs[4], "L5/S1");
+                1
+            }
+            Transitional::SixLumbar => {
+                // Counted from the sacrum: the lowest mobile disc is L5/S1, anatomically L6/S1.
+                assert_eq!(lc.counted_from, CountedFrom::FromSacrum);
+                assert_eq!(lc.lumbar_vertebrae, 6);
+                assert_eq!(lc.labelled_discs[0], "L2/L3");
+                assert_eq!(lc.labelled_discs[4], "L6/S1");
+                2
+            }
+        };
+        seen[k] += 1;
+        for p in &st.truth_points {
+            let name = &lc.labelled_discs[p.level.index()];
+            let upper = name.split('/').next().unwrap();
+            let v = lc
+                .anatomical_vertebrae
+                .iter()
+                .position(|n| n == upper)
+                .unwrap();
+            assert_eq!(
+                lc.anatomical_vertebrae[v + 1],
+                name.split('/').nth(1).unwrap()
+            );
+            let c = a.to_spine(p.patient_mm);
+            // Within the disc space (foraminal points sit up to ~half a body above the disc, in
+            // the foramen under the pedicle).
+            let (lo, hi) = (
+                a.s_bot[v] - 0.5 * (a.s_bot[v] - a.s_top[v]),
+                a.s_top[v + 1] + 0.5,
+            );
+            assert!(
+                c.s > lo && c.s < hi,
+                "{:?} {} at s {:.1}, disc {name} spans {:.1}-{:.1} ({:?})",
+                p.condition,
+                p.level,
+                c.s,
+                a.s_bot[v],
+                a.s_top[v + 1],
+                a.transitional
+            );
+        }
+        // The disc labelled L5/S1 is the last one above the fused sacrum.
+        let j = disc_of_level(Level::L5S1);
+        assert_eq!(lc.anatomical_vertebrae[j + 1], "S1");
+        assert!(a.s_top[j + 2] - a.s_bot[j + 1] < 2.5, "S1/S2 is fused");
+    }
+    assert!(seen[1] >= 2 && seen[2] >= 1, "both types present: {seen:?}");
+}
+
+/// The free space around the traversing root in the lateral recess of disc `j` on a side, on the
+/// axial cross-section through the disc's centre, by rays from the root's centre over the half
+/// plane away from the sac (lateral, anterior, posterior; the sac bounds it medially): the
+/// smallest root radius (first non-root tissue) and the smallest fat rim beyond the root (to the
+/// first tissue that is not fat: disc, bone, ligament).
+fn recess_space(a: &Anatomy, j: usize, side: usize) -> (f64, f64) {
+    let s = a.disc_s(j);
+    let (xr, dr, _, _) = a.recess_at(s, j, side);
+    let sign = if side == 0 { 1.0 } else { -1.0 };
+    let (mut root_min, mut rim_min) = (f64::INFINITY, f64::INFINITY);
+    for k in 0..=20 {
+        let ang = (-100.0 + 10.0 * k as f64).to_radians();
+        let (ux, ud) = (ang.cos(), ang.sin());
+        let t = |r: f64| {
+            a.tissue_at_spine(SpineCoord {
+                s,
+                x: sign * (xr + r * ux),
+                d: dr + r * ud,
+            })
+        };
+        let mut r = 0.0;
+        while t(r) == Tissue::Nerve && r < 10.0 {
+            r += 0.01;
+        }
+        let root = r;
+        while t(r) == Tissue::Fat && r < 15.0 {
+            r += 0.01;
+        }
+        root_min = root_min.min(root);
+        rim_min = rim_min.min(r - root);
+    }
+    (root_min, rim_min)
+}
+
+/// One-sided narrowing: the left and right recess grades differ, and the geometry on each side
+/// gives that side's grade by spec section 7 (root compressed: Severe; free space around the root
+/// obliterated, root touched: Moderate; a fat rim all round: Normal/Mild), with the narrower
+/// recess on the worse side; a paracentral herniation indents the sac's anterior wall on its own
+/// side only, leaving the midline (the spinal grade) alone; facet and flavum hypertrophy follow
+/// each side's degree.
+#[test]
+fn one_sided_recess_narrowing_follows_the_grades_of_each_side() {
+    use discus_core::Severity;
+    use discus_synth::anatomy::{grade_of_degree, Zone, RECESS_ROOT_R};
+    let mut rng = ChaCha8Rng::seed_from_u64(4_711);
+    let (mut asym, mut indents) = (0, 0);
+    let near = |g: f64| (g - 1.0 / 3.0).abs() < 0.02 || (g - 2.0 / 3.0).abs() < 0.02;
+    for _ in 0..250 {
+        let a = Anatomy::sample(&mut rng);
+        for level in Level::ALL {
+            let (l, j) = (level.index(), disc_of_level(level));
+            let g = [
+                a.degeneration.subarticular[0][l],
+                a.degeneration.subarticular[1][l],
+            ];
+            let grades = g.map(grade_of_degree);
+            if grades[0] != grades[1] && !near(g[0]) && !near(g[1]) {
+                asym += 1;
+                let sp = [recess_space(&a, j, 0), recess_space(&a, j, 1)];
+                for side in 0..2 {
+                    let (root, rim) = sp[side];
+                    let measured = if root < RECESS_ROOT_R - 0.05 {
+                        Severity::Severe
+                    } else if rim < 0.45 {
+                        Severity::Moderate
+                    } else {
+                        Severity::NormalMild
+                    };
+                    assert_eq!(
+                        measured, grades[side],
+                        "{level} side {side}: degree {:.3}, root {root:.2}, rim {rim:.2}",
+                        g[side]
+                    );
+                }
+                // The worse side has less room: a smaller root or a thinner rim.
+                let (w, b) = if grades[0] > grades[1] {
+                    (0, 1)
+                } else {
+                    (1, 0)
+                };
+                assert!(
+                    sp[w].0 < sp[b].0 - 0.05 || sp[w].1 < sp[b].1 - 0.1,
+                    "{level}: worse {:?} better {:?}",
+                    sp[w],
+                    sp[b]
+                );
+                // The flavum is thicker on the worse side.
+                let s = a.disc_s(j);
+                assert!(a.flavum_thickness(s, j, w) > a.flavum_thickness(s, j, b));
+            }
+            // A paracentral herniation: the sac's antero-posterior extent off the midline is
+            // smaller on the herniation's side, and unchanged at the midline.
+            if let Some(h) = a.findings.herniation[l] {
+                if let Zone::Paracentral(side) = h.zone {
+                    {
+                        let s = a.disc_s(j) + 0.5 * h.migration_mm;
+                        let ap = |x: f64| {
+                            let (mut n, mut d) = (0, -2.0);
+                            while d < a.lamina_d {
+                                if matches!(
+                                    a.tissue_at_spine(SpineCoord { s, x, d }),
+                                    Tissue::Csf | Tissue::Nerve
+                                ) {
+                                    n += 1;
+                                }
+                                d += 0.02;
+                            }
+                            n as f64 * 0.02
+                        };
+                        let sign = if side == 0 { 1.0 } else { -1.0 };
+                        let x = 0.6 * a.sac_rx * sign;
+                        let (own, other) = (ap(x), ap(-x));
+                        let want = a.sac_indent(s, j, x);
+                        assert!(want > 0.8, "{h:?}: indentation {want:.2}");
+                        // The flavum's share differs between the sides by their own degrees;
+                        // the anterior indentation must show beyond it.
+                        let fl = (a.flavum_thickness(s, j, 0) - a.flavum_thickness(s, j, 1)).abs();
+                        assert!(
+                            own < other - 0.6 * want + fl,
+                            "{level}: sac AP {own:.2} on the herniation's side vs {other:.2}, indent {want:.2}, {h:?}"
+                        );
+                        let (_, _, rd) = a.sac_at(s, j);
+                        let mid = ap(0.0);
+                        assert!(
+                            (mid - 2.0 * rd).abs() < 0.1,
+                            "midline AP {mid:.2} vs {:.2}",
+                            2.0 * rd
+                        );
+                        // Disc material, not fat, between the disc and the indented wall.
+                        let t = a.tissue_at_spine(SpineCoord {
+                            s: a.disc_s(j),
+                            x: h.x,
+                            d: 0.3,
+                        });
+                        if h.migration_mm.abs() < 1.0 {
+                            assert_eq!(t, Tissue::Annulus, "{h:?}");
+                        }
+                        indents += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        asym > 40,
+        "{asym} levels with different left and right grades"
+    );
+    assert!(indents > 15, "{indents} paracentral herniations");
+}

@@ -348,17 +348,40 @@ fn csvs_are_lumbardisc_shaped_and_agree_with_the_truth() {
 /// warning or error it reports is one the truth file expects (injected, or natural to the layout).
 #[test]
 fn validate_finds_exactly_the_injected_quirks() {
-    let dir = tempfile::tempdir().unwrap();
     let cfg = SynthConfig {
         matrix_scale: 0.15,
         // Masks beside train_images must not disturb validate.
         masks: true,
         ..small_config(5, 14, 1.0)
     };
-    generate(dir.path(), &cfg, &|_| {}).unwrap();
+    validate_finds_exactly(&cfg);
+}
+
+/// The same on a cohort holding both transitional types (a sacralised L5 and six lumbar
+/// vertebrae): the first seed from 1 whose 12-study plan has both.
+#[test]
+fn validate_finds_exactly_the_injected_quirks_with_transitional_vertebrae() {
+    use discus_synth::anatomy::Transitional;
+    let cfg = (1..2000u64)
+        .map(|seed| SynthConfig {
+            matrix_scale: 0.15,
+            ..small_config(seed, 12, 1.0)
+        })
+        .find(|cfg| {
+            let plan = discus_synth::cohort::CohortPlan::new(cfg).unwrap();
+            let has = |t: Transitional| plan.studies.iter().any(|s| s.anatomy.transitional == t);
+            has(Transitional::SacralisedL5) && has(Transitional::SixLumbar)
+        })
+        .unwrap();
+    validate_finds_exactly(&cfg);
+}
+
+fn validate_finds_exactly(cfg: &SynthConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), cfg, &|_| {}).unwrap();
     let truth: Truth =
         serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
-    assert_eq!(truth.quirks.len(), 14);
+    assert_eq!(truth.quirks.len(), cfg.studies);
     let report = discus_data::validate::validate(
         dir.path(),
         &discus_data::validate::ValidateOptions {

@@ -15,7 +15,7 @@ impl Anatomy {
         let seed = self.nseed;
         let wob = |k: u32, scale: f64| noise3(seed ^ k, x / scale, d / scale, s / (2.0 * scale));
         // Pelvis: sacral alae, sacroiliac joints and iliac wings.
-        if let Some(t) = self.pelvis(s, ax, d) {
+        if let Some(t) = self.pelvis(s, x, d) {
             return t;
         }
         // Paraspinal muscles: multifidus medially, erector spinae laterally, a fat plane between.
@@ -146,32 +146,62 @@ impl Anatomy {
         if near <= 1.2 && near * (1.0 + 0.15 * wob(0x61, 20.0)) <= 1.0 {
             return Tissue::Fat;
         }
-        // Bowel loops: walls along the zero set of a smooth field, mesenteric fat between, content
-        // varying from fluid to gas to solid.
-        let loops = noise3(seed ^ 0x71, x / 16.0, d / 16.0, s / 22.0);
-        if loops.abs() < 0.06 {
-            return Tissue::Fat;
+        self.bowel(x, d, s, bd)
+    }
+
+    /// Bowel loops as tubes: each is the neighbourhood of the curve where two smooth noise fields
+    /// both vanish (a tangled network, cut as circles, ovals and sausages by any plane), with a
+    /// wall, content that changes along the bowel (fluid, mottled stool, gas), gas rising to the
+    /// anterior (non-dependent) side of a supine patient's loop above an air-fluid level, and
+    /// mesentery (fat with collapsed loops) between them.
+    fn bowel(&self, x: f64, d: f64, s: f64, bd: f64) -> Tissue {
+        let seed = self.nseed;
+        let sc = 34.0;
+        let rho = |k: u32, d: f64| {
+            let n1 = noise3(seed ^ k, x / sc, d / sc, s / sc);
+            let n2 = noise3(seed ^ (k + 1), x / sc + 5.3, d / sc + 1.7, s / sc + 3.1);
+            (n1 * n1 + n2 * n2).sqrt()
+        };
+        const R: f64 = 0.3;
+        const WALL: f64 = 0.055;
+        for k in [0x71u32, 0x171] {
+            let r = rho(k, d);
+            if r >= R + WALL {
+                continue;
+            }
+            if r >= R {
+                return Tissue::Viscera; // the wall
+            }
+            // Content, varying slowly along the bowel.
+            let c = noise3(seed ^ (k + 2), x / 45.0, d / 45.0, s / 45.0);
+            if c > 0.2 && d < -2.0 * bd - 15.0 && rho(k, d - 4.0) >= R {
+                return Tissue::Air; // gas above the level
+            }
+            if c < -0.15 {
+                return Tissue::Bowel; // fluid
+            }
+            // Stool: mottled, with gas bubbles.
+            let m = noise3(seed ^ (k + 3), x / 3.0, d / 3.0, s / 3.0);
+            return if m > 0.55 {
+                Tissue::Air
+            } else if m > -0.1 {
+                Tissue::Viscera
+            } else {
+                Tissue::Bowel
+            };
         }
-        if loops.abs() < 0.1 {
-            return Tissue::Viscera; // the wall
-        }
-        let content = noise3(
-            seed ^ (0x72 + (loops > 0.0) as u32),
-            x / 9.0,
-            d / 9.0,
-            s / 9.0,
-        );
-        if content > 0.45 && d < -2.0 * bd - 25.0 {
-            Tissue::Air
-        } else if content < -0.35 {
+        // Mesentery: fat with vessels and collapsed loops.
+        if noise3(seed ^ 0x79, x / 11.0, d / 11.0, s / 14.0) > 0.15 {
             Tissue::Viscera
         } else {
-            Tissue::Bowel
+            Tissue::Fat
         }
     }
 
-    /// Sacral alae, sacroiliac joints and iliac wings (absolute x).
-    fn pelvis(&self, s: f64, ax: f64, d: f64) -> Option<Tissue> {
+    /// Sacral alae, sacroiliac joints and iliac wings. On the fused side(s) of a sacralised L5 the
+    /// ala reaches up beside the L5 body: its enlarged transverse process fused to the sacrum.
+    fn pelvis(&self, s: f64, x: f64, d: f64) -> Option<Tissue> {
+        let ax = x.abs();
         let crest = self.disc_s(S1 - 2) - 5.0; // iliac crests about the L4/5 disc
         if s < crest || s > self.s_bot[S1 + 2] + 10.0 {
             return None;
@@ -180,7 +210,16 @@ impl Anatomy {
         let bd = self.body_d[S1];
         // Sacral ala: bone lateral to the S1-S3 bodies, up to the sacroiliac joint.
         let joint_x = bw + 24.0 + 2.0 * noise3(self.nseed ^ 0x81, s / 15.0, d / 15.0, 0.0);
-        let in_sacrum = s > self.s_top[S1] + 2.0 && s < self.s_bot[S1 + 2];
+        let fused = self.transitional == super::Transitional::SacralisedL5
+            && self.fused_sides[if x >= 0.0 { 0 } else { 1 }];
+        let ala_top = if fused {
+            let h5 = self.s_bot[S1 - 1] - self.s_top[S1 - 1];
+            self.s_top[S1 - 1]
+                + (0.4 + 0.08 * noise3(self.nseed ^ 0x83, ax / 12.0, d / 12.0, 0.5)) * h5
+        } else {
+            self.s_top[S1] + 2.0
+        };
+        let in_sacrum = s > ala_top && s < self.s_bot[S1 + 2];
         if in_sacrum && ax >= bw - 2.0 && ax < joint_x && d > -2.0 * bd + 6.0 && d < 14.0 {
             let edge = (ax - joint_x).abs().min(d + 2.0 * bd - 6.0).min(14.0 - d);
             return Some(if edge < 1.2 {

@@ -124,16 +124,21 @@ impl Anatomy {
             }
             let ax = x.abs();
             let side = if x >= 0.0 { 0 } else { 1 };
-            let in_sac = d > 0.0 && s < self.sac_end_s && {
-                let (dc, rx, rd) = self.sac_at(s, j);
-                (x / rx).powi(2) + ((d - dc) / rd).powi(2) <= 1.0
-            };
+            let in_sac = d > 0.0 && self.in_sac(s, x, d, j);
             let in_recess = d > 0.0 && ax > 0.6 * self.sac_rx && ax < self.canal_w && {
                 let (xr, dr, hx, hd) = self.recess_at(s, j, side);
                 ((ax - xr) / hx).powi(2) + ((d - dr) / hd).powi(2) <= 1.0
             };
             if in_sac || in_recess {
                 return None;
+            }
+            // A paracentral herniation reaches back to the sac wall it indents.
+            if d >= -0.5 && self.sac_indent(s, j, x) > 0.25 {
+                let (dc, rx, rd) = self.sac_at(s, j);
+                let e = (1.0 - (x / rx).powi(2)).max(0.0).sqrt();
+                if d < dc - rd * e + self.sac_indent(s, j, x) {
+                    return Some(Tissue::Annulus);
+                }
             }
             // Posterior contour: a broad bulge from degeneration, the part that meets the narrowed
             // sac centrally, and the focal herniation of this level.
@@ -148,6 +153,15 @@ impl Anatomy {
             if q <= 1.0 {
                 if j >= S1 {
                     return Some(Tissue::Cortex); // fused sacral segments
+                }
+                // A sacralised L5: bone bridges the rudimentary disc's lateral part on a fused
+                // side.
+                if j == S1 - 1
+                    && self.transitional == super::Transitional::SacralisedL5
+                    && self.fused_sides[side]
+                    && ax > (0.72 + 0.06 * noise3(self.nseed ^ 0x5ac, d / 6.0, s / 3.0, 0.0)) * w
+                {
+                    return Some(Tissue::Cortex);
                 }
                 let h = self.s_top[below] - self.s_bot[above] + cmax;
                 let ds = self.disc_s(j);
@@ -199,10 +213,7 @@ impl Anatomy {
             if h.kind == HerniationType::Extrusion && (0.0..6.0).contains(&d) {
                 let ax = x.abs();
                 let side = if x >= 0.0 { 0 } else { 1 };
-                let in_sac = s < self.sac_end_s && {
-                    let (dc, rx, rd) = self.sac_at(s, j);
-                    (x / rx).powi(2) + ((d - dc) / rd).powi(2) <= 1.0
-                };
+                let in_sac = self.in_sac(s, x, d, j);
                 let in_recess = ax > 0.6 * self.sac_rx && ax < self.canal_w && {
                     let (xr, dr, hx, hd) = self.recess_at(s, j, side);
                     ((ax - xr) / hx).powi(2) + ((d - dr) / hd).powi(2) <= 1.0

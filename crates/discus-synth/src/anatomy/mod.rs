@@ -37,8 +37,8 @@ use discus_core::{Level, Severity, Side};
 pub use morpho::{Morphometry, Sex, L1, S1};
 use noise::noise3;
 pub use pathology::{
-    height_factor, pfirrmann_of, Findings, Herniation, HerniationType, Listhesis, Pose, Schmorl,
-    Zone,
+    height_factor, pfirrmann_of, CountedFrom, Findings, Herniation, HerniationType, LevelCounting,
+    Listhesis, Pose, Schmorl, Transitional, Zone,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -470,6 +470,12 @@ pub struct Anatomy {
     pub pose: Pose,
     /// Seed of the patient's noise fields (outlines and textures).
     pub nseed: u32,
+    /// Transitional lumbosacral anatomy (it decides how the levels are counted).
+    pub transitional: Transitional,
+    /// Sacralised L5: its transverse process fused to the sacral ala on the (left, right) side.
+    pub fused_sides: [bool; 2],
+    /// Sacralised L5: posterior height of the rudimentary L5/S1 disc before degeneration (mm).
+    pub rudimentary_disc_mm: Option<f64>,
     /// Depth of the endplates' central concavity (mm).
     pub endplate_cav: f64,
     line: Centreline,
@@ -540,10 +546,43 @@ impl Anatomy {
         let nrm = |rng: &mut ChaCha8Rng, m: f64, sd: f64| -> f64 {
             Normal::new(m, sd).unwrap().sample(rng)
         };
-        let morph = Morphometry::sample(rng, degeneration.patient_factor);
+        let mut morph = Morphometry::sample(rng, degeneration.patient_factor);
         let findings = Findings::sample(rng, &degeneration, &morph);
         let pose = Pose::sample(rng, morph.age);
         let nseed: u32 = rng.gen();
+        // Transitional anatomy from a stream of its own (seeded by the noise seed), so that it
+        // does not move any other draw.
+        let mut trng = ChaCha8Rng::seed_from_u64(0x7a5e_0000_0000 ^ nseed as u64);
+        let transitional = Transitional::sample(&mut trng);
+        let mut fused_sides = [false; 2];
+        let mut rudimentary_disc_mm = None;
+        match transitional {
+            Transitional::None => {}
+            Transitional::SacralisedL5 => {
+                fused_sides = if trng.gen::<f64>() < 0.5 {
+                    [true, true]
+                } else if trng.gen::<bool>() {
+                    [true, false]
+                } else {
+                    [false, true]
+                };
+                rudimentary_disc_mm = Some(trng.gen_range(2.0..4.5));
+            }
+            Transitional::SixLumbar => {
+                // The top modelled vertebra below T11 is T12 normally; here it is a lumbar L1
+                // (no rib), a little smaller than the next, with a lumbar disc below it.
+                let z = |r: &mut ChaCha8Rng| -> f64 { StandardNormal.sample(r) };
+                let v = L1 - 1;
+                morph.body_h[v] = morph.body_h[L1] * (0.96 + 0.02 * z(&mut trng));
+                morph.body_depth[v] = morph.body_depth[L1] * (0.97 + 0.02 * z(&mut trng));
+                morph.body_width[v] = morph.body_width[L1] * (0.96 + 0.02 * z(&mut trng));
+                morph.wedge_deg[v] = 0.6 * morph.wedge_deg[L1];
+                morph.disc_h[v] = morpho::DISC_HEIGHTS[0][2]
+                    * 0.92
+                    * (1.0 + morpho::DISC_CV * z(&mut trng)).max(0.5_f64);
+                morph.segment_deg[v] = 0.5 + 2.0 * z(&mut trng);
+            }
+        }
         let endplate_cav = nrm(rng, 1.1, 0.2).clamp(0.5, 1.7);
         let mut disc_deg = [0.0; N_DISC];
         disc_deg[3..8].copy_from_slice(&degeneration.disc);
@@ -560,7 +599,11 @@ impl Anatomy {
             body_d[v] = 0.5 * morph.body_depth[v];
             s = s_bot[v];
             if v < N_DISC {
-                s += (morph.disc_h[v] * height_factor(disc_deg[v])).max(0.8);
+                let h = match rudimentary_disc_mm {
+                    Some(r) if v == S1 - 1 => r,
+                    _ => morph.disc_h[v],
+                };
+                s += (h * height_factor(disc_deg[v])).max(0.8);
             }
         }
         // The centreline angle psi from the scanner's z axis (positive: going down heads
@@ -702,11 +745,17 @@ impl Anatomy {
             let (a, b) = (k.saturating_sub(20), (k + 21).min(nz));
             *by = raw[a..b].iter().sum::<f64>() / (b - a) as f64;
         }
-        // The conus tip, from its position in vertebral-segment units counted from L1's top.
+        // The conus tip, from its position in vertebral-segment units counted from the
+        // anatomical L1's top (one vertebra higher with six lumbar vertebrae).
+        let l1 = if transitional == Transitional::SixLumbar {
+            L1 - 1
+        } else {
+            L1
+        };
         let conus_s = {
             let u = morph.conus_units;
             let k = u.floor();
-            let v = ((L1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
+            let v = ((l1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
             s_top[v] + (u - k) * (s_top[v + 1] - s_top[v])
         };
         Anatomy {
@@ -715,6 +764,9 @@ impl Anatomy {
             findings,
             pose,
             nseed,
+            transitional,
+            fused_sides,
+            rudimentary_disc_mm,
             endplate_cav,
             line,
             s_top,
@@ -740,6 +792,30 @@ impl Anatomy {
             conus_s,
             back_y,
             back_z0,
+        }
+    }
+
+    /// How this patient's levels are counted and named (truth.json's `level_counting`).
+    pub fn level_counting(&self) -> LevelCounting {
+        let names = self.transitional.anatomical_names();
+        LevelCounting {
+            transitional: self.transitional,
+            counted_from: self.transitional.counted_from(),
+            lumbar_vertebrae: if self.transitional == Transitional::SixLumbar {
+                6
+            } else {
+                5
+            },
+            fused_sides: self.fused_sides,
+            rudimentary_disc_mm: self.rudimentary_disc_mm,
+            anatomical_vertebrae: names.iter().map(|n| n.to_string()).collect(),
+            labelled_discs: Level::ALL
+                .iter()
+                .map(|&l| {
+                    let j = disc_of_level(l);
+                    format!("{}/{}", names[j], names[j + 1])
+                })
+                .collect(),
         }
     }
 
@@ -906,6 +982,71 @@ impl Anatomy {
         )
     }
 
+    /// How far (mm) a paracentral herniation of disc `j` pushes the dural sac's anterior wall back
+    /// at (s, x): on the herniation's side only, zero at the midline (so the spinal canal's
+    /// antero-posterior narrowing, and its grade, are the degree's), following the herniation's
+    /// footprint across the canal and along it (a migrated extrusion indents the sac where the
+    /// fragment lies).
+    pub fn sac_indent(&self, s: f64, j: usize, x: f64) -> f64 {
+        let Some(h) = self.herniation(j) else {
+            return 0.0;
+        };
+        let Zone::Paracentral(side) = h.zone else {
+            return 0.0;
+        };
+        let sign = if side == 0 { 1.0 } else { -1.0 };
+        let r = (sign * x / (0.4 * self.sac_rx)).clamp(0.0, 1.0);
+        if r == 0.0 {
+            return 0.0;
+        }
+        let r = r * r * (3.0 - 2.0 * r);
+        let hgt = self.s_top[j + 1] - self.s_bot[j];
+        let c = self.disc_s(j) + 0.5 * h.migration_mm;
+        let along = bump(s - c, 0.35 * hgt + 1.5 + 0.3 * h.migration_mm.abs());
+        (0.5 * h.amplitude + 0.8) * bump(x - h.x, h.width) * r * along
+    }
+
+    /// Thickness (mm) of the ligamentum flavum of disc `j` on a side at s: thicker with the canal's
+    /// and that side's recess narrowing (facet and flavum hypertrophy are one-sided when the
+    /// recess grades differ).
+    pub fn flavum_thickness(&self, s: f64, j: usize, side: usize) -> f64 {
+        (2.0 + 2.5 * self.spinal_deg[j] + 2.0 * self.sub_deg[side][j])
+            * bump(s - self.disc_s(j), 7.0)
+    }
+
+    /// Whether (s, x, d) lies in the dural sac near disc `j`: the ellipse of [`Anatomy::sac_at`],
+    /// indented in front on one side by a paracentral herniation ([`Anatomy::sac_indent`]) and
+    /// behind, away from the midline, by the flavum of each side.
+    pub fn in_sac(&self, s: f64, x: f64, d: f64, j: usize) -> bool {
+        if s >= self.sac_end_s {
+            return false;
+        }
+        let (dc, rx, rd) = self.sac_at(s, j);
+        let u = x / rx;
+        if u.abs() >= 1.0 {
+            return false;
+        }
+        let e = (1.0 - u * u).sqrt();
+        let front = dc - rd * e;
+        let back = dc + rd * e;
+        if d < front || d > back {
+            return false;
+        }
+        if d < front + self.sac_indent(s, j, x) {
+            return false;
+        }
+        let r = (x.abs() / (0.5 * rx)).clamp(0.0, 1.0);
+        if r > 0.0 {
+            let side = if x >= 0.0 { 0 } else { 1 };
+            let wall = self.lamina_d - self.flavum_thickness(s, j, side) - 0.3;
+            let cut = r * r * (3.0 - 2.0 * r) * (back - wall).max(0.0);
+            if d > back - cut {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Geometry of the lateral recess of disc `j` on a side at s: (root centre x, d; recess half
     /// sizes in x and d; root radius).
     pub fn recess_at(&self, s: f64, j: usize, side: usize) -> (f64, f64, f64, f64) {
@@ -943,7 +1084,6 @@ impl Anatomy {
         let j = self.near_disc[ti] as usize;
         let ds = self.disc_s(j);
         let above = j;
-        let below = j + 1;
         let bd_max = self.body_d[6].max(self.body_d[7]).max(self.body_d[5]);
         let in_spine_range = s > self.s_top[0] - 15.0
             && s < self.s_bot[N_VERT - 1] + 5.0
@@ -978,11 +1118,9 @@ impl Anatomy {
             }
             // The canal.
             if d >= 0.0 && d < self.lamina_d && ax < self.canal_w {
-                let sac_present = s < self.sac_end_s;
-                if sac_present {
+                if self.in_sac(s, x, d, j) {
                     let (dc, rx, rd) = self.sac_at(s, j);
-                    let q = (x / rx).powi(2) + ((d - dc) / rd).powi(2);
-                    if q <= 1.0 {
+                    {
                         if s < self.conus_s {
                             // Cord (above the conus), tapering.
                             let taper = ((self.conus_s - s) / 12.0).clamp(0.25, 1.0);
@@ -1028,13 +1166,21 @@ impl Anatomy {
                         return Tissue::Nerve;
                     }
                     let q = ((ax - xr) / hx).powi(2) + ((d - dr) / hd).powi(2);
-                    if q > 1.0 && d > dr - 0.5 * hd && ax > xr - 0.5 {
+                    // The superior articular process behind and lateral to the root, reaching
+                    // further medially when this side's facet is hypertrophic.
+                    let b = bump(s - ds, 6.0);
+                    let reach = 0.5 + 2.5 * self.sub_deg[side][j] * b;
+                    if q > 1.0 && d > dr - 0.5 * hd && ax > xr - reach {
                         return Tissue::Cortex;
+                    }
+                    // In front of and beside the root at the disc: the disc's posterolateral
+                    // margin (bulging into the recess as it narrows).
+                    if q > 1.0 && d < dr && ax > xr - 0.6 * hx && b > 0.5 {
+                        return Tissue::Annulus;
                     }
                 }
                 // Ligamentum flavum: at the disc level, in front of the lamina, thicker when narrowed.
-                let bfl = bump(s - ds, 7.0);
-                let t_fl = (2.0 + 2.5 * self.spinal_deg[j] + 1.0 * self.sub_deg[side][j]) * bfl;
+                let t_fl = self.flavum_thickness(s, j, side);
                 if d > self.lamina_d - t_fl && ax > 1.0 {
                     return Tissue::Ligament;
                 }
@@ -1053,9 +1199,13 @@ impl Anatomy {
                     }
                 }
             }
-            // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out.
+            // Foraminal band: bone (pedicles, articular pillars) with the foramina cut out; its
+            // lateral and posterior outline bent by smooth noise, a cortical rim all round.
             let fw = self.canal_w + 12.0;
-            if d >= 0.0 && d < self.lamina_d + 8.0 && ax >= self.canal_w && ax < fw {
+            let sd = side as f64 * 7.3;
+            let lat = fw + 2.2 * noise3(self.nseed ^ 0xa1, s / 8.0, d / 8.0, sd);
+            let back = self.lamina_d + 8.0 + 1.8 * noise3(self.nseed ^ 0xa2, s / 7.0, ax / 7.0, sd);
+            if d >= 0.0 && d < back && ax >= self.canal_w && ax < lat {
                 let (fs, fd, as_, ad, root_s) = self.foramen(j, side);
                 let rr = FORAMEN_ROOT_R;
                 // The root (flattened to the space when compressed), then the fat around it: a
@@ -1068,10 +1218,15 @@ impl Anatomy {
                 if q <= 1.0 || qr <= 1.0 {
                     return Tissue::Fat;
                 }
-                // Facet joint, oblique, behind the foramen: a fluid line (wider with an effusion)
-                // between cartilage-lined articular processes.
+                // Facet joint, behind the foramen: a fluid line (wider with an effusion) between
+                // cartilage-lined articular processes. The joint surface is oblique in both
+                // planes (a curved, obliquely set line on axials, a slanted one on parasagittal
+                // slices) and gently undulating.
                 let dj = d - (self.lamina_d - 2.0);
-                let gap = (s - ds - 0.4 * dj).abs();
+                let xj = ax - (self.canal_w + 6.0);
+                let gap = (s - ds - 0.4 * dj + 0.35 * xj - 0.03 * xj * xj
+                    + 0.6 * noise3(self.nseed ^ 0xa3, s / 5.0, d / 5.0, sd))
+                .abs();
                 if d > self.sac_dc && d < self.lamina_d + 7.0 {
                     let eff = (3..8).contains(&j) && self.findings.effusion[side][j - 3];
                     let fluid = if eff { 1.5 } else { 0.45 };
@@ -1081,35 +1236,80 @@ impl Anatomy {
                     if gap < fluid + 1.1 {
                         return Tissue::Cartilage;
                     }
+                    if gap < fluid + 1.8 {
+                        return Tissue::Cortex; // subchondral plate
+                    }
                 }
-                if q < 1.3 {
+                if q < 1.3 || lat - ax < 1.0 || back - d < 1.0 {
                     return Tissue::Cortex;
                 }
                 return Tissue::Marrow;
             }
-            // Posterior arch: laminae (or flavum at disc levels), spinous processes.
-            if d >= self.lamina_d && d < self.lamina_d + 6.0 && ax < fw {
-                if (s - ds).abs() < 5.0 {
-                    return Tissue::Ligament;
+            // Posterior arch. The laminae converge behind the canal, so the canal's roof is a
+            // gothic arch with the posterior epidural fat pad in the midline; each lamina is a
+            // plate of varying thickness, inclined like a roof tile (its lower edge further back),
+            // with the ligamentum flavum and the interlaminar gap at the disc.
+            let arch_w = fw + 1.5 * noise3(self.nseed ^ 0xa4, s / 8.0, d / 8.0, sd);
+            if d >= self.lamina_d && d < self.lamina_d + 9.0 && ax < arch_w {
+                let front = self.lamina_d
+                    + 2.2 * (1.0 - (ax / arch_w).powi(2))
+                    + 0.5 * noise3(self.nseed ^ 0xa5, s / 6.0, ax / 6.0, 1.0);
+                let thick = 5.2 + 1.0 * noise3(self.nseed ^ 0xa6, s / 10.0, ax / 10.0, 2.0);
+                let gap_c = ds + 0.35 * (d - self.lamina_d) + 1.5;
+                let gap_h = 4.5 + 1.2 * noise3(self.nseed ^ 0xa7, ax / 6.0, d / 6.0, j as f64);
+                if d < front {
+                    if (s - ds).abs() < 6.0 && ax > 1.0 {
+                        return Tissue::Ligament; // flavum
+                    }
+                    return Tissue::Fat; // posterior epidural fat
                 }
-                return if d < self.lamina_d + 1.0 || d > self.lamina_d + 5.0 {
-                    Tissue::Cortex
-                } else {
-                    Tissue::Marrow
-                };
-            }
-            if d >= self.lamina_d + 6.0 && d < self.lamina_d + 6.0 + self.spinous_len && ax < 3.5 {
-                let v = if s < ds { above } else { below };
-                let h = self.s_bot[v] - self.s_top[v];
-                let (a, b) = (self.s_top[v] + 0.25 * h, self.s_bot[v] + 1.0);
-                if s > a && s < b {
-                    return if ax > 2.3 || s - a < 1.0 || b - s < 1.0 {
+                if d < front + thick {
+                    if (s - gap_c).abs() < gap_h {
+                        return Tissue::Ligament;
+                    }
+                    let edge = (d - front)
+                        .min(front + thick - d)
+                        .min((s - gap_c).abs() - gap_h);
+                    return if edge < 1.0 {
                         Tissue::Cortex
                     } else {
                         Tissue::Marrow
                     };
                 }
-                return Tissue::Ligament;
+            }
+            // Spinous processes: sloping caudally, tapering from a broad base to a bulbous tip,
+            // their outlines bent by noise; the interspinous ligament between them.
+            let base = self.lamina_d + 6.0;
+            if d >= base && d < base + self.spinous_len && ax < 5.0 {
+                let t = (d - base) / self.spinous_len;
+                let shift = 0.22 * (d - base);
+                for v in j.saturating_sub(1)..=(j + 1).min(N_VERT - 1) {
+                    let h = self.s_bot[v] - self.s_top[v];
+                    let n = noise3(self.nseed ^ 0xa8 ^ (v as u32 * 131), d / 6.0, x / 4.0, 0.5);
+                    let mut a = self.s_top[v] + 0.25 * h + shift + 1.5 * n;
+                    let mut b = self.s_bot[v] + 1.0 + 0.8 * shift + 1.5 * n;
+                    // Rounded tip.
+                    if t > 0.85 {
+                        let k = (1.0 - ((t - 0.85) / 0.15).powi(2)).max(0.0).sqrt();
+                        let (m, r) = (0.5 * (a + b), 0.5 * (b - a) * (0.6 + 0.4 * k));
+                        a = m - r;
+                        b = m + r;
+                    }
+                    let w = 3.4 - 1.0 * t
+                        + if t > 0.8 { 2.5 * (t - 0.8) } else { 0.0 }
+                        + 0.5 * noise3(self.nseed ^ 0xa9, s / 5.0, d / 5.0, v as f64);
+                    if s > a && s < b && ax < w {
+                        let edge = (w - ax).min(s - a).min(b - s);
+                        return if edge < 1.0 || t > 0.97 {
+                            Tissue::Cortex
+                        } else {
+                            Tissue::Marrow
+                        };
+                    }
+                }
+                if ax < 2.5 {
+                    return Tissue::Ligament;
+                }
             }
         }
         self.soft_tissue(s, x, d)
