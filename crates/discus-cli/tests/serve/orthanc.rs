@@ -190,7 +190,7 @@ fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
 pub(crate) fn copy_with_hospital_uids(from: &Path, to: &Path, salt: u64) -> String {
     let n = |k: u64| {
         // 2.25.<decimal of a 128-bit number>: deterministic from the salt.
-        let x = (salt as u128) << 64 | (k as u128 + 1) * 0x9E37_79B9_7F4A_7C15;
+        let x = ((salt as u128) << 64) | ((k as u128 + 1) * 0x9E37_79B9_7F4A_7C15);
         format!("2.25.{x}")
     };
     let study = n(0);
