@@ -4,59 +4,11 @@
 //! in Python from the same files (the readers' train.csv and the submission's most probable class).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .expect("run discus")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "discus {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> Option<PathBuf> {
-    let out = Command::new(root().join("scripts/pyvenv"))
-        .args([
-            "sklearn-check",
-            "numpy==1.26.4",
-            "scipy==1.13.1",
-            "scikit-learn==1.4.2",
-        ])
-        .output()
-        .expect("run scripts/pyvenv");
-    match out.status.code() {
-        Some(0) => Some(PathBuf::from(
-            String::from_utf8(out.stdout).unwrap().trim().to_string(),
-        )),
-        Some(3) => {
-            discus_core::crosscheck::skip(String::from_utf8_lossy(&out.stderr).trim());
-            None
-        }
-        _ => panic!(
-            "scripts/pyvenv failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
+mod common;
+use common::{ok, python, s};
 
 /// Cohen's kappa (unweighted and quadratic) of reader `reader`'s train.csv against each prediction
 /// folder's submission.csv, on the rows both graded, by scikit-learn.
