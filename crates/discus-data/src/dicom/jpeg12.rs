@@ -12,35 +12,13 @@
 //! fields are wrong (Ss/Se/Ah/Al; the WG04 `JPLY` files have Se = 0) is read as the full 0..63
 //! scan it must be.
 
-use super::pixels::{jpeg_frames_of, ImageAttrs};
+use super::jpeg_stream::{
+    self, invalid, is_sof, BitReader, Decoder, Image, Markers, Standard, StreamError,
+    ZeroByteStuffing,
+};
+use super::pixels::ImageAttrs;
 use super::DicomError;
 use std::path::Path;
-
-/// Why a JPEG code stream could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum JpegError {
-    /// The stream ends before the image is complete.
-    #[error("the JPEG stream ends early ({0})")]
-    Truncated(&'static str),
-    /// The stream is not valid JPEG.
-    #[error("invalid JPEG stream: {0}")]
-    Invalid(String),
-    /// Valid JPEG using a feature this decoder does not implement.
-    #[error("JPEG feature not supported: {0}")]
-    Unsupported(String),
-}
-
-fn invalid(msg: impl Into<String>) -> JpegError {
-    JpegError::Invalid(msg.into())
-}
-
-/// A decoded image: samples pixel-interleaved (`rows x columns x components`).
-pub(super) struct Image {
-    pub(super) width: u32,
-    pub(super) height: u32,
-    pub(super) components: u16,
-    pub(super) samples: Vec<u16>,
-}
 
 /// Natural (row-major) index of the `k`-th coefficient in zig-zag order.
 const ZIGZAG: [usize; 64] = [
@@ -52,26 +30,15 @@ const ZIGZAG: [usize; 64] = [
 /// The frame type (SOFn marker code) and sample precision of a JPEG code stream, if it has a frame
 /// header.
 pub(super) fn frame_type(data: &[u8]) -> Option<(u8, u8)> {
-    if data.get(..2)? != [0xFF, 0xD8] {
-        return None;
-    }
-    let mut pos = 2;
+    let mut markers = Markers::new(data).ok()?;
     loop {
-        while *data.get(pos)? == 0xFF && *data.get(pos + 1)? == 0xFF {
-            pos += 1;
+        // The first fragment of a frame may end inside a segment: read what is there.
+        let marker = markers.next_marker_cut().ok()?;
+        match (marker.code, marker.segment) {
+            (code, Some(seg)) if is_sof(code) => return Some((code, *seg.first()?)),
+            (0xDA, _) => return None,
+            _ => {}
         }
-        if *data.get(pos)? != 0xFF {
-            return None;
-        }
-        let code = *data.get(pos + 1)?;
-        let len = ((*data.get(pos + 2)? as usize) << 8) | *data.get(pos + 3)? as usize;
-        if matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC) {
-            return Some((code, *data.get(pos + 4)?));
-        }
-        if code == 0xDA {
-            return None;
-        }
-        pos += 2 + len;
     }
 }
 
@@ -86,7 +53,7 @@ struct Huffman {
 }
 
 impl Huffman {
-    fn new(counts: &[u8], values: &[u8]) -> Result<Huffman, JpegError> {
+    fn new(counts: &[u8], values: &[u8]) -> Result<Huffman, StreamError> {
         let mut maxcode = [-1i32; 17];
         let mut mincode = [0i32; 17];
         let mut valptr = [0usize; 17];
@@ -115,61 +82,14 @@ impl Huffman {
     }
 }
 
-/// Entropy-coded bits with byte stuffing (0xFF 0x00) removed; at a marker it stops and reads zeros.
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-    acc: u64,
-    n: u32,
-    /// Zero bytes read past a marker or the end.
-    overrun: usize,
-}
-
-impl<'a> Bits<'a> {
-    fn refill(&mut self) {
-        while self.n <= 56 {
-            let mut b = 0u8;
-            match self.data.get(self.pos) {
-                Some(&0xFF) => match self.data.get(self.pos + 1) {
-                    Some(0x00) => {
-                        b = 0xFF;
-                        self.pos += 2;
-                    }
-                    _ => self.overrun += 1, // a marker: stay on it
-                },
-                Some(&v) => {
-                    b = v;
-                    self.pos += 1;
-                }
-                None => self.overrun += 1,
-            }
-            self.acc |= (b as u64) << (56 - self.n);
-            self.n += 8;
-        }
-    }
-
-    fn bits(&mut self, k: u32) -> u32 {
-        if k == 0 {
-            return 0;
-        }
-        if self.n < k {
-            self.refill();
-        }
-        let v = (self.acc >> (64 - k)) as u32;
-        self.acc <<= k;
-        self.n -= k;
-        v
-    }
-
-    fn decode(&mut self, h: &Huffman) -> Result<u8, JpegError> {
-        if self.n < 16 {
-            self.refill();
-        }
+/// Huffman decoding of T.81's entropy-coded bits.
+impl BitReader<'_, ZeroByteStuffing> {
+    fn decode(&mut self, h: &Huffman) -> Result<u8, StreamError> {
+        let next = self.peek(16);
         for len in 1..=16u32 {
-            let code = (self.acc >> (64 - len)) as i32;
+            let code = (next >> (16 - len)) as i32;
             if code <= h.maxcode[len as usize] {
-                self.acc <<= len;
-                self.n -= len;
+                self.consume(len);
                 let i = h.valptr[len as usize] + (code - h.mincode[len as usize]) as usize;
                 return h
                     .values
@@ -178,8 +98,8 @@ impl<'a> Bits<'a> {
                     .ok_or_else(|| invalid("a Huffman code without a symbol"));
             }
         }
-        Err(if self.overrun > 8 {
-            JpegError::Truncated("entropy-coded data")
+        Err(if self.overrun() > 8 {
+            StreamError::Truncated("entropy-coded data")
         } else {
             invalid("a bit pattern that is no Huffman code")
         })
@@ -195,23 +115,6 @@ impl<'a> Bits<'a> {
             v - (1 << s) + 1
         } else {
             v
-        }
-    }
-
-    /// Drops the bits left in the current byte and moves past a restart marker.
-    fn restart(&mut self) -> Result<(), JpegError> {
-        self.acc = 0;
-        self.n = 0;
-        self.overrun = 0;
-        while self.data.get(self.pos) == Some(&0xFF) && self.data.get(self.pos + 1) == Some(&0xFF) {
-            self.pos += 1;
-        }
-        match (self.data.get(self.pos), self.data.get(self.pos + 1)) {
-            (Some(0xFF), Some(0xD0..=0xD7)) => {
-                self.pos += 2;
-                Ok(())
-            }
-            _ => Err(invalid("a restart marker is missing")),
         }
     }
 }
@@ -245,12 +148,8 @@ pub(super) fn is_12_bit_sequential(data: &[u8]) -> bool {
 }
 
 /// Decodes one JPEG code stream (SOI ... EOI) of a sequential Huffman frame.
-pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
-    let byte = |pos: usize| data.get(pos).copied().ok_or(JpegError::Truncated("marker"));
-    if data.len() < 2 || data[0] != 0xFF || data[1] != 0xD8 {
-        return Err(invalid("no SOI marker at the start"));
-    }
-    let mut pos = 2usize;
+pub(super) fn decode(data: &[u8]) -> Result<Image, StreamError> {
+    let mut markers = Markers::new(data)?;
     let mut qt = [[0u16; 64]; 4];
     let mut dc: [Option<Huffman>; 4] = Default::default();
     let mut ac: [Option<Huffman>; 4] = Default::default();
@@ -261,26 +160,14 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
     let mut decoded: Vec<bool> = Vec::new();
     let basis = idct_table();
     loop {
-        if byte(pos)? != 0xFF {
-            return Err(invalid(format!("expected a marker at byte {pos}")));
-        }
-        while byte(pos)? == 0xFF {
-            pos += 1;
-        }
-        let code = byte(pos)?;
-        pos += 1;
-        if code == 0xD9 {
-            break;
-        }
-        if matches!(code, 0xD0..=0xD8 | 0x01) {
-            continue;
-        }
-        let len = ((byte(pos)? as usize) << 8) | byte(pos + 1)? as usize;
-        if len < 2 || pos + len > data.len() {
-            return Err(JpegError::Truncated("marker segment"));
-        }
-        let seg = &data[pos + 2..pos + len];
-        pos += len;
+        let marker = markers.next_marker()?;
+        let code = marker.code;
+        let Some(seg) = marker.segment else {
+            if code == 0xD9 {
+                break;
+            }
+            continue; // RSTn, SOI, TEM: skipped
+        };
         match code {
             0xDB => {
                 let mut s = seg;
@@ -322,7 +209,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
             }
             0xDD => {
                 if seg.len() < 2 {
-                    return Err(JpegError::Truncated("DRI"));
+                    return Err(StreamError::Truncated("DRI"));
                 }
                 restart_interval = u16::from_be_bytes([seg[0], seg[1]]) as usize;
             }
@@ -331,7 +218,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                     return Err(invalid("a second frame header"));
                 }
                 if seg.len() < 6 {
-                    return Err(JpegError::Truncated("SOF"));
+                    return Err(StreamError::Truncated("SOF"));
                 }
                 let p = seg[0];
                 let height = u16::from_be_bytes([seg[1], seg[2]]) as usize;
@@ -341,7 +228,9 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                     return Err(invalid(format!("sample precision {p}")));
                 }
                 if height == 0 {
-                    return Err(JpegError::Unsupported("the number of lines in DNL".into()));
+                    return Err(StreamError::Unsupported(
+                        "the number of lines in DNL".into(),
+                    ));
                 }
                 if width == 0 || nf == 0 || nf > 4 || seg.len() < 6 + 3 * nf {
                     return Err(invalid("a bad frame header"));
@@ -361,7 +250,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                     return Err(invalid("a sampling factor outside 1..=4"));
                 }
                 if nf > 1 && comps.iter().any(|c| c.h != 1 || c.v != 1) {
-                    return Err(JpegError::Unsupported("subsampled components".into()));
+                    return Err(StreamError::Unsupported("subsampled components".into()));
                 }
                 let (bw, bh) = (width.div_ceil(8), height.div_ceil(8));
                 planes = (0..nf)
@@ -370,8 +259,8 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                 decoded = vec![false; nf];
                 frame = Some((p, width, height, comps));
             }
-            0xC2..=0xCF if code != 0xC4 && code != 0xC8 && code != 0xCC => {
-                return Err(JpegError::Unsupported(format!(
+            code if is_sof(code) => {
+                return Err(StreamError::Unsupported(format!(
                     "frame type SOF{} (only sequential Huffman DCT is decoded here)",
                     code - 0xC0
                 )));
@@ -380,7 +269,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                 let (p, _, _, comps) = frame
                     .as_ref()
                     .ok_or_else(|| invalid("a scan before the frame header"))?;
-                let ns = *seg.first().ok_or(JpegError::Truncated("SOS"))? as usize;
+                let ns = *seg.first().ok_or(StreamError::Truncated("SOS"))? as usize;
                 if ns == 0 || ns > comps.len() || seg.len() < 1 + 2 * ns + 3 {
                     return Err(invalid("a bad scan header"));
                 }
@@ -407,13 +296,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                     members.push((c, d, a));
                 }
                 // Ss, Se, Ah/Al are ignored: a sequential scan always codes coefficients 0..63.
-                let mut bits = Bits {
-                    data,
-                    pos,
-                    acc: 0,
-                    n: 0,
-                    overrun: 0,
-                };
+                let mut bits = markers.scan_bits::<ZeroByteStuffing>();
                 let (bw, bh) = (planes[members[0].0].1, planes[members[0].0].2);
                 let mcus = bw * bh;
                 let mut pred = vec![0i64; ns];
@@ -460,29 +343,22 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
                             plane[(by * 8 + y) * stride + bx * 8 + x] = s as u16;
                         });
                     }
-                    if bits.overrun > 8 {
-                        return Err(JpegError::Truncated("entropy-coded data"));
+                    if bits.overrun() > 8 {
+                        return Err(StreamError::Truncated("entropy-coded data"));
                     }
                 }
-                // Continue after the scan: skip to the next marker that is not a restart marker.
-                pos = bits.pos;
-                while pos + 1 < data.len()
-                    && !(data[pos] == 0xFF
-                        && data[pos + 1] != 0
-                        && !(0xD0..=0xD7).contains(&data[pos + 1]))
-                {
-                    pos += 1;
-                }
-                if pos + 1 >= data.len() {
+                // Continue after the scan: at the next marker that is not a restart marker.
+                markers.skip_scan(&bits);
+                if markers.at_end() {
                     break; // no EOI
                 }
             }
             _ => {} // APPn, COM, DNL and others: skipped
         }
     }
-    let (_, width, height, comps) = frame.ok_or_else(|| invalid("no frame header"))?;
+    let (precision, width, height, comps) = frame.ok_or_else(|| invalid("no frame header"))?;
     if decoded.iter().any(|d| !d) {
-        return Err(JpegError::Truncated("a component has no scan"));
+        return Err(StreamError::Truncated("a component has no scan"));
     }
     let nf = comps.len();
     let mut samples = vec![0u16; width * height * nf];
@@ -498,6 +374,7 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JpegError> {
         width: width as u32,
         height: height as u32,
         components: nf as u16,
+        precision,
         samples,
     })
 }
@@ -536,38 +413,18 @@ pub(super) fn decode_frames(
     offsets: &[u32],
     fragments: &[Vec<u8>],
 ) -> Result<Vec<u8>, DicomError> {
-    let fail = |reason: String| DicomError::Decode {
-        path: path.to_owned(),
-        transfer_syntax: transfer_syntax.to_string(),
-        reason,
-    };
     if a.bits_allocated != 16 {
-        return Err(fail(format!(
-            "12-bit JPEG samples in BitsAllocated {}",
-            a.bits_allocated
-        )));
+        return Err(DicomError::Decode {
+            path: path.to_owned(),
+            transfer_syntax: transfer_syntax.to_string(),
+            reason: format!("12-bit JPEG samples in BitsAllocated {}", a.bits_allocated),
+        });
     }
-    let frames = jpeg_frames_of(path, a.frames as usize, offsets, fragments)?;
-    let per_frame = a.rows as usize * a.columns as usize * a.samples as usize;
-    let mut out = Vec::with_capacity(frames.len() * per_frame * 2);
-    for (i, parts) in frames.iter().enumerate() {
-        let data = parts.concat();
-        let img = decode(&data).map_err(|e| match e {
-            JpegError::Unsupported(what) => DicomError::Unsupported {
-                path: path.to_owned(),
-                reason: format!("frame {i}: JPEG feature not supported: {what}"),
-            },
-            e => fail(format!("frame {i}: {e}")),
-        })?;
-        if (img.height, img.width, img.components) != (a.rows, a.columns, a.samples) {
-            return Err(fail(format!(
-                "frame {i}: the code stream is {}x{}x{}, the image attributes say {}x{}x{}",
-                img.height, img.width, img.components, a.rows, a.columns, a.samples
-            )));
-        }
-        out.extend(img.samples.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    Ok(out)
+    let decoder = Decoder {
+        standard: Standard::Jpeg,
+        decode,
+    };
+    jpeg_stream::decode_frames(path, transfer_syntax, a, offsets, fragments, decoder, 2)
 }
 
 #[cfg(test)]
@@ -582,13 +439,7 @@ mod tests {
         let h = Huffman::new(&counts, &values).unwrap();
         // 00 010 011 100 101 110 1110 11110, then padding ones.
         let data = [0b0001_0011, 0b1001_0111, 0b0111_0111, 0b1011_1111];
-        let mut b = Bits {
-            data: &data,
-            pos: 0,
-            acc: 0,
-            n: 0,
-            overrun: 0,
-        };
+        let mut b = BitReader::<ZeroByteStuffing>::new(&data);
         for want in 0..8 {
             assert_eq!(b.decode(&h).unwrap(), want);
         }
@@ -626,7 +477,7 @@ mod tests {
         // A progressive frame is refused by name.
         let mut sof2 = sof1;
         sof2[3] = 0xC2;
-        assert!(matches!(decode(&sof2), Err(JpegError::Unsupported(_))));
+        assert!(matches!(decode(&sof2), Err(StreamError::Unsupported(_))));
         // The frame header alone: no scan, then the data ends.
         assert!(decode(&sof1).is_err());
     }

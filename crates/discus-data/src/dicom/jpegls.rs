@@ -2,7 +2,7 @@
 //! regular and run mode, the LSE coding-parameter presets (MAXVAL, T1-T3, RESET), 2- to 16-bit
 //! samples, one to four components in every interleave mode (none, line, sample).
 //!
-//! Not decoded (a clear [`JlsError::Unsupported`]): restart intervals (DRI), mapping tables
+//! Not decoded (a clear [`StreamError::Unsupported`]): restart intervals (DRI), mapping tables
 //! (palettes, LSE 2/3 used by a scan), oversize dimensions (LSE 4), point transforms, subsampled
 //! components, and the HP colour transforms (which DICOM does not allow).
 //!
@@ -11,36 +11,15 @@
 //! what CharLS, the reference implementation used by DCMTK, GDCM and pydicom, does. Bit-exact on the
 //! NEMA WG04 JPEG-LS files (`tests/conformance.rs`).
 
-use super::pixels::{jpeg_frames_of, ImageAttrs};
+use super::jpeg_stream::{
+    self, invalid, is_sof, BitReader, BitStuffing, Decoder, Image, Markers, Standard, StreamError,
+};
+use super::pixels::ImageAttrs;
 use super::DicomError;
 use std::path::Path;
 
-/// Why a JPEG-LS code stream could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum JlsError {
-    /// The stream ends before the image is complete.
-    #[error("the JPEG-LS stream ends early ({0})")]
-    Truncated(&'static str),
-    /// The stream is not valid JPEG-LS.
-    #[error("invalid JPEG-LS stream: {0}")]
-    Invalid(String),
-    /// Valid JPEG-LS using a feature this decoder does not implement.
-    #[error("JPEG-LS feature not supported: {0}")]
-    Unsupported(String),
-}
-
-fn invalid(msg: impl Into<String>) -> JlsError {
-    JlsError::Invalid(msg.into())
-}
-
-/// A decoded JPEG-LS image: samples pixel-interleaved (`rows x columns x components`).
-pub(super) struct Image {
-    pub(super) width: u32,
-    pub(super) height: u32,
-    pub(super) components: u16,
-    pub(super) precision: u8,
-    pub(super) samples: Vec<u16>,
-}
+/// The bits of a JPEG-LS scan.
+type Bits<'a> = BitReader<'a, BitStuffing>;
 
 /// T.87 A.7.1.2: the run-length order for each RUNindex.
 const J: [u32; 32] = [
@@ -66,98 +45,74 @@ struct Frame {
 }
 
 /// Decodes one JPEG-LS code stream (SOI ... EOI).
-pub(super) fn decode(data: &[u8]) -> Result<Image, JlsError> {
-    let mut pos = 0usize;
-    let byte = |pos: usize| data.get(pos).copied().ok_or(JlsError::Truncated("marker"));
-    let u16_at = |pos: usize| -> Result<usize, JlsError> {
-        Ok(((byte(pos)? as usize) << 8) | byte(pos + 1)? as usize)
-    };
-    if data.len() < 2 || data[0] != 0xFF || data[1] != 0xD8 {
-        return Err(invalid("no SOI marker at the start"));
-    }
-    pos += 2;
+pub(super) fn decode(data: &[u8]) -> Result<Image, StreamError> {
+    let mut markers = Markers::new(data)?;
     let mut frame: Option<Frame> = None;
     let mut presets = Presets::default();
     let mut mapping_tables = false;
     let mut out: Vec<u16> = Vec::new();
     let mut done: Vec<bool> = Vec::new();
     loop {
-        // A marker: 0xFF, optional fill 0xFF bytes, then the code.
-        if byte(pos)? != 0xFF {
-            return Err(invalid(format!("expected a marker at byte {pos}")));
-        }
-        while byte(pos)? == 0xFF {
-            pos += 1;
-        }
-        let code = byte(pos)?;
-        pos += 1;
+        let marker = markers.next_marker()?;
+        let code = marker.code;
+        let Some(seg) = marker.segment else {
+            match code {
+                0xD9 => break, // EOI
+                0xD8 => return Err(invalid("a second SOI marker")),
+                0xD0..=0xD7 => return Err(invalid("a restart marker outside a scan")),
+                _ => continue, // TEM
+            }
+        };
         match code {
-            0xD9 => break, // EOI
-            0xD8 => return Err(invalid("a second SOI marker")),
-            0xD0..=0xD7 => return Err(invalid("a restart marker outside a scan")),
-            0x01 => {} // TEM: no length
-            _ => {
-                let len = u16_at(pos)?;
-                if len < 2 || pos + len > data.len() {
-                    return Err(JlsError::Truncated("marker segment"));
+            0xF7 => {
+                if frame.is_some() {
+                    return Err(invalid("a second SOF55 frame header"));
                 }
-                let seg = &data[pos + 2..pos + len];
-                pos += len;
-                match code {
-                    0xF7 => {
-                        if frame.is_some() {
-                            return Err(invalid("a second SOF55 frame header"));
-                        }
-                        let f = parse_frame(seg)?;
-                        out = vec![0u16; f.width * f.height * f.ids.len()];
-                        done = vec![false; f.ids.len()];
-                        frame = Some(f);
+                let f = parse_frame(seg)?;
+                out = vec![0u16; f.width * f.height * f.ids.len()];
+                done = vec![false; f.ids.len()];
+                frame = Some(f);
+            }
+            0xF8 => parse_lse(seg, &mut presets, &mut mapping_tables)?,
+            0xDA => {
+                let f = frame
+                    .as_ref()
+                    .ok_or_else(|| invalid("SOS before the SOF55 frame header"))?;
+                let scan = parse_scan(seg, f)?;
+                if scan.mapping && mapping_tables {
+                    return Err(StreamError::Unsupported("mapping tables".into()));
+                }
+                for &c in &scan.comps {
+                    if done[c] {
+                        return Err(invalid("a component coded twice"));
                     }
-                    0xF8 => parse_lse(seg, &mut presets, &mut mapping_tables)?,
-                    0xDA => {
-                        let f = frame
-                            .as_ref()
-                            .ok_or_else(|| invalid("SOS before the SOF55 frame header"))?;
-                        let scan = parse_scan(seg, f)?;
-                        if scan.mapping && mapping_tables {
-                            return Err(JlsError::Unsupported("mapping tables".into()));
-                        }
-                        for &c in &scan.comps {
-                            if done[c] {
-                                return Err(invalid("a component coded twice"));
-                            }
-                            done[c] = true;
-                        }
-                        // The scan's entropy-coded data runs to the next marker: 0xFF followed by a
-                        // byte with its high bit set (inside the scan, 0xFF is followed by a
-                        // stuffed 0 bit).
-                        let end = (pos..data.len().saturating_sub(1))
-                            .find(|&i| data[i] == 0xFF && data[i + 1] >= 0x80)
-                            .unwrap_or(data.len());
-                        let params = Params::new(f.precision, scan.near, presets)?;
-                        decode_scan(&data[pos..end], f, &scan, &params, &mut out)?;
-                        pos = end;
-                        if end == data.len() {
-                            break; // no EOI: accepted if every component was decoded
-                        }
-                    }
-                    0xDD if seg.len() >= 2 && (seg[0] != 0 || seg[1] != 0) => {
-                        return Err(JlsError::Unsupported("restart intervals (DRI)".into()));
-                    }
-                    0xC0..=0xCF if code != 0xC4 && code != 0xC8 && code != 0xCC => {
-                        return Err(invalid(format!(
-                            "a JPEG (not JPEG-LS) frame header SOF{}",
-                            code - 0xC0
-                        )));
-                    }
-                    _ => {} // APPn, COM, and others: skipped
+                    done[c] = true;
+                }
+                // The scan's entropy-coded data runs to the next marker: 0xFF followed by a byte
+                // with its high bit set (inside the scan, 0xFF is followed by a stuffed 0 bit).
+                let params = Params::new(f.precision, scan.near, presets)?;
+                let mut bits = markers.scan_bits::<BitStuffing>();
+                decode_scan(&mut bits, f, &scan, &params, &mut out)?;
+                markers.skip_scan(&bits);
+                if markers.at_end() {
+                    break; // no EOI: accepted if every component was decoded
                 }
             }
+            0xDD if seg.len() >= 2 && (seg[0] != 0 || seg[1] != 0) => {
+                return Err(StreamError::Unsupported("restart intervals (DRI)".into()));
+            }
+            code if is_sof(code) => {
+                return Err(invalid(format!(
+                    "a JPEG (not JPEG-LS) frame header SOF{}",
+                    code - 0xC0
+                )));
+            }
+            _ => {} // APPn, COM, and others: skipped
         }
     }
     let f = frame.ok_or_else(|| invalid("no SOF55 frame header"))?;
     if done.iter().any(|d| !d) {
-        return Err(JlsError::Truncated("a component has no scan"));
+        return Err(StreamError::Truncated("a component has no scan"));
     }
     Ok(Image {
         width: f.width as u32,
@@ -168,9 +123,9 @@ pub(super) fn decode(data: &[u8]) -> Result<Image, JlsError> {
     })
 }
 
-fn parse_frame(seg: &[u8]) -> Result<Frame, JlsError> {
+fn parse_frame(seg: &[u8]) -> Result<Frame, StreamError> {
     if seg.len() < 6 {
-        return Err(JlsError::Truncated("SOF55"));
+        return Err(StreamError::Truncated("SOF55"));
     }
     let precision = seg[0];
     let height = u16::from_be_bytes([seg[1], seg[2]]) as usize;
@@ -180,7 +135,7 @@ fn parse_frame(seg: &[u8]) -> Result<Frame, JlsError> {
         return Err(invalid(format!("sample precision {precision}")));
     }
     if height == 0 {
-        return Err(JlsError::Unsupported(
+        return Err(StreamError::Unsupported(
             "the number of lines defined later (DNL) or by LSE ID=4".into(),
         ));
     }
@@ -188,13 +143,13 @@ fn parse_frame(seg: &[u8]) -> Result<Frame, JlsError> {
         return Err(invalid(format!("{width} columns, {nf} components")));
     }
     if seg.len() < 6 + 3 * nf {
-        return Err(JlsError::Truncated("SOF55 components"));
+        return Err(StreamError::Truncated("SOF55 components"));
     }
     let mut ids = Vec::with_capacity(nf);
     for i in 0..nf {
         let c = &seg[6 + 3 * i..9 + 3 * i];
         if c[1] != 0x11 {
-            return Err(JlsError::Unsupported(format!(
+            return Err(StreamError::Unsupported(format!(
                 "subsampled component (sampling factors {:#04x})",
                 c[1]
             )));
@@ -209,11 +164,11 @@ fn parse_frame(seg: &[u8]) -> Result<Frame, JlsError> {
     })
 }
 
-fn parse_lse(seg: &[u8], p: &mut Presets, mapping: &mut bool) -> Result<(), JlsError> {
+fn parse_lse(seg: &[u8], p: &mut Presets, mapping: &mut bool) -> Result<(), StreamError> {
     match seg.first() {
         Some(1) => {
             if seg.len() < 11 {
-                return Err(JlsError::Truncated("LSE coding parameters"));
+                return Err(StreamError::Truncated("LSE coding parameters"));
             }
             let v = |i: usize| u16::from_be_bytes([seg[i], seg[i + 1]]) as i32;
             *p = Presets {
@@ -229,11 +184,11 @@ fn parse_lse(seg: &[u8], p: &mut Presets, mapping: &mut bool) -> Result<(), JlsE
             *mapping = true;
             Ok(())
         }
-        Some(4) => Err(JlsError::Unsupported(
+        Some(4) => Err(StreamError::Unsupported(
             "oversize image dimensions (LSE ID=4)".into(),
         )),
         Some(id) => Err(invalid(format!("LSE ID {id}"))),
-        None => Err(JlsError::Truncated("LSE")),
+        None => Err(StreamError::Truncated("LSE")),
     }
 }
 
@@ -245,8 +200,8 @@ struct Scan {
     mapping: bool,
 }
 
-fn parse_scan(seg: &[u8], f: &Frame) -> Result<Scan, JlsError> {
-    let ns = *seg.first().ok_or(JlsError::Truncated("SOS"))? as usize;
+fn parse_scan(seg: &[u8], f: &Frame) -> Result<Scan, StreamError> {
+    let ns = *seg.first().ok_or(StreamError::Truncated("SOS"))? as usize;
     if ns == 0 || ns > f.ids.len() || seg.len() < 1 + 2 * ns + 3 {
         return Err(invalid(format!("SOS with {ns} components")));
     }
@@ -266,7 +221,7 @@ fn parse_scan(seg: &[u8], f: &Frame) -> Result<Scan, JlsError> {
     let ilv = seg[2 + 2 * ns];
     let pt = seg[3 + 2 * ns] & 0x0F;
     if pt != 0 {
-        return Err(JlsError::Unsupported(format!("point transform {pt}")));
+        return Err(StreamError::Unsupported(format!("point transform {pt}")));
     }
     match (ilv, ns) {
         (0, 1) | (1, _) | (2, _) => {}
@@ -299,7 +254,7 @@ struct Params {
 }
 
 impl Params {
-    fn new(precision: u8, near: i32, p: Presets) -> Result<Params, JlsError> {
+    fn new(precision: u8, near: i32, p: Presets) -> Result<Params, StreamError> {
         let full = (1i32 << precision) - 1;
         let maxval = if p.maxval == 0 { full } else { p.maxval };
         if maxval > full {
@@ -353,107 +308,25 @@ impl Params {
     }
 }
 
-/// The bits of a scan, with the JPEG-LS bit stuffing removed: after a 0xFF byte the next byte
-/// carries 7 bits (its high bit is a stuffed 0). Past the end it reads zeros and counts them.
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-    acc: u64,
-    /// Valid bits at the top of `acc`.
-    n: u32,
-    after_ff: bool,
-    overrun: usize,
-}
-
-impl<'a> Bits<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Bits {
-            data,
-            pos: 0,
-            acc: 0,
-            n: 0,
-            after_ff: false,
-            overrun: 0,
-        }
-    }
-
-    #[inline]
-    fn refill(&mut self) {
-        while self.n <= 56 {
-            let b = match self.data.get(self.pos) {
-                Some(&b) => {
-                    self.pos += 1;
-                    b
-                }
-                None => {
-                    self.overrun += 1;
-                    0
-                }
-            };
-            let (v, w) = if self.after_ff { (b & 0x7F, 7) } else { (b, 8) };
-            self.acc |= (v as u64) << (64 - self.n - w);
-            self.n += w;
-            self.after_ff = b == 0xFF;
-        }
-    }
-
-    #[inline]
-    fn bits(&mut self, k: u32) -> u32 {
-        if k == 0 {
-            return 0;
-        }
-        if self.n < k {
-            self.refill();
-        }
-        let v = (self.acc >> (64 - k)) as u32;
-        self.acc <<= k;
-        self.n -= k;
-        v
-    }
-
-    #[inline]
-    fn bit(&mut self) -> bool {
-        self.bits(1) == 1
-    }
-
+/// Golomb decoding of T.87's entropy-coded bits.
+impl Bits<'_> {
     /// Counts 0 bits up to the next 1 bit (consumed); more than `max` zeros is an error.
     #[inline]
-    fn zeros(&mut self, max: u32) -> Result<u32, JlsError> {
-        let mut count = 0;
-        loop {
-            if self.n == 0 {
-                self.refill();
-            }
-            let lz = self.acc.leading_zeros();
-            if lz < self.n {
-                count += lz;
-                self.acc <<= lz;
-                self.acc <<= 1;
-                self.n -= lz + 1;
-                break;
-            }
-            count += self.n;
-            self.acc = 0;
-            self.n = 0;
-            if count > max {
-                break;
-            }
-        }
-        if count > max {
-            return Err(if self.overrun > 8 {
-                JlsError::Truncated("entropy-coded data")
+    fn unary(&mut self, max: u32) -> Result<u32, StreamError> {
+        self.zeros(max).ok_or_else(|| {
+            if self.overrun() > 8 {
+                StreamError::Truncated("entropy-coded data")
             } else {
                 invalid("a Golomb code longer than LIMIT")
-            });
-        }
-        Ok(count)
+            }
+        })
     }
 
     /// Limited-length Golomb code (T.87 A.5.3).
     #[inline]
-    fn golomb(&mut self, k: u32, limit: u32, qbpp: u32) -> Result<i32, JlsError> {
+    fn golomb(&mut self, k: u32, limit: u32, qbpp: u32) -> Result<i32, StreamError> {
         let escape = limit - qbpp - 1;
-        let high = self.zeros(escape)?;
+        let high = self.unary(escape)?;
         if high == escape {
             return Ok(self.bits(qbpp) as i32 + 1);
         }
@@ -556,7 +429,7 @@ impl<'p> Coder<'p> {
         ra: i32,
         rb: i32,
         rc: i32,
-    ) -> Result<i32, JlsError> {
+    ) -> Result<i32, StreamError> {
         let sign = if qs < 0 { -1 } else { 1 };
         let q = qs.unsigned_abs() as usize;
         // Median edge detector.
@@ -617,7 +490,7 @@ impl<'p> Coder<'p> {
 
     /// The length of a run of `Ra` (A.7.1), at most `remaining`.
     #[inline]
-    fn run_length(&mut self, bits: &mut Bits, remaining: usize) -> Result<usize, JlsError> {
+    fn run_length(&mut self, bits: &mut Bits, remaining: usize) -> Result<usize, StreamError> {
         let mut len = 0usize;
         while bits.bit() {
             let step = 1usize << J[self.run_index];
@@ -629,8 +502,8 @@ impl<'p> Coder<'p> {
             if len == remaining {
                 break;
             }
-            if bits.overrun > 8 {
-                return Err(JlsError::Truncated("run"));
+            if bits.overrun() > 8 {
+                return Err(StreamError::Truncated("run"));
             }
         }
         if len != remaining {
@@ -644,7 +517,7 @@ impl<'p> Coder<'p> {
 
     /// The error value of a run-interruption sample (A.7.2) with context `rt` (RItype).
     #[inline]
-    fn run_error(&mut self, bits: &mut Bits, rt: usize) -> Result<i32, JlsError> {
+    fn run_error(&mut self, bits: &mut Bits, rt: usize) -> Result<i32, StreamError> {
         let ctx = 365 + rt;
         let rti = rt as i32;
         let temp = self.a[ctx].saturating_add((self.n[ctx] >> 1) * rti);
@@ -673,7 +546,12 @@ impl<'p> Coder<'p> {
 
     /// One line of one component. `prev` and `cur` hold `width + 2` samples: index 0 is the sample
     /// before the first (T.87's edge rule), `width + 1` the one after the last.
-    fn line(&mut self, bits: &mut Bits, prev: &mut [i32], cur: &mut [i32]) -> Result<(), JlsError> {
+    fn line(
+        &mut self,
+        bits: &mut Bits,
+        prev: &mut [i32],
+        cur: &mut [i32],
+    ) -> Result<(), StreamError> {
         let w = prev.len() - 2;
         prev[w + 1] = prev[w];
         cur[0] = prev[1];
@@ -712,7 +590,7 @@ impl<'p> Coder<'p> {
         bits: &mut Bits,
         prev: &mut [Vec<i32>],
         cur: &mut [Vec<i32>],
-    ) -> Result<(), JlsError> {
+    ) -> Result<(), StreamError> {
         let nc = prev.len();
         let w = prev[0].len() - 2;
         for c in 0..nc {
@@ -758,30 +636,29 @@ impl<'p> Coder<'p> {
 }
 
 fn decode_scan(
-    data: &[u8],
+    bits: &mut Bits,
     f: &Frame,
     scan: &Scan,
     p: &Params,
     out: &mut [u16],
-) -> Result<(), JlsError> {
+) -> Result<(), StreamError> {
     let (w, nf, nc) = (f.width, f.ids.len(), scan.comps.len());
-    let mut bits = Bits::new(data);
     let mut coder = Coder::new(p);
     let mut prev = vec![vec![0i32; w + 2]; nc];
     let mut cur = vec![vec![0i32; w + 2]; nc];
     let mut run_index = vec![0usize; nc];
     for y in 0..f.height {
         if scan.ilv == 2 && nc > 1 {
-            coder.line_interleaved(&mut bits, &mut prev, &mut cur)?;
+            coder.line_interleaved(bits, &mut prev, &mut cur)?;
         } else {
             for c in 0..nc {
                 coder.run_index = run_index[c];
-                coder.line(&mut bits, &mut prev[c], &mut cur[c])?;
+                coder.line(bits, &mut prev[c], &mut cur[c])?;
                 run_index[c] = coder.run_index;
             }
         }
-        if bits.overrun > 8 {
-            return Err(JlsError::Truncated("entropy-coded data"));
+        if bits.overrun() > 8 {
+            return Err(StreamError::Truncated("entropy-coded data"));
         }
         for (c, &comp) in scan.comps.iter().enumerate() {
             let row = &mut out[y * w * nf..(y + 1) * w * nf];
@@ -803,43 +680,20 @@ pub(super) fn decode_frames(
     offsets: &[u32],
     fragments: &[Vec<u8>],
 ) -> Result<Vec<u8>, DicomError> {
-    let fail = |reason: String| DicomError::Decode {
-        path: path.to_owned(),
-        transfer_syntax: transfer_syntax.to_string(),
-        reason,
+    let bytes_per_sample = (a.bits_allocated as usize).div_ceil(8);
+    let decoder = Decoder {
+        standard: Standard::JpegLs,
+        decode,
     };
-    let bps = (a.bits_allocated as usize).div_ceil(8);
-    let frames = jpeg_frames_of(path, a.frames as usize, offsets, fragments)?;
-    let per_frame = a.rows as usize * a.columns as usize * a.samples as usize;
-    let mut out = Vec::with_capacity(frames.len() * per_frame * bps);
-    for (i, parts) in frames.iter().enumerate() {
-        let data = parts.concat();
-        let img = decode(&data).map_err(|e| match e {
-            JlsError::Unsupported(what) => DicomError::Unsupported {
-                path: path.to_owned(),
-                reason: format!("frame {i}: JPEG-LS feature not supported: {what}"),
-            },
-            e => fail(format!("frame {i}: {e}")),
-        })?;
-        if (img.height, img.width, img.components) != (a.rows, a.columns, a.samples) {
-            return Err(fail(format!(
-                "frame {i}: the code stream is {}x{}x{}, the image attributes say {}x{}x{}",
-                img.height, img.width, img.components, a.rows, a.columns, a.samples
-            )));
-        }
-        if img.precision as usize > 8 * bps {
-            return Err(fail(format!(
-                "frame {i}: {}-bit samples do not fit BitsAllocated {}",
-                img.precision, a.bits_allocated
-            )));
-        }
-        match bps {
-            1 => out.extend(img.samples.iter().map(|&v| v as u8)),
-            2 => out.extend(img.samples.iter().flat_map(|v| v.to_le_bytes())),
-            _ => out.extend(img.samples.iter().flat_map(|&v| (v as u32).to_le_bytes())),
-        }
-    }
-    Ok(out)
+    jpeg_stream::decode_frames(
+        path,
+        transfer_syntax,
+        a,
+        offsets,
+        fragments,
+        decoder,
+        bytes_per_sample,
+    )
 }
 
 #[cfg(test)]
@@ -868,26 +722,11 @@ mod tests {
     }
 
     #[test]
-    fn bit_stuffing_after_ff_drops_one_bit() {
-        // 0xFF, then 0x7F carries 7 bits (its stuffed high 0 is dropped), then 0x80.
-        let mut b = Bits::new(&[0xFF, 0x7F, 0x80]);
-        assert_eq!(b.bits(15), 0x7FFF);
-        assert!(b.bit());
-        assert_eq!(b.bits(7), 0);
-        // The cache reads ahead (zeros past the end) by at most 8 bytes: not yet a truncation.
-        assert!(b.overrun <= 8);
-        // Unary code: three zeros then a one.
-        let mut b = Bits::new(&[0b0001_0000]);
-        assert_eq!(b.zeros(10).unwrap(), 3);
-        assert!(b.zeros(2).is_err(), "more zeros than allowed");
-    }
-
-    #[test]
     fn not_jpeg_ls_is_an_error() {
-        assert!(matches!(decode(b"hello"), Err(JlsError::Invalid(_))));
+        assert!(matches!(decode(b"hello"), Err(StreamError::Invalid(_))));
         assert!(matches!(
             decode(&[0xFF, 0xD8, 0xFF]),
-            Err(JlsError::Truncated(_))
+            Err(StreamError::Truncated(_))
         ));
     }
 }

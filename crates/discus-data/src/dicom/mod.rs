@@ -30,7 +30,8 @@
 //!
 //! The submodules, by concern: `open` (layout detection, lenient opening), `header` (header fields
 //! from a parsed object), `fast` (the fast header scanner), `pixels` (decoding, image attributes,
-//! native data, typed values), `rle`, `jpegls`, `jpeg12` and `npy`.
+//! native data, typed values), `rle`, `jpegls`, `jpeg12` (both on `jpeg_stream`: one marker reader,
+//! one bit reader with either standard's byte stuffing, one frame loop) and `npy`.
 //! - **Errors, never panics.** Every [`DicomError`] names the file and the cause; a dependency that
 //!   panics on corrupt data is caught and reported as an error. Patient identifiers never appear in
 //!   the messages.
@@ -51,6 +52,7 @@
 mod fast;
 mod header;
 mod jpeg12;
+mod jpeg_stream;
 mod jpegls;
 mod npy;
 mod open;
@@ -279,5 +281,32 @@ impl StoredPixels {
     /// The NumPy dtype string of the values (see [`PixelValues::dtype`]).
     pub fn dtype(&self) -> &'static str {
         self.values.dtype()
+    }
+
+    /// Writes the line `discus dicom decode` prints: shape, dtype and photometric interpretation,
+    /// and `npy`, where the array was written.
+    pub fn write_text(&self, npy: &Path, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let dims: Vec<String> = self.shape().iter().map(|d| d.to_string()).collect();
+        writeln!(
+            w,
+            "shape ({}) dtype {} ({}) -> {}",
+            dims.join(", "),
+            self.dtype(),
+            self.photometric_interpretation,
+            npy.display()
+        )
+    }
+
+    /// Writes what `discus dicom decode --json` prints: shape, dtype, photometric interpretation
+    /// and the `.npy` path, as pretty JSON and a newline.
+    pub fn write_json(&self, npy: &Path, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let v = serde_json::json!({
+            "shape": self.shape(),
+            "dtype": self.dtype(),
+            "photometric_interpretation": self.photometric_interpretation,
+            "npy": npy,
+        });
+        let s = serde_json::to_string_pretty(&v).map_err(std::io::Error::other)?;
+        writeln!(w, "{s}")
     }
 }
