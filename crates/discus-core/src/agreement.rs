@@ -547,62 +547,53 @@ pub enum Statistic {
     },
 }
 
-impl Statistic {
-    /// The statistics that apply to two raters.
-    pub const PAIRWISE: [Statistic; 10] = [
-        Statistic::PercentAgreement,
-        Statistic::CohenKappa {
-            weights: Weights::Identity,
-        },
-        Statistic::CohenKappa {
-            weights: Weights::Linear,
-        },
-        Statistic::CohenKappa {
-            weights: Weights::Quadratic,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Nominal,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Ordinal,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Interval,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Identity,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Linear,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Quadratic,
-        },
-    ];
+/// The weights and metrics in report order.
+const WEIGHTS: [Weights; 3] = [Weights::Identity, Weights::Linear, Weights::Quadratic];
+const METRICS: [Metric; 3] = [Metric::Nominal, Metric::Ordinal, Metric::Interval];
 
-    /// The statistics that apply to any number of raters.
-    pub const MULTI: [Statistic; 8] = [
-        Statistic::PercentAgreement,
-        Statistic::FleissKappa,
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Nominal,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Ordinal,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Interval,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Identity,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Linear,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Quadratic,
-        },
-    ];
+/// The statistics in report order (percent agreement, Cohen's kappa, Fleiss' kappa, Krippendorff's
+/// alpha, Gwet's AC; each family in [`WEIGHTS`] or [`METRICS`] order), with Cohen's kappa (two
+/// raters) only when `two` and Fleiss' kappa (any number) only when `many`. `N` must be their
+/// count: anything else fails to compile.
+const fn statistics<const N: usize>(two: bool, many: bool) -> [Statistic; N] {
+    let mut out = [Statistic::PercentAgreement; N];
+    let mut k = 1;
+    let mut i = 0;
+    while two && i < WEIGHTS.len() {
+        out[k] = Statistic::CohenKappa {
+            weights: WEIGHTS[i],
+        };
+        k += 1;
+        i += 1;
+    }
+    if many {
+        out[k] = Statistic::FleissKappa;
+        k += 1;
+    }
+    i = 0;
+    while i < METRICS.len() {
+        out[k] = Statistic::KrippendorffAlpha { metric: METRICS[i] };
+        k += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < WEIGHTS.len() {
+        out[k] = Statistic::GwetAc {
+            weights: WEIGHTS[i],
+        };
+        k += 1;
+        i += 1;
+    }
+    assert!(k == N, "N is not the number of statistics listed");
+    out
+}
+
+impl Statistic {
+    /// The statistics that apply to two raters: all but Fleiss' kappa.
+    pub const PAIRWISE: [Statistic; 10] = statistics(true, false);
+
+    /// The statistics that apply to any number of raters: all but Cohen's kappa.
+    pub const MULTI: [Statistic; 8] = statistics(false, true);
 
     fn kernel(self, r: &Ratings) -> Option<Kernel> {
         Some(match self {
@@ -629,37 +620,7 @@ impl Statistic {
     }
 
     /// Every statistic (the pairwise ones and Fleiss' kappa), each once.
-    pub const ALL: [Statistic; 11] = [
-        Statistic::PercentAgreement,
-        Statistic::CohenKappa {
-            weights: Weights::Identity,
-        },
-        Statistic::CohenKappa {
-            weights: Weights::Linear,
-        },
-        Statistic::CohenKappa {
-            weights: Weights::Quadratic,
-        },
-        Statistic::FleissKappa,
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Nominal,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Ordinal,
-        },
-        Statistic::KrippendorffAlpha {
-            metric: Metric::Interval,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Identity,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Linear,
-        },
-        Statistic::GwetAc {
-            weights: Weights::Quadratic,
-        },
-    ];
+    pub const ALL: [Statistic; 11] = statistics(true, true);
 
     /// A short stable name, e.g. `cohen_kappa_linear`, `krippendorff_alpha_ordinal`, `gwet_ac1`.
     pub fn key(self) -> &'static str {
@@ -865,6 +826,28 @@ mod tests {
         let mut bad = serde_json::to_value(&est).unwrap();
         bad["statistic"] = "gwet".into();
         assert!(serde_json::from_value::<Estimate>(bad).is_err());
+    }
+
+    /// The three lists, written out by name: report order, Cohen's kappa only for two raters,
+    /// Fleiss' only for many.
+    #[test]
+    fn statistic_lists_in_report_order() {
+        let keys = |l: &[Statistic]| l.iter().map(|s| s.key()).collect::<Vec<_>>().join(" ");
+        let kappa = "cohen_kappa_unweighted cohen_kappa_linear cohen_kappa_quadratic";
+        let rest = "krippendorff_alpha_nominal krippendorff_alpha_ordinal \
+                    krippendorff_alpha_interval gwet_ac1 gwet_ac2_linear gwet_ac2_quadratic";
+        assert_eq!(
+            keys(&Statistic::PAIRWISE),
+            format!("percent_agreement {kappa} {rest}")
+        );
+        assert_eq!(
+            keys(&Statistic::MULTI),
+            format!("percent_agreement fleiss_kappa {rest}")
+        );
+        assert_eq!(
+            keys(&Statistic::ALL),
+            format!("percent_agreement {kappa} fleiss_kappa {rest}")
+        );
     }
 
     // Spec section 6.
