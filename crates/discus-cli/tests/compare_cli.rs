@@ -5,18 +5,9 @@
 use discus_core::formats::{read_train, write_train, LineEnding};
 use discus_core::{Condition, Severity};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn discus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{run, s};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -38,7 +29,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn compare_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
-    let o = discus(&[
+    let o = run(&[
         "synth",
         "--out",
         s(&a),
@@ -56,16 +47,16 @@ fn compare_cli() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Usage errors: exit 2, nothing written.
-    let o = discus(&["compare", s(&a), "/nonexistent/discus/b"]);
+    let o = run(&["compare", s(&a), "/nonexistent/discus/b"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a folder"));
     let html = tmp.path().join("cmp.html");
-    let o = discus(&["compare", s(&a), s(&a), "--out", s(&html)]);
+    let o = run(&["compare", s(&a), s(&a), "--out", s(&html)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("a report is a folder"));
     assert!(!html.exists());
     // The help states the library's threshold (help text is wrapped: compare words).
-    let o = discus(&["compare", "--help"]);
+    let o = run(&["compare", "--help"]);
     let help = String::from_utf8_lossy(&o.stdout)
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -75,7 +66,7 @@ fn compare_cli() {
 
     // A against itself: no flags; the report folder is written.
     let out = tmp.path().join("self");
-    let o = discus(&["compare", s(&a), s(&a), "--out", s(&out)]);
+    let o = run(&["compare", s(&a), s(&a), "--out", s(&out)]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(text.contains("no flags"), "{text}");
@@ -98,7 +89,7 @@ fn compare_cli() {
         }
     }
     write_train(&b.join("train.csv"), &train.rows, LineEnding::Lf).unwrap();
-    let o = discus(&["compare", s(&a), s(&b), "--json"]);
+    let o = run(&["compare", s(&a), s(&b), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let flags = v["flags"].as_array().unwrap();

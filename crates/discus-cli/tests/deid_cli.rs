@@ -1,21 +1,13 @@
 //! `discus deid` and `discus deid verify` as a user runs them: exit codes, files written, and a
 //! leak that verify must report.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+mod common;
+use common::{run_os, shared_dir};
 
 fn shared_deid() -> PathBuf {
-    std::env::var_os("DISCUS_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("data/deid/dicom-cookies")
-}
-
-fn discus(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .unwrap()
+    shared_dir().join("data/deid/dicom-cookies")
 }
 
 #[test]
@@ -37,7 +29,7 @@ fn deid_then_verify_then_a_leak_fails_verify() {
     }
     let out = tmp.path().join("out");
     let key = tmp.path().join("site.key");
-    let o = discus(&[
+    let o = run_os(&[
         "deid".as_ref(),
         input.as_os_str(),
         out.as_os_str(),
@@ -65,7 +57,7 @@ fn deid_then_verify_then_a_leak_fails_verify() {
     assert!(tmp.path().join("out.deid-map.csv").is_file());
     assert!(out.join("dataset.toml").is_file());
 
-    let v = discus(&[
+    let v = run_os(&[
         "deid".as_ref(),
         "verify".as_ref(),
         out.as_os_str(),
@@ -81,7 +73,7 @@ fn deid_then_verify_then_a_leak_fails_verify() {
 
     // an original file slipped into the output: verify names it and exits 1
     std::fs::copy(input.join("image1.dcm"), out.join("stray.dcm")).unwrap();
-    let v = discus(&[
+    let v = run_os(&[
         "deid".as_ref(),
         "verify".as_ref(),
         out.as_os_str(),
@@ -96,6 +88,6 @@ fn deid_then_verify_then_a_leak_fails_verify() {
     );
 
     // usage error: exit 2
-    let u = discus(&["deid".as_ref(), input.as_os_str()]);
+    let u = run_os(&["deid".as_ref(), input.as_os_str()]);
     assert_eq!(u.status.code(), Some(2));
 }

@@ -1,12 +1,13 @@
 //! `discus demo` runs the whole path on a small cohort and leaves every artifact it announces.
 
-use std::process::Command;
+mod common;
+use common::discus;
 
 #[test]
 fn demo_runs_end_to_end_and_writes_every_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let o = Command::new(env!("CARGO_BIN_EXE_discus"))
+    let o = discus()
         .args([
             "demo",
             "--studies",

@@ -7,6 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::{discus, pyvenv, root, shared_dir};
+
 /// Pinned so the reference does not move under the test: pydicom 3.0.2 is the version whose test
 /// files are in shared/data; numpy 2.4.6 is the newest for Python 3.11 here; the plugins are the
 /// current releases that pydicom 3.0 uses for RLE (pylibjpeg-rle), JPEG (pylibjpeg-libjpeg),
@@ -20,18 +23,6 @@ const REQUIREMENTS: &[&str] = &[
     "pylibjpeg-rle==2.2.0",
     "pyjpegls==1.5.1",
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The shared data folder: `$DISCUS_SHARED_DIR`, else `shared/` beside the repository.
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("DISCUS_SHARED_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => repo_root().join("../shared"),
-    }
-}
 
 /// The files compared: everything lossless (or deterministic) that both readers decode, covering
 /// each transfer syntax and pixel layout in the data, plus the lossy 12-bit JPEG extended file
@@ -98,21 +89,9 @@ fn decode_and_info_agree_with_pydicom() {
         "shared DICOM data missing at {} (set DISCUS_SHARED_DIR)",
         dicom.display()
     );
-    let venv = Command::new(repo_root().join("scripts/pyvenv"))
-        .arg("pydicom-check")
-        .args(REQUIREMENTS)
-        .output()
-        .expect("running scripts/pyvenv");
-    if venv.status.code() == Some(3) {
-        discus_core::crosscheck::skip(String::from_utf8_lossy(&venv.stderr).trim());
+    let Some(python) = pyvenv("pydicom-check", REQUIREMENTS) else {
         return;
-    }
-    assert!(
-        venv.status.success(),
-        "scripts/pyvenv failed: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_string();
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = String::new();
@@ -120,7 +99,7 @@ fn decode_and_info_agree_with_pydicom() {
         assert!(f.is_file(), "missing test file {}", f.display());
         let npy = dir.path().join(format!("{i}.npy"));
         let json = dir.path().join(format!("{i}.json"));
-        let decode = Command::new(env!("CARGO_BIN_EXE_discus"))
+        let decode = discus()
             .args(["dicom", "decode"])
             .arg(f)
             .arg("--npy")
@@ -138,7 +117,7 @@ fn decode_and_info_agree_with_pydicom() {
             stdout.contains("shape (") && stdout.contains("dtype "),
             "{stdout}"
         );
-        let info = Command::new(env!("CARGO_BIN_EXE_discus"))
+        let info = discus()
             .args(["dicom", "info", "--json"])
             .arg(f)
             .output()
@@ -161,7 +140,7 @@ fn decode_and_info_agree_with_pydicom() {
     let manifest_path = dir.path().join("manifest.tsv");
     std::fs::write(&manifest_path, manifest).unwrap();
     let check = Command::new(&python)
-        .arg(repo_root().join("scripts/dicom_pydicom_check.py"))
+        .arg(root().join("scripts/dicom_pydicom_check.py"))
         .arg(&manifest_path)
         .output()
         .unwrap();
@@ -184,11 +163,7 @@ fn errors_exit_1_and_name_the_file() {
         vec!["dicom", "info"],
         vec!["dicom", "decode", "--npy", "/dev/null"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_discus"))
-            .args(&args)
-            .arg(&bad)
-            .output()
-            .unwrap();
+        let o = discus().args(&args).arg(&bad).output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -196,7 +171,7 @@ fn errors_exit_1_and_name_the_file() {
             "{err}"
         );
     }
-    let o = Command::new(env!("CARGO_BIN_EXE_discus"))
+    let o = discus()
         .args(["dicom", "decode"])
         .arg(&bad)
         .output()

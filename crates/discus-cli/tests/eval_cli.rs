@@ -2,7 +2,9 @@
 //! them, on a synthetic-like labels file built here with a fixed seed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{run, s, stdout_of};
 
 const GRADES: [&str; 3] = ["Normal/Mild", "Moderate", "Severe"];
 
@@ -68,27 +70,6 @@ fn labels(n: usize, seed: u64) -> (String, Grades) {
     (text, rows)
 }
 
-fn discus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .expect("running discus")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
 struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -111,7 +92,7 @@ fn fixture(n: usize) -> Fixture {
 }
 
 fn score_json(f: &Fixture, sub: &Path) -> serde_json::Value {
-    let out = ok(&discus(&[
+    let out = stdout_of(&run(&[
         "score",
         "--labels",
         s(&f.train),
@@ -128,7 +109,7 @@ fn uniform_prior_scores_the_closed_form_and_optimal_beats_it() {
     let uniform = f.root.join("uniform.csv");
     let optimal = f.root.join("optimal.csv");
     for (kind, path) in [("uniform", &uniform), ("optimal", &optimal)] {
-        ok(&discus(&[
+        stdout_of(&run(&[
             "baseline",
             "prior",
             "--labels",
@@ -176,7 +157,7 @@ fn uniform_prior_scores_the_closed_form_and_optimal_beats_it() {
         assert!(o[term].as_f64().unwrap() < ln3, "{term}");
     }
     // The text output names the four terms.
-    let text = ok(&discus(&[
+    let text = stdout_of(&run(&[
         "score",
         "--labels",
         s(&f.train),
@@ -197,7 +178,7 @@ fn uniform_prior_scores_the_closed_form_and_optimal_beats_it() {
 /// Runs `discus score` on a damaged copy of the uniform prior and returns (exit code, stderr).
 fn refused(f: &Fixture, edit: impl Fn(String) -> String) -> (Option<i32>, String) {
     let good = f.root.join("good.csv");
-    ok(&discus(&[
+    stdout_of(&run(&[
         "baseline",
         "prior",
         "--labels",
@@ -211,7 +192,7 @@ fn refused(f: &Fixture, edit: impl Fn(String) -> String) -> (Option<i32>, String
     ]));
     let bad = f.root.join("bad.csv");
     std::fs::write(&bad, edit(std::fs::read_to_string(&good).unwrap())).unwrap();
-    let o = discus(&["score", "--labels", s(&f.train), "--submission", s(&bad)]);
+    let o = run(&["score", "--labels", s(&f.train), "--submission", s(&bad)]);
     (
         o.status.code(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -273,7 +254,7 @@ fn refusals_name_the_row() {
     }
 
     // usage error: exit 2
-    let o = discus(&[
+    let o = run(&[
         "score",
         "--labels",
         s(&f.train),
@@ -289,7 +270,7 @@ fn refusals_name_the_row() {
 fn evaluate_and_split_without_images() {
     let f = fixture(60);
     let sub = f.root.join("optimal.csv");
-    ok(&discus(&[
+    stdout_of(&run(&[
         "baseline",
         "prior",
         "--labels",
@@ -300,7 +281,7 @@ fn evaluate_and_split_without_images() {
         s(&sub),
     ]));
     let report = f.root.join("report");
-    let out = ok(&discus(&[
+    let out = stdout_of(&run(&[
         "evaluate",
         "--dataset",
         s(&f.root),
@@ -331,7 +312,7 @@ fn evaluate_and_split_without_images() {
     let a = f.root.join("a.csv");
     let b = f.root.join("b.csv");
     for p in [&a, &b] {
-        ok(&discus(&[
+        stdout_of(&run(&[
             "split",
             "--dataset",
             s(&f.root),
@@ -347,7 +328,7 @@ fn evaluate_and_split_without_images() {
     assert_eq!(text, std::fs::read_to_string(&b).unwrap());
     let rows: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(rows.len(), 60);
-    let stdout = ok(&discus(&[
+    let stdout = stdout_of(&run(&[
         "split",
         "--dataset",
         s(&f.root),
@@ -357,7 +338,7 @@ fn evaluate_and_split_without_images() {
         "9",
     ]));
     assert_eq!(stdout, text);
-    let o = discus(&["split", "--dataset", s(&f.root), "--folds", "1"]);
+    let o = run(&["split", "--dataset", s(&f.root), "--folds", "1"]);
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -368,7 +349,7 @@ fn evaluate_and_split_without_images() {
 fn synthetic_cohort_uniform_closed_form() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("cohort");
-    ok(&discus(&[
+    stdout_of(&run(&[
         "synth",
         "--out",
         s(&root),
@@ -418,7 +399,7 @@ fn synthetic_cohort_uniform_closed_form() {
     let optimal = dir.path().join("o.csv");
     let studies = root.join("train_series_descriptions.csv");
     for (kind, out) in [("uniform", &uniform), ("optimal", &optimal)] {
-        ok(&discus(&[
+        stdout_of(&run(&[
             "baseline",
             "prior",
             "--labels",
@@ -431,8 +412,8 @@ fn synthetic_cohort_uniform_closed_form() {
             kind,
         ]));
     }
-    let run = |sub: &Path| -> serde_json::Value {
-        serde_json::from_str(&ok(&discus(&[
+    let score = |sub: &Path| -> serde_json::Value {
+        serde_json::from_str(&stdout_of(&run(&[
             "score",
             "--labels",
             s(&train),
@@ -442,17 +423,17 @@ fn synthetic_cohort_uniform_closed_form() {
         ])))
         .unwrap()
     };
-    let u = run(&uniform);
+    let u = score(&uniform);
     for term in ["spinal", "foraminal", "subarticular"] {
         assert!((u[term].as_f64().unwrap() - ln3).abs() < 1e-9, "{term}");
     }
     assert!((u["any_severe"].as_f64().unwrap() - num / den).abs() < 1e-9);
     assert!((u["score"].as_f64().unwrap() - (3.0 * ln3 + num / den) / 4.0).abs() < 1e-9);
-    let o = run(&optimal);
+    let o = score(&optimal);
     assert!(o["score"].as_f64().unwrap() < u["score"].as_f64().unwrap());
 
     let report = dir.path().join("report");
-    ok(&discus(&[
+    stdout_of(&run(&[
         "evaluate",
         "--dataset",
         s(&root),

@@ -3,30 +3,13 @@
 //! agreement` (point distances in mm included) give the same numbers as before.
 
 use std::path::Path;
-use std::process::Command;
 
-fn discus(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .expect("running discus");
-    assert!(
-        out.status.success(),
-        "discus {}: {}\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{ok, s};
 
 /// evaluate's report.json and the agreement JSON, with the run-specific fields dropped.
 fn numbers(root: &Path, sub: &Path, out: &Path) -> (serde_json::Value, serde_json::Value) {
-    discus(&[
+    ok(&[
         "evaluate",
         "--dataset",
         s(root),
@@ -40,7 +23,7 @@ fn numbers(root: &Path, sub: &Path, out: &Path) -> (serde_json::Value, serde_jso
     let mut report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     report.as_object_mut().unwrap().remove("provenance");
-    let agreement: serde_json::Value = serde_json::from_str(&discus(&[
+    let agreement: serde_json::Value = serde_json::from_str(&ok(&[
         "reads",
         "--dataset",
         s(root),
@@ -57,7 +40,7 @@ fn numbers(root: &Path, sub: &Path, out: &Path) -> (serde_json::Value, serde_jso
 fn evaluate_and_agreement_from_the_index_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("cohort");
-    discus(&[
+    ok(&[
         "synth",
         "--out",
         s(&root),
@@ -72,8 +55,8 @@ fn evaluate_and_agreement_from_the_index_alone() {
         "--matrix-scale",
         "0.25",
     ]);
-    discus(&["validate", s(&root), "--json"]);
-    discus(&[
+    ok(&["validate", s(&root), "--json"]);
+    ok(&[
         "reads",
         "--dataset",
         s(&root),
@@ -82,7 +65,7 @@ fn evaluate_and_agreement_from_the_index_alone() {
         s(&root.join("readers")),
     ]);
     let sub = tmp.path().join("prior.csv");
-    discus(&[
+    ok(&[
         "baseline",
         "prior",
         "--labels",

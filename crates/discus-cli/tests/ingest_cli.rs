@@ -16,17 +16,12 @@ use discus_synth::{generate, SynthConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
+use common::{run_os, shared_dir};
 
 /// The Series Instance UID of the series whose Instance Numbers repeat.
 const RENUM_SERIES: &str = "1.2.826.0.1.3680043.99.4";
-
-fn discus(args: &[&OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn files_under(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -115,10 +110,7 @@ fn write_dicomdir(to: &Path) {
 }
 
 fn shared_dicomdir() -> PathBuf {
-    std::env::var_os("DISCUS_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("data/dicom/pydicom/dicomdirtests/DICOMDIR")
+    shared_dir().join("data/dicom/pydicom/dicomdirtests/DICOMDIR")
 }
 
 /// The cohort's truth: (study, series) -> (kind, instance file names).
@@ -390,7 +382,7 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
             "--json".as_ref(),
         ];
         args.extend_from_slice(extra);
-        let o = discus(&args);
+        let o = run_os(&args);
         assert_eq!(
             o.status.code(),
             Some(0),
@@ -524,7 +516,7 @@ fn ingest_rebuilds_a_pacs_export_of_a_synthetic_cohort() {
 
     // --- discus deid on the cohort keeps the layout; same key, same ids as ingest --deid ----
     let out3 = tmp.path().join("deid");
-    let o = discus(&[
+    let o = run_os(&[
         "deid".as_ref(),
         cohort.as_os_str(),
         out3.as_os_str(),

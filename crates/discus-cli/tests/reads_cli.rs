@@ -14,26 +14,10 @@ use discus_core::formats::{
 };
 use discus_core::{LabelColumn, SeriesId, SeriesKind, Severity, StudyId};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn discus() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-}
-
-fn run(args: &[&str]) -> Output {
-    discus().args(args).output().expect("run discus")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "discus {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+mod common;
+use common::{discus, ok, run, s};
 
 const ROWS: u16 = 64;
 const COLS: u16 = 64;
@@ -276,10 +260,6 @@ fn errors(labels: &[StudyLabels], truth: &Truth) -> usize {
         }
     }
     n
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

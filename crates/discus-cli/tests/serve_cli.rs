@@ -23,14 +23,13 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-5b1f";
 
+mod common;
+use common::files_under;
+
 #[path = "serve/load.rs"]
 mod load;
 #[path = "serve/orthanc.rs"]
 mod orthanc;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 struct Fixture {
     cohort: PathBuf,
@@ -87,17 +86,9 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// True when the DCMTK tool `name` runs (else skipped, see `common::tool`).
 fn tool(name: &str) -> bool {
-    let ok = Command::new(name)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        discus_core::crosscheck::skip(format!("{name} (DCMTK) is not installed"));
-    }
-    ok
+    common::tool(name, "DCMTK")
 }
 
 /// A running `discus serve`.
@@ -220,6 +211,18 @@ fn stow(s: &Serve, path: &str, parts: &[(&str, Vec<u8>)]) -> (u16, String) {
     }
 }
 
+/// [`stow`], expecting status `want`; the response body as JSON.
+fn stow_expect(s: &Serve, path: &str, parts: &[(&str, Vec<u8>)], want: u16) -> Value {
+    let (code, body) = stow(s, path, parts);
+    assert_eq!(code, want, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The Prometheus text of `/metrics`.
+fn metrics(s: &Serve) -> String {
+    get(s, "/metrics", Some(TOKEN)).1
+}
+
 fn jobs(s: &Serve) -> Vec<Value> {
     let (code, body) = get(s, "/jobs", Some(TOKEN));
     assert_eq!(code, 200, "{body}");
@@ -235,6 +238,17 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// True once a job is neither queued nor running.
+fn ended(job: &Value) -> bool {
+    job["state"] != "queued" && job["state"] != "running"
+}
+
+/// Waits until the first job satisfies `pred`, and returns it.
+fn wait_first_job(s: &Serve, what: &str, timeout: Duration, pred: fn(&Value) -> bool) -> Value {
+    wait_for(what, timeout, || jobs(s).first().is_some_and(pred));
+    jobs(s).swap_remove(0)
+}
+
 fn storescu(s: &Serve, calling: &str, max_pdu: u32, dir: &Path) -> std::process::Output {
     Command::new("storescu")
         .args(["-aet", calling, "-aec", "DISCUS", "--max-pdu"])
@@ -246,46 +260,27 @@ fn storescu(s: &Serve, calling: &str, max_pdu: u32, dir: &Path) -> std::process:
         .expect("run storescu")
 }
 
+/// The first value of `tag` ("gggg,eeee") in a file according to dcmdump.
+fn dcmdump_value(file: &Path, tag: &str) -> String {
+    let o = Command::new("dcmdump")
+        .args(["+P", tag])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let start = text.find('[').unwrap() + 1;
+    let end = text[start..].find(']').unwrap() + start;
+    text[start..end].to_string()
+}
+
 /// The SOP Instance UID of a file according to dcmdump.
 fn dcmdump_sop_uid(file: &Path) -> String {
-    let o = Command::new("dcmdump")
-        .args(["+P", "0008,0018"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    let start = text.find('[').unwrap() + 1;
-    let end = text[start..].find(']').unwrap() + start;
-    text[start..end].to_string()
+    dcmdump_value(file, "0008,0018")
 }
 
+/// The Study Instance UID of a file according to dcmdump.
 fn dcmdump_study_uid(file: &Path) -> String {
-    let o = Command::new("dcmdump")
-        .args(["+P", "0020,000d"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    let start = text.find('[').unwrap() + 1;
-    let end = text[start..].find(']').unwrap() + start;
-    text[start..end].to_string()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                v.push(p);
-            }
-        }
-    }
-    v.sort();
-    v
+    dcmdump_value(file, "0020,000d")
 }
 
 #[test]
@@ -304,54 +299,51 @@ fn http_refuses_garbage_wrong_tokens_and_other_studies() {
     assert_eq!(get(&s, "/jobs", Some(TOKEN)).0, 200);
 
     // Garbage: 400, with a failed item of reason 0xC000.
-    let (code, body) = stow(
+    let v = stow_expect(
         &s,
         "/dicomweb/studies",
         &[("application/dicom", b"this is not DICOM at all".to_vec())],
+        400,
     );
-    assert_eq!(code, 400, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["00081198"]["Value"][0]["00081197"]["Value"][0], 0xC000);
 
     // A real instance posted to another study's URL: 409, (0008,1198) names it with 0xA900.
     let file = files_under(&f.studies[0])[0].clone();
     let sop = dcmdump_sop_uid(&file);
     let study = dcmdump_study_uid(&file);
-    let (code, body) = stow(
+    let v = stow_expect(
         &s,
         "/dicomweb/studies/1.2.3.999",
         &[("application/dicom", std::fs::read(&file).unwrap())],
+        409,
     );
-    assert_eq!(code, 409, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
     let item = &v["00081198"]["Value"][0];
     assert_eq!(item["00081155"]["Value"][0], sop.as_str());
     assert_eq!(item["00081197"]["Value"][0], 0xA900);
     assert!(v.get("00081199").is_none());
 
     // The same instance to its own study: 200 with (0008,1199).
-    let (code, body) = stow(
+    let v = stow_expect(
         &s,
         &format!("/dicomweb/studies/{study}"),
         &[("application/dicom", std::fs::read(&file).unwrap())],
+        200,
     );
-    assert_eq!(code, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         v["00081199"]["Value"][0]["00081155"]["Value"][0],
         sop.as_str()
     );
 
     // One good part and one garbage part: 202, one stored, one failed.
-    let (code, body) = stow(
+    stow_expect(
         &s,
         "/dicomweb/studies",
         &[
             ("application/dicom", std::fs::read(&file).unwrap()),
             ("application/dicom", vec![0u8; 300]),
         ],
+        202,
     );
-    assert_eq!(code, 202, "{body}");
 
     // Not multipart/related: 415.
     let r = ureq::post(&format!("{}/dicomweb/studies", s.http))
@@ -360,7 +352,7 @@ fn http_refuses_garbage_wrong_tokens_and_other_studies() {
         .send_string("{}");
     assert!(matches!(r, Err(ureq::Error::Status(415, _))));
 
-    let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
+    let metrics = metrics(&s);
     assert!(
         metrics.contains("discus_http_unauthorized_total 3"),
         "{metrics}"
@@ -388,7 +380,7 @@ fn an_unknown_calling_ae_title_is_refused() {
     );
     assert!(!o.status.success(), "storescu succeeded: {text}");
     assert!(text.contains("Association Rejected"), "{text}");
-    let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
+    let metrics = metrics(&s);
     assert!(
         !metrics.contains("discus_instances_stored_total"),
         "{metrics}"
@@ -441,14 +433,9 @@ ae_title = "NOBODY"
     let n_files = files_under(&f.studies[0]).len();
     let o = storescu(&s, "SENDER", 16384, &f.studies[0]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait_for("the job to finish", Duration::from_secs(120), || {
-        jobs(&s)
-            .first()
-            .is_some_and(|j| j["state"] != "queued" && j["state"] != "running")
-    });
+    let j = &wait_first_job(&s, "the job to finish", Duration::from_secs(120), ended);
     let js = jobs(&s);
     assert_eq!(js.len(), 1, "{js:?}");
-    let j = &js[0];
     assert_eq!(j["state"], "done", "{j}");
     assert_eq!(j["instances"], n_files as u64, "{j}");
     assert_eq!(j["runs"], 1);
@@ -540,14 +527,10 @@ ae_title = "NOBODY"
     wait_for(
         "the trigger to see the re-sent study",
         Duration::from_secs(30),
-        || {
-            get(&s, "/metrics", Some(TOKEN))
-                .1
-                .contains("discus_jobs_deduplicated_total 1")
-        },
+        || metrics(&s).contains("discus_jobs_deduplicated_total 1"),
     );
     assert_eq!(jobs(&s).len(), 1);
-    let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
+    let metrics = metrics(&s);
     assert!(
         metrics.contains("discus_instances_ignored_total 1"),
         "{metrics}"
@@ -582,17 +565,20 @@ fn kill_9_during_a_job_then_restart_gives_exactly_one_result() {
     let mut s = start(&cfg, &[]);
     let o = storescu(&s, "SENDER", 65536, &f.studies[1]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    wait_for("the job to run", Duration::from_secs(60), || {
-        jobs(&s).first().is_some_and(|j| j["state"] == "running")
+    wait_first_job(&s, "the job to run", Duration::from_secs(60), |j| {
+        j["state"] == "running"
     });
     s.child.kill().unwrap(); // SIGKILL
     s.child.wait().unwrap();
     drop(s);
     let cfg = write_config(tmp.path(), &data, &f.model, 0.5);
     let s = start(&cfg, &[]);
-    wait_for("the redone job to finish", Duration::from_secs(120), || {
-        jobs(&s).first().is_some_and(|j| j["state"] == "done")
-    });
+    wait_first_job(
+        &s,
+        "the redone job to finish",
+        Duration::from_secs(120),
+        |j| j["state"] == "done",
+    );
     let js = jobs(&s);
     assert_eq!(js.len(), 1, "{js:?}");
     assert_eq!(js[0]["runs"], 2);
@@ -635,14 +621,8 @@ fn a_study_without_a_usable_series_ends_in_a_reported_outcome() {
     let data = tmp.path().join("data");
     let cfg = write_config(tmp.path(), &data, &f.model, 0.5);
     let s = start(&cfg, &[]);
-    let (code, body) = stow(&s, "/dicomweb/studies", &parts);
-    assert_eq!(code, 200, "{body}");
-    wait_for("the job to end", Duration::from_secs(60), || {
-        jobs(&s)
-            .first()
-            .is_some_and(|j| j["state"] != "queued" && j["state"] != "running")
-    });
-    let j = &jobs(&s)[0];
+    stow_expect(&s, "/dicomweb/studies", &parts, 200);
+    let j = &wait_first_job(&s, "the job to end", Duration::from_secs(60), ended);
     assert_eq!(j["state"], "no_usable_series", "{j}");
     assert!(j["outcome"].as_str().unwrap().contains("no series"), "{j}");
     let _ = &f.cohort;

@@ -1,14 +1,9 @@
 //! `discus validate` exit codes and outputs (the library's checks are tested in discus-data).
 
 use std::path::Path;
-use std::process::Command;
 
-fn discus(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_discus"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+use common::run;
 
 fn descriptions(root: &Path) {
     std::fs::write(
@@ -20,10 +15,10 @@ fn descriptions(root: &Path) {
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = discus(&["validate", "/nonexistent/discus/root"]);
+    let out = run(&["validate", "/nonexistent/discus/root"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a folder"));
-    let out = discus(&["validate"]);
+    let out = run(&["validate"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -33,7 +28,7 @@ fn warnings_only_exit_0_errors_exit_1() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("train_images/7")).unwrap();
     descriptions(root);
-    let out = discus(&["validate", root.to_str().unwrap()]);
+    let out = run(&["validate", root.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("empty_study_folder"), "{text}");
@@ -43,7 +38,7 @@ fn warnings_only_exit_0_errors_exit_1() {
     std::fs::create_dir_all(root.join("train_images/7/8")).unwrap();
     std::fs::write(root.join("train_images/7/8/1.dcm"), b"hello").unwrap();
     let rep = root.join("report");
-    let out = discus(&[
+    let out = run(&[
         "validate",
         root.to_str().unwrap(),
         "--json",
@@ -80,7 +75,7 @@ fn warnings_only_exit_0_errors_exit_1() {
     // The index where asked; the report folder's JSON.
     let rep2 = root.join("r2");
     let ix = root.join("ix/index.sqlite");
-    let out = discus(&[
+    let out = run(&[
         "validate",
         root.to_str().unwrap(),
         "--report",
@@ -103,7 +98,7 @@ fn a_report_name_ending_in_html_or_json_is_a_usage_error() {
     descriptions(root);
     for name in ["report.html", "r.JSON"] {
         let path = root.join(name);
-        let out = discus(&[
+        let out = run(&[
             "validate",
             root.to_str().unwrap(),
             "--report",

@@ -117,7 +117,7 @@ ae_title = "PACS"
         assert_eq!(j["runs"], 1, "{j}");
         assert_eq!(j["deliveries"][0]["state"], "delivered", "{j}");
     }
-    let (_, metrics) = get(&s, "/metrics", Some(TOKEN));
+    let metrics = metrics(&s);
     assert!(
         metrics.contains(&format!("discus_instances_stored_total {instances}")),
         "{metrics}"

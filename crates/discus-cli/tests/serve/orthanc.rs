@@ -6,6 +6,7 @@
 //! second job and no second SR. The SR that went through Orthanc is then checked by `dsrdump`,
 //! `dciodvfy` (no errors) and highdicom (every finding's codes, probabilities and point).
 
+use super::common::{pyvenv, root};
 use super::*;
 
 /// Where Debian's packages put Orthanc and its DICOMweb plugin (`dpkg -L orthanc orthanc-dicomweb`).
@@ -253,7 +254,7 @@ fn wait_seen(what: &str, timeout: Duration, s: &Serve, o: &Orthanc, mut f: impl 
             t0.elapsed() < timeout,
             "timed out waiting for {what}\njobs: {:#?}\nmetrics:\n{}\nOrthanc log:\n{}",
             jobs(s),
-            get(s, "/metrics", Some(TOKEN)).1,
+            metrics(s),
             o.log()
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -261,7 +262,7 @@ fn wait_seen(what: &str, timeout: Duration, s: &Serve, o: &Orthanc, mut f: impl 
 }
 
 fn metric(s: &Serve, name: &str) -> f64 {
-    let (_, m) = get(s, "/metrics", Some(TOKEN));
+    let m = metrics(s);
     m.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .map(|v| v.trim().parse().unwrap())
@@ -277,23 +278,11 @@ pub(crate) fn highdicom_check(
     prediction: &discus_model::StudyPrediction,
     sop_of: &std::collections::HashMap<(u64, i64), String>,
 ) {
-    let out = Command::new(workspace().join("scripts/pyvenv"))
-        .args(["highdicom", "highdicom==0.28.2"])
-        .output()
-        .expect("run scripts/pyvenv");
-    let python = match out.status.code() {
-        Some(0) => PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
-        Some(3) => {
-            discus_core::crosscheck::skip(String::from_utf8_lossy(&out.stderr).trim());
-            return;
-        }
-        _ => panic!(
-            "scripts/pyvenv failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    let Some(python) = pyvenv("highdicom", &["highdicom==0.28.2"]) else {
+        return;
     };
     let out = Command::new(&python)
-        .arg(workspace().join("scripts/highdicom_sr_read.py"))
+        .arg(root().join("scripts/highdicom_sr_read.py"))
         .arg(sr)
         .output()
         .unwrap();
