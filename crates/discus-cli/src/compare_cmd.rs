@@ -40,8 +40,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<ExitCode> {
     for root in [&args.a, &args.b] {
         if !root.is_dir() {
             eprintln!(
-                "error: {}: not a folder (expected a dataset root holding train_images/ and the CSV files)",
-                root.display()
+                "error: {}: not a folder (expected a dataset root holding {}/ and the CSV files)",
+                root.display(),
+                discus_core::layout::Split::Train
             );
             return Ok(ExitCode::from(2));
         }

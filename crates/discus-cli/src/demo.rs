@@ -7,6 +7,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use discus_core::layout::{Layout, Split};
 use discus_core::StudyId;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -90,7 +91,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             "render a study",
             &[
                 "render",
-                &p(&cohort.join("train_images").join(s.to_string())),
+                &p(&Layout::new(&cohort).study(Split::Train, *s)),
                 "--out",
                 &p(&out.join("render").join(format!("{s}.png"))),
             ],
@@ -99,7 +100,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     }
 
     // 4. Baselines and their scores.
-    let train = cohort.join("train.csv");
+    let train = Layout::new(&cohort).train_csv();
     for kind in ["uniform", "optimal"] {
         let file = sub.join(format!("prior_{kind}.csv"));
         step(
@@ -197,7 +198,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     )?;
 
     // 7. De-identify one study and prove nothing identifying survived.
-    let one = cohort.join("train_images").join(studies[0].to_string());
+    let one = Layout::new(&cohort).study(Split::Train, studies[0]);
     let deid = out.join("deid");
     step(
         "de-identify a study",
@@ -278,7 +279,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             &[
                 "score",
                 "--labels",
-                &p(&held.join("train.csv")),
+                &p(&Layout::new(&held).train_csv()),
                 "--submission",
                 &p(&pred.join("submission.csv")),
             ],
@@ -392,7 +393,7 @@ fn step_owned(what: &str, args: Vec<String>, expect: Expect) -> Result<()> {
 
 /// The first study, and the first study of another site (by InstitutionName), if any.
 fn two_sites(cohort: &Path) -> Result<Vec<StudyId>> {
-    let labels = discus_core::formats::read_train(&cohort.join("train.csv"))?.strict()?;
+    let labels = discus_core::formats::read_train(&Layout::new(cohort).train_csv())?.strict()?;
     let ids: Vec<StudyId> = labels.iter().map(|s| s.study).collect();
     let first = *ids.first().context("the synthetic cohort has no studies")?;
     let ds = discus_data::dataset::Dataset::open(cohort)?;

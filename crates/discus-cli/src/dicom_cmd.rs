@@ -59,132 +59,22 @@ pub fn run(args: DicomArgs) -> anyhow::Result<ExitCode> {
             if json {
                 out(&format!("{}\n", serde_json::to_string_pretty(&h)?))?;
             } else {
-                out(&summary(&h))?;
+                let mut text = Vec::new();
+                h.write_text(&mut text)?;
+                out(&String::from_utf8_lossy(&text))?;
             }
         }
         DicomCommand::Decode { file, npy, json } => {
             let px = dicom::decode_pixels(&file)?;
             dicom::write_npy(&npy, &px).with_context(|| format!("writing {}", npy.display()))?;
-            let shape = px.shape();
+            let mut text = Vec::new();
             if json {
-                let v = serde_json::json!({
-                    "shape": shape,
-                    "dtype": px.dtype(),
-                    "photometric_interpretation": px.photometric_interpretation,
-                    "npy": npy,
-                });
-                out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+                px.write_json(&npy, &mut text)?;
             } else {
-                let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-                out(&format!(
-                    "shape ({}) dtype {} ({}) -> {}\n",
-                    dims.join(", "),
-                    px.dtype(),
-                    px.photometric_interpretation,
-                    npy.display()
-                ))?;
+                px.write_text(&npy, &mut text)?;
             }
+            out(&String::from_utf8_lossy(&text))?;
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn summary(h: &discus_data::InstanceHeader) -> String {
-    fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-        v.as_ref().map_or("-".into(), |x| x.to_string())
-    }
-    fn list(v: Option<&[f64]>) -> String {
-        v.map_or("-".into(), |xs| {
-            xs.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-    }
-    let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<24}{v}\n"));
-    line("transfer syntax", h.transfer_syntax.clone());
-    line("SOP class", h.sop_class_uid.clone());
-    line("SOP instance", h.sop_instance_uid.clone());
-    line("study", h.study_instance_uid.clone());
-    line("series", h.series_instance_uid.clone());
-    line("frame of reference", opt(&h.frame_of_reference_uid));
-    line("modality", opt(&h.modality));
-    line("series number", opt(&h.series_number));
-    line("instance number", opt(&h.instance_number));
-    line("series description", opt(&h.series_description));
-    line(
-        "image size",
-        format!(
-            "{} x {} (rows x columns), {} frame(s), {} sample(s)/pixel",
-            h.rows, h.columns, h.number_of_frames, h.samples_per_pixel
-        ),
-    );
-    line(
-        "pixel format",
-        format!(
-            "{} allocated, {} stored, high bit {}, {}",
-            h.bits_allocated,
-            h.bits_stored,
-            opt(&h.high_bit),
-            if h.pixel_representation == 1 {
-                "signed"
-            } else {
-                "unsigned"
-            }
-        ),
-    );
-    line("photometric", opt(&h.photometric_interpretation));
-    line(
-        "position (mm)",
-        list(h.image_position_patient.as_ref().map(|v| &v[..])),
-    );
-    line(
-        "orientation",
-        list(h.image_orientation_patient.as_ref().map(|v| &v[..])),
-    );
-    line(
-        "pixel spacing (mm)",
-        list(h.pixel_spacing.as_ref().map(|v| &v[..])),
-    );
-    line("slice thickness (mm)", opt(&h.slice_thickness));
-    line("slice spacing (mm)", opt(&h.spacing_between_slices));
-    line(
-        "rescale",
-        format!(
-            "slope {} intercept {}",
-            opt(&h.rescale_slope),
-            opt(&h.rescale_intercept)
-        ),
-    );
-    line(
-        "window",
-        format!(
-            "centre {} width {}",
-            opt(&h.window_center),
-            opt(&h.window_width)
-        ),
-    );
-    line(
-        "scanner",
-        format!(
-            "{} {} {} T",
-            opt(&h.manufacturer),
-            opt(&h.manufacturer_model_name),
-            opt(&h.magnetic_field_strength)
-        ),
-    );
-    line("institution", opt(&h.institution_name));
-    line(
-        "TR / TE / TI (ms)",
-        format!(
-            "{} / {} / {}",
-            opt(&h.repetition_time),
-            opt(&h.echo_time),
-            opt(&h.inversion_time)
-        ),
-    );
-    line("scanning sequence", opt(&h.scanning_sequence));
-    line("burned-in annotation", opt(&h.burned_in_annotation));
-    s
 }

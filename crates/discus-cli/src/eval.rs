@@ -12,7 +12,10 @@ use discus_core::progress::Progress;
 use discus_eval::prior::{prior_probs, prior_submission, read_study_ids, PriorKind};
 use discus_eval::report::EvalOptions;
 use discus_eval::split::{folds_csv, write_folds};
-use discus_eval::workflow::{evaluate_dataset, split_dataset, EvaluateRequest, SplitRequest};
+use discus_eval::workflow::{
+    evaluate_dataset, split_dataset, write_score_json, write_score_text, EvaluateRequest,
+    SplitRequest,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -171,20 +174,11 @@ pub fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     let sem: Semantics = a.semantics.into();
     let s = score_with_lines(&labels, &rows, Some(&lines), sem)
         .with_context(|| format!("{}", a.submission.display()))?;
+    let mut out = std::io::stdout().lock();
     if a.json {
-        let mut v = serde_json::to_value(s)?;
-        v["semantics"] = sem.as_str().into();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        write_score_json(&s, sem, &mut out)?;
     } else {
-        println!("spinal             {:.6}", s.spinal);
-        println!("foraminal          {:.6}", s.foraminal);
-        println!("subarticular       {:.6}", s.subarticular);
-        println!("any_severe_spinal  {:.6}", s.any_severe);
-        println!("score              {:.6}", s.score);
-        println!(
-            "({} studies; {} + {} + {} scored rows; semantics {sem})",
-            s.studies, s.rows[0], s.rows[1], s.rows[2]
-        );
+        write_score_text(&s, sem, &mut out)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -249,22 +243,11 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<ExitCode> {
     for e in &out.warnings {
         eprintln!("warning: {e}");
     }
-    let report = &out.report;
-    let o = &report.overall;
+    let mut stdout = std::io::stdout().lock();
     if a.json {
-        let v = serde_json::json!({
-            "score": o.score,
-            "interval": o.interval,
-            "report": out.files.json,
-            "html": out.files.html,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out.write_json(&mut stdout)?;
     } else {
-        println!(
-            "score {:.4}  95% interval [{:.4}, {:.4}]  ({} studies, {} resamples)",
-            o.score.score, o.interval.score[0], o.interval.score[1], report.studies, a.resamples
-        );
-        println!("report: {}", out.files.html.display());
+        out.write_text(a.resamples, &mut stdout)?;
     }
     Ok(ExitCode::SUCCESS)
 }

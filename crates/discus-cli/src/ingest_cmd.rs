@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use discus_core::progress::Progress;
-use discus_data::ingest::{ingest, IngestRequest, InstanceRewriter, SkipKind};
+use discus_data::ingest::{ingest, IngestRequest, InstanceRewriter};
 use discus_deid::{Deidentifier, Key, Options};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -118,68 +118,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("ingesting {}", args.source.display()))?;
     bar.finish_and_clear();
 
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        report.write_json(&mut out)?;
     } else {
-        let by_kind = report.skipped_by_kind();
-        for kind in SkipKind::ALL {
-            let files: Vec<_> = report.skipped.iter().filter(|s| s.kind == kind).collect();
-            if files.is_empty() {
-                continue;
-            }
-            let level = if kind.is_failure() {
-                "error"
-            } else {
-                "skipped"
-            };
-            println!("{level}: {} file(s) {}:", files.len(), kind.as_str());
-            for f in files.iter().take(args.show) {
-                println!("  {}: {}", f.path.display(), f.reason);
-            }
-            if files.len() > args.show {
-                println!("  ... and {} more (see --json)", files.len() - args.show);
-            }
-        }
-        for s in &report.series {
-            let kind = s.kind.map_or("other (not written)", |k| k.as_str());
-            let numbering = match &s.numbering {
-                discus_data::ingest::Numbering::InstanceNumber => String::new(),
-                discus_data::ingest::Numbering::SliceOrder { reason } => {
-                    format!("; numbered along the slice normal: {reason}")
-                }
-            };
-            let note = if s.classification.description_disagrees || s.kind.is_none() {
-                format!(" ({})", s.classification.reason)
-            } else {
-                String::new()
-            };
-            println!(
-                "series {}/{}: {kind}, {} instances{numbering}{note}",
-                s.study_id, s.series_id, s.instances
-            );
-        }
-        let skipped: Vec<String> = by_kind
-            .iter()
-            .map(|(k, n)| format!("{n} {}", k.as_str()))
-            .collect();
-        println!(
-            "{} files: {} written, {} unchanged (resumed), {} replaced, {} in other series, {} skipped ({}); {} studies, {} series written",
-            report.files_seen,
-            report.written,
-            report.unchanged,
-            report.replaced,
-            report.files_in_other_series,
-            report.skipped.len(),
-            if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") },
-            report.studies,
-            report.series.iter().filter(|s| s.written).count()
-        );
-        println!(
-            "dataset: {}\nmap (site only): {}\ncard: {}",
-            report.out.display(),
-            report.map_path.display(),
-            report.card_path.display()
-        );
+        report.write_text(args.show, &mut out)?;
     }
     Ok(if report.ok() {
         ExitCode::SUCCESS

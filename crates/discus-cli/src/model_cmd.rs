@@ -155,23 +155,7 @@ pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
         ModelCommand::Export(e) => {
             let m = discus_model::export::export_onnx(&e.onnx, &e.out)
                 .with_context(|| format!("exporting {} to ONNX", e.onnx.display()))?;
-            for n in &m.networks {
-                println!(
-                    "{}: input {:?} (axis 0 = batch), output {:?}",
-                    e.out.join(&n.file).display(),
-                    n.input,
-                    n.output
-                );
-            }
-            println!(
-                "model card copied to {} (licence: {})",
-                e.out.join(discus_model::CARD_FILE).display(),
-                if m.licence.is_empty() {
-                    "none recorded".to_string()
-                } else {
-                    m.licence.join("; ")
-                }
-            );
+            m.write_text(&e.out, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -238,29 +222,8 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     })
     .with_context(|| format!("training {}", a.out.display()))?;
     pb.finish_and_clear();
-    for (study, why) in &r.skipped {
-        eprintln!("warning: study {study} skipped: {why}");
-    }
-    if !r.card.temperatures.is_empty() {
-        let t: Vec<String> = r
-            .card
-            .temperatures
-            .iter()
-            .map(|(g, t)| format!("{g} {t:.3}"))
-            .collect();
-        println!(
-            "temperatures (fitted on the held-out fold): {}",
-            t.join(", ")
-        );
-    }
-    println!(
-        "trained on {} studies ({} held out) in {:.1} s, {:.1} images/s; model written to {}",
-        r.card.training.train_studies,
-        r.card.training.held_out_studies,
-        r.card.training.seconds,
-        r.images_per_second,
-        a.out.display()
-    );
+    r.write_warnings(&mut std::io::stderr().lock())?;
+    r.write_text(&a.out, &mut std::io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
 }
 

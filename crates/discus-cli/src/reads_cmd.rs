@@ -11,15 +11,12 @@ use discus_reads::analysis::{
     ConsensusRule, DisagreementRule,
 };
 use discus_reads::geometry::{DatasetSlices, SliceLookup};
-use discus_reads::import::{import_reader, parse_row_id, Catalog, ImportError, ImportRequest};
-use discus_reads::predictions::{
-    import_predictions, is_predictions, predictions_dir, PredictionsRequest,
-};
+use discus_reads::import::{parse_row_id, Catalog};
 use discus_reads::report::write_report;
-use discus_reads::store::{ImportOutcome, Point, ReadEvent, ReadsStore, RoundKind};
+use discus_reads::store::{Point, ReadEvent, ReadsStore, RoundKind};
 use discus_reads::workflow::{
     self, consensus_labels, write_agreement_text, write_disagreements_text, AdjudicateRequest,
-    ConsensusRequest, ExportRequest,
+    ConsensusRequest, ExportRequest, ImportBatchRequest, ImportSources,
 };
 use std::path::{Path, PathBuf};
 
@@ -306,51 +303,6 @@ pub fn run(args: ReadsArgs) -> Result<ExitCode> {
     }
 }
 
-fn import_predictions_cmd(
-    c: &Common,
-    a: &ImportArgs,
-    reader: &str,
-    dir: &Path,
-    catalog: Option<&Catalog>,
-) -> Result<ExitCode> {
-    let mut store = open_store(c)?;
-    let req = PredictionsRequest {
-        reader,
-        round: &a.round,
-        round_kind: a.kind.into(),
-        dir,
-        at: a.at,
-    };
-    match import_predictions(
-        &mut store,
-        catalog,
-        &req,
-        &discus_core::progress::Progress::new(),
-    ) {
-        Ok(r) => {
-            if c.json {
-                print_json(&serde_json::to_value(&r)?)?;
-            } else {
-                match &r.outcome {
-                    ImportOutcome::Imported { events, .. } => say!(
-                        "{reader}: imported {events} predicted reads ({} grades, {} points, {} studies) into round {}",
-                        r.grades, r.points, r.studies, a.round
-                    ),
-                    ImportOutcome::AlreadyImported { .. } => {
-                        say!("{reader}: already imported (same predictions); nothing recorded")
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e @ ImportError::Rows { .. }) | Err(e @ ImportError::Format(_)) => {
-            eprintln!("error: reader {reader}: {e}");
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e).with_context(|| format!("importing the predictions in {}", dir.display())),
-    }
-}
-
 fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
     let catalog = match (&c.dataset, a.no_check) {
         (Some(root), false) => Some(
@@ -359,69 +311,48 @@ fn import(c: &Common, a: ImportArgs) -> Result<ExitCode> {
         ),
         _ => None,
     };
-    let predictions = match (&a.predictions, &a.train) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(t)) if a.coordinates.is_none() && is_predictions(t) => Some(t.clone()),
-        _ => None,
-    };
-    if let (Some(reader), Some(p)) = (&a.reader, predictions) {
-        return import_predictions_cmd(c, &a, reader, &predictions_dir(&p), catalog.as_ref());
-    }
-    let mut jobs: Vec<(String, PathBuf, Option<PathBuf>)> = Vec::new();
-    if let (Some(reader), Some(train)) = (&a.reader, &a.train) {
-        jobs.push((reader.clone(), train.clone(), a.coordinates.clone()));
-    } else if let Some(dir) = &a.readers_dir {
-        for f in workflow::reader_folders(dir)? {
-            jobs.push((f.reader, f.train, f.coordinates));
-        }
-    } else {
+    let Some(sources) = ImportSources::from_options(
+        a.reader.as_deref(),
+        a.train.as_deref(),
+        a.coordinates.as_deref(),
+        a.predictions.as_deref(),
+        a.readers_dir.as_deref(),
+    )?
+    else {
         eprintln!("error: give --reader with --train, or --readers-dir");
         return Ok(ExitCode::from(2));
-    }
+    };
     let mut store = open_store(c)?;
-    let mut reports = Vec::new();
-    let mut failed = 0;
-    for (reader, train, coords) in &jobs {
-        let req = ImportRequest {
-            reader,
-            round: &a.round,
-            round_kind: a.kind.into(),
-            train,
-            coordinates: coords.as_deref(),
-            at: a.at,
-        };
-        match import_reader(
-            &mut store,
-            catalog.as_ref(),
-            &req,
-            &discus_core::progress::Progress::new(),
-        ) {
-            Ok(r) => {
-                if !c.json {
-                    match &r.outcome {
-                        ImportOutcome::Imported { events, .. } => say!(
-                            "{reader}: imported {events} reads ({} grades, {} points, {} studies) into round {}",
-                            r.grades, r.points, r.studies, a.round
-                        ),
-                        ImportOutcome::AlreadyImported { .. } => {
-                            say!("{reader}: already imported (same files); nothing recorded")
-                        }
-                    }
-                }
-                reports.push(serde_json::to_value(&r)?);
+    let req = ImportBatchRequest {
+        sources,
+        round: a.round,
+        round_kind: a.kind.into(),
+        at: a.at,
+    };
+    let mut batch = workflow::import(
+        &mut store,
+        catalog.as_ref(),
+        &req,
+        &discus_core::progress::Progress::new(),
+    );
+    if !c.json {
+        let _ = batch.write_text(&mut std::io::stdout());
+    }
+    let _ = batch.write_refusals(&mut std::io::stderr());
+    if let Some((reader, e)) = batch.take_fatal() {
+        return Err(e).with_context(|| match &req.sources {
+            ImportSources::Predictions { dir, .. } => {
+                format!("importing the predictions in {}", dir.display())
             }
-            Err(e @ ImportError::Rows { .. }) | Err(e @ ImportError::Format(_)) => {
-                failed += 1;
-                eprintln!("error: reader {reader}: {e}");
-                reports.push(serde_json::json!({"reader": reader, "error": e.to_string()}));
-            }
-            Err(e) => return Err(e).with_context(|| format!("importing reader {reader}")),
-        }
+            ImportSources::Readers(_) => format!("importing reader {reader}"),
+        });
     }
     if c.json {
-        print_json(&reports)?;
+        if let Some(v) = batch.to_json() {
+            print_json(&v)?;
+        }
     }
-    Ok(if failed > 0 {
+    Ok(if batch.refused() > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -6,7 +6,7 @@ use clap::Args;
 use discus_core::agreement::Weights;
 use discus_core::fsio::atomic_write;
 use discus_reads::geometry::{DatasetSlices, SliceLookup};
-use discus_reads::qualify::{qualify, GroupKappa, QualifyConfig, CONFIG_FILE};
+use discus_reads::qualify::{qualify, QualifyConfig, CONFIG_FILE};
 use discus_reads::simulate::{simulate, SimConfig};
 use discus_reads::store::ReadsStore;
 use std::path::{Path, PathBuf};
@@ -116,19 +116,6 @@ fn store_path(c: &Common) -> PathBuf {
     })
 }
 
-fn print_group(g: &GroupKappa) {
-    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-    say!(
-        "  {:<13} kappa {} [{}, {}]  exact {}/{}",
-        g.group,
-        f(g.kappa.value),
-        f(g.kappa.ci_low),
-        f(g.kappa.ci_high),
-        g.exact,
-        g.findings
-    );
-}
-
 pub fn qualify_cmd(c: &Common, a: QualifyArgs) -> Result<ExitCode> {
     let (mut cfg, source) = match &a.config {
         Some(p) => (QualifyConfig::load(p)?, p.display().to_string()),
@@ -191,45 +178,9 @@ pub fn qualify_cmd(c: &Common, a: QualifyArgs) -> Result<ExitCode> {
         &cfg,
     )?;
     if c.json {
-        let mut v = serde_json::to_value(&q)?;
-        v["config_source"] = serde_json::Value::String(source);
-        say!("{}", serde_json::to_string_pretty(&v)?);
+        say!("{}", serde_json::to_string_pretty(&q.to_json(&source))?);
     } else {
-        say!(
-            "reader {} against the {} consensus of round {} (reader's rounds: {}; thresholds from {})",
-            q.reader,
-            q.config.rule.as_str(),
-            q.against,
-            q.reader_rounds.join(", "),
-            source
-        );
-        say!(
-            "  {} findings compared ({} consensus labels, {} unresolved, {} not graded by the reader); {} kappa",
-            q.overall.findings,
-            q.consensus_labels,
-            q.consensus_unresolved,
-            q.not_graded,
-            q.config.weights.as_str()
-        );
-        print_group(&q.overall);
-        for g in &q.by_group {
-            print_group(g);
-        }
-        match &q.points {
-            Some(p) => say!(
-                "  points: median {} mm, p90 {} mm ({} measured of {} placed by both)",
-                p.median_mm.map_or("-".into(), |v| format!("{v:.1}")),
-                p.p90_mm.map_or("-".into(), |v| format!("{v:.1}")),
-                p.measured,
-                p.both_placed
-            ),
-            None => say!("  points: not measured (give --dataset for the geometry)"),
-        }
-        if q.pass {
-            say!("pass");
-        } else {
-            say!("fail: {}", q.reasons.join("; "));
-        }
+        let _ = q.write_text(&source, &mut std::io::stdout());
     }
     Ok(if q.pass {
         ExitCode::SUCCESS
@@ -256,50 +207,7 @@ pub fn simulate_cmd(c: &Common, a: SimulateArgs) -> Result<ExitCode> {
         say!("{}", serde_json::to_string_pretty(&rep)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mean = |f: &dyn Fn(&discus_reads::simulate::Replicate) -> f64| {
-        rep.replicates.iter().map(f).sum::<f64>() / rep.replicates.len() as f64
-    };
-    say!(
-        "{} cohorts x {} studies ({} labelled findings each on average), {} readers per study in the baseline",
-        rep.replicates.len(),
-        cfg.studies,
-        mean(&|r| r.findings as f64).round(),
-        cfg.readers
-    );
-    let errs: Vec<String> = (0..cfg.readers)
-        .map(|k| {
-            format!(
-                "{} reader{}: {:.2}%",
-                k + 1,
-                if k == 0 { "" } else { "s" },
-                100.0 * mean(&|r| r.unassisted_error[k])
-            )
-        })
-        .collect();
-    say!("unassisted consensus error: {}", errs.join(", "));
-    say!(
-        "model proposals: {:.1}% correct, {:.1}% accepted by the assisted first reader",
-        100.0 * mean(&|r| r.proposal_accuracy),
-        100.0 * mean(&|r| r.acceptance)
-    );
-    for s in &rep.summary {
-        let first = mean(&|r| {
-            r.protocols
-                .iter()
-                .find(|p| p.protocol == s.protocol)
-                .map_or(0.0, |p| p.first_read_error)
-        });
-        say!(
-            "{:<24} first-read error {:.2}%; target reached in {}/{}; reads saved {:.1}% (range {:.1}% to {:.1}%)",
-            s.protocol,
-            100.0 * first,
-            s.reached,
-            rep.replicates.len(),
-            100.0 * s.mean_saved_fraction,
-            100.0 * s.min_saved_fraction,
-            100.0 * s.max_saved_fraction
-        );
-    }
+    let _ = rep.write_text(&mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }
 

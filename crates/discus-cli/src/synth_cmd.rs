@@ -123,19 +123,10 @@ pub fn run_render(a: RenderArgs) -> Result<ExitCode> {
     let s = render_contact_sheet(&a.study_dir, &a.out)
         .with_context(|| format!("rendering {}", a.study_dir.display()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        s.write_json(&mut std::io::stdout().lock())?;
     } else {
-        println!(
-            "wrote {} ({}x{}, {} panels, {} points)",
-            s.out.display(),
-            s.width,
-            s.height,
-            s.panels,
-            s.points_drawn
-        );
-        for f in &s.skipped_files {
-            eprintln!("skipped {f}");
-        }
+        s.write_text(&mut std::io::stdout().lock())?;
+        s.write_skipped(&mut std::io::stderr().lock())?;
     }
     Ok(ExitCode::SUCCESS)
 }

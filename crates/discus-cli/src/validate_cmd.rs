@@ -40,8 +40,9 @@ pub struct ValidateArgs {
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     if !args.root.is_dir() {
         eprintln!(
-            "error: {}: not a folder (expected a dataset root holding train_images/ and the CSV files)",
-            args.root.display()
+            "error: {}: not a folder (expected a dataset root holding {}/ and the CSV files)",
+            args.root.display(),
+            discus_core::layout::Split::Train
         );
         return Ok(ExitCode::from(2));
     }

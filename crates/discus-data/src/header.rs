@@ -86,3 +86,108 @@ pub struct InstanceHeader {
     #[serde(default)]
     pub image_type: Option<String>,
 }
+
+impl InstanceHeader {
+    /// Writes the readable summary `discus dicom info` prints: one `field  value` line per header
+    /// field discus uses (`-` where absent); no patient identity.
+    pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let h = self;
+        fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+            v.as_ref().map_or("-".into(), |x| x.to_string())
+        }
+        fn list(v: Option<&[f64]>) -> String {
+            v.map_or("-".into(), |xs| {
+                xs.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+        }
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| s.push_str(&format!("{k:<24}{v}\n"));
+        line("transfer syntax", h.transfer_syntax.clone());
+        line("SOP class", h.sop_class_uid.clone());
+        line("SOP instance", h.sop_instance_uid.clone());
+        line("study", h.study_instance_uid.clone());
+        line("series", h.series_instance_uid.clone());
+        line("frame of reference", opt(&h.frame_of_reference_uid));
+        line("modality", opt(&h.modality));
+        line("series number", opt(&h.series_number));
+        line("instance number", opt(&h.instance_number));
+        line("series description", opt(&h.series_description));
+        line(
+            "image size",
+            format!(
+                "{} x {} (rows x columns), {} frame(s), {} sample(s)/pixel",
+                h.rows, h.columns, h.number_of_frames, h.samples_per_pixel
+            ),
+        );
+        line(
+            "pixel format",
+            format!(
+                "{} allocated, {} stored, high bit {}, {}",
+                h.bits_allocated,
+                h.bits_stored,
+                opt(&h.high_bit),
+                if h.pixel_representation == 1 {
+                    "signed"
+                } else {
+                    "unsigned"
+                }
+            ),
+        );
+        line("photometric", opt(&h.photometric_interpretation));
+        line(
+            "position (mm)",
+            list(h.image_position_patient.as_ref().map(|v| &v[..])),
+        );
+        line(
+            "orientation",
+            list(h.image_orientation_patient.as_ref().map(|v| &v[..])),
+        );
+        line(
+            "pixel spacing (mm)",
+            list(h.pixel_spacing.as_ref().map(|v| &v[..])),
+        );
+        line("slice thickness (mm)", opt(&h.slice_thickness));
+        line("slice spacing (mm)", opt(&h.spacing_between_slices));
+        line(
+            "rescale",
+            format!(
+                "slope {} intercept {}",
+                opt(&h.rescale_slope),
+                opt(&h.rescale_intercept)
+            ),
+        );
+        line(
+            "window",
+            format!(
+                "centre {} width {}",
+                opt(&h.window_center),
+                opt(&h.window_width)
+            ),
+        );
+        line(
+            "scanner",
+            format!(
+                "{} {} {} T",
+                opt(&h.manufacturer),
+                opt(&h.manufacturer_model_name),
+                opt(&h.magnetic_field_strength)
+            ),
+        );
+        line("institution", opt(&h.institution_name));
+        line(
+            "TR / TE / TI (ms)",
+            format!(
+                "{} / {} / {}",
+                opt(&h.repetition_time),
+                opt(&h.echo_time),
+                opt(&h.inversion_time)
+            ),
+        );
+        line("scanning sequence", opt(&h.scanning_sequence));
+        line("burned-in annotation", opt(&h.burned_in_annotation));
+        w.write_all(s.as_bytes())
+    }
+}

@@ -18,12 +18,13 @@ use crate::EvalError;
 use discus_core::formats::{parse_submission, read_train, StudyLabels, SubmissionRow};
 use discus_core::governance::{check_sources, Use};
 use discus_core::layout::Layout;
-use discus_core::metric::submission_lines;
+use discus_core::metric::{submission_lines, MetricScore, Semantics};
 use discus_core::progress::Progress;
 use discus_core::StudyId;
 use discus_data::dataset::{Dataset, Freshness};
 use discus_report::ReportFiles;
 use std::collections::HashMap;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// What `discus evaluate` is asked to do.
@@ -69,6 +70,64 @@ pub struct EvaluateOutcome {
     pub files: ReportFiles,
     /// Studies whose metadata could not be read (named, with the cause); they count as "unknown".
     pub warnings: Vec<String>,
+}
+
+impl EvaluateOutcome {
+    /// Writes the lines `discus evaluate` prints: the score with its 95% interval, and where the
+    /// report is. `resamples` is the bootstrap's count, as requested.
+    pub fn write_text(&self, resamples: usize, w: &mut impl Write) -> io::Result<()> {
+        let o = &self.report.overall;
+        writeln!(
+            w,
+            "score {:.4}  95% interval [{:.4}, {:.4}]  ({} studies, {} resamples)",
+            o.score.score, o.interval.score[0], o.interval.score[1], self.report.studies, resamples
+        )?;
+        writeln!(w, "report: {}", self.files.html.display())
+    }
+
+    /// Writes what `discus evaluate --json` prints: the score, its interval and the report's
+    /// files.
+    pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {
+        let o = &self.report.overall;
+        let v = serde_json::json!({
+            "score": o.score,
+            "interval": o.interval,
+            "report": self.files.json,
+            "html": self.files.html,
+        });
+        let s = serde_json::to_string_pretty(&v).map_err(io::Error::other)?;
+        writeln!(w, "{s}")
+    }
+}
+
+/// Writes a score as `discus score` prints it: the four terms, the score, and what was scored.
+pub fn write_score_text(
+    s: &MetricScore,
+    semantics: Semantics,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    writeln!(w, "spinal             {:.6}", s.spinal)?;
+    writeln!(w, "foraminal          {:.6}", s.foraminal)?;
+    writeln!(w, "subarticular       {:.6}", s.subarticular)?;
+    writeln!(w, "any_severe_spinal  {:.6}", s.any_severe)?;
+    writeln!(w, "score              {:.6}", s.score)?;
+    writeln!(
+        w,
+        "({} studies; {} + {} + {} scored rows; semantics {semantics})",
+        s.studies, s.rows[0], s.rows[1], s.rows[2]
+    )
+}
+
+/// Writes a score as `discus score --json` prints it: the score's fields and `semantics`.
+pub fn write_score_json(
+    s: &MetricScore,
+    semantics: Semantics,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let mut v = serde_json::to_value(s).map_err(io::Error::other)?;
+    v["semantics"] = semantics.as_str().into();
+    let s = serde_json::to_string_pretty(&v).map_err(io::Error::other)?;
+    writeln!(w, "{s}")
 }
 
 /// Opens a dataset through its index, scanning first when the index is missing or stale; the scan

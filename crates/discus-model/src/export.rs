@@ -60,6 +60,32 @@ pub struct OnnxManifest {
     pub networks: Vec<OnnxNetwork>,
 }
 
+impl OnnxManifest {
+    /// Writes what `discus model export` prints: each network's file (under `out`) with its input
+    /// and output shapes, and where the model card went with its licence.
+    pub fn write_text(&self, out: &Path, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for n in &self.networks {
+            writeln!(
+                w,
+                "{}: input {:?} (axis 0 = batch), output {:?}",
+                out.join(&n.file).display(),
+                n.input,
+                n.output
+            )?;
+        }
+        writeln!(
+            w,
+            "model card copied to {} (licence: {})",
+            out.join(CARD_FILE).display(),
+            if self.licence.is_empty() {
+                "none recorded".to_string()
+            } else {
+                self.licence.join("; ")
+            }
+        )
+    }
+}
+
 /// The names of a model's networks in export order.
 pub const NETWORKS: [&str; 6] = [
     "localiser",

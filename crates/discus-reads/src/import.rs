@@ -29,6 +29,7 @@ use discus_core::formats::{
     parse_coordinates, parse_train, write_coordinates, write_train, CsvFile, FormatError,
     LabelPoint, LineEnding, RowError, StudyLabels,
 };
+use discus_core::layout::Split;
 use discus_core::RowId;
 use discus_core::{Condition, LabelColumn, Level, SeriesId, Severity, StudyId};
 use discus_data::dataset::Dataset;
@@ -133,10 +134,11 @@ impl Catalog {
             series.entry(d.study).or_default().insert(d.series);
         }
         if series.is_empty() {
-            return Err(bad(
-                "no series descriptions (train_series_descriptions.csv or test_series_descriptions.csv)"
-                    .into(),
-            ));
+            return Err(bad(format!(
+                "no series descriptions ({} or {})",
+                Split::Train.descriptions_file(),
+                Split::Test.descriptions_file()
+            )));
         }
         Ok(Catalog {
             series,
@@ -422,8 +424,8 @@ pub fn labels_to_rows(labels: &[Label]) -> (Vec<StudyLabels>, Vec<LabelPoint>) {
 /// Writes labels as `<dir>/train.csv` and `<dir>/train_label_coordinates.csv` (atomically).
 pub fn write_labels(dir: &Path, labels: &[Label]) -> Result<(PathBuf, PathBuf), ImportError> {
     let (rows, points) = labels_to_rows(labels);
-    let t = dir.join("train.csv");
-    let c = dir.join("train_label_coordinates.csv");
+    let layout = discus_core::layout::Layout::new(dir);
+    let (t, c) = (layout.train_csv(), layout.coordinates_csv());
     write_train(&t, &rows, LineEnding::Lf)?;
     write_coordinates(&c, &points, LineEnding::Lf)?;
     Ok((t, c))

@@ -745,6 +745,76 @@ impl Training {
     }
 }
 
+impl Qualification {
+    /// The `--json` output: the qualification with `config_source` (where the thresholds came
+    /// from).
+    pub fn to_json(&self, config_source: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["config_source"] = serde_json::Value::String(config_source.to_string());
+        v
+    }
+
+    /// Writes the report `discus reads qualify` prints: what was compared, the kappa overall and
+    /// per condition group with its interval, the point distances, and pass or fail with the
+    /// reasons. `config_source` says where the thresholds came from.
+    pub fn write_text(
+        &self,
+        config_source: &str,
+        w: &mut impl std::io::Write,
+    ) -> std::io::Result<()> {
+        writeln!(
+            w,
+            "reader {} against the {} consensus of round {} (reader's rounds: {}; thresholds from {})",
+            self.reader,
+            self.config.rule.as_str(),
+            self.against,
+            self.reader_rounds.join(", "),
+            config_source
+        )?;
+        writeln!(
+            w,
+            "  {} findings compared ({} consensus labels, {} unresolved, {} not graded by the reader); {} kappa",
+            self.overall.findings,
+            self.consensus_labels,
+            self.consensus_unresolved,
+            self.not_graded,
+            self.config.weights.as_str()
+        )?;
+        for g in std::iter::once(&self.overall).chain(&self.by_group) {
+            let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            writeln!(
+                w,
+                "  {:<13} kappa {} [{}, {}]  exact {}/{}",
+                g.group,
+                f(g.kappa.value),
+                f(g.kappa.ci_low),
+                f(g.kappa.ci_high),
+                g.exact,
+                g.findings
+            )?;
+        }
+        match &self.points {
+            Some(p) => writeln!(
+                w,
+                "  points: median {} mm, p90 {} mm ({} measured of {} placed by both)",
+                p.median_mm.map_or("-".into(), |v| format!("{v:.1}")),
+                p.p90_mm.map_or("-".into(), |v| format!("{v:.1}")),
+                p.measured,
+                p.both_placed
+            )?,
+            None => writeln!(
+                w,
+                "  points: not measured (give --dataset for the geometry)"
+            )?,
+        }
+        if self.pass {
+            writeln!(w, "pass")
+        } else {
+            writeln!(w, "fail: {}", self.reasons.join("; "))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

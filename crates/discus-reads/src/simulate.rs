@@ -424,6 +424,63 @@ fn replicate(cfg: &SimConfig, seed: u64) -> Result<Replicate, SimError> {
     })
 }
 
+impl SimReport {
+    /// Writes the summary `discus reads simulate` prints: the cohorts, the unassisted consensus
+    /// error by number of readers, the model's proposals, and per protocol the first-read error and
+    /// the reads saved.
+    pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let cfg = &self.config;
+        let mean = |f: &dyn Fn(&Replicate) -> f64| {
+            self.replicates.iter().map(f).sum::<f64>() / self.replicates.len() as f64
+        };
+        writeln!(
+            w,
+            "{} cohorts x {} studies ({} labelled findings each on average), {} readers per study in the baseline",
+            self.replicates.len(),
+            cfg.studies,
+            mean(&|r| r.findings as f64).round(),
+            cfg.readers
+        )?;
+        let errs: Vec<String> = (0..cfg.readers)
+            .map(|k| {
+                format!(
+                    "{} reader{}: {:.2}%",
+                    k + 1,
+                    if k == 0 { "" } else { "s" },
+                    100.0 * mean(&|r| r.unassisted_error[k])
+                )
+            })
+            .collect();
+        writeln!(w, "unassisted consensus error: {}", errs.join(", "))?;
+        writeln!(
+            w,
+            "model proposals: {:.1}% correct, {:.1}% accepted by the assisted first reader",
+            100.0 * mean(&|r| r.proposal_accuracy),
+            100.0 * mean(&|r| r.acceptance)
+        )?;
+        for s in &self.summary {
+            let first = mean(&|r| {
+                r.protocols
+                    .iter()
+                    .find(|p| p.protocol == s.protocol)
+                    .map_or(0.0, |p| p.first_read_error)
+            });
+            writeln!(
+                w,
+                "{:<24} first-read error {:.2}%; target reached in {}/{}; reads saved {:.1}% (range {:.1}% to {:.1}%)",
+                s.protocol,
+                100.0 * first,
+                s.reached,
+                self.replicates.len(),
+                100.0 * s.mean_saved_fraction,
+                100.0 * s.min_saved_fraction,
+                100.0 * s.max_saved_fraction
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

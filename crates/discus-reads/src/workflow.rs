@@ -7,11 +7,17 @@ use crate::analysis::{
     Disagreement, FindingReads,
 };
 use crate::geometry::SliceLookup;
-use crate::import::{reader_labels, write_labels, ImportError, Label};
-use crate::store::{ReadEvent, ReadsStore, RoundKind, StoreError, StoredRead};
+use crate::import::{
+    import_reader, reader_labels, write_labels, Catalog, ImportError, ImportReport, ImportRequest,
+    Label,
+};
+use crate::predictions::{import_predictions, is_predictions, predictions_dir, PredictionsRequest};
+use crate::store::{ImportOutcome, ReadEvent, ReadsStore, RoundKind, StoreError, StoredRead};
 use discus_core::agreement::{Estimate, Metric, Statistic, Weights};
 use discus_core::fsio::atomic_write;
 use discus_core::governance::{check_sources, GovernanceError, Use};
+use discus_core::layout::Layout;
+use discus_core::progress::Progress;
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -126,7 +132,7 @@ pub fn reader_folders(dir: &Path) -> Result<Vec<ReaderFiles>, WorkflowError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(read_err)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("train.csv").is_file())
+        .filter(|p| Layout::new(p).train_csv().is_file())
         .collect();
     entries.sort();
     if entries.is_empty() {
@@ -138,14 +144,242 @@ pub fn reader_folders(dir: &Path) -> Result<Vec<ReaderFiles>, WorkflowError> {
         .into_iter()
         .filter_map(|p| {
             let reader = p.file_name()?.to_string_lossy().into_owned();
-            let coords = p.join("train_label_coordinates.csv");
+            let layout = Layout::new(&p);
+            let coords = layout.coordinates_csv();
             Some(ReaderFiles {
                 reader,
-                train: p.join("train.csv"),
+                train: layout.train_csv(),
                 coordinates: coords.is_file().then_some(coords),
             })
         })
         .collect())
+}
+
+/// Where the reads of `discus reads import` come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportSources {
+    /// Readers' CSV files: one reader's (`--reader --train [--coordinates]`), or every reader of a
+    /// `--readers-dir`.
+    Readers(Vec<ReaderFiles>),
+    /// A model's predictions as one reader: the output folder of `discus predict`.
+    Predictions {
+        /// The reader's name, e.g. `ai:<model name>`.
+        reader: String,
+        /// The `discus predict` output folder.
+        dir: PathBuf,
+    },
+}
+
+impl ImportSources {
+    /// The sources that `discus reads import`'s options name: for `reader`, its `predictions` (or a
+    /// `train` that is a `discus predict` output, when no `coordinates` are given), else its
+    /// `train` and `coordinates`; without a reader, every reader of `readers_dir`. `Ok(None)` when
+    /// the options name none of these.
+    pub fn from_options(
+        reader: Option<&str>,
+        train: Option<&Path>,
+        coordinates: Option<&Path>,
+        predictions: Option<&Path>,
+        readers_dir: Option<&Path>,
+    ) -> Result<Option<ImportSources>, WorkflowError> {
+        let predictions = match (predictions, train) {
+            (Some(p), _) => Some(p),
+            (None, Some(t)) if coordinates.is_none() && is_predictions(t) => Some(t),
+            _ => None,
+        };
+        Ok(match (reader, predictions, train, readers_dir) {
+            (Some(reader), Some(p), _, _) => Some(ImportSources::Predictions {
+                reader: reader.to_string(),
+                dir: predictions_dir(p),
+            }),
+            (Some(reader), None, Some(train), _) => {
+                Some(ImportSources::Readers(vec![ReaderFiles {
+                    reader: reader.to_string(),
+                    train: train.to_path_buf(),
+                    coordinates: coordinates.map(Path::to_path_buf),
+                }]))
+            }
+            (_, _, _, Some(dir)) => Some(ImportSources::Readers(reader_folders(dir)?)),
+            _ => None,
+        })
+    }
+}
+
+/// `discus reads import`: reads from files or predictions into a round of the store.
+#[derive(Debug, Clone)]
+pub struct ImportBatchRequest {
+    /// What to import.
+    pub sources: ImportSources,
+    /// The round's name (created when new).
+    pub round: String,
+    /// The round's kind; must match the stored kind when the round exists.
+    pub round_kind: RoundKind,
+    /// Seconds since the epoch to record; `None` takes the clock.
+    pub at: Option<i64>,
+}
+
+/// One reader's import: what was recorded, or why not.
+#[derive(Debug)]
+pub struct ReaderImport {
+    /// The reader's name.
+    pub reader: String,
+    /// What was recorded, or the error.
+    pub result: Result<ImportReport, ImportError>,
+}
+
+impl ReaderImport {
+    /// True when the reader's files were refused (bad lines, a wrong header): nothing of this
+    /// reader is recorded, and the batch goes on with the next reader.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self.result,
+            Err(ImportError::Rows { .. }) | Err(ImportError::Format(_))
+        )
+    }
+
+    /// The error that stopped the batch (the store, a file that cannot be read), if this is it.
+    pub fn fatal(&self) -> Option<&ImportError> {
+        match &self.result {
+            Err(e) if !self.refused() => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What `discus reads import` did, reader by reader in order. A fatal error ([`ReaderImport::fatal`])
+/// stopped the batch and is the last entry.
+#[derive(Debug)]
+pub struct ImportBatch {
+    /// Whether the sources were predictions (one reader) rather than CSV files.
+    pub predictions: bool,
+    /// One entry per reader attempted.
+    pub imports: Vec<ReaderImport>,
+}
+
+/// Imports every reader of `req.sources` into `req.round`, checking reads against `catalog` (the
+/// dataset) when given. Refused readers are recorded in the result and the others go on; another
+/// error stops the batch (see [`ImportBatch`]).
+pub fn import(
+    store: &mut ReadsStore,
+    catalog: Option<&Catalog>,
+    req: &ImportBatchRequest,
+    progress: &Progress,
+) -> ImportBatch {
+    let mut imports = Vec::new();
+    match &req.sources {
+        ImportSources::Predictions { reader, dir } => {
+            let r = PredictionsRequest {
+                reader,
+                round: &req.round,
+                round_kind: req.round_kind,
+                dir,
+                at: req.at,
+            };
+            imports.push(ReaderImport {
+                reader: reader.clone(),
+                result: import_predictions(store, catalog, &r, progress),
+            });
+        }
+        ImportSources::Readers(readers) => {
+            for f in readers {
+                let r = ImportRequest {
+                    reader: &f.reader,
+                    round: &req.round,
+                    round_kind: req.round_kind,
+                    train: &f.train,
+                    coordinates: f.coordinates.as_deref(),
+                    at: req.at,
+                };
+                let one = ReaderImport {
+                    reader: f.reader.clone(),
+                    result: import_reader(store, catalog, &r, progress),
+                };
+                let stop = one.fatal().is_some();
+                imports.push(one);
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    ImportBatch {
+        predictions: matches!(req.sources, ImportSources::Predictions { .. }),
+        imports,
+    }
+}
+
+impl ImportBatch {
+    /// How many readers' files were refused.
+    pub fn refused(&self) -> usize {
+        self.imports.iter().filter(|i| i.refused()).count()
+    }
+
+    /// Takes out the entry whose error stopped the batch (the last one), if any: its reader and
+    /// error.
+    pub fn take_fatal(&mut self) -> Option<(String, ImportError)> {
+        if self.imports.last()?.fatal().is_none() {
+            return None;
+        }
+        let last = self.imports.pop()?;
+        last.result.err().map(|e| (last.reader, e))
+    }
+
+    /// Writes one line per recorded reader, as `discus reads import` prints them.
+    pub fn write_text(&self, w: &mut impl Write) -> io::Result<()> {
+        let (what, same) = if self.predictions {
+            ("predicted reads", "same predictions")
+        } else {
+            ("reads", "same files")
+        };
+        for i in &self.imports {
+            let Ok(r) = &i.result else { continue };
+            match &r.outcome {
+                ImportOutcome::Imported { events, .. } => writeln!(
+                    w,
+                    "{}: imported {events} {what} ({} grades, {} points, {} studies) into round {}",
+                    r.reader, r.grades, r.points, r.studies, r.round
+                )?,
+                ImportOutcome::AlreadyImported { .. } => writeln!(
+                    w,
+                    "{}: already imported ({same}); nothing recorded",
+                    r.reader
+                )?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one `error: reader R: cause` line per refused reader (what the command prints on
+    /// stderr, with or without `--json`).
+    pub fn write_refusals(&self, w: &mut impl Write) -> io::Result<()> {
+        for i in self.imports.iter().filter(|i| i.refused()) {
+            if let Err(e) = &i.result {
+                writeln!(w, "error: reader {}: {e}", i.reader)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The `--json` output: for predictions, the one reader's report (`None` if it was refused:
+    /// only the refusal is printed); for files, a list with each reader's report or
+    /// `{"reader", "error"}`.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        let one = |i: &ReaderImport| match &i.result {
+            Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+            Err(e) => serde_json::json!({"reader": i.reader, "error": e.to_string()}),
+        };
+        if self.predictions {
+            self.imports.iter().find(|i| i.result.is_ok()).map(one)
+        } else {
+            Some(
+                self.imports
+                    .iter()
+                    .filter(|i| i.fatal().is_none())
+                    .map(one)
+                    .collect(),
+            )
+        }
+    }
 }
 
 /// `discus reads export`: one reader's current reads of a round.
@@ -505,9 +739,9 @@ mod tests {
         for (name, coords) in [("b", true), ("a", false)] {
             let d = dir.path().join(name);
             std::fs::create_dir(&d).unwrap();
-            std::fs::write(d.join("train.csv"), "study_id\n").unwrap();
+            std::fs::write(Layout::new(&d).train_csv(), "study_id\n").unwrap();
             if coords {
-                std::fs::write(d.join("train_label_coordinates.csv"), "x\n").unwrap();
+                std::fs::write(Layout::new(&d).coordinates_csv(), "x\n").unwrap();
             }
         }
         std::fs::create_dir(dir.path().join("c")).unwrap();
@@ -558,5 +792,70 @@ mod tests {
         assert!(String::from_utf8(text)
             .unwrap()
             .starts_with("1 reads of ann written to "));
+    }
+
+    #[test]
+    fn import_sources_follow_the_options_and_a_refused_reader_does_not_stop_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        assert_eq!(
+            ImportSources::from_options(None, None, None, None, None).unwrap(),
+            None
+        );
+        // A train.csv in the submission shape is a model's predictions.
+        let sub = p.join("pred").join("submission.csv");
+        std::fs::create_dir_all(sub.parent().unwrap()).unwrap();
+        std::fs::write(&sub, "row_id,normal_mild,moderate,severe\n").unwrap();
+        assert_eq!(
+            ImportSources::from_options(Some("ai:m"), Some(&sub), None, None, None).unwrap(),
+            Some(ImportSources::Predictions {
+                reader: "ai:m".into(),
+                dir: p.join("pred"),
+            })
+        );
+        // Two readers: "a" has a bad header (refused), "b" is imported all the same.
+        let readers = p.join("readers");
+        let header = std::iter::once("study_id".to_string())
+            .chain(discus_core::LabelColumn::all().iter().map(|c| c.name()))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (name, text) in [
+            ("a", "study_id\n7\n".to_string()),
+            ("b", format!("{header}\n7{}\n", ",Severe".repeat(25))),
+        ] {
+            std::fs::create_dir_all(readers.join(name)).unwrap();
+            std::fs::write(Layout::new(readers.join(name)).train_csv(), text).unwrap();
+        }
+        let sources = ImportSources::from_options(None, None, None, None, Some(&readers))
+            .unwrap()
+            .unwrap();
+        let mut store = ReadsStore::open(&p.join("reads.sqlite")).unwrap();
+        let req = ImportBatchRequest {
+            sources,
+            round: "first".into(),
+            round_kind: RoundKind::Blinded,
+            at: Some(1),
+        };
+        let mut batch = import(&mut store, None, &req, &Progress::new());
+        assert_eq!(batch.imports.len(), 2);
+        assert!(batch.imports[0].refused());
+        assert_eq!(batch.refused(), 1);
+        assert!(batch.take_fatal().is_none());
+        let mut out = Vec::new();
+        batch.write_text(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "b: imported 25 reads (25 grades, 0 points, 1 studies) into round first\n"
+        );
+        let mut err = Vec::new();
+        batch.write_refusals(&mut err).unwrap();
+        assert!(String::from_utf8(err)
+            .unwrap()
+            .starts_with("error: reader a: "));
+        let json = batch.to_json().unwrap();
+        assert_eq!(json[0]["reader"], "a");
+        assert!(json[0]["error"].is_string());
+        assert_eq!(json[1]["reader"], "b");
+        assert_eq!(json[1]["grades"], 25);
     }
 }

@@ -8,7 +8,7 @@
 
 use discus_core::formats::LabelPoint;
 use discus_core::fsio::atomic_write;
-use discus_core::layout::Layout;
+use discus_core::layout::{Layout, Split};
 use discus_core::{Condition, SeriesKind, Severity};
 use discus_data::dataset::Dataset;
 use discus_data::dicom::decode_pixels;
@@ -57,6 +57,36 @@ pub struct SheetSummary {
     pub points_drawn: usize,
     /// Files that could not be read, with the reason (`<file>: <error>`).
     pub skipped_files: Vec<String>,
+}
+
+impl SheetSummary {
+    /// Writes the line `discus render` prints: the PNG, its size, panels and points.
+    pub fn write_text(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        writeln!(
+            w,
+            "wrote {} ({}x{}, {} panels, {} points)",
+            self.out.display(),
+            self.width,
+            self.height,
+            self.panels,
+            self.points_drawn
+        )
+    }
+
+    /// Writes one `skipped <file>: <error>` line per unreadable file (what `discus render` prints
+    /// on stderr).
+    pub fn write_skipped(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for f in &self.skipped_files {
+            writeln!(w, "skipped {f}")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the summary as `discus render --json` prints it (pretty JSON and a newline).
+    pub fn write_json(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let s = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        writeln!(w, "{s}")
+    }
 }
 
 struct Slice {
@@ -217,7 +247,11 @@ pub fn render_contact_sheet(study_dir: &Path, out: &Path) -> Result<SheetSummary
     // The study is read through its dataset's index (built or refreshed when missing or stale):
     // series kinds, label points, grades and the slices of each series in stack order.
     let (layout, _split, study) = Layout::of_study_dir(study_dir).ok_or_else(|| {
-        bad("not a study folder of a LumbarDISC-layout dataset (<root>/train_images/<study> or test_images/<study>)".into())
+        bad(format!(
+            "not a study folder of a LumbarDISC-layout dataset (<root>/{}/<study> or {}/<study>)",
+            Split::Train,
+            Split::Test
+        ))
     })?;
     let ds = Dataset::open(layout.root()).map_err(|e| bad(e.to_string()))?;
     let points: Vec<LabelPoint> = ds.points(study).map_err(|e| bad(e.to_string()))?;

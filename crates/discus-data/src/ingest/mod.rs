@@ -277,6 +277,80 @@ impl IngestReport {
     pub fn ok(&self) -> bool {
         self.skipped.iter().all(|s| !s.kind.is_failure())
     }
+
+    /// Writes the report as `discus ingest` prints it: the files not written by kind (at most
+    /// `show` named per kind), one line per series, the totals, and where the dataset, map and card
+    /// are.
+    pub fn write_text(&self, show: usize, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for kind in SkipKind::ALL {
+            let files: Vec<_> = self.skipped.iter().filter(|s| s.kind == kind).collect();
+            if files.is_empty() {
+                continue;
+            }
+            let level = if kind.is_failure() {
+                "error"
+            } else {
+                "skipped"
+            };
+            writeln!(w, "{level}: {} file(s) {}:", files.len(), kind.as_str())?;
+            for f in files.iter().take(show) {
+                writeln!(w, "  {}: {}", f.path.display(), f.reason)?;
+            }
+            if files.len() > show {
+                writeln!(w, "  ... and {} more (see --json)", files.len() - show)?;
+            }
+        }
+        for s in &self.series {
+            let kind = s.kind.map_or("other (not written)", |k| k.as_str());
+            let numbering = match &s.numbering {
+                Numbering::InstanceNumber => String::new(),
+                Numbering::SliceOrder { reason } => {
+                    format!("; numbered along the slice normal: {reason}")
+                }
+            };
+            let note = if s.classification.description_disagrees || s.kind.is_none() {
+                format!(" ({})", s.classification.reason)
+            } else {
+                String::new()
+            };
+            writeln!(
+                w,
+                "series {}/{}: {kind}, {} instances{numbering}{note}",
+                s.study_id, s.series_id, s.instances
+            )?;
+        }
+        let skipped: Vec<String> = self
+            .skipped_by_kind()
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.as_str()))
+            .collect();
+        writeln!(
+            w,
+            "{} files: {} written, {} unchanged (resumed), {} replaced, {} in other series, {} skipped ({}); {} studies, {} series written",
+            self.files_seen,
+            self.written,
+            self.unchanged,
+            self.replaced,
+            self.files_in_other_series,
+            self.skipped.len(),
+            if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") },
+            self.studies,
+            self.series.iter().filter(|s| s.written).count()
+        )?;
+        writeln!(
+            w,
+            "dataset: {}\nmap (site only): {}\ncard: {}",
+            self.out.display(),
+            self.map_path.display(),
+            self.card_path.display()
+        )
+    }
+
+    /// Writes the report as `discus ingest --json` prints it (pretty JSON and a newline).
+    pub fn write_json(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        let s = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        writeln!(w, "{s}")
+    }
 }
 
 /// Errors that stop a whole run (a bad file does not: it is reported and skipped).
@@ -1041,7 +1115,9 @@ mod tests {
         progress.cancel();
         let r = ingest(&request, None, &progress);
         assert!(matches!(r, Err(IngestError::Cancelled)), "{r:?}");
-        assert!(!dir.path().join("ds").join("test_images").exists());
+        assert!(!Layout::new(dir.path().join("ds"))
+            .images(Split::Test)
+            .exists());
         // The same request without cancelling runs (and reports the stray file).
         let report = ingest(&request, None, &Progress::new()).unwrap();
         assert_eq!(report.files_seen, 1);
