@@ -780,7 +780,7 @@ mod tests {
     #[test]
     fn write_is_atomic_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("train.csv");
+        let path = dir.path().join(crate::layout::TRAIN_CSV);
         let f = parse_train(train_text("\r\n").as_bytes(), p()).unwrap();
         write_train(&path, &f.rows, LineEnding::Crlf).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), train_text("\r\n"));

@@ -4,14 +4,23 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A temporary name beside `path` for one process (for callers that manage their own temporary
-/// file; [`atomic_write`] uses a unique name per call).
-pub fn temp_path(path: &Path) -> PathBuf {
+/// A new empty file beside `path` under a name unique to this call (so to each thread and
+/// process), for writers that need a path rather than a [`Write`]: write it, then
+/// `persist(path)` renames it into place. Dropped without persisting, it is removed.
+pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::TempPath> {
+    let parent = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => p,
+        None => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    Ok(tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(parent)?
+        .into_temp_path())
 }
 
 /// An absolute version of `p` with the part that exists resolved (symbolic links, `..`) and the rest
@@ -105,5 +114,37 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["out.csv"]);
+    }
+
+    #[test]
+    fn temporaries_beside_a_path_are_unique_per_thread_and_removed_unless_persisted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.bin");
+        let names: Vec<PathBuf> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|t| {
+                    let path = &path;
+                    s.spawn(move || {
+                        let tmp = temp_beside(path).unwrap();
+                        std::fs::write(&tmp, [t]).unwrap();
+                        let name = tmp.to_path_buf();
+                        if t == 3 {
+                            tmp.persist(path).unwrap();
+                        }
+                        name
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), 8, "{names:?}");
+        assert!(names.iter().all(|n| n.parent() == Some(dir.path())));
+        assert_eq!(std::fs::read(&path).unwrap(), [3]);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["state.bin"]);
     }
 }

@@ -25,7 +25,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The card's file name inside a dataset root.
-pub const CARD_FILE: &str = "dataset.toml";
+pub const CARD_FILE: &str = crate::layout::CARD_FILE;
 
 /// A use a licence may permit or forbid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -48,7 +48,7 @@ impl Split {
     pub const ALL: [Split; 2] = [Split::Train, Split::Test];
 
     /// The image folder's name: `train_images` or `test_images`.
-    pub fn folder(self) -> &'static str {
+    pub const fn folder(self) -> &'static str {
         match self {
             Split::Train => "train_images",
             Split::Test => "test_images",
@@ -56,7 +56,7 @@ impl Split {
     }
 
     /// The series descriptions file of this split.
-    pub fn descriptions_file(self) -> &'static str {
+    pub const fn descriptions_file(self) -> &'static str {
         match self {
             Split::Train => "train_series_descriptions.csv",
             Split::Test => "test_series_descriptions.csv",

@@ -210,7 +210,7 @@ pub struct Index {
 
 /// `<root>/.discus/index.sqlite`
 pub fn default_index_path(root: &Path) -> PathBuf {
-    root.join(".discus").join("index.sqlite")
+    discus_core::layout::Layout::new(root).index()
 }
 
 fn i(v: u64) -> i64 {

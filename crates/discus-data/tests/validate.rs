@@ -245,6 +245,8 @@ fn stacks_of_mixed_orientation_and_size() {
     let f = of_kind(&r, FindingKind::MixedOrientation)[0];
     assert_eq!(f.series.unwrap().0, series_id(1001, SeriesKind::AxialT2));
     assert!(f.message.contains("15.0 degrees"), "{}", f.message);
+    // Per-level axial stacks are how the real data is acquired: information, not a warning.
+    assert_eq!(f.severity, FindingSeverity::Info);
     let f = of_kind(&r, FindingKind::MixedMatrixSize)[0];
     assert_eq!(f.series.unwrap().0, series_id(1001, SeriesKind::SagittalT1));
     let ix = Index::open_read_only(&r.index).unwrap();

@@ -638,14 +638,10 @@ fn rewrite_layout_csvs(
 /// Writes a resume marker: to a temporary name, then renamed (readers never see half a marker).
 /// Not synced: after a crash a lost marker only means that file is de-identified again.
 fn write_marker(marker: &Path, out_rel: &Path) -> std::io::Result<()> {
-    let tmp = discus_core::fsio::temp_path(marker);
-    let tmp = tmp.with_file_name(format!(
-        "{}-{:?}",
-        tmp.file_name().unwrap().to_string_lossy(),
-        std::thread::current().id()
-    ));
+    let tmp = discus_core::fsio::temp_beside(marker)?;
     std::fs::write(&tmp, out_rel.to_string_lossy().as_bytes())?;
-    std::fs::rename(&tmp, marker)
+    tmp.persist(marker).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn one_file(

@@ -164,6 +164,44 @@ pub struct TrainResult {
     pub images_per_second: f64,
 }
 
+impl TrainResult {
+    /// Writes one `warning: study S skipped: why` line per study left out (what `discus train`
+    /// prints on stderr).
+    pub fn write_warnings(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for (study, why) in &self.skipped {
+            writeln!(w, "warning: study {study} skipped: {why}")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the summary `discus train` prints: the fitted temperatures, then the studies, time
+    /// and speed, and `out`, the model folder.
+    pub fn write_text(&self, out: &Path, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        if !self.card.temperatures.is_empty() {
+            let t: Vec<String> = self
+                .card
+                .temperatures
+                .iter()
+                .map(|(g, t)| format!("{g} {t:.3}"))
+                .collect();
+            writeln!(
+                w,
+                "temperatures (fitted on the held-out fold): {}",
+                t.join(", ")
+            )?;
+        }
+        writeln!(
+            w,
+            "trained on {} studies ({} held out) in {:.1} s, {:.1} images/s; model written to {}",
+            self.card.training.train_studies,
+            self.card.training.held_out_studies,
+            self.card.training.seconds,
+            self.images_per_second,
+            out.display()
+        )
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointState {
     fingerprint: String,
@@ -658,11 +696,11 @@ fn write_checkpoint(
     let w = dir.join(crate::WEIGHTS_FILE);
     discus_core::fsio::atomic_write(&w, &weights_bytes(net)?).map_err(io_err(&w))?;
     let o = dir.join(OPTIMIZER_FILE);
-    let tmp = discus_core::fsio::temp_path(&o);
+    let tmp = discus_core::fsio::temp_beside(&o).map_err(io_err(&o))?;
     optim
         .save(&tmp)
         .map_err(|e| ModelError::Request(format!("{}: saving the optimiser: {e}", o.display())))?;
-    std::fs::rename(&tmp, &o).map_err(io_err(&o))?;
+    tmp.persist(&o).map_err(|e| io_err(&o)(e.error))?;
     let s = dir.join(STATE_FILE);
     discus_core::fsio::atomic_write(&s, &serde_json::to_vec_pretty(state).expect("state"))
         .map_err(io_err(&s))

@@ -348,7 +348,10 @@ pub fn generate(
             if Layout::new(root).images(Split::Train).exists() {
                 return Err(SynthError::Mismatch {
                     path: root.to_path_buf(),
-                    message: "train_images exists but was not written by discus synth".into(),
+                    message: format!(
+                        "{} exists but was not written by discus synth",
+                        Split::Train
+                    ),
                 });
             }
             atomic_write(&cfg_path, &cfg_json).map_err(io(&cfg_path))?;

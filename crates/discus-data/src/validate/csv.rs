@@ -107,22 +107,22 @@ pub(crate) fn read_csvs(
             }
         }
     }
-    let train_images = splits.contains(&"train_images");
-    for file in ["train.csv", "train_label_coordinates.csv"] {
+    let has_train_split = splits.contains(&Split::Train.folder());
+    for file in [TRAIN_CSV, COORDINATES_CSV] {
         let path = root.join(file);
         if !path.exists() {
-            if train_images {
+            if has_train_split {
                 findings.push(Finding::new(
                     FindingKind::MissingLabelsCsv,
                     None,
                     None,
                     None,
-                    format!("{file} is missing beside train_images"),
+                    format!("{file} is missing beside {}", Split::Train),
                 ));
             }
             continue;
         }
-        if file == "train.csv" {
+        if file == TRAIN_CSV {
             d.labels = csv_findings(file, read_train(&path), findings);
         } else {
             d.points = csv_findings(file, read_coordinates(&path), findings);

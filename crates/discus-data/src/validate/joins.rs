@@ -91,7 +91,7 @@ pub(crate) fn check_joins(
         .collect();
     let mut seen: HashMap<(u64, Condition, Level), usize> = HashMap::new();
     let mut series_of: BTreeMap<(u64, Condition), BTreeSet<u64>> = BTreeMap::new();
-    let train = "train_images";
+    let train = Split::Train.folder();
     for p in csv.points.iter().flatten() {
         let (st, se) = (p.study.0, p.series.0);
         let what = format!(
@@ -132,7 +132,7 @@ pub(crate) fn check_joins(
                 st,
                 Some(se),
                 inst,
-                format!("{what}: no folder train_images/{st}/{se}"),
+                format!("{what}: no folder {train}/{st}/{se}"),
             ),
             Some(s) => match s.instances.get(&i64::from(p.instance)) {
                 None => push(
@@ -241,7 +241,10 @@ pub(crate) fn check_joins(
                     st,
                     None,
                     None,
-                    format!("{st} is in train.csv but has no folder under train_images"),
+                    format!(
+                        "{st} is in {TRAIN_CSV} but has no folder under {}",
+                        Split::Train
+                    ),
                 );
             }
         }
@@ -253,7 +256,7 @@ pub(crate) fn check_joins(
                     *st,
                     None,
                     None,
-                    format!("train_images/{st} has no row in train.csv"),
+                    format!("{}/{st} has no row in {TRAIN_CSV}", Split::Train),
                 );
             }
         }

@@ -39,6 +39,7 @@ use discus_core::formats::{
     read_coordinates, read_series_descriptions, read_train, CsvFile, FormatError, LabelPoint,
     SeriesDescription, StudyLabels,
 };
+use discus_core::layout::{Split, COORDINATES_CSV, TRAIN_CSV};
 use discus_core::{Condition, LabelColumn, Level, SeriesId, SeriesKind, StudyId};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -49,8 +50,8 @@ use std::time::{Duration, Instant};
 
 /// The image folders of the layout, each with its descriptions file.
 pub const SPLITS: [(&str, &str); 2] = [
-    ("train_images", "train_series_descriptions.csv"),
-    ("test_images", "test_series_descriptions.csv"),
+    (Split::Train.folder(), Split::Train.descriptions_file()),
+    (Split::Test.folder(), Split::Test.descriptions_file()),
 ];
 
 mod contrast;
@@ -194,8 +195,10 @@ pub fn validate(
             None,
             None,
             format!(
-                "{}: neither train_images nor test_images exists",
-                root.display()
+                "{}: neither {} nor {} exists",
+                root.display(),
+                Split::Train,
+                Split::Test
             ),
         ));
     }
