@@ -340,7 +340,7 @@ document.addEventListener('keydown', async (e) => {
 
 async function start() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
-  if (fromHash) { state.token = fromHash; sessionStorage.setItem('discus-token', fromHash); history.replaceState(null, '', location.pathname); }
+  if (fromHash) { state.token = fromHash; sessionStorage.setItem('discus-token', fromHash); history.replaceState(null, '', location.pathname + location.search); }
   if (!state.token) {
     $('login').hidden = false;
     $('login-form').onsubmit = (e) => {

@@ -132,7 +132,11 @@ try {
   // The AI-assisted round: the proposal of the current finding (spinal canal L1/L2) is drawn on its
   // slice; `y` accepts it; on L2/L3 a click and `3` change the proposal.
   const pa = await open('assisted');
-  await pa.waitForFunction(() => document.querySelector('#proposal-sag_t2'), { timeout: 30000 });
+  await pa.waitForFunction(() => document.querySelector('#proposal-sag_t2'), { timeout: 30000 }).catch(async (e) => {
+    result.assisted_debug = await pa.evaluate(() => ({ study: window.discus.study, status: document.querySelector('#status').textContent,
+      proposals: window.discus.proposals, sag: window.discus.series.sag_t2, inst: window.discus.currentInstance('sag_t2') }));
+    throw e;
+  });
   result.assisted = await pa.evaluate(() => {
     const d = window.discus;
     const r = document.querySelector('#proposal-sag_t2 rect');
