@@ -21,6 +21,7 @@ const state = {
   token: sessionStorage.getItem('discus-token') || '',
   session: null, round: null, study: null, series: {}, point: null,
   level: 0, group: 0, side: 'left', preset: 0, reads: [], shownAt: null, timings: [],
+  proposals: [], outcomes: {}, feedback: null,
 };
 window.discus = state; // for tests and the curious: the page's whole state
 state.cornerstone = { metaData, utilities };
@@ -43,12 +44,38 @@ function condition() {
   const g = GROUPS[state.group];
   return g === 'spinal_canal_stenosis' ? g : `${state.side}_${g}`;
 }
+// The round as a query string: the server checks the reader reads in it.
+function rq() { return `round=${encodeURIComponent(state.round.name)}`; }
+
+// The AI proposal (AI-assisted rounds only; the server returns none in a blinded round) of the
+// current finding.
+function currentProposal() {
+  return state.proposals.find((p) => p.condition === condition() && p.level === LEVELS[state.level]) || null;
+}
+state.currentProposal = currentProposal;
 
 function showCurrent() {
   const p = state.point;
   $('current').textContent = `${condition()} ${LEVELS[state.level]} ` +
     (p ? `point series ${p.series} #${p.instance} (${p.x.toFixed(1)}, ${p.y.toFixed(1)})` : 'no point');
   $('reads').textContent = ` | ${state.reads.length} read(s) saved in this study`;
+  const prop = currentProposal();
+  const outcome = state.outcomes[`${condition()} ${LEVELS[state.level]}`];
+  $('proposal').textContent = state.round?.ai_assisted
+    ? (prop ? ` | AI proposes ${prop.grade}${prop.point ? ` at #${prop.point.instance}` : ' (no point)'}` +
+      (outcome ? ` (${outcome})` : ' (y accepts)') : ' | no AI proposal for this finding')
+    : '';
+}
+
+// Shows the current finding's proposal: the view holding its series scrolls to its slice.
+function showProposal() {
+  const p = currentProposal();
+  if (!p || !p.point) { ROLES.forEach(drawOverlay); return; }
+  const role = ROLES.find((r) => state.series[r] && state.series[r].series === p.point.series);
+  if (!role) return;
+  const i = state.series[role].instances.indexOf(p.point.instance);
+  if (i >= 0 && i !== viewport(role).getCurrentImageIdIndex()) viewport(role).setImageIdIndex(i);
+  ROLES.forEach(drawOverlay);
 }
 
 let engine; let toolGroup;
@@ -156,6 +183,18 @@ function drawOverlay(role) {
     const a = imageToCanvas(role, line[0]); const b = imageToCanvas(role, line[1]);
     html += `<line id="refline-${role}" x1="${a[0]}" y1="${a[1]}" x2="${b[0]}" y2="${b[1]}" stroke="#0f0" stroke-width="1"/>`;
   }
+  // AI proposals on this slice: dashed cyan squares with the proposed grade, the current finding's
+  // thicker; the reader's own point is the magenta circle.
+  const cur = currentProposal();
+  for (const q of state.proposals) {
+    const pt = q.point;
+    if (!pt || pt.series !== state.series[role].series || pt.instance !== currentInstance(role)) continue;
+    const c = imageToCanvas(role, [pt.x, pt.y]);
+    const mine = q === cur;
+    html += `<g ${mine ? `id="proposal-${role}"` : ''} class="proposal"><rect x="${c[0] - 6}" y="${c[1] - 6}" width="12" height="12" ` +
+      `stroke="#0ff" fill="none" stroke-dasharray="3 2" stroke-width="${mine ? 2 : 1}"/>` +
+      `<text x="${c[0] + 9}" y="${c[1] + 4}" fill="#0ff" font-size="11">AI ${q.grade}${mine ? '' : ` ${q.level}`}</text></g>`;
+  }
   const p = state.point;
   if (p && p.series === state.series[role].series && p.instance === currentInstance(role)) {
     const c = imageToCanvas(role, [p.x, p.y]);
@@ -166,6 +205,7 @@ function drawOverlay(role) {
 
 async function loadStudy(next) {
   state.study = next.study; state.series = {}; state.point = null; state.lines = {}; state.reads = [];
+  state.proposals = []; state.outcomes = {};
   $('study').textContent = next.study ? `study ${next.study} (round ${state.round.name})` : 'no study left';
   if (!next.study) return;
   const jobs = [];
@@ -180,18 +220,42 @@ async function loadStudy(next) {
   }
   await Promise.all(jobs);
   await onSlice('ax_t2');
-  const own = await api(`studies/${state.study}/reads?round=${encodeURIComponent(state.round.name)}`);
+  const own = await api(`studies/${state.study}/reads?${rq()}`);
   state.reads = own.own;
+  if (state.round.ai_assisted) {
+    state.proposals = (await api(`studies/${state.study}/proposals?${rq()}`)).proposals;
+    showProposal();
+  }
   state.shownAt = performance.now();
   showCurrent();
 }
 
+// Training rounds: after submission, the reader's grade and point against the consensus, per finding.
+function showFeedback(fb) {
+  const mm = (v) => (v == null ? '-' : `${v.toFixed(1)} mm`);
+  const pt = (p) => (p ? `#${p.instance} (${p.x.toFixed(0)}, ${p.y.toFixed(0)})` : '-');
+  $('feedback').innerHTML = `<h2>Feedback on study ${fb.study} (consensus of round ${fb.reference_round})</h2>` +
+    `<p>${fb.agreeing} of ${fb.compared} graded findings agree with the consensus; ${fb.missed} consensus finding(s) not graded; ` +
+    `median point distance ${mm(fb.median_mm)}.</p><table><tr><th>finding</th><th>your grade</th><th>consensus</th>` +
+    '<th>your point</th><th>consensus point</th><th>distance</th><th></th></tr>' +
+    fb.findings.map((f) => {
+      const agree = f.grade != null && f.grade === f.consensus_grade;
+      return `<tr class="${agree ? 'agree' : 'differ'}" data-row-id="${f.row_id}"><td>${f.condition} ${f.level}</td><td>${f.grade ?? '-'}</td>` +
+        `<td class="consensus-grade">${f.consensus_grade ?? '-'}</td><td>${pt(f.point)}</td><td>${pt(f.consensus_point)}</td>` +
+        `<td>${mm(f.distance_mm)}</td><td>${agree ? '&#10003; agrees' : '&#10007; differs'}</td></tr>`;
+    }).join('') + '</table><p>press <kbd>n</kbd> for the next study</p>';
+  $('feedback').hidden = false;
+  state.feedback = fb;
+}
+
 async function nextStudy(submitFirst) {
   const t0 = performance.now();
+  if (state.feedback) { $('feedback').hidden = true; state.feedback = null; submitFirst = false; }
   if (submitFirst && state.study) {
-    await api(`studies/${state.study}/submit`, { method: 'POST', body: JSON.stringify({ round: state.round.name }) });
+    const done = await api(`studies/${state.study}/submit?${rq()}`, { method: 'POST' });
+    if (done.feedback) { showFeedback(done.feedback); setStatus('submitted: feedback'); return; }
   }
-  const next = await api(`next?round=${encodeURIComponent(state.round.name)}`);
+  const next = await api(`next?${rq()}`);
   await loadStudy(next);
   state.timings.push(performance.now() - t0);
   setStatus(`ready (${Math.round(performance.now() - t0)} ms)`);
@@ -202,19 +266,32 @@ async function grade(key) {
   const p = state.point;
   if (!p) { setStatus('click the finding first'); return; }
   const read = {
-    round: state.round.name, study: state.study, series: p.series, instance: p.instance,
+    study: state.study, series: p.series, instance: p.instance,
     x: p.x, y: p.y, condition: condition(), level: LEVELS[state.level], grade: GRADES[key],
   };
-  const saved = await api('reads', { method: 'POST', body: JSON.stringify(read) });
+  const saved = await api(`reads?${rq()}`, { method: 'POST', body: JSON.stringify(read) });
   state.reads.push(saved);
-  setStatus(`saved ${read.condition} ${read.level} ${read.grade}`);
+  if (saved.proposal_outcome) state.outcomes[`${read.condition} ${read.level}`] = saved.proposal_outcome;
+  setStatus(`saved ${read.condition} ${read.level} ${read.grade}${saved.proposal_outcome ? ` (AI proposal ${saved.proposal_outcome})` : ''}`);
+  showCurrent();
+}
+
+// AI-assisted rounds: the current finding's proposal becomes the reader's read, as proposed.
+async function acceptProposal() {
+  const prop = currentProposal();
+  if (!prop) { setStatus('no AI proposal for this finding'); return; }
+  const body = { study: state.study, condition: prop.condition, level: prop.level };
+  const saved = await api(`proposals/accept?${rq()}`, { method: 'POST', body: JSON.stringify(body) });
+  state.reads.push(saved);
+  state.outcomes[`${prop.condition} ${prop.level}`] = saved.proposal_outcome;
+  setStatus(`accepted the AI proposal: ${prop.condition} ${prop.level} ${prop.grade}`);
   showCurrent();
 }
 
 async function showAdjudication() {
   const box = $('adjudication');
   if (!box.hidden) { box.hidden = true; return; }
-  const r = await api(`adjudication?round=${encodeURIComponent(state.round.name)}`);
+  const r = await api(`adjudication?${rq()}`);
   box.innerHTML = `<h2>Disagreements (${r.items.length})</h2>` + r.items.map((d) =>
     `<p><b>${d.row_id}</b> ${d.reason}; ${d.max_distance_mm == null ? '' : d.max_distance_mm.toFixed(1) + ' mm'}<br>` +
     d.reads.map((x) => `${x.reader}: ${x.grade ?? '-'} ${x.point ? `#${x.point.instance} (${x.point.x.toFixed(0)}, ${x.point.y.toFixed(0)})` : ''}`).join('; ') +
@@ -244,11 +321,13 @@ document.addEventListener('keydown', async (e) => {
   if (e.target.tagName === 'INPUT') return;
   try {
     if (e.key === '?') { $('help').hidden = !$('help').hidden; return; }
+    if (state.feedback && e.key !== 'n') return;
     if (e.key in GRADES) await grade(e.key);
-    else if (e.key === 'l') state.level = (state.level + 1) % LEVELS.length;
-    else if (e.key === 'L') state.level = (state.level + LEVELS.length - 1) % LEVELS.length;
-    else if (e.key === 'c') state.group = (state.group + 1) % GROUPS.length;
-    else if (e.key === 's') state.side = state.side === 'left' ? 'right' : 'left';
+    else if (e.key === 'l') { state.level = (state.level + 1) % LEVELS.length; showProposal(); }
+    else if (e.key === 'L') { state.level = (state.level + LEVELS.length - 1) % LEVELS.length; showProposal(); }
+    else if (e.key === 'c') { state.group = (state.group + 1) % GROUPS.length; showProposal(); }
+    else if (e.key === 's') { state.side = state.side === 'left' ? 'right' : 'left'; showProposal(); }
+    else if (e.key === 'y') await acceptProposal();
     else if (e.key === 'n') await nextStudy(true);
     else if (e.key === 'w') cyclePreset();
     else if (e.key === 'r') ROLES.forEach((r) => { if (state.series[r]) { viewport(r).resetCamera(); viewport(r).resetProperties(); viewport(r).render(); } });
@@ -261,7 +340,7 @@ document.addEventListener('keydown', async (e) => {
 
 async function start() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
-  if (fromHash) { state.token = fromHash; sessionStorage.setItem('discus-token', fromHash); history.replaceState(null, '', location.pathname); }
+  if (fromHash) { state.token = fromHash; sessionStorage.setItem('discus-token', fromHash); history.replaceState(null, '', location.pathname + location.search); }
   if (!state.token) {
     $('login').hidden = false;
     $('login-form').onsubmit = (e) => {
@@ -272,7 +351,8 @@ async function start() {
   state.session = await api('session');
   const wanted = new URLSearchParams(location.search).get('round');
   state.round = state.session.rounds.find((r) => r.name === wanted) || state.session.rounds[0];
-  $('who').textContent = `${state.session.reader}${state.round?.ai_assisted ? ' (AI-assisted round)' : ''}`;
+  const kind = state.round?.kind === 'training' ? ' (training round)' : '';
+  $('who').textContent = `${state.session.reader}${state.round?.ai_assisted ? ' (AI-assisted round)' : ''}${kind}`;
   await setup();
   await nextStudy(false);
   state.ready = true;

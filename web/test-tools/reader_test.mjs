@@ -1,5 +1,8 @@
 // Drives the reading room in headless Debian chromium for crates/discus-serve/tests/reader_browser.rs.
 // Usage: node reader_test.mjs BASE_URL TOKEN OUT_DIR ; prints one JSON object with what it saw.
+// Parts: the blinded round `first` (pixels, reference lines, a click and keys, submission), the
+// AI-assisted round `assisted` (proposal markers, `y` accepts, a click and a grade change one), the
+// training round `training` (feedback after submission, not before) and the protocol page.
 // The expected reference line is computed here, independently of discus: from the headers as
 // cornerstone's DICOM parser read them, with this file's own plane/rectangle intersection.
 import puppeteer from 'puppeteer-core';
@@ -90,6 +93,11 @@ try {
   result.before_submit = await page.evaluate((s) => window.discus.api(`studies/${s}/reads?round=first`), result.study);
   result.adjudication_as_reader = await page.evaluate(() => window.discus.api('adjudication?round=first').then(() => 'allowed', (e) => e.message));
   await page.keyboard.press('?');
+  result.help_protocol_links = await page.evaluate(() => [...document.querySelectorAll('#help a, header a')]
+    .map((a) => new URL(a.href).pathname));
+  result.proposals_in_blinded_round = await page.evaluate(() => ({
+    state: window.discus.proposals.length, drawn: document.querySelectorAll('.proposal').length,
+  }));
   await page.screenshot({ path: `${out}/reader-help.png` });
   await page.keyboard.press('?');
   await page.screenshot({ path: `${out}/reader-read.png` });
@@ -100,6 +108,95 @@ try {
   result.next_study_ms = await page.evaluate(() => window.discus.timings[window.discus.timings.length - 1]);
   result.next_study = await page.evaluate(() => window.discus.study);
   result.after_submit = await page.evaluate((s) => window.discus.api(`studies/${s}/reads?round=first`), result.study);
+
+  const open = async (round) => {
+    const p = await browser.newPage();
+    p.on('console', (m) => logs.push(`${round}: ${m.text()}`));
+    p.on('pageerror', (e) => logs.push(`${round}: pageerror: ${e.message}`));
+    await p.goto(`${base}/reader/?round=${round}#token=${token}`);
+    await p.waitForFunction(() => window.discus && (window.discus.ready || window.discus.error), { timeout: 60000 });
+    const err = await p.evaluate(() => window.discus.error || null);
+    if (err) throw new Error(`${round}: ${err}`);
+    return p;
+  };
+  const clickCentre = async (p) => {
+    const b = await (await p.$('#vp-sag_t2')).boundingBox();
+    await p.mouse.click(b.x + b.width / 2, b.y + b.height / 2);
+  };
+  const nextAndWait = async (p) => {
+    const n = await p.evaluate(() => window.discus.timings.length);
+    await p.keyboard.press('n');
+    await p.waitForFunction((k) => window.discus.timings.length > k, { timeout: 60000 }, n);
+  };
+
+  // The AI-assisted round: the proposal of the current finding (spinal canal L1/L2) is drawn on its
+  // slice; `y` accepts it; on L2/L3 a click and `3` change the proposal.
+  const pa = await open('assisted');
+  await pa.waitForFunction(() => document.querySelector('#proposal-sag_t2'), { timeout: 30000 }).catch(async (e) => {
+    result.assisted_debug = await pa.evaluate(() => ({ study: window.discus.study, status: document.querySelector('#status').textContent,
+      proposals: window.discus.proposals, sag: window.discus.series.sag_t2, inst: window.discus.currentInstance('sag_t2') }));
+    throw e;
+  });
+  result.assisted = await pa.evaluate(() => {
+    const d = window.discus;
+    const r = document.querySelector('#proposal-sag_t2 rect');
+    const centre = [+r.getAttribute('x') + 6, +r.getAttribute('y') + 6];
+    return {
+      study: d.study, proposals: d.proposals, current: d.currentProposal(),
+      instance: d.currentInstance('sag_t2'), series: d.series.sag_t2.series,
+      marker: d.canvasToImage('sag_t2', centre),
+      footer: document.querySelector('#proposal').textContent,
+    };
+  });
+  await pa.screenshot({ path: `${out}/reader-assisted.png` });
+  await pa.keyboard.press('y');
+  await pa.waitForFunction(() => window.discus.reads.length > 0, { timeout: 10000 });
+  result.assisted.accepted = await pa.evaluate(() => window.discus.reads[0]);
+  await pa.keyboard.press('l');
+  await clickCentre(pa);
+  await pa.keyboard.press('3');
+  await pa.waitForFunction(() => window.discus.reads.length > 1, { timeout: 10000 });
+  result.assisted.changed = await pa.evaluate(() => ({ saved: window.discus.reads[1], point: window.discus.point }));
+  await pa.screenshot({ path: `${out}/reader-assisted-read.png` });
+  await nextAndWait(pa);
+  result.assisted.next_study = await pa.evaluate(() => window.discus.study);
+  await pa.close();
+
+  // The training round: no feedback before submission; after it, the feedback screen.
+  const pt = await open('training');
+  result.training = { study: await pt.evaluate(() => window.discus.study) };
+  await clickCentre(pt);
+  for (const k of ['l', 'l', 'l', '2']) await pt.keyboard.press(k);
+  await pt.waitForFunction(() => window.discus.reads.length > 0, { timeout: 10000 });
+  result.training.read = await pt.evaluate(() => ({ saved: window.discus.reads[0], point: window.discus.point }));
+  result.training.before = await pt.evaluate((s) => window.discus.api(`studies/${s}/feedback?round=training`)
+    .then((b) => ({ answered: b }), (e) => ({ refused: e.message })), result.training.study);
+  result.training.shown_before = await pt.evaluate(() => !document.querySelector('#feedback').hidden);
+  await pt.keyboard.press('n');
+  await pt.waitForFunction(() => window.discus.feedback && !document.querySelector('#feedback').hidden, { timeout: 30000 });
+  Object.assign(result.training, await pt.evaluate(() => ({
+    feedback: window.discus.feedback,
+    rows: [...document.querySelectorAll('#feedback tr[data-row-id]')].map((tr) => ({
+      row_id: tr.dataset.rowId, consensus: tr.querySelector('.consensus-grade').textContent, text: tr.innerText,
+    })),
+  })));
+  await pt.screenshot({ path: `${out}/reader-feedback.png` });
+  await nextAndWait(pt);
+  result.training.after = await pt.evaluate(() => ({ study: window.discus.study, shown: !document.querySelector('#feedback').hidden }));
+
+  // The protocol page (same tab: the reader's token is in its session storage).
+  const tp = Date.now();
+  await pt.goto(`${base}/reader/protocol`);
+  await pt.waitForFunction(() => [...document.querySelectorAll('img[data-protocol-image]')]
+    .every((i) => i.dataset.loaded !== undefined), { timeout: 60000 });
+  result.protocol = await pt.evaluate(() => ({
+    title: document.querySelector('h1')?.textContent,
+    images: [...document.querySelectorAll('img[data-protocol-image]')].map((i) => ({
+      file: i.dataset.protocolImage, loaded: i.dataset.loaded, width: i.naturalWidth, height: i.naturalHeight,
+    })),
+  }));
+  result.protocol.ms = Date.now() - tp;
+  await pt.screenshot({ path: `${out}/reader-protocol.png`, fullPage: true });
   result.logs = logs;
 } catch (e) {
   result.failure = String(e && e.stack || e);

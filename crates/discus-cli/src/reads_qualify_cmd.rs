@@ -226,132 +226,36 @@ pub struct ProtocolImagesArgs {
     pub out: PathBuf,
 }
 
-const THUMB: usize = 128;
-
-fn thumbnail(path: &Path, x: f64, y: f64) -> Result<Vec<u8>> {
-    let px = discus_data::dicom::decode_pixels(path)?;
-    let (rows, cols) = (px.rows as usize, px.columns as usize);
-    let side = (rows.min(cols) / 3).max(8) as f64;
-    let (x0, y0) = (x - side / 2.0, y - side / 2.0);
-    let at = |r: i64, c: i64| -> Option<f64> {
-        (r >= 0 && c >= 0 && (r as usize) < rows && (c as usize) < cols).then(|| {
-            px.values
-                .get_i64(r as usize * cols + c as usize)
-                .unwrap_or(0) as f64
-        })
-    };
-    let mut vals = vec![f64::NAN; THUMB * THUMB];
-    for ty in 0..THUMB {
-        for tx in 0..THUMB {
-            let sx = x0 + (tx as f64 + 0.5) * side / THUMB as f64;
-            let sy = y0 + (ty as f64 + 0.5) * side / THUMB as f64;
-            if let Some(v) = at(sy.floor() as i64, sx.floor() as i64) {
-                vals[ty * THUMB + tx] = v;
-            }
-        }
-    }
-    let mut sorted: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() {
-        bail!("{}: the point lies off the image", path.display());
-    }
-    let lo = sorted[sorted.len() / 100];
-    let hi = sorted[sorted.len() * 995 / 1000].max(lo + 1.0);
-    let mut rgb = vec![0u8; THUMB * THUMB * 3];
-    for (i, v) in vals.iter().enumerate() {
-        let g = if v.is_finite() {
-            (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8
-        } else {
-            0
-        };
-        rgb[i * 3..i * 3 + 3].copy_from_slice(&[g, g, g]);
-    }
-    // The point is the thumbnail's centre: a red cross with a gap in the middle.
-    let c = (THUMB / 2) as i64;
-    for d in 4..11i64 {
-        for (px_, py_) in [(c + d, c), (c - d, c), (c, c + d), (c, c - d)] {
-            let i = (py_ as usize * THUMB + px_ as usize) * 3;
-            rgb[i..i + 3].copy_from_slice(&[230, 40, 40]);
-        }
-    }
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, THUMB as u32, THUMB as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Best);
-        let mut w = enc.write_header()?;
-        w.write_image_data(&rgb)?;
-    }
-    Ok(bytes)
-}
-
 pub fn protocol_images_cmd(c: &Common, a: ProtocolImagesArgs) -> Result<ExitCode> {
-    use discus_core::{ConditionGroup, LabelColumn, Severity};
     let Some(root) = c.dataset.as_deref() else {
         bail!("protocol-images needs --dataset (a LumbarDISC-layout dataset, e.g. from `discus synth`)");
     };
     let ds = crate::eval::open_dataset(root)?;
-    let layout = discus_core::layout::Layout::new(root);
-    let mut labels = ds.labels()?;
-    labels.sort_by_key(|r| r.study);
+    let examples = discus_reads::protocol::example_images(&ds)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for m in &examples.missing {
+        say!("{m}: no labelled example in the dataset");
+    }
     let mut sources = Vec::new();
-    for group in ConditionGroup::ALL {
-        for grade in Severity::ALL {
-            let slug = match grade {
-                Severity::NormalMild => "normal_mild",
-                Severity::Moderate => "moderate",
-                Severity::Severe => "severe",
-            };
-            let mut found = None;
-            'studies: for row in &labels {
-                let points = ds.points(row.study)?;
-                for col in LabelColumn::all() {
-                    if col.condition.group() != group || row.grades[col.index()] != Some(grade) {
-                        continue;
-                    }
-                    if let Some(p) = points
-                        .iter()
-                        .find(|p| p.condition == col.condition && p.level == col.level)
-                    {
-                        found = Some(p.clone());
-                        break 'studies;
-                    }
-                }
-            }
-            let Some(p) = found else {
-                say!(
-                    "{} {}: no labelled example in the dataset",
-                    group.as_str(),
-                    grade.as_str()
-                );
-                continue;
-            };
-            let (split, _) = layout
-                .find_study(p.study)
-                .with_context(|| format!("study {} has no image folder", p.study))?;
-            let file = layout.instance(split, p.study, p.series, i64::from(p.instance));
-            let png = thumbnail(&file, p.x, p.y)?;
-            let out = a.out.join(format!("{}_{slug}.png", group.as_str()));
-            atomic_write(&out, &png).with_context(|| format!("writing {}", out.display()))?;
-            say!(
-                "{} ({} bytes): study {} series {} instance {}, {} {}",
-                out.display(),
-                png.len(),
-                p.study,
-                p.series,
-                p.instance,
-                p.condition.key(),
-                p.level.key()
-            );
-            sources.push(serde_json::json!({
-                "file": out.file_name().and_then(|f| f.to_str()),
-                "group": group.as_str(), "grade": grade.as_str(),
-                "study_id": p.study, "series_id": p.series, "instance_number": p.instance,
-                "condition": p.condition.key(), "level": p.level.key(), "x": p.x, "y": p.y,
-            }));
-        }
+    for e in &examples.images {
+        let out = a.out.join(&e.file);
+        atomic_write(&out, &e.png).with_context(|| format!("writing {}", out.display()))?;
+        say!(
+            "{} ({} bytes): study {} series {} instance {}, {} {}",
+            out.display(),
+            e.png.len(),
+            e.study_id,
+            e.series_id,
+            e.instance_number,
+            e.condition.key(),
+            e.level.key()
+        );
+        sources.push(serde_json::json!({
+            "file": e.file,
+            "group": e.group.as_str(), "grade": e.grade.as_str(),
+            "study_id": e.study_id, "series_id": e.series_id, "instance_number": e.instance_number,
+            "condition": e.condition.key(), "level": e.level.key(), "x": e.x, "y": e.y,
+        }));
     }
     let idx = a.out.join("sources.json");
     atomic_write(&idx, serde_json::to_string_pretty(&sources)?.as_bytes())

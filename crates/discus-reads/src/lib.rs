@@ -23,6 +23,7 @@
 //!   rounds that give per-finding feedback after each submitted study.
 //! - [`queue`]: the assisted-labelling queue (studies ordered by model uncertainty or reader
 //!   disagreement, leased to one reader of a round at a time) and model pre-reads as proposals.
+//! - [`protocol`]: the annotation protocol's example images, cut from a dataset around labelled points.
 //! - [`simulate`]: a simulation of unassisted against assisted reading on a synthetic cohort with
 //!   simulated readers: how many reads the assistant saves for the same consensus error.
 //! - [`report`]: the agreement report as a report folder: `report.json` and a self-contained
@@ -48,6 +49,7 @@ pub mod analysis;
 pub mod geometry;
 pub mod import;
 pub mod predictions;
+pub mod protocol;
 pub mod qualify;
 pub mod queue;
 pub mod report;

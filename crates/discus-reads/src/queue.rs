@@ -38,7 +38,7 @@ use crate::store::{Point, ReadEvent, ReaderId, RoundId, StoreError, StoredRead};
 use discus_core::formats::parse_submission;
 use discus_core::RowId;
 use discus_core::{Severity, StudyId};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -199,8 +199,9 @@ pub struct Proposal {
     pub key: RowId,
     /// The proposed grade (most probable; a tie to the more severe).
     pub grade: Severity,
-    /// The predicted probabilities (normal/mild, moderate, severe), as in submission.csv.
-    pub probs: [f64; 3],
+    /// The predicted probabilities (normal/mild, moderate, severe), as in submission.csv; `None`
+    /// when the proposal comes from the AI reader's reads in the store (which keep grades only).
+    pub probs: Option<[f64; 3]>,
     /// The model's point, when `findings.json` has one.
     pub point: Option<Point>,
 }
@@ -275,7 +276,7 @@ pub fn proposals(predictions: &Path, study: StudyId) -> Result<Vec<Proposal>, Qu
             Some(Proposal {
                 key,
                 grade: r.grade?,
-                probs: *probs.get(&key)?,
+                probs: Some(*probs.get(&key)?),
                 point: r.point,
             })
         })
@@ -284,10 +285,54 @@ pub fn proposals(predictions: &Path, study: StudyId) -> Result<Vec<Proposal>, Qu
     Ok(out)
 }
 
+/// The pre-reads of `study` by the AI reader named `ai_reader` among the store's current reads
+/// (e.g. imported with `discus reads import --reader ai:NAME --predictions DIR`), in finding order:
+/// one proposal per graded finding, the latest read when the reader read it in several rounds.
+pub fn stored_proposals(reads: &[StoredRead], ai_reader: &str, study: StudyId) -> Vec<Proposal> {
+    let mut latest: BTreeMap<RowId, &StoredRead> = BTreeMap::new();
+    for r in reads
+        .iter()
+        .filter(|r| r.reader_name == ai_reader && r.key.study == study && r.grade.is_some())
+    {
+        let e = latest.entry(r.key).or_insert(r);
+        if r.event_id > e.event_id {
+            *e = r;
+        }
+    }
+    latest
+        .into_values()
+        .filter_map(|r| {
+            Some(Proposal {
+                key: r.key,
+                grade: r.grade?,
+                probs: None,
+                point: r.point,
+            })
+        })
+        .collect()
+}
+
 /// The labelling queue on a reads store file.
 pub struct Queue {
     conn: Connection,
     path: PathBuf,
+}
+
+/// The error of a failed statement on the store file at `path`.
+fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
+    move |source| {
+        QueueError::Store(StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Opens a `BEGIN IMMEDIATE` transaction on `conn` (the write lock is taken at once, so two
+/// processes never interleave a read-then-write).
+fn immediate<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, QueueError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_error(path))
 }
 
 impl Queue {
@@ -300,12 +345,7 @@ impl Queue {
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
-        move |source| {
-            QueueError::Store(StoreError::Sql {
-                path: self.path.clone(),
-                source,
-            })
-        }
+        sql_error(&self.path)
     }
 
     /// The next study for the reader (see the module docs): their live lease renewed, or the
@@ -317,22 +357,13 @@ impl Queue {
                 "a lease must last at least a second and a study needs at least one reader".into(),
             ));
         }
-        let path = self.path.clone();
-        let sql = |source| {
-            QueueError::Store(StoreError::Sql {
-                path: path.clone(),
-                source,
-            })
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let sql = sql_error(&self.path);
+        let tx = immediate(&mut self.conn, &self.path)?;
         tx.execute(
             "DELETE FROM queue_leases WHERE round_id = ?1 AND expires_at <= ?2",
             params![req.round.0, req.now],
         )
-        .map_err(sql)?;
+        .map_err(&sql)?;
         let prio = |s: StudyId| req.priority.get(&s).copied().unwrap_or(0.0);
         let held: Option<(i64, i64)> = tx
             .query_row(
@@ -342,15 +373,15 @@ impl Queue {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(sql)?;
+            .map_err(&sql)?;
         let expires_at = req.now + req.lease_secs;
         if let Some((study, _)) = held {
             tx.execute(
                 "UPDATE queue_leases SET leased_at = ?3, expires_at = ?4 WHERE round_id = ?1 AND study_id = ?2",
                 params![req.round.0, study, req.now, expires_at],
             )
-            .map_err(sql)?;
-            tx.commit().map_err(sql)?;
+            .map_err(&sql)?;
+            tx.commit().map_err(&sql)?;
             let study = StudyId(study as u64);
             return Ok(Some(Lease {
                 round: req.round,
@@ -364,27 +395,27 @@ impl Queue {
         let leased: HashSet<u64> = {
             let mut st = tx
                 .prepare("SELECT study_id FROM queue_leases WHERE round_id = ?1")
-                .map_err(sql)?;
+                .map_err(&sql)?;
             let rows = st
                 .query_map([req.round.0], |r| r.get::<_, i64>(0))
-                .map_err(sql)?;
+                .map_err(&sql)?;
             rows.map(|r| r.map(|v| v as u64))
                 .collect::<Result<_, _>>()
-                .map_err(sql)?
+                .map_err(&sql)?
         };
         let mut done: BTreeMap<u64, usize> = BTreeMap::new();
         let mut mine: HashSet<u64> = HashSet::new();
         {
             let mut st = tx
                 .prepare("SELECT study_id, reader_id FROM queue_done WHERE round_id = ?1")
-                .map_err(sql)?;
+                .map_err(&sql)?;
             let rows = st
                 .query_map([req.round.0], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                 })
-                .map_err(sql)?;
+                .map_err(&sql)?;
             for row in rows {
-                let (s, rd) = row.map_err(sql)?;
+                let (s, rd) = row.map_err(&sql)?;
                 *done.entry(s as u64).or_default() += 1;
                 if rd == req.reader.0 {
                     mine.insert(s as u64);
@@ -401,7 +432,7 @@ impl Queue {
             })
             .max_by(|a, b| prio(*a).total_cmp(&prio(*b)).then(b.cmp(a)));
         let Some(study) = best else {
-            tx.commit().map_err(sql)?;
+            tx.commit().map_err(&sql)?;
             return Ok(None);
         };
         tx.execute(
@@ -415,8 +446,8 @@ impl Queue {
                 expires_at
             ],
         )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        .map_err(&sql)?;
+        tx.commit().map_err(&sql)?;
         Ok(Some(Lease {
             round: req.round,
             study,
@@ -451,28 +482,19 @@ impl Queue {
         study: StudyId,
         at: i64,
     ) -> Result<(), QueueError> {
-        let path = self.path.clone();
-        let sql = |source| {
-            QueueError::Store(StoreError::Sql {
-                path: path.clone(),
-                source,
-            })
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let sql = sql_error(&self.path);
+        let tx = immediate(&mut self.conn, &self.path)?;
         tx.execute(
             "INSERT OR IGNORE INTO queue_done (round_id, reader_id, study_id, done_at) VALUES (?1, ?2, ?3, ?4)",
             params![round.0, reader.0, study.0 as i64, at],
         )
-        .map_err(sql)?;
+        .map_err(&sql)?;
         tx.execute(
             "DELETE FROM queue_leases WHERE round_id = ?1 AND reader_id = ?2 AND study_id = ?3",
             params![round.0, reader.0, study.0 as i64],
         )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        .map_err(&sql)?;
+        tx.commit().map_err(&sql)?;
         Ok(())
     }
 
@@ -521,38 +543,10 @@ impl Queue {
             )));
         }
         let outcome = ProposalOutcome::of(proposal, read);
-        let path = self.path.clone();
-        let sql = |source| {
-            QueueError::Store(StoreError::Sql {
-                path: path.clone(),
-                source,
-            })
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let p = read.point;
-        tx.execute(
-            "INSERT INTO events (study_id, condition, level, reader_id, round_id, grade, series_id,
-                                 instance_number, x, y, recorded_at, import_id, note)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, ?12)",
-            params![
-                read.study.0 as i64,
-                read.condition.key(),
-                read.level.key(),
-                reader.0,
-                round.0,
-                read.grade.map(|g| g.as_str()),
-                p.map(|p| p.series.0 as i64),
-                p.map(|p| i64::from(p.instance)),
-                p.map(|p| p.x),
-                p.map(|p| p.y),
-                at,
-                read.note,
-            ],
-        )
-        .map_err(sql)?;
+        let sql = sql_error(&self.path);
+        let tx = immediate(&mut self.conn, &self.path)?;
+        crate::store::insert_events(&tx, reader, round, std::slice::from_ref(read), at, None)
+            .map_err(&sql)?;
         let event_id = tx.last_insert_rowid();
         let pp = proposal.point;
         tx.execute(
@@ -570,8 +564,8 @@ impl Queue {
                 outcome.as_str(),
             ],
         )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
+        .map_err(&sql)?;
+        tx.commit().map_err(&sql)?;
         Ok(AssistedRead { event_id, outcome })
     }
 
@@ -788,5 +782,53 @@ mod tests {
         assert!(q
             .record_assisted(a, round, &props[0], &change, "ai:m", 7)
             .is_err());
+    }
+
+    #[test]
+    fn stored_proposals_are_the_ai_readers_latest_graded_reads() {
+        let (_dir, mut s, _q, round, a, _b) = setup();
+        let ai = s.reader("ai:m").unwrap();
+        let other = s.round("second", RoundKind::Blinded).unwrap();
+        let c = Condition::SpinalCanalStenosis;
+        let p = Point {
+            series: SeriesId(3),
+            instance: 5,
+            x: 1.5,
+            y: 2.5,
+        };
+        let ev = |st: u64, l: Level| ReadEvent::new(StudyId(st), c, l);
+        s.record(
+            ai,
+            round,
+            &[
+                ev(7, Level::L1L2).grade(Severity::Moderate).point(p),
+                ev(7, Level::L2L3),
+                ev(8, Level::L1L2).grade(Severity::Severe),
+            ],
+            Some(1),
+        )
+        .unwrap();
+        // A later read of L1/L2 in another round wins; Ann's reads are not proposals.
+        s.record(
+            ai,
+            other,
+            &[ev(7, Level::L1L2).grade(Severity::Severe)],
+            Some(2),
+        )
+        .unwrap();
+        s.record(
+            a,
+            round,
+            &[ev(7, Level::L3L4).grade(Severity::Severe)],
+            Some(3),
+        )
+        .unwrap();
+        let props = stored_proposals(&s.current_reads(None).unwrap(), "ai:m", StudyId(7));
+        assert_eq!(props.len(), 1, "ungraded reads propose nothing: {props:?}");
+        assert_eq!(props[0].key, RowId::new(StudyId(7), c, Level::L1L2));
+        assert_eq!(
+            (props[0].grade, props[0].point, props[0].probs),
+            (Severity::Severe, None, None)
+        );
     }
 }

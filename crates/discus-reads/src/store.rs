@@ -698,7 +698,9 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     ))
 }
 
-fn insert_events(
+/// Appends `reads` to the `events` table inside `tx` (the one event writer: the store's own
+/// records and the workflow tables' reads go through it).
+pub(crate) fn insert_events(
     tx: &rusqlite::Transaction<'_>,
     reader: ReaderId,
     round: RoundId,

@@ -5,19 +5,33 @@
 //! |---|---|
 //! | `GET /reader/`, `/reader/{file}` | the embedded viewer bundle ([`assets`]), no token needed |
 //! | `GET /reader/api/session` | the reader, their rounds |
-//! | `GET /reader/api/next?round=R` | the reader's next study of the round and its three series |
+//! | `GET /reader/protocol` | the annotation protocol (docs/annotation-protocol.md, embedded), no token needed for the text |
+//! | `GET /reader/api/protocol-images`, `.../{file}` | its example images, cut from the served dataset on first request ([`discus_reads::protocol`]) |
+//! | `GET /reader/api/next?round=R` | the reader's next study of the round from the labelling queue ([`discus_reads::queue`]: leased to them, in the round's order) and its three series |
 //! | `GET /reader/api/studies/{st}/series/{se}/instances/{n}` | WADO: the instance as `application/dicom` |
 //! | `GET /reader/api/studies/{st}/refline?from_series&from_instance&onto_series&onto_instance` | the reference line of one slice on another, in the second's pixels |
 //! | `GET /reader/api/studies/{st}/reads?round=R` | the reader's reads; others' (and AI) reads only when allowed |
-//! | `POST /reader/api/reads` | saves one read |
-//! | `POST /reader/api/studies/{st}/submit` | the reader is done with the study in the round |
+//! | `POST /reader/api/reads?round=R` | saves one read (in an AI-assisted round, with the proposal it answers) |
+//! | `GET /reader/api/studies/{st}/proposals?round=R` | AI-assisted rounds only: the AI reader's pre-reads of the study |
+//! | `POST /reader/api/proposals/accept?round=R` | AI-assisted rounds only: the finding's proposal becomes the reader's read |
+//! | `POST /reader/api/studies/{st}/submit?round=R` | the reader is done with the study in the round (ends the lease; in a training round, answered with the feedback) |
+//! | `GET /reader/api/studies/{st}/feedback?round=R` | training rounds: the feedback on a submitted study (409 before submission) |
 //! | `GET /reader/api/adjudication?round=R` | adjudicators: the round's disagreements, with every reader's point and grade |
 //! | `POST /reader/api/adjudication` | adjudicators: a decision, answered with the finding's consensus label |
 //!
 //! Every API route needs `Authorization: Bearer <reader token>` (tokens per reader in
 //! `[reader]` of serve.toml). **Blinding is the server's**: until a reader has submitted a study
 //! in a round, no route gives that reader another reader's reads of it, nor the AI readers' reads
-//! unless the round is AI-assisted; a reader reaches only the rounds listed for them.
+//! unless the round is AI-assisted; a reader reaches only the rounds listed for them. A blinded
+//! round never answers with AI proposals, and a training round's feedback (the reference round's
+//! consensus) comes only after submission.
+//!
+//! **Next study**: the labelling queue hands each reader the highest-priority study of the round
+//! that no other reader of the round holds, which they have not read and which fewer than
+//! `readers_per_study` readers completed, leased for `lease_secs` (renewed when they ask again,
+//! released on submission or expiry). The priority is the round's `order`: `dataset` (study id),
+//! `uncertainty` (the sum of the entropies of the model's predicted grades, from the round's
+//! `predictions` folder) or `disagreement` (the readers' grade spread so far in the round).
 
 pub mod api;
 pub mod assets;
@@ -25,12 +39,19 @@ pub mod assets;
 use discus_core::StudyId;
 use discus_data::dataset::Dataset;
 use discus_data::geometry::{dot, SliceGeometry};
+use discus_reads::analysis::ConsensusRule;
 use discus_reads::geometry::DatasetSlices;
-use discus_reads::store::{ReaderId, ReadsStore, RoundId, RoundKind};
+use discus_reads::protocol::Examples;
+use discus_reads::qualify::{StudyFeedback, Training};
+use discus_reads::queue::{disagreement_priority, uncertainty_priority, Queue, QueueRequest};
+use discus_reads::store::{now_unix, ReaderId, ReadsStore, RoundId, RoundKind};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// The consensus rule of a training round's reference round (as `discus reads qualify` by default).
+pub const TRAINING_RULE: ConsensusRule = ConsensusRule::Adjudicated;
 
 /// `[reader]` in serve.toml.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,10 +73,32 @@ pub struct ReaderConfig {
     pub adjudication_round: String,
     /// Who may read.
     pub readers: Vec<ReaderAccount>,
+    /// How long a study stays leased to the reader it was handed to, seconds.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: i64,
 }
 
 fn default_adjudication_round() -> String {
     "adjudication".into()
+}
+
+fn default_lease_secs() -> i64 {
+    1800
+}
+
+/// The order the labelling queue hands out a round's studies in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOrder {
+    /// By study id.
+    #[default]
+    Dataset,
+    /// The most uncertain first: the sum of the entropies of the model's predicted grades
+    /// ([`discus_reads::queue::uncertainty_priority`] on the round's `predictions`).
+    Uncertainty,
+    /// The most disputed first ([`discus_reads::queue::disagreement_priority`] on the round's
+    /// reads so far).
+    Disagreement,
 }
 
 /// One blinded reading round.
@@ -67,6 +110,38 @@ pub struct RoundConfig {
     /// Whether the AI readers' reads are shown while reading (recorded on every read).
     #[serde(default)]
     pub ai_assisted: bool,
+    /// The order studies are handed out in.
+    #[serde(default)]
+    pub order: QueueOrder,
+    /// How many readers of the round read each study (default: every reader of the round).
+    #[serde(default)]
+    pub readers_per_study: Option<usize>,
+    /// The `discus predict` folder whose probabilities give the `uncertainty` order.
+    #[serde(default)]
+    pub predictions: Option<PathBuf>,
+    /// The AI reader whose reads are the proposals of an AI-assisted round (default: the first of
+    /// `ai_readers`).
+    #[serde(default)]
+    pub ai_reader: Option<String>,
+    /// Makes the round a training round ([`discus_reads::qualify::Training`]) over the consensus
+    /// of this (blinded) round: feedback after each submitted study.
+    #[serde(default)]
+    pub training_reference: Option<String>,
+}
+
+impl RoundConfig {
+    /// A round with the defaults: blinded, not AI-assisted, dataset order, every reader.
+    pub fn new(name: &str) -> RoundConfig {
+        RoundConfig {
+            name: name.into(),
+            ai_assisted: false,
+            order: QueueOrder::Dataset,
+            readers_per_study: None,
+            predictions: None,
+            ai_reader: None,
+            training_reference: None,
+        }
+    }
 }
 
 /// One reader's account.
@@ -97,6 +172,15 @@ pub enum ReaderError {
     /// The reads store cannot be opened or written.
     #[error("[reader] store: {0}")]
     Store(#[from] discus_reads::store::StoreError),
+    /// The labelling queue failed.
+    #[error("[reader] queue: {0}")]
+    Queue(#[from] discus_reads::queue::QueueError),
+    /// The training rounds failed.
+    #[error("[reader] training: {0}")]
+    Training(#[from] discus_reads::qualify::QualifyError),
+    /// The protocol's example images cannot be made.
+    #[error("[reader] protocol images: {0}")]
+    Protocol(#[from] discus_reads::protocol::ProtocolError),
     /// The submissions table cannot be used.
     #[error("[reader] {}: {source}", path.display())]
     Sql {
@@ -116,6 +200,42 @@ impl ReaderConfig {
         if let Some(s) = &mut self.store {
             if s.is_relative() {
                 *s = base.join(&*s);
+            }
+        }
+        if self.lease_secs <= 0 {
+            return Err("lease_secs must be at least 1".into());
+        }
+        for r in &mut self.rounds {
+            if let Some(p) = &mut r.predictions {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+            if r.order == QueueOrder::Uncertainty && r.predictions.is_none() {
+                return Err(format!(
+                    "round {}: order = \"uncertainty\" needs predictions (a `discus predict` folder)",
+                    r.name
+                ));
+            }
+            if r.readers_per_study == Some(0) {
+                return Err(format!(
+                    "round {}: readers_per_study must be at least 1",
+                    r.name
+                ));
+            }
+            if r.ai_assisted && r.ai_reader.is_none() && self.ai_readers.is_empty() {
+                return Err(format!(
+                    "round {}: AI-assisted needs ai_reader (or ai_readers)",
+                    r.name
+                ));
+            }
+            if let Some(a) = &r.ai_reader {
+                if !self.ai_readers.contains(a) {
+                    return Err(format!(
+                        "round {}: ai_reader {a} is not listed in ai_readers",
+                        r.name
+                    ));
+                }
             }
         }
         let mut tokens = BTreeSet::new();
@@ -160,12 +280,34 @@ pub struct ReaderState {
     pub store: Mutex<ReadsStore>,
     /// The accounts, with their store ids.
     pub accounts: Vec<Account>,
-    /// The round ids by configured round name (blinded rounds).
-    pub rounds: Vec<(RoundConfig, RoundId)>,
+    /// The configured (blinded) rounds.
+    pub rounds: Vec<OpenRound>,
     /// The adjudication round.
     pub adjudication_round: RoundId,
+    /// The labelling queue (leases and completions in the store file).
+    pub queue: Mutex<Queue>,
+    /// The training rounds (registration, submissions, feedback).
+    pub training: Mutex<Training>,
+    protocol_images: Mutex<Option<Arc<Examples>>>,
     submissions: Mutex<rusqlite::Connection>,
     store_path: PathBuf,
+}
+
+/// A configured round, opened in the store.
+#[derive(Debug, Clone)]
+pub struct OpenRound {
+    /// Its configuration.
+    pub config: RoundConfig,
+    /// Its id in the store.
+    pub id: RoundId,
+    /// How many readers read each study.
+    pub readers_per_study: usize,
+    /// The AI reader whose reads are proposals (AI-assisted rounds).
+    pub ai_reader: Option<String>,
+    /// The model uncertainty per study (`uncertainty` order), read at start-up.
+    pub uncertainty: BTreeMap<StudyId, f64>,
+    /// The reference round, when it is a training round.
+    pub training_reference: Option<String>,
 }
 
 impl ReaderState {
@@ -185,10 +327,38 @@ impl ReaderState {
                 config: r.clone(),
             });
         }
-        let mut rounds = Vec::new();
+        let mut ids = Vec::new();
         for r in &config.rounds {
-            rounds.push((r.clone(), store.round(&r.name, RoundKind::Blinded)?));
+            ids.push(store.round(&r.name, RoundKind::Blinded)?);
         }
+        let mut training = Training::open(&store_path)?;
+        let mut rounds = Vec::new();
+        for (r, id) in config.rounds.iter().zip(ids) {
+            if let Some(reference) = &r.training_reference {
+                training.create(&mut store, &r.name, reference, None)?;
+            }
+            let uncertainty = match (&r.order, &r.predictions) {
+                (QueueOrder::Uncertainty, Some(p)) => uncertainty_priority(p)?,
+                _ => BTreeMap::new(),
+            };
+            let readers = config
+                .readers
+                .iter()
+                .filter(|a| a.rounds.contains(&r.name))
+                .count();
+            rounds.push(OpenRound {
+                readers_per_study: r.readers_per_study.unwrap_or(readers.max(1)),
+                ai_reader: r
+                    .ai_reader
+                    .clone()
+                    .or_else(|| config.ai_readers.first().cloned()),
+                uncertainty,
+                training_reference: training.reference_of(id)?,
+                config: r.clone(),
+                id,
+            });
+        }
+        let queue = Queue::open(&store_path)?;
         let adjudication_round =
             store.round(&config.adjudication_round, RoundKind::Adjudication)?;
         let sql = |source| ReaderError::Sql {
@@ -212,6 +382,9 @@ impl ReaderState {
             accounts,
             rounds,
             adjudication_round,
+            queue: Mutex::new(queue),
+            training: Mutex::new(training),
+            protocol_images: Mutex::new(None),
             submissions: Mutex::new(conn),
             store_path,
         }))
@@ -275,21 +448,110 @@ impl ReaderState {
         .map_err(|source| self.sql(source))
     }
 
+    /// The reader's next study of `round` from the labelling queue (see the module docs): their
+    /// live lease renewed, or a new lease on the round's highest-priority free study; `None`
+    /// when the round has nothing left for them.
+    pub fn next_study(
+        &self,
+        reader: ReaderId,
+        round: &OpenRound,
+    ) -> Result<Option<StudyId>, ReaderError> {
+        let studies: Vec<StudyId> = self
+            .dataset
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .studies()?
+            .into_iter()
+            .map(|r| r.study)
+            .collect();
+        let disagreement;
+        let priority = match round.config.order {
+            QueueOrder::Dataset | QueueOrder::Uncertainty => &round.uncertainty,
+            QueueOrder::Disagreement => {
+                let reads = self
+                    .store
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .current_reads(Some(round.id))?;
+                disagreement = disagreement_priority(&reads, &round.config.name);
+                &disagreement
+            }
+        };
+        let lease = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next(&QueueRequest {
+                round: round.id,
+                reader,
+                studies: &studies,
+                priority,
+                readers_per_study: round.readers_per_study,
+                now: now_unix(),
+                lease_secs: self.config.lease_secs,
+            })?;
+        Ok(lease.map(|l| l.study))
+    }
+
+    /// Records that `reader` is done with `study` in `round`: the submission (blinding), the
+    /// queue's completion (ends the lease) and, in a training round, the training submission,
+    /// answered with its feedback.
+    pub fn submit_study(
+        &self,
+        reader: ReaderId,
+        round: &OpenRound,
+        study: StudyId,
+    ) -> Result<Option<StudyFeedback>, ReaderError> {
+        self.submit(reader, round.id, study)?;
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .complete(round.id, reader, study, now_unix())?;
+        if round.training_reference.is_none() {
+            return Ok(None);
+        }
+        let reads = self
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current_reads(None)?;
+        let fb = self
+            .training
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .submit(
+                &reads,
+                round.id,
+                reader,
+                study,
+                TRAINING_RULE,
+                Some(&self.slices),
+                None,
+            )?;
+        Ok(Some(fb))
+    }
+
+    /// The protocol's example images, cut from the served dataset on the first call and kept.
+    pub fn protocol_images(&self) -> Result<Arc<Examples>, ReaderError> {
+        let mut cached = self
+            .protocol_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = cached.as_ref() {
+            return Ok(e.clone());
+        }
+        let ds = self.dataset.lock().unwrap_or_else(|e| e.into_inner());
+        let made = Arc::new(discus_reads::protocol::example_images(&ds)?);
+        *cached = Some(made.clone());
+        Ok(made)
+    }
+
     fn sql(&self, source: rusqlite::Error) -> ReaderError {
         ReaderError::Sql {
             path: self.store_path.clone(),
             source,
         }
     }
-}
-
-/// The next study for a reader: the first study (by id) of the dataset they have not submitted in
-/// the round. One small function, so another queue (by model uncertainty or disagreement) can take
-/// its place.
-pub fn next_study(studies: &[StudyId], submitted: &BTreeSet<StudyId>) -> Option<StudyId> {
-    let mut s: Vec<StudyId> = studies.to_vec();
-    s.sort();
-    s.into_iter().find(|x| !submitted.contains(x))
 }
 
 /// The reference line of slice `from` on slice `onto`: where `from`'s plane cuts `onto`'s image
@@ -358,14 +620,5 @@ mod tests {
         assert!(reference_line(&sag, &sag).is_none());
         let high = geom([-50.0, -50.0, 500.0], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 100);
         assert!(reference_line(&high, &sag).is_none());
-    }
-
-    #[test]
-    fn next_study_skips_submitted_ones() {
-        let all = [StudyId(9), StudyId(3), StudyId(5)];
-        let done: BTreeSet<StudyId> = [StudyId(3)].into_iter().collect();
-        assert_eq!(next_study(&all, &done), Some(StudyId(5)));
-        let done: BTreeSet<StudyId> = all.into_iter().collect();
-        assert_eq!(next_study(&all, &done), None);
     }
 }
