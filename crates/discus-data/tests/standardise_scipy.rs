@@ -190,7 +190,7 @@ fn crops_and_percentiles_match_numpy_scipy() {
 fn partial_volumes_match_numpy_and_the_whole_volume() {
     use discus_core::SeriesKind;
     use discus_data::dataset::Dataset;
-    use discus_data::standardise::{crop_slices, StackVoxels};
+    use discus_data::standardise::crop_slices;
     use fixture::{write_slice_pixels, Pixels};
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
