@@ -28,8 +28,10 @@
 //! }
 //! ```
 
+use crate::dicom::{native_frame, OwnedFrame};
 use crate::geometry::{SliceGeometry, Stack, Vec3};
 use crate::index::{Index, IndexError};
+use crate::standardise::{IntensityWindow, StackVoxels, StoredHistogram};
 use discus_core::formats::{LabelPoint, SeriesDescription, StudyLabels};
 use discus_core::layout::{Layout, Split};
 use discus_core::{Condition, Level, SeriesId, SeriesKind, Severity, StudyId};
@@ -98,6 +100,16 @@ pub enum DatasetError {
         path: PathBuf,
         /// What does not fit.
         what: String,
+    },
+    /// A stack's intensity window could not be computed (no voxel, bad percentiles).
+    #[error("study {study} series {series}: intensity window: {source}")]
+    Window {
+        /// Study id.
+        study: StudyId,
+        /// Series id.
+        series: SeriesId,
+        /// The cause.
+        source: crate::standardise::StandardiseError,
     },
 }
 
@@ -704,31 +716,99 @@ impl Dataset {
             })
     }
 
+    /// The files of a stack's slices, in stack order: one query for the series, each slice then
+    /// resolved as [`Dataset::slice_file`] does (the file named by the number first, else the file
+    /// whose header has that InstanceNumber).
+    fn stack_paths(&self, series: &SeriesRef, stack: &Stack) -> Result<Vec<PathBuf>, DatasetError> {
+        self.slices_paths(
+            series,
+            &stack
+                .slices
+                .iter()
+                .map(|s| s.instance_number)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// [`Dataset::slice_file`] of several instances of one series, with one query.
+    fn slices_paths(
+        &self,
+        series: &SeriesRef,
+        instances: &[i64],
+    ) -> Result<Vec<PathBuf>, DatasetError> {
+        let conn = self.index.connection();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT path, file_number, instance_number FROM instances
+                 WHERE split = ?1 AND study_id = ?2 AND series_id = ?3 AND header_json IS NOT NULL
+                 ORDER BY rowid",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    series.split.folder(),
+                    series.study.0 as i64,
+                    series.series.0 as i64
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                },
+            )
+            .map_err(|e| self.sql(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))?;
+        let mut by_file: BTreeMap<i64, &str> = BTreeMap::new();
+        let mut by_instance: BTreeMap<i64, &str> = BTreeMap::new();
+        for (path, file, instance) in &rows {
+            match (file, instance) {
+                (Some(f), _) => {
+                    by_file.entry(*f).or_insert(path);
+                }
+                (None, Some(i)) => {
+                    by_instance.entry(*i).or_insert(path);
+                }
+                (None, None) => {}
+            }
+        }
+        instances
+            .iter()
+            .map(|n| {
+                by_file
+                    .get(n)
+                    .or_else(|| by_instance.get(n))
+                    .map(|rel| self.layout.root().join(rel))
+                    .ok_or_else(|| DatasetError::NotFound {
+                        study: series.study,
+                        series: series.series,
+                        what: format!("no readable image with instance number {n}"),
+                    })
+            })
+            .collect()
+    }
+
     /// Decodes one stack of a series into a [`Volume`]: each slice's stored values, rescaled by its
-    /// own RescaleSlope/Intercept, as `f32`. The only call here that reads pixels.
+    /// own RescaleSlope/Intercept, as `f32`. The only call here that reads every pixel of a stack
+    /// (see [`Dataset::load_normalised`] for a few slices of one).
     pub fn load_stack(&self, series: &SeriesRef, stack: &Stack) -> Result<Volume, DatasetError> {
         let (rows, columns) = (stack.rows as usize, stack.columns as usize);
         // The paths first (the index connection is not shared between threads), then every file
-        // read once, its header and pixels parsed from memory, slices in parallel.
-        let paths = stack
-            .slices
-            .iter()
-            .map(|s| self.slice_path(series, s.instance_number))
-            .collect::<Result<Vec<_>, _>>()?;
+        // read once into its thread's buffer, its pixels rescaled from the file's bytes (native
+        // data) or decoded, slices in parallel.
+        let paths = self.stack_paths(series, stack)?;
         let mut data = vec![0f32; stack.len() * rows * columns];
         if rows * columns > 0 {
             use rayon::prelude::*;
             data.par_chunks_mut(rows * columns)
                 .zip(paths.par_iter())
-                .try_for_each(|(out, path)| -> Result<(), DatasetError> {
-                    let bytes =
-                        std::fs::read(path).map_err(|source| crate::dicom::DicomError::Io {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    let header = crate::dicom::read_header_bytes(&bytes, path)?;
-                    let px = crate::dicom::decode_pixels_bytes(&bytes, path)?;
-                    rescale_into(path, &header, &px, rows, columns, out)
+                .try_for_each(|(out, path)| {
+                    with_file(path, |bytes| {
+                        slice_into(path, bytes, rows, columns, out, |x| x)
+                    })
                 })?;
         }
         Ok(Volume {
@@ -738,6 +818,355 @@ impl Dataset {
             data,
         })
     }
+
+    /// One stack normalised by its intensity window (`percentiles` of every voxel, exactly as
+    /// [`IntensityWindow::of_values`] on [`Dataset::load_stack`]'s volume), holding only the
+    /// slices `wanted` (stack order; indices outside the stack are ignored): what a few crops
+    /// need. Every slice file is read once, but for native 8/16-bit grey-scale data under one
+    /// RescaleSlope/Intercept the window comes from a histogram of the stored values, and only the
+    /// wanted slices are rescaled and normalised. Other data (compressed, per-slice rescales) is
+    /// decoded whole and the window computed on it; the values are the same either way.
+    pub fn load_normalised(
+        &self,
+        series: &SeriesRef,
+        stack: &Stack,
+        percentiles: (f64, f64),
+        wanted: &[usize],
+    ) -> Result<PartialVolume, DatasetError> {
+        use rayon::prelude::*;
+        let (rows, columns) = (stack.rows as usize, stack.columns as usize);
+        let rc = rows * columns;
+        let window_err = |source| DatasetError::Window {
+            study: series.study,
+            series: series.series,
+            source,
+        };
+        let paths = self.stack_paths(series, stack)?;
+        let acc = paths
+            .par_iter()
+            .enumerate()
+            .try_fold(StackCount::default, |mut acc, (k, path)| {
+                if acc.fallback {
+                    return Ok(acc);
+                }
+                with_file(path, |bytes| {
+                    let f = match native_frame(bytes, path) {
+                        Some(f)
+                            if (f.header.rows as usize, f.header.columns as usize)
+                                == (rows, columns) =>
+                        {
+                            f
+                        }
+                        _ => {
+                            acc.fallback = true;
+                            return Ok(());
+                        }
+                    };
+                    let (slope, intercept) = rescale_of(&f.header);
+                    let hist = acc
+                        .hist
+                        .get_or_insert_with(|| StoredHistogram::new(slope, intercept));
+                    if (hist.slope, hist.intercept) != (slope, intercept) {
+                        acc.fallback = true;
+                        return Ok(());
+                    }
+                    f.count_into(hist);
+                    if wanted.contains(&k) {
+                        acc.kept.push((k, f.to_owned_frame()));
+                    }
+                    Ok::<(), DatasetError>(())
+                })?;
+                Ok::<StackCount, DatasetError>(acc)
+            })
+            .try_reduce(StackCount::default, |a, b| Ok(a.merge(b)))?;
+        let mut slices: Vec<Option<Held>> = vec![None; stack.len()];
+        let window = match acc.hist {
+            Some(h) if !acc.fallback && rc > 0 => {
+                let window = h.window(percentiles.0, percentiles.1).map_err(window_err)?;
+                for (k, frame) in acc.kept {
+                    slices[k] = Some(Held::Stored {
+                        frame,
+                        slope: h.slope,
+                        intercept: h.intercept,
+                    });
+                }
+                window
+            }
+            _ => {
+                let v = self.load_stack(series, stack)?;
+                let window = IntensityWindow::of_values(&v.data, percentiles.0, percentiles.1)
+                    .map_err(window_err)?;
+                let v = window.normalise_owned(v);
+                if rc > 0 {
+                    for (k, chunk) in v.data.chunks_exact(rc).enumerate() {
+                        slices[k] = Some(Held::Values(chunk.to_vec()));
+                    }
+                }
+                window
+            }
+        };
+        Ok(PartialVolume {
+            stack: stack.clone(),
+            rows,
+            columns,
+            window,
+            slices,
+        })
+    }
+
+    /// Adds the slices `wanted` (stack order) to a [`PartialVolume`] of `series`, normalised by its
+    /// window; slices already held and indices outside the stack are skipped.
+    pub fn load_slices(
+        &self,
+        series: &SeriesRef,
+        part: &mut PartialVolume,
+        wanted: &[usize],
+    ) -> Result<(), DatasetError> {
+        use rayon::prelude::*;
+        let mut missing: Vec<usize> = wanted
+            .iter()
+            .copied()
+            .filter(|k| part.slices.get(*k).is_some_and(|s| s.is_none()))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let instances: Vec<i64> = missing
+            .iter()
+            .map(|k| part.stack.slices[*k].instance_number)
+            .collect();
+        let paths = self.slices_paths(series, &instances)?;
+        let (rows, columns) = (part.rows, part.columns);
+        let map = part.window.mapper();
+        let loaded = paths
+            .par_iter()
+            .map(|path| {
+                with_file(path, |bytes| {
+                    if let Some(f) = native_frame(bytes, path) {
+                        if (f.header.rows as usize, f.header.columns as usize) == (rows, columns) {
+                            let (slope, intercept) = rescale_of(&f.header);
+                            return Ok(Held::Stored {
+                                frame: f.to_owned_frame(),
+                                slope,
+                                intercept,
+                            });
+                        }
+                    }
+                    let mut v = vec![0f32; rows * columns];
+                    slice_into(path, bytes, rows, columns, &mut v, map)?;
+                    Ok(Held::Values(v))
+                })
+            })
+            .collect::<Result<Vec<_>, DatasetError>>()?;
+        for (k, v) in missing.into_iter().zip(loaded) {
+            part.slices[k] = Some(v);
+        }
+        Ok(())
+    }
+
+    /// The whole normalised [`Volume`] of a [`PartialVolume`] of `series`: the slices it lacks are
+    /// read and normalised by its window (the same values as normalising
+    /// [`Dataset::load_stack`]'s volume by that window).
+    pub fn complete(
+        &self,
+        series: &SeriesRef,
+        mut part: PartialVolume,
+    ) -> Result<Volume, DatasetError> {
+        let all: Vec<usize> = (0..part.slices.len()).collect();
+        self.load_slices(series, &mut part, &all)?;
+        let mut data = Vec::with_capacity(part.slices.len() * part.rows * part.columns);
+        let mut plane = Vec::new();
+        for k in all {
+            part.patch(k, 0..part.columns, 0..part.rows, &mut plane);
+            data.extend_from_slice(&plane);
+        }
+        Ok(Volume {
+            stack: part.stack,
+            rows: part.rows,
+            columns: part.columns,
+            data,
+        })
+    }
+}
+
+/// What [`Dataset::load_normalised`] gathers over a stack's files (per rayon split, then merged).
+#[derive(Default)]
+struct StackCount {
+    /// The stored values' histogram under the first file's rescale.
+    hist: Option<StoredHistogram>,
+    /// Some file is not native 8/16-bit grey-scale, or has another rescale: decode everything.
+    fallback: bool,
+    /// The wanted slices' stored values.
+    kept: Vec<(usize, OwnedFrame)>,
+}
+
+impl StackCount {
+    fn merge(mut self, b: StackCount) -> StackCount {
+        self.fallback |= b.fallback;
+        self.kept.extend(b.kept);
+        match (&mut self.hist, b.hist) {
+            (Some(a), Some(b)) if (a.slope, a.intercept) == (b.slope, b.intercept) => a.merge(&b),
+            (Some(_), Some(_)) => self.fallback = true,
+            (None, b) => self.hist = b,
+            (Some(_), None) => {}
+        }
+        self
+    }
+}
+
+/// A stack normalised by its intensity window, holding some of its slices
+/// ([`Dataset::load_normalised`]); crops read it like a [`Volume`] as long as they stay on the
+/// slices it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialVolume {
+    /// Geometry: slice order, positions, voxel <-> patient transforms.
+    pub stack: Stack,
+    /// Rows per slice.
+    pub rows: usize,
+    /// Columns per slice.
+    pub columns: usize,
+    /// The window of the whole stack the slices were normalised with.
+    pub window: IntensityWindow,
+    /// Per slice (stack order): its values, when held.
+    slices: Vec<Option<Held>>,
+}
+
+/// A slice a [`PartialVolume`] holds.
+#[derive(Debug, Clone, PartialEq)]
+enum Held {
+    /// Normalised values (data the fast path does not read).
+    Values(Vec<f32>),
+    /// Stored values, rescaled and normalised when a patch is asked for.
+    Stored {
+        frame: OwnedFrame,
+        slope: f64,
+        intercept: f64,
+    },
+}
+
+impl PartialVolume {
+    /// Whether slice `k` is held.
+    pub fn has(&self, k: usize) -> bool {
+        self.slices.get(k).is_some_and(|s| s.is_some())
+    }
+
+    /// Number of slices held.
+    pub fn held(&self) -> usize {
+        self.slices.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// The normalised values of slice `k` (`rows * columns`, row by row), when held.
+    pub fn slice_values(&self, k: usize) -> Option<Vec<f32>> {
+        let mut v = Vec::new();
+        self.patch(k, 0..self.columns, 0..self.rows, &mut v)
+            .then_some(v)
+    }
+}
+
+impl StackVoxels for PartialVolume {
+    fn stack(&self) -> &Stack {
+        &self.stack
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn columns(&self) -> usize {
+        self.columns
+    }
+    fn patch(
+        &self,
+        k: usize,
+        x: std::ops::Range<usize>,
+        y: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> bool {
+        match self.slices.get(k) {
+            Some(Some(Held::Values(v))) => {
+                out.clear();
+                for row in y {
+                    out.extend_from_slice(
+                        &v[row * self.columns + x.start..row * self.columns + x.end],
+                    );
+                }
+                true
+            }
+            Some(Some(Held::Stored {
+                frame,
+                slope,
+                intercept,
+            })) => {
+                frame.map_patch(x, y, *slope, *intercept, self.window.mapper(), out);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's file buffer (its capacity kept between files: no allocation per slice).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads the file at `path` into this thread's buffer and runs `f` on its bytes.
+fn with_file<R>(
+    path: &Path,
+    f: impl FnOnce(&[u8]) -> Result<R, DatasetError>,
+) -> Result<R, DatasetError> {
+    use std::io::Read;
+    let io = |source| {
+        DatasetError::from(crate::dicom::DicomError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    READ_BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        buf.clear();
+        std::fs::File::open(path)
+            .and_then(|mut file| file.read_to_end(&mut buf))
+            .map_err(io)?;
+        f(&buf)
+    })
+}
+
+/// The RescaleSlope and Intercept a volume applies (1 and 0 when absent or unusable).
+fn rescale_of(header: &crate::InstanceHeader) -> (f64, f64) {
+    let slope = header
+        .rescale_slope
+        .filter(|s| s.is_finite() && *s != 0.0)
+        .unwrap_or(1.0);
+    let intercept = header
+        .rescale_intercept
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0);
+    (slope, intercept)
+}
+
+/// One slice file's first frame into `out` (`rows * columns` values): rescaled, then mapped by
+/// `map`; native grey-scale data straight from the bytes, anything else through the decoder.
+fn slice_into(
+    path: &Path,
+    bytes: &[u8],
+    rows: usize,
+    columns: usize,
+    out: &mut [f32],
+    map: impl Fn(f32) -> f32,
+) -> Result<(), DatasetError> {
+    if let Some(f) = native_frame(bytes, path) {
+        if (f.header.rows as usize, f.header.columns as usize) == (rows, columns) {
+            let (slope, intercept) = rescale_of(&f.header);
+            f.map_into(&mut out[..rows * columns], slope, intercept, map);
+            return Ok(());
+        }
+    }
+    let header = crate::dicom::read_header_bytes(bytes, path)?;
+    let px = crate::dicom::decode_pixels_bytes(bytes, path)?;
+    rescale_into(path, &header, &px, rows, columns, out)?;
+    out[..rows * columns].iter_mut().for_each(|x| *x = map(*x));
+    Ok(())
 }
 
 /// The first frame of one instance, rescaled, as `f32`, checked against the stack's matrix.
@@ -786,14 +1215,7 @@ fn rescale_into(
             px.values.len()
         )));
     }
-    let slope = header
-        .rescale_slope
-        .filter(|s| s.is_finite() && *s != 0.0)
-        .unwrap_or(1.0);
-    let intercept = header
-        .rescale_intercept
-        .filter(|s| s.is_finite())
-        .unwrap_or(0.0);
+    let (slope, intercept) = rescale_of(header);
     fn map<T: Copy + Into<f64>>(src: &[T], out: &mut [f32], slope: f64, intercept: f64) {
         for (o, v) in out.iter_mut().zip(src) {
             *o = ((*v).into() * slope + intercept) as f32;

@@ -53,41 +53,272 @@ pub const DEFAULT_PERCENTILES: (f64, f64) = (0.5, 99.5);
 /// The `q`-th percentile (0..=100) of `values` with linear interpolation between order statistics
 /// (numpy's default method). `None` for no value or a `q` outside `[0, 100]`; NaN values are ignored.
 pub fn percentile(values: &[f32], q: f64) -> Option<f32> {
-    let mut v: Vec<f32> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-    percentiles_in_place(&mut v, &[q]).map(|p| p[0])
+    percentiles_of(values, &[q]).map(|p| p[0])
 }
 
-/// The `qs` percentiles of `v` (numpy's linear method) by selection, not a full sort: each needs
-/// the order statistics `i` and `i + 1` only, and `select_nth_unstable` finds them in linear time
-/// (the values are exactly those of the sorted slice). `v` is reordered.
-fn percentiles_in_place(v: &mut [f32], qs: &[f64]) -> Option<Vec<f32>> {
-    if v.is_empty() || qs.iter().any(|q| !(0.0..=100.0).contains(q)) {
+/// The key of `x` whose unsigned order is `f32::total_cmp`'s order.
+#[inline(always)]
+fn total_key(x: f32) -> u32 {
+    let b = x.to_bits() as i32;
+    ((b ^ ((((b >> 31) as u32) >> 1) as i32)) as u32) ^ 0x8000_0000
+}
+
+/// The inverse of [`total_key`].
+fn from_total_key(k: u32) -> f32 {
+    let b = (k ^ 0x8000_0000) as i32;
+    f32::from_bits((b ^ ((((b >> 31) as u32) >> 1) as i32)) as u32)
+}
+
+/// numpy's linear method from order statistics: the `q`-th percentile of `n` values whose `k`-th
+/// smallest is `kth(k)`.
+fn interpolate(n: usize, q: f64, mut kth: impl FnMut(usize) -> f32) -> f32 {
+    let pos = q / 100.0 * (n - 1) as f64;
+    let i = pos.floor() as usize;
+    let t = pos - i as f64;
+    if i + 1 >= n {
+        kth(n - 1)
+    } else {
+        let (a, b) = (kth(i), kth(i + 1));
+        (a as f64 + t * (b as f64 - a as f64)) as f32
+    }
+}
+
+/// The order statistics `i` and `i + 1` that a percentile needs (both `n - 1` at the top).
+fn ranks_of(n: usize, q: f64) -> [usize; 2] {
+    let i = (q / 100.0 * (n - 1) as f64).floor() as usize;
+    [i.min(n - 1), (i + 1).min(n - 1)]
+}
+
+/// Values per chunk of the parallel histogram passes.
+const CHUNK: usize = 1 << 20;
+
+/// The `qs` percentiles of `values` (numpy's linear method, NaN ignored) by a two-pass radix
+/// selection on the bits of `f32::total_cmp`'s order: a histogram of the high 16 bits finds the
+/// bucket of each needed order statistic, a histogram of the low 16 bits inside those buckets
+/// finds the value. Exactly the values of a sorted copy, in linear time, without copying or
+/// reordering `values`; chunks of a large slice are counted in parallel.
+fn percentiles_of(values: &[f32], qs: &[f64]) -> Option<Vec<f32>> {
+    use rayon::prelude::*;
+    if qs.iter().any(|q| !(0.0..=100.0).contains(q)) || values.len() > u32::MAX as usize {
         return None;
     }
-    let n = v.len();
-    // The k-th smallest value; after the call, v[..k] <= v[k] <= v[k + 1..].
-    let nth = |v: &mut [f32], k: usize| -> (f32, Option<f32>) {
-        let (_, at, above) = v.select_nth_unstable_by(k, f32::total_cmp);
-        let at = *at;
-        let next = above.iter().copied().min_by(f32::total_cmp);
-        (at, next)
+    let high = |chunk: &[f32]| -> Vec<u32> {
+        let mut h = vec![0u32; 1 << 16];
+        for &x in chunk {
+            if !x.is_nan() {
+                h[(total_key(x) >> 16) as usize] += 1;
+            }
+        }
+        h
     };
-    Some(
-        qs.iter()
-            .map(|q| {
-                let pos = q / 100.0 * (n - 1) as f64;
-                let i = pos.floor() as usize;
-                let t = pos - i as f64;
-                if i + 1 >= n {
-                    nth(v, n - 1).0
-                } else {
-                    let (a, b) = nth(v, i);
-                    let b = b.unwrap_or(a);
-                    (a as f64 + t * (b as f64 - a as f64)) as f32
-                }
+    let add = |mut a: Vec<u32>, b: Vec<u32>| {
+        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+        a
+    };
+    let hist: Vec<u32> = if values.len() > CHUNK {
+        values.par_chunks(CHUNK).map(high).reduce_with(add)?
+    } else {
+        high(values)
+    };
+    let n: usize = hist.iter().map(|c| *c as usize).sum();
+    if n == 0 {
+        return None;
+    }
+    // Every needed rank, its high bucket and its rank inside the bucket.
+    let mut ranks: Vec<usize> = qs.iter().flat_map(|q| ranks_of(n, *q)).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    let mut cum = 0usize;
+    let mut bucket = 0usize;
+    let mut at: Vec<(usize, u32, usize)> = Vec::with_capacity(ranks.len());
+    for &r in &ranks {
+        while cum + hist[bucket] as usize <= r {
+            cum += hist[bucket] as usize;
+            bucket += 1;
+        }
+        at.push((r, bucket as u32, r - cum));
+    }
+    let mut buckets: Vec<u32> = at.iter().map(|a| a.1).collect();
+    buckets.dedup();
+    let low = |chunk: &[f32]| -> Vec<u32> {
+        let mut h = vec![0u32; buckets.len() << 16];
+        for &x in chunk {
+            if x.is_nan() {
+                continue;
+            }
+            let k = total_key(x);
+            if let Some(j) = buckets.iter().position(|b| *b == k >> 16) {
+                h[(j << 16) | (k & 0xFFFF) as usize] += 1;
+            }
+        }
+        h
+    };
+    let lows: Vec<u32> = if values.len() > CHUNK {
+        values.par_chunks(CHUNK).map(low).reduce_with(add)?
+    } else {
+        low(values)
+    };
+    let value_of = |r: usize| -> f32 {
+        let &(_, b, mut within) = at.iter().find(|a| a.0 == r).expect("every rank was placed");
+        let j = buckets
+            .iter()
+            .position(|x| *x == b)
+            .expect("every bucket was counted");
+        let h = &lows[j << 16..(j + 1) << 16];
+        let mut l = 0usize;
+        while within >= h[l] as usize {
+            within -= h[l] as usize;
+            l += 1;
+        }
+        from_total_key((b << 16) | l as u32)
+    };
+    Some(qs.iter().map(|q| interpolate(n, *q, value_of)).collect())
+}
+
+/// Counts of the integer stored values of a stack (8 or 16 bits, signed or not) under one
+/// RescaleSlope/Intercept: enough for the exact percentiles of the rescaled voxels without
+/// rescaling them (the rescale is monotone, so the `k`-th smallest rescaled value is the rescale
+/// of the `k`-th smallest stored value, or of the `k`-th largest for a negative slope). Holds at
+/// most `u32::MAX` values (a 16 GiB stack of `f32`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredHistogram {
+    /// Count of each stored value `v`, at index `v + 32768` (`-32768..=65535`).
+    counts: Vec<u32>,
+    /// RescaleSlope (finite, not 0).
+    pub slope: f64,
+    /// RescaleIntercept (finite).
+    pub intercept: f64,
+}
+
+impl StoredHistogram {
+    /// Offset of stored value 0 in `counts`.
+    const ZERO: usize = 32768;
+
+    /// No value counted yet, under this rescale.
+    pub fn new(slope: f64, intercept: f64) -> StoredHistogram {
+        StoredHistogram {
+            counts: vec![0; 32768 + 65536],
+            slope,
+            intercept,
+        }
+    }
+
+    /// The counts of stored values 0..=65535.
+    fn unsigned(&mut self) -> &mut [u32; 65536] {
+        (&mut self.counts[Self::ZERO..Self::ZERO + 65536])
+            .try_into()
+            .expect("the table holds 65536 unsigned values")
+    }
+
+    /// Counts unsigned 16-bit values.
+    pub fn add_u16(&mut self, values: impl Iterator<Item = u16>) {
+        let c = self.unsigned();
+        for v in values {
+            c[v as usize] += 1;
+        }
+    }
+
+    /// Counts unsigned 16-bit values stored little endian (two bytes each), masked to their low
+    /// `bits_stored` bits (1..=16).
+    pub fn add_u16_le(&mut self, bytes: &[u8], bits_stored: u32) {
+        let mask = (((1u32 << bits_stored.clamp(1, 16)) - 1) & 0xFFFF) as u16;
+        let c = self.unsigned();
+        for p in bytes.chunks_exact(2) {
+            c[(u16::from_le_bytes([p[0], p[1]]) & mask) as usize] += 1;
+        }
+    }
+
+    /// Counts signed 16-bit values stored little endian (two bytes each), sign-extended from bit
+    /// `bits_stored - 1` (`bits_stored` in 1..=16).
+    pub fn add_i16_le(&mut self, bytes: &[u8], bits_stored: u32) {
+        let shift = 16 - bits_stored.clamp(1, 16);
+        let c: &mut [u32; 65536] = (&mut self.counts[..65536])
+            .try_into()
+            .expect("the table holds 65536 signed values");
+        for p in bytes.chunks_exact(2) {
+            let v = ((u16::from_le_bytes([p[0], p[1]]) << shift) as i16) >> shift;
+            c[(v as i32 + 32768) as usize] += 1;
+        }
+    }
+
+    /// Counts signed 16-bit values.
+    pub fn add_i16(&mut self, values: impl Iterator<Item = i16>) {
+        let c: &mut [u32; 65536] = (&mut self.counts[..65536])
+            .try_into()
+            .expect("the table holds 65536 signed values");
+        for v in values {
+            c[(v as i32 + 32768) as usize] += 1;
+        }
+    }
+
+    /// Adds another histogram's counts (same rescale).
+    pub fn merge(&mut self, other: &StoredHistogram) {
+        self.counts
+            .iter_mut()
+            .zip(&other.counts)
+            .for_each(|(a, b)| *a += b);
+    }
+
+    /// Number of values counted.
+    pub fn len(&self) -> u64 {
+        self.counts.iter().map(|c| *c as u64).sum()
+    }
+
+    /// Whether no value was counted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rescaled value of a stored one, exactly as a volume holds it
+    /// (`stored * slope + intercept` in `f64`, then `f32`).
+    pub fn rescale(&self, stored: i64) -> f32 {
+        (stored as f64 * self.slope + self.intercept) as f32
+    }
+
+    /// The window of the rescaled values at percentiles `lo_pct` and `hi_pct`: the same as
+    /// [`IntensityWindow::of_values`] on the rescaled voxels.
+    pub fn window(&self, lo_pct: f64, hi_pct: f64) -> Result<IntensityWindow, StandardiseError> {
+        check_percentiles(lo_pct, hi_pct)?;
+        let n = self.len() as usize;
+        if n == 0 {
+            return Err(StandardiseError::EmptyVolume);
+        }
+        // Cumulative counts, then the stored value of each rank by binary search.
+        let cum: Vec<u64> = self
+            .counts
+            .iter()
+            .scan(0u64, |s, c| {
+                *s += *c as u64;
+                Some(*s)
             })
-            .collect(),
-    )
+            .collect();
+        let kth_stored = |k: usize| -> i64 {
+            let i = cum.partition_point(|c| *c <= k as u64);
+            i as i64 - Self::ZERO as i64
+        };
+        let kth = |k: usize| -> f32 {
+            let k = if self.slope < 0.0 { n - 1 - k } else { k };
+            self.rescale(kth_stored(k))
+        };
+        Ok(IntensityWindow {
+            lo: interpolate(n, lo_pct, kth),
+            hi: interpolate(n, hi_pct, kth),
+        })
+    }
+}
+
+fn check_percentiles(lo_pct: f64, hi_pct: f64) -> Result<(), StandardiseError> {
+    if lo_pct.partial_cmp(&hi_pct) != Some(std::cmp::Ordering::Less) {
+        return Err(StandardiseError::BadParameters(format!(
+            "percentiles {lo_pct} and {hi_pct}: the low one must be below the high one"
+        )));
+    }
+    if !(0.0..=100.0).contains(&lo_pct) || !(0.0..=100.0).contains(&hi_pct) {
+        return Err(StandardiseError::BadParameters(format!(
+            "percentiles {lo_pct} and {hi_pct} must lie in [0, 100]"
+        )));
+    }
+    Ok(())
 }
 
 impl IntensityWindow {
@@ -97,20 +328,8 @@ impl IntensityWindow {
         lo_pct: f64,
         hi_pct: f64,
     ) -> Result<IntensityWindow, StandardiseError> {
-        if lo_pct.partial_cmp(&hi_pct) != Some(std::cmp::Ordering::Less) {
-            return Err(StandardiseError::BadParameters(format!(
-                "percentiles {lo_pct} and {hi_pct}: the low one must be below the high one"
-            )));
-        }
-        let mut v: Vec<f32> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-        if v.is_empty() {
-            return Err(StandardiseError::EmptyVolume);
-        }
-        let p = percentiles_in_place(&mut v, &[lo_pct, hi_pct]).ok_or_else(|| {
-            StandardiseError::BadParameters(format!(
-                "percentiles {lo_pct} and {hi_pct} must lie in [0, 100]"
-            ))
-        })?;
+        check_percentiles(lo_pct, hi_pct)?;
+        let p = percentiles_of(values, &[lo_pct, hi_pct]).ok_or(StandardiseError::EmptyVolume)?;
         Ok(IntensityWindow { lo: p[0], hi: p[1] })
     }
 
@@ -135,17 +354,24 @@ impl IntensityWindow {
 
     /// [`IntensityWindow::normalise`] in place, for a volume that is not needed raw any more.
     pub fn normalise_owned(&self, mut volume: Volume) -> Volume {
-        let w = self.hi - self.lo;
-        if w <= 0.0 || !w.is_finite() {
-            volume.data.iter_mut().for_each(|v| *v = 0.0);
-        } else {
-            let lo = self.lo;
-            // The same arithmetic as `apply` (a division, not a multiplication by 1 / w).
-            for v in &mut volume.data {
-                *v = ((*v - lo) / w).clamp(0.0, 1.0);
+        let map = self.mapper();
+        volume.data.iter_mut().for_each(|v| *v = map(*v));
+        volume
+    }
+
+    /// [`IntensityWindow::apply`] as a copyable closure (the window's width computed once): what
+    /// [`IntensityWindow::normalise_owned`] maps every voxel with.
+    pub fn mapper(&self) -> impl Fn(f32) -> f32 + Copy {
+        let (lo, w) = (self.lo, self.hi - self.lo);
+        let flat = w <= 0.0 || !w.is_finite();
+        // The same arithmetic as `apply` (a division, not a multiplication by 1 / w).
+        move |v: f32| {
+            if flat {
+                0.0
+            } else {
+                ((v - lo) / w).clamp(0.0, 1.0)
             }
         }
-        volume
     }
 }
 
@@ -219,35 +445,127 @@ pub struct Crop {
     pub slice_indices: Vec<i64>,
 }
 
-/// Bilinear sample of slice `k` at fractional `(x = column, y = row)`.
-fn bilinear(volume: &Volume, k: usize, x: f64, y: f64, padding: Padding) -> f32 {
-    let (w, h) = (volume.columns as i64, volume.rows as i64);
-    let plane = volume.slice(k);
-    let at = |xi: i64, yi: i64| -> f32 {
-        match padding {
-            Padding::Zero => {
-                if xi < 0 || yi < 0 || xi >= w || yi >= h {
-                    0.0
-                } else {
-                    plane[(yi * w + xi) as usize]
-                }
-            }
-            Padding::Edge => plane[(yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)) as usize],
+/// Voxels a crop can be cut from: a stack's geometry and the normalised values of (some of) its
+/// slices. [`Volume`] holds every slice; `dataset::PartialVolume` only those it was asked for,
+/// and converts only the patch a crop reads.
+pub trait StackVoxels {
+    /// The stack's geometry (slice order, voxel <-> patient transforms).
+    fn stack(&self) -> &Stack;
+    /// Rows per slice.
+    fn rows(&self) -> usize;
+    /// Columns per slice.
+    fn columns(&self) -> usize;
+    /// Replaces `out` with the values of columns `x` and rows `y` of slice `k` (stack order; both
+    /// ranges inside the image), row by row; `false` (and `out` untouched) when the slice is not
+    /// held or `k` is outside the stack.
+    fn patch(
+        &self,
+        k: usize,
+        x: std::ops::Range<usize>,
+        y: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> bool;
+
+    /// Number of slices of the stack.
+    fn slice_count(&self) -> usize {
+        self.stack().len()
+    }
+    /// Voxel coordinates `[x, y, k]` (fractional) of a patient point.
+    fn to_voxel(&self, p: Vec3) -> [f64; 3] {
+        self.stack().patient_to_voxel(p)
+    }
+    /// Patient position (mm) of voxel `[x, y, k]` (fractional).
+    fn to_patient(&self, v: [f64; 3]) -> Vec3 {
+        self.stack().voxel_to_patient(v)
+    }
+}
+
+impl StackVoxels for Volume {
+    fn stack(&self) -> &Stack {
+        &self.stack
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn columns(&self) -> usize {
+        self.columns
+    }
+    fn patch(
+        &self,
+        k: usize,
+        x: std::ops::Range<usize>,
+        y: std::ops::Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> bool {
+        if k >= self.slices() {
+            return false;
         }
-    };
-    let (x0, y0) = (x.floor(), y.floor());
-    let (tx, ty) = (x - x0, y - y0);
-    let (xi, yi) = (x0 as i64, y0 as i64);
-    let v = (1.0 - ty) * ((1.0 - tx) * at(xi, yi) as f64 + tx * at(xi + 1, yi) as f64)
-        + ty * ((1.0 - tx) * at(xi, yi + 1) as f64 + tx * at(xi + 1, yi + 1) as f64);
-    v as f32
+        let plane = self.slice(k);
+        out.clear();
+        for row in y {
+            out.extend_from_slice(&plane[row * self.columns + x.start..row * self.columns + x.end]);
+        }
+        true
+    }
+}
+
+/// The stack slices (stack order) a crop of `spec` centred on `patient_mm` reads: the slices that
+/// [`crop`] samples, inside the stack (padded slices beyond it read the end slice with
+/// [`Padding::Edge`], nothing with [`Padding::Zero`]). Sorted, without repeats.
+pub fn crop_slices(stack: &Stack, patient_mm: Vec3, spec: &CropSpec) -> Vec<usize> {
+    let n = stack.len() as i64;
+    let k0 = stack.patient_to_voxel(patient_mm)[2].round();
+    if n == 0 || !k0.is_finite() {
+        return Vec::new();
+    }
+    let mut out: Vec<usize> = slice_plan(k0 as i64, spec)
+        .into_iter()
+        .filter_map(|k| match spec.padding {
+            Padding::Zero => (0..n).contains(&k).then_some(k as usize),
+            Padding::Edge => Some(k.clamp(0, n - 1) as usize),
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The stack slice index of each crop slice around centre slice `k0` (before padding).
+fn slice_plan(k0: i64, spec: &CropSpec) -> Vec<i64> {
+    let half_s = (spec.slices as f64 - 1.0) / 2.0;
+    (0..spec.slices)
+        .map(|s| k0 + ((s as f64 - half_s) * spec.slice_step as f64).round() as i64)
+        .collect()
+}
+
+/// One axis of a bilinear sample: the lower source index and its weight pair.
+#[derive(Clone, Copy)]
+struct Tap {
+    i: i64,
+    t: f64,
+    u: f64,
+}
+
+impl Tap {
+    fn at(x: f64) -> Tap {
+        let x0 = x.floor();
+        let t = x - x0;
+        Tap {
+            i: x0 as i64,
+            t,
+            u: 1.0 - t,
+        }
+    }
 }
 
 /// Samples a 2.5D crop of `volume` centred on `patient_mm` (see the module documentation for the
 /// grid and the interpolation). `mirror` flips the crop's columns (left/right), so that the two
-/// sides of a paired structure look alike to a network sharing weights between them.
-pub fn crop(
-    volume: &Volume,
+/// sides of a paired structure look alike to a network sharing weights between them. The
+/// interpolation is separable: each output column's source column and weights, and each output
+/// row's, are computed once per crop. A slice the crop needs that `volume` does not hold (a
+/// [`PartialVolume`](crate::dataset::PartialVolume) asked for other slices) is an error.
+pub fn crop<V: StackVoxels + ?Sized>(
+    volume: &V,
     patient_mm: Vec3,
     spec: &CropSpec,
     mirror: bool,
@@ -256,37 +574,76 @@ pub fn crop(
     if patient_mm.iter().any(|v| !v.is_finite()) {
         return Err(StandardiseError::BadPoint(patient_mm));
     }
-    if volume.slices() == 0 || volume.rows == 0 || volume.columns == 0 {
+    let (rows, columns) = (volume.rows(), volume.columns());
+    if volume.slice_count() == 0 || rows == 0 || columns == 0 {
         return Err(StandardiseError::EmptyVolume);
     }
-    let c = volume.patient_to_voxel(patient_mm);
-    let ps = volume.stack.reference().pixel_spacing;
+    let c = volume.to_voxel(patient_mm);
+    let ps = volume.stack().reference().pixel_spacing;
     // Output steps in voxel units: columns advance along row_dir (x), rows along col_dir (y).
     let (dx, dy) = (spec.spacing_mm / ps[1], spec.spacing_mm / ps[0]);
     let k0 = c[2].round() as i64;
-    let n = volume.slices() as i64;
-    let half_s = (spec.slices as f64 - 1.0) / 2.0;
+    let n = volume.slice_count() as i64;
     let (half_r, half_c) = (
         (spec.rows as f64 - 1.0) / 2.0,
         (spec.columns as f64 - 1.0) / 2.0,
     );
+    let xs: Vec<Tap> = (0..spec.columns)
+        .map(|col| Tap::at(c[0] + (col as f64 - half_c) * dx))
+        .collect();
+    let ys: Vec<Tap> = (0..spec.rows)
+        .map(|r| Tap::at(c[1] + (r as f64 - half_r) * dy))
+        .collect();
+    let (w, h) = (columns as i64, rows as i64);
+    // The box of source pixels the taps read (clamped into the image: with zero padding the taps
+    // outside it read 0, with edge padding they are clamped into it).
+    let span = |taps: &[Tap], n: i64| -> (i64, i64) {
+        let lo = taps.iter().map(|t| t.i).min().unwrap_or(0);
+        let hi = taps.iter().map(|t| t.i + 1).max().unwrap_or(0);
+        (lo.clamp(0, n - 1), hi.clamp(0, n - 1))
+    };
+    let ((bx0, bx1), (by0, by1)) = (span(&xs, w), span(&ys, h));
+    let pw = bx1 - bx0 + 1;
     let mut data = vec![0.0f32; spec.len()];
-    let mut slice_indices = Vec::with_capacity(spec.slices);
-    for s in 0..spec.slices {
-        let k = k0 + ((s as f64 - half_s) * spec.slice_step as f64).round() as i64;
-        slice_indices.push(k);
+    let slice_indices = slice_plan(k0, spec);
+    let mut patch = Vec::new();
+    for (s, &k) in slice_indices.iter().enumerate() {
         let k = match spec.padding {
             Padding::Zero if k < 0 || k >= n => continue,
             Padding::Zero => k as usize,
             Padding::Edge => k.clamp(0, n - 1) as usize,
         };
-        for r in 0..spec.rows {
-            let y = c[1] + (r as f64 - half_r) * dy;
-            for col in 0..spec.columns {
-                let x = c[0] + (col as f64 - half_c) * dx;
+        let xr = bx0 as usize..bx1 as usize + 1;
+        let yr = by0 as usize..by1 as usize + 1;
+        if !volume.patch(k, xr, yr, &mut patch) {
+            return Err(StandardiseError::BadParameters(format!(
+                "slice {k} of the stack is not loaded (a partial volume holds only the slices asked for)"
+            )));
+        }
+        let plane = &patch[..];
+        let at = |xi: i64, yi: i64| -> f64 {
+            match spec.padding {
+                Padding::Zero => {
+                    if xi < 0 || yi < 0 || xi >= w || yi >= h {
+                        0.0
+                    } else {
+                        plane[((yi - by0) * pw + xi - bx0) as usize] as f64
+                    }
+                }
+                Padding::Edge => {
+                    plane[((yi.clamp(0, h - 1) - by0) * pw + xi.clamp(0, w - 1) - bx0) as usize]
+                        as f64
+                }
+            }
+        };
+        let out = &mut data[s * spec.rows * spec.columns..(s + 1) * spec.rows * spec.columns];
+        for (r, y) in ys.iter().enumerate() {
+            let line = &mut out[r * spec.columns..(r + 1) * spec.columns];
+            for (col, x) in xs.iter().enumerate() {
+                let v = y.u * (x.u * at(x.i, y.i) + x.t * at(x.i + 1, y.i))
+                    + y.t * (x.u * at(x.i, y.i + 1) + x.t * at(x.i + 1, y.i + 1));
                 let out_col = if mirror { spec.columns - 1 - col } else { col };
-                data[(s * spec.rows + r) * spec.columns + out_col] =
-                    bilinear(volume, k, x, y, spec.padding);
+                line[out_col] = v as f32;
             }
         }
     }
@@ -301,14 +658,14 @@ pub fn crop(
 /// Where the centre pixel of output `(row, column)` of a crop centred at voxel `centre` lies on its
 /// slice, in pixel coordinates `(x, y)` of the volume: the inverse map for drawing a crop's heat map
 /// back onto the source slice.
-pub fn crop_pixel_to_voxel(
-    volume: &Volume,
+pub fn crop_pixel_to_voxel<V: StackVoxels + ?Sized>(
+    volume: &V,
     centre: [f64; 3],
     spec: &CropSpec,
     row: f64,
     column: f64,
 ) -> (f64, f64) {
-    let ps = volume.stack.reference().pixel_spacing;
+    let ps = volume.stack().reference().pixel_spacing;
     (
         centre[0] + (column - (spec.columns as f64 - 1.0) / 2.0) * spec.spacing_mm / ps[1],
         centre[1] + (row - (spec.rows as f64 - 1.0) / 2.0) * spec.spacing_mm / ps[0],

@@ -614,3 +614,50 @@ fn fast_header_scan_equals_the_full_parse() {
         "files only the scanner reads"
     );
 }
+
+#[test]
+fn native_frames_equal_the_decoder() {
+    // `native_frame` reads native grey-scale pixels in place (the crop and volume fast path);
+    // wherever it accepts a file, its first frame must equal `decode_pixels`' (checked against
+    // DCMTK and pydicom above), value for value, and its rescale must be `load_stack`'s.
+    use discus_data::dicom::native_frame;
+    let root = dicom_dir();
+    let mut files = Vec::new();
+    all_files(&root, &mut files);
+    let (mut seen, mut odd, mut refused_native) = (0, 0, 0);
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap();
+        let Some(f) = native_frame(&bytes, path) else {
+            // Refusals are fine (the decoder reads those), but count 16-bit native ones.
+            if read_header(path)
+                .is_ok_and(|h| h.transfer_syntax == "1.2.840.10008.1.2.1" && h.bits_allocated == 16)
+            {
+                refused_native += 1;
+            }
+            continue;
+        };
+        seen += 1;
+        let px = decode_pixels(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            (px.samples_per_pixel, px.rows, px.columns),
+            (1, f.header.rows as u32, f.header.columns as u32)
+        );
+        let want: Vec<i64> = px.values.to_i64_vec()[..f.len()].to_vec();
+        let mut got = Vec::with_capacity(f.len());
+        f.for_each(|v| got.push(v as i64));
+        assert_eq!(got, want, "{}", path.display());
+        let mut mapped = vec![0f32; f.len()];
+        f.map_into(&mut mapped, 2.5, -3.0, |x| x);
+        for (m, w) in mapped.iter().zip(&want) {
+            assert_eq!(*m, (*w as f64 * 2.5 - 3.0) as f32, "{}", path.display());
+        }
+        if f.header.bits_stored < f.header.bits_allocated || f.header.pixel_representation == 1 {
+            odd += 1;
+        }
+    }
+    eprintln!("{seen} native frames ({odd} signed or with fewer bits stored); {refused_native} explicit-LE 16-bit files refused");
+    assert!(
+        seen >= 20 && odd >= 3,
+        "only {seen} native frames, {odd} odd ones"
+    );
+}

@@ -3,8 +3,16 @@
 //! `scipy.ndimage.map_coordinates(order=1)` samples in-plane, `mode="grid-constant"` for zero padding
 //! and `mode="nearest"` for edge padding) on an oblique stack with random pixels, to 1e-4.
 //!
+//! `partial_volumes_match_numpy_and_the_whole_volume` writes DICOM stacks (unsigned 12-bit, signed
+//! 12-bit under a negative slope, 8-bit with a different rescale per slice) and checks
+//! `Dataset::load_normalised` (a histogram of the stored values, only the asked-for slices
+//! normalised): its window against numpy's percentiles of the rescaled stack, its slices and crops
+//! against the whole normalised volume.
+//!
 //! Pinned: numpy 1.26.4 and scipy 1.13.1 (Python 3.11 wheels). When python3 is absent the test prints
-//! why and returns; any other failure fails the test.
+//! why and returns (a failure under `DISCUS_REQUIRE_CROSSCHECKS`); any other failure fails the test.
+
+mod fixture;
 
 use discus_data::dataset::Volume;
 use discus_data::geometry::{assemble_stacks, SliceGeometry, SliceInput, StackOptions};
@@ -36,10 +44,10 @@ fn python() -> Option<String> {
     match out.status.code() {
         Some(0) => Some(String::from_utf8(out.stdout).unwrap().trim().to_string()),
         Some(3) => {
-            println!(
-                "skipping the scipy cross-check: {}",
+            discus_core::crosscheck::skip(format!(
+                "the numpy/scipy cross-check: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
+            ));
             None
         }
         _ => panic!(
@@ -176,4 +184,166 @@ fn crops_and_percentiles_match_numpy_scipy() {
     let win = IntensityWindow::of_volume(&volume).unwrap();
     assert!((win.lo as f64 - want["percentiles"][0].as_f64().unwrap()).abs() < 1e-3);
     assert!((win.hi as f64 - want["percentiles"][3].as_f64().unwrap()).abs() < 1e-3);
+}
+
+#[test]
+fn partial_volumes_match_numpy_and_the_whole_volume() {
+    use discus_core::SeriesKind;
+    use discus_data::dataset::Dataset;
+    use discus_data::standardise::crop_slices;
+    use fixture::{write_slice_pixels, Pixels};
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let model = fixture::clean(1);
+    model.write_csvs(root);
+    let mut rng = Rng(7);
+    // Per kind: bits allocated, bits stored, signed, slope per slice, intercept.
+    let cases: [(SeriesKind, u16, u16, bool, [f64; 5], f64); 3] = [
+        (SeriesKind::SagittalT1, 16, 12, false, [1.7; 5], -20.0),
+        (SeriesKind::SagittalT2Stir, 16, 12, true, [-0.5; 5], 100.0),
+        (
+            SeriesKind::AxialT2,
+            8,
+            8,
+            false,
+            [1.0, 1.1, 1.2, 1.3, 1.4],
+            3.0,
+        ),
+    ];
+    let mut stored_cfg = Vec::new();
+    for (kind, ba, bs, signed, slopes, intercept) in cases {
+        let s = model
+            .series
+            .iter()
+            .find(|s| s.description == Some(kind))
+            .unwrap();
+        let folder = root
+            .join("train_images")
+            .join(s.study.to_string())
+            .join(s.series.to_string());
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut slices_cfg = Vec::new();
+        for (k, sl) in s.slices.iter().enumerate() {
+            let n = sl.rows as usize * sl.columns as usize;
+            let (lo, hi) = if signed {
+                (-(1i64 << (bs - 1)), (1i64 << (bs - 1)) - 1)
+            } else {
+                (0, (1i64 << bs) - 1)
+            };
+            // Many ties (a third of the pixels at one background value), the rest spread.
+            let values: Vec<i32> = (0..n)
+                .map(|_| {
+                    if rng.unit() < 0.33 {
+                        (lo + 3) as i32
+                    } else {
+                        (lo as f64 + rng.unit() * (hi - lo) as f64).round() as i32
+                    }
+                })
+                .collect();
+            let px = Pixels {
+                bits_allocated: ba,
+                bits_stored: bs,
+                signed,
+                values: values.clone(),
+                slope: Some(slopes[k]),
+                intercept: Some(intercept),
+            };
+            write_slice_pixels(&folder.join(format!("{}.dcm", sl.file_number)), s, sl, &px);
+            slices_cfg.push(serde_json::json!({
+                "stored": values, "slope": slopes[k], "intercept": intercept,
+            }));
+        }
+        // The stack is in file order reversed for sagittal series (along the normal): numpy's
+        // percentiles do not depend on the order.
+        stored_cfg.push((kind, slices_cfg));
+    }
+    let cfg = serde_json::json!({
+        "percentiles": [0.5, 99.5],
+        "stacks": stored_cfg.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
+    });
+    let cfg_path = dir.path().join("window.json");
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/window_numpy.py");
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(&cfg_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let ds = Dataset::open(root).unwrap();
+    let study = ds.studies().unwrap()[0].study;
+    let series = ds.series(study).unwrap();
+    for (i, (kind, _)) in stored_cfg.iter().enumerate() {
+        let sref = series.iter().find(|s| s.kind == Some(*kind)).unwrap();
+        let stacks = ds.stacks(sref).unwrap();
+        assert_eq!(stacks.len(), 1, "{kind:?}");
+        let stack = &stacks[0];
+        let whole = ds.load_stack(sref, stack).unwrap();
+        let w = IntensityWindow::of_values(&whole.data, 0.5, 99.5).unwrap();
+        let full = w.normalise_owned(whole);
+        let wanted = [1usize, 3];
+        let mut part = ds
+            .load_normalised(sref, stack, (0.5, 99.5), &wanted)
+            .unwrap();
+        // The window: numpy's, and exactly the whole volume's.
+        let (wl, wh) = (
+            want["windows"][i][0].as_f64().unwrap(),
+            want["windows"][i][1].as_f64().unwrap(),
+        );
+        assert!(
+            (part.window.lo as f64 - wl).abs() <= 1e-4 * wl.abs().max(1.0),
+            "{kind:?} lo {} numpy {wl}",
+            part.window.lo
+        );
+        assert!(
+            (part.window.hi as f64 - wh).abs() <= 1e-4 * wh.abs().max(1.0),
+            "{kind:?} hi {} numpy {wh}",
+            part.window.hi
+        );
+        assert!(
+            part.window.hi > part.window.lo + 1.0,
+            "{kind:?}: a degenerate window"
+        );
+        assert_eq!(part.window, w, "{kind:?}");
+        // Only the asked-for slices, except where the per-slice rescale needs the whole stack.
+        let per_slice = *kind == SeriesKind::AxialT2;
+        assert_eq!(part.held(), if per_slice { 5 } else { 2 }, "{kind:?}");
+        for k in 0..5 {
+            if part.has(k) {
+                assert_eq!(
+                    part.slice_values(k).as_deref(),
+                    Some(full.slice(k)),
+                    "{kind:?} slice {k}"
+                );
+            }
+        }
+        // Crops on the held slices equal the whole volume's; one needing another slice is an error.
+        let spec = CropSpec {
+            slices: 3,
+            slice_step: 1,
+            rows: 9,
+            columns: 11,
+            spacing_mm: 1.3,
+            padding: Padding::Zero,
+        };
+        let mm = stack.voxel_to_patient([20.4, 31.7, 2.0]);
+        assert_eq!(crop_slices(stack, mm, &spec), vec![1, 2, 3]);
+        if !per_slice {
+            assert!(crop(&part, mm, &spec, false).is_err(), "{kind:?}");
+        }
+        ds.load_slices(sref, &mut part, &[2]).unwrap();
+        assert_eq!(
+            crop(&part, mm, &spec, true).unwrap(),
+            crop(&full, mm, &spec, true).unwrap(),
+            "{kind:?}"
+        );
+        assert_eq!(ds.complete(sref, part).unwrap(), full, "{kind:?}");
+    }
 }

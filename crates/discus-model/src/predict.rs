@@ -17,7 +17,7 @@
 
 use crate::explain::{LocaliserRun, Sources};
 use crate::heatmap::{decode_levels, decode_over_slices};
-use crate::prep::{mirrored, point_input, Loaded, LocaliserView, StudySeries};
+use crate::prep::{mirrored, point_input, point_input_slices, Loaded, LocaliserView, StudySeries};
 use crate::{Model, ModelError};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData};
@@ -27,7 +27,7 @@ use discus_core::{
 };
 use discus_data::dataset::Dataset;
 use discus_data::geometry::Vec3;
-use discus_data::standardise::{crop, crop_pixel_to_voxel, target_slice};
+use discus_data::standardise::{crop, crop_pixel_to_voxel, crop_slices, target_slice, StackVoxels};
 use serde::{Deserialize, Serialize};
 
 /// Where a finding's point came from.
@@ -153,10 +153,10 @@ struct Located {
 
 /// Runs a point localiser on `candidates` crops around voxel `(x, y)` from slice `first` of
 /// `volume` and decodes each output channel (the chosen candidate is clamped into the stack).
-fn locate(
+fn locate<V: StackVoxels + ?Sized>(
     loc: &crate::net::Localiser,
     model: &Model,
-    volume: &discus_data::dataset::Volume,
+    volume: &V,
     centre: (f64, f64),
     first: i64,
     candidates: usize,
@@ -179,7 +179,7 @@ fn locate(
             what: format!("point localiser output: {e:?}"),
         })?;
     let outs = logits.len() / (candidates * g * g).max(1);
-    let last = volume.slices() as i64 - 1;
+    let last = volume.slice_count() as i64 - 1;
     Ok((0..outs)
         .map(|o| {
             let mut ch = Vec::with_capacity(candidates * g * g);
@@ -191,7 +191,7 @@ fn locate(
             let (px, py) = crop_pixel_to_voxel(volume, input.centres[j], &spec, p.row, p.column);
             let k = input.slices[j].clamp(0, last.max(0));
             Located {
-                patient_mm: volume.voxel_to_patient([px, py, k as f64]),
+                patient_mm: volume.to_patient([px, py, k as f64]),
                 confidence: p.confidence,
             }
         })
@@ -299,12 +299,17 @@ fn predict_loaded(
                 let main = l.main_stack();
                 let kind = l.series.kind;
                 let sid = l.series.series;
-                let v = l.volume(ds, main, pre)?;
+                let wanted = l
+                    .stacks
+                    .get(main)
+                    .map(|s| LocaliserView::slices_needed(s, pre))
+                    .unwrap_or_default();
+                let v = l.voxels(ds, main, pre, &wanted)?;
                 let view = LocaliserView::new(v, pre, study)?;
                 let g = pre.localiser_grid;
                 let logits = run_localiser(model, &view, study)?;
                 let peaks = decode_levels(&logits, g, g, |r, c| view.grid_to_patient(v, r, c)[2]);
-                let instance = v.stack.slices[view.mid_slice].instance_number;
+                let instance = v.stack().slices[view.mid_slice].instance_number;
                 let mm: Vec<Vec3> = peaks
                     .iter()
                     .map(|p| view.grid_to_patient(v, p.row, p.column))
@@ -405,14 +410,22 @@ fn predict_loaded(
                                 done.push(prior_finding(column, "the series has no slice".into()));
                                 continue;
                             };
-                            let v = s.volume(ds, proj.stack, pre)?;
+                            let (first, n) = (proj.slice as i64 - r, (2 * r + 1) as usize);
+                            let wanted = point_input_slices(
+                                &s.stacks[proj.stack],
+                                (proj.x, proj.y),
+                                first,
+                                n,
+                                &pre.point_spec(),
+                            );
+                            let v = s.voxels(ds, proj.stack, pre, &wanted)?;
                             let found = locate(
                                 &model.net.foraminal_localiser,
                                 model,
                                 v,
                                 (proj.x, proj.y),
-                                proj.slice as i64 - r,
-                                (2 * r + 1) as usize,
+                                first,
+                                n,
                                 study,
                             )?;
                             let p = found[0];
@@ -449,7 +462,14 @@ fn predict_loaded(
                             let found = match best {
                                 None => None,
                                 Some((i, proj)) => {
-                                    let v = axial[i].volume(ds, proj.stack, pre)?;
+                                    let wanted = point_input_slices(
+                                        &axial[i].stacks[proj.stack],
+                                        (proj.x, proj.y),
+                                        proj.slice as i64,
+                                        1,
+                                        &pre.point_spec(),
+                                    );
+                                    let v = axial[i].voxels(ds, proj.stack, pre, &wanted)?;
                                     let pts = locate(
                                         &model.net.subarticular_localiser,
                                         model,
@@ -487,7 +507,8 @@ fn predict_loaded(
             continue;
         };
         let (sid, kind) = (sl.series.series, sl.series.kind);
-        let v = sl.volume(ds, proj.stack, pre)?;
+        let wanted = crop_slices(&sl.stacks[proj.stack], target, &pre.crop);
+        let v = sl.voxels(ds, proj.stack, pre, &wanted)?;
         let cr = crop(v, target, &pre.crop, mirrored(c)).map_err(|e| ModelError::Input {
             study,
             what: e.to_string(),

@@ -3,9 +3,11 @@
 
 use crate::ModelError;
 use discus_core::{Condition, ConditionGroup, Level, SeriesKind, StudyId};
-use discus_data::dataset::{Dataset, SeriesRef, Volume};
+use discus_data::dataset::{Dataset, PartialVolume, SeriesRef, Volume};
 use discus_data::geometry::{Stack, Vec3};
-use discus_data::standardise::{crop, crop_pixel_to_voxel, CropSpec, IntensityWindow, Padding};
+use discus_data::standardise::{
+    crop, crop_pixel_to_voxel, crop_slices, CropSpec, IntensityWindow, Padding, StackVoxels,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -147,6 +149,8 @@ pub struct Loaded {
     pub stacks: Vec<Stack>,
     /// Normalised volumes, one per stack, loaded when first asked for.
     volumes: BTreeMap<usize, Volume>,
+    /// Stacks of which only some slices are normalised yet (their window is the whole stack's).
+    partial: BTreeMap<usize, PartialVolume>,
 }
 
 impl Loaded {
@@ -156,10 +160,19 @@ impl Loaded {
             series: series.clone(),
             stacks: ds.stacks(series)?,
             volumes: BTreeMap::new(),
+            partial: BTreeMap::new(),
         })
     }
 
-    /// The normalised volume of stack `i` (decoded on first use).
+    fn no_stack(&self, i: usize) -> ModelError {
+        ModelError::Input {
+            study: self.series.study,
+            what: format!("series {} has no stack {i}", self.series.series),
+        }
+    }
+
+    /// The normalised volume of stack `i` (decoded on first use; slices already normalised by
+    /// [`Loaded::voxels`] are kept, with their window).
     pub fn volume(
         &mut self,
         ds: &Dataset,
@@ -167,19 +180,55 @@ impl Loaded {
         pre: &Preprocessing,
     ) -> Result<&Volume, ModelError> {
         if !self.volumes.contains_key(&i) {
-            let stack = self.stacks.get(i).ok_or_else(|| ModelError::Input {
-                study: self.series.study,
-                what: format!("series {} has no stack {i}", self.series.series),
-            })?;
-            let v = ds.load_stack(&self.series, stack)?;
-            let w = IntensityWindow::of_values(&v.data, pre.percentiles.0, pre.percentiles.1)
-                .map_err(|e| ModelError::Input {
-                    study: self.series.study,
-                    what: format!("series {}: {e}", self.series.series),
-                })?;
-            self.volumes.insert(i, w.normalise_owned(v));
+            let Some(stack) = self.stacks.get(i) else {
+                return Err(self.no_stack(i));
+            };
+            let v = match self.partial.remove(&i) {
+                Some(part) => ds.complete(&self.series, part)?,
+                None => {
+                    let v = ds.load_stack(&self.series, stack)?;
+                    let w =
+                        IntensityWindow::of_values(&v.data, pre.percentiles.0, pre.percentiles.1)
+                            .map_err(|e| ModelError::Input {
+                            study: self.series.study,
+                            what: format!("series {}: {e}", self.series.series),
+                        })?;
+                    w.normalise_owned(v)
+                }
+            };
+            self.volumes.insert(i, v);
         }
         Ok(&self.volumes[&i])
+    }
+
+    /// Stack `i` normalised (by the whole stack's window, as [`Loaded::volume`]) with at least
+    /// the slices `wanted` (stack order): the whole volume when it is loaded already, otherwise
+    /// only those slices are rescaled and normalised (the stack's files are read once for the
+    /// window; later calls add slices).
+    pub fn voxels(
+        &mut self,
+        ds: &Dataset,
+        i: usize,
+        pre: &Preprocessing,
+        wanted: &[usize],
+    ) -> Result<&dyn StackVoxels, ModelError> {
+        if let Some(v) = self.volumes.get(&i) {
+            return Ok(v);
+        }
+        let Some(stack) = self.stacks.get(i) else {
+            return Err(self.no_stack(i));
+        };
+        match self.partial.entry(i) {
+            std::collections::btree_map::Entry::Occupied(e) => {
+                let part = e.into_mut();
+                ds.load_slices(&self.series, part, wanted)?;
+                Ok(part)
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let part = ds.load_normalised(&self.series, stack, pre.percentiles, wanted)?;
+                Ok(e.insert(part))
+            }
+        }
     }
 
     /// The largest stack (the one a localiser reads).
@@ -212,20 +261,32 @@ pub struct LocaliserView {
 }
 
 impl LocaliserView {
+    /// The grid centre (voxel) and middle slice of a stack's localiser view.
+    fn centre_of(stack: &Stack) -> ([f64; 3], usize) {
+        let mid = (stack.len().saturating_sub(1)) / 2;
+        let centre = [
+            (stack.columns as f64 - 1.0) / 2.0,
+            (stack.rows as f64 - 1.0) / 2.0,
+            mid as f64,
+        ];
+        (centre, mid)
+    }
+
+    /// The slices (stack order) [`LocaliserView::new`] reads from a stack.
+    pub fn slices_needed(stack: &Stack, pre: &Preprocessing) -> Vec<usize> {
+        let (centre, _) = Self::centre_of(stack);
+        crop_slices(stack, stack.voxel_to_patient(centre), &pre.localiser_spec())
+    }
+
     /// The localiser input of a (normalised) sagittal volume.
-    pub fn new(
-        volume: &Volume,
+    pub fn new<V: StackVoxels + ?Sized>(
+        volume: &V,
         pre: &Preprocessing,
         study: StudyId,
     ) -> Result<LocaliserView, ModelError> {
-        let mid = (volume.slices().saturating_sub(1)) / 2;
-        let centre = [
-            (volume.columns as f64 - 1.0) / 2.0,
-            (volume.rows as f64 - 1.0) / 2.0,
-            mid as f64,
-        ];
+        let (centre, mid) = Self::centre_of(volume.stack());
         let spec = pre.localiser_spec();
-        let p = volume.voxel_to_patient(centre);
+        let p = volume.to_patient(centre);
         let c = crop(volume, p, &spec, false).map_err(|e| ModelError::Input {
             study,
             what: e.to_string(),
@@ -239,14 +300,24 @@ impl LocaliserView {
     }
 
     /// Voxel `(x, y)` on the middle slice of grid position `(row, column)`.
-    pub fn grid_to_pixel(&self, volume: &Volume, row: f64, column: f64) -> (f64, f64) {
+    pub fn grid_to_pixel<V: StackVoxels + ?Sized>(
+        &self,
+        volume: &V,
+        row: f64,
+        column: f64,
+    ) -> (f64, f64) {
         crop_pixel_to_voxel(volume, self.centre_voxel, &self.spec, row, column)
     }
 
     /// Patient mm of grid position `(row, column)` (on the middle slice's plane).
-    pub fn grid_to_patient(&self, volume: &Volume, row: f64, column: f64) -> Vec3 {
+    pub fn grid_to_patient<V: StackVoxels + ?Sized>(
+        &self,
+        volume: &V,
+        row: f64,
+        column: f64,
+    ) -> Vec3 {
         let (x, y) = self.grid_to_pixel(volume, row, column);
-        volume.voxel_to_patient([x, y, self.mid_slice as f64])
+        volume.to_patient([x, y, self.mid_slice as f64])
     }
 
     /// Grid position `(row, column)` of a patient point (projected in-plane).
@@ -276,8 +347,8 @@ pub struct PointInput {
 
 /// The point localiser input of `volume` around voxel `(x, y)`: `candidates` crops of `spec` on the
 /// slices `first, first + 1, ...` (stack order).
-pub fn point_input(
-    volume: &Volume,
+pub fn point_input<V: StackVoxels + ?Sized>(
+    volume: &V,
     (x, y): (f64, f64),
     first: i64,
     candidates: usize,
@@ -291,7 +362,7 @@ pub fn point_input(
     };
     for j in 0..candidates {
         let k = first + j as i64;
-        let p = volume.voxel_to_patient([x, y, k as f64]);
+        let p = volume.to_patient([x, y, k as f64]);
         let c = crop(volume, p, spec, false).map_err(|e| ModelError::Input {
             study,
             what: e.to_string(),
@@ -301,6 +372,25 @@ pub fn point_input(
         out.centres.push([x, y, k as f64]);
     }
     Ok(out)
+}
+
+/// The slices (stack order) [`point_input`] reads from a stack.
+pub fn point_input_slices(
+    stack: &Stack,
+    (x, y): (f64, f64),
+    first: i64,
+    candidates: usize,
+    spec: &CropSpec,
+) -> Vec<usize> {
+    let mut out: Vec<usize> = (0..candidates)
+        .flat_map(|j| {
+            let k = first + j as i64;
+            crop_slices(stack, stack.voxel_to_patient([x, y, k as f64]), spec)
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Grid position `(row, column)` of pixel `(x, y)` in a crop of `spec` centred on voxel `centre`

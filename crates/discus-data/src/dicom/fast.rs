@@ -264,6 +264,21 @@ fn value(c: &Cursor, tag: u32, vr: [u8; 2], bytes: &[u8], enc: Enc) -> Val {
 /// Scans `buf`; with `check`, walks every top-level element up to encapsulated Pixel Data
 /// (verifying lengths only) instead of stopping after (0028,1053).
 fn scan(path: &Path, buf: &[u8], eof: bool, check: bool) -> Result<InstanceHeader, Stop> {
+    scan_with(path, buf, eof, check, None)
+}
+
+/// [`scan`]; with `pixels`, also walks every top-level element (as `check` does) while reading the
+/// header fields, and gives the byte range of native (defined-length) little-endian Pixel Data
+/// there (`None` when the file has none; encapsulated or big endian data gives up).
+fn scan_with(
+    path: &Path,
+    buf: &[u8],
+    eof: bool,
+    check: bool,
+    mut pixels: Option<&mut Option<std::ops::Range<usize>>>,
+) -> Result<InstanceHeader, Stop> {
+    let mut collect = !check;
+    let check = check || pixels.is_some();
     let layout = match detect_layout(path, buf) {
         Ok(l) => l,
         Err(_) if !eof && buf.len() < 132 => return Err(Stop::More),
@@ -331,9 +346,27 @@ fn scan(path: &Path, buf: &[u8], eof: bool, check: bool) -> Result<InstanceHeade
         if tag > LAST && !check {
             break;
         }
+        // The header is what the scanner reads up to the first element past (0028,1053).
+        collect &= tag <= LAST;
         let (tag, vr, len, h) = element(&c, at, enc)?;
         if check && tag == 0x7FE0_0010 && len == u32::MAX {
+            if pixels.is_some() {
+                return Err(Stop::GiveUp);
+            }
             break; // encapsulated pixel data: the codec checks its fragments
+        }
+        if tag == 0x7FE0_0010 {
+            if let Some(out) = pixels.as_deref_mut() {
+                if c.big || !(enc == Enc::ImplicitLe || &vr == b"OW" || &vr == b"OB") {
+                    return Err(Stop::GiveUp);
+                }
+                let start = at + h;
+                let end = start + len as usize;
+                if end > buf.len() {
+                    return Err(Stop::More);
+                }
+                *out = Some(start..end);
+            }
         }
         if tag >> 16 == 0xFFFE {
             return Err(Stop::GiveUp);
@@ -345,7 +378,7 @@ fn scan(path: &Path, buf: &[u8], eof: bool, check: bool) -> Result<InstanceHeade
             continue;
         }
         let end = at + len as usize;
-        if !check && WANTED.binary_search(&tag).is_ok() {
+        if collect && WANTED.binary_search(&tag).is_ok() {
             let bytes = buf.get(at..end).ok_or(Stop::More)?;
             found.0.push((tag, value(&c, tag, vr, bytes, enc)));
         } else if end > buf.len() {
@@ -370,6 +403,18 @@ pub(super) fn check(path: &Path, bytes: &[u8]) -> Result<(), DicomError> {
         Err(Stop::More) => Err(truncated(path)),
         _ => Ok(()),
     }
+}
+
+/// The header of a whole file in memory whose every top-level element fits in it, and the byte
+/// range of its native little-endian Pixel Data (`None` when it has none); `None` for anything
+/// the scanner leaves to dicom-object (encapsulated, big endian or deflated data, truncation).
+pub(super) fn scan_native(
+    path: &Path,
+    bytes: &[u8],
+) -> Option<(InstanceHeader, Option<std::ops::Range<usize>>)> {
+    let mut range = None;
+    let h = scan_with(path, bytes, true, false, Some(&mut range)).ok()?;
+    Some((h, range))
 }
 
 /// The header of the file at `path`; `None` to let dicom-object read it.

@@ -54,6 +54,7 @@ mod header;
 mod jpeg12;
 mod jpeg_stream;
 mod jpegls;
+mod native;
 mod npy;
 mod open;
 mod pixels;
@@ -63,6 +64,7 @@ pub use header::{
     open_dicom_bytes, read_header, read_header_bytes, read_header_complete, read_header_full,
     read_header_full_bytes,
 };
+pub use native::{native_frame, NativeFrame, OwnedFrame};
 pub use npy::{npy_bytes, write_npy};
 pub use pixels::{decode_pixels, decode_pixels_bytes};
 
