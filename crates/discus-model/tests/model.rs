@@ -6,70 +6,11 @@ use discus_core::governance::{Licence, Use};
 use discus_core::{Condition, LabelColumn, StudyId};
 use discus_data::dataset::Dataset;
 use discus_model::predict::{predict_study, PointSource};
-use discus_model::{train, Model, ModelError, TrainRequest};
-use discus_synth::cohort::{generate, SynthConfig};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use discus_model::{train, Model, ModelError};
+use std::path::Path;
 
-struct Fixture {
-    cohort: PathBuf,
-    model: PathBuf,
-    first_loss: (f64, f64),
-    last_loss: (f64, f64),
-}
-
-fn small_request(cohort: &Path, out: &Path, epochs: usize) -> TrainRequest {
-    let mut r = TrainRequest::new(vec![cohort.to_path_buf()], out.to_path_buf());
-    r.seed = 5;
-    r.epochs = epochs;
-    r.batch_studies = 2;
-    r.learning_rate = 5e-3;
-    r.architecture.localiser_width = 8;
-    r.architecture.grader_width = 8;
-    r.preprocessing.localiser_grid = 32;
-    r.preprocessing.localiser_spacing_mm = 9.0;
-    r.preprocessing.heat_sigma = 1.0;
-    r.preprocessing.crop.rows = 16;
-    r.preprocessing.crop.columns = 16;
-    r.preprocessing.crop.spacing_mm = 3.0;
-    r.preprocessing.point_grid = 16;
-    r.preprocessing.point_spacing_mm = 4.0;
-    r.preprocessing.foraminal_candidates = 1;
-    r.preprocessing.point_jitter_mm = 6.0;
-    r
-}
-
-/// A 4-study cohort and a model overfitted on it (shared by the tests of this file).
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let root = tempfile::tempdir().unwrap().keep();
-        let cohort = root.join("cohort");
-        let config = SynthConfig {
-            studies: 4,
-            sites: 2,
-            seed: 21,
-            readers: 1,
-            quirk_rate: 0.0,
-            matrix_scale: 0.25,
-            ..Default::default()
-        };
-        generate(&cohort, &config, &|_| {}).unwrap();
-        let model = root.join("model");
-        let r = train(&small_request(&cohort, &model, 120), &|_| {}).unwrap();
-        let m = &r.card.metrics;
-        Fixture {
-            cohort,
-            model,
-            first_loss: (m[0].localiser_loss, m[0].grader_loss),
-            last_loss: (m[m.len() - 1].localiser_loss, m[m.len() - 1].grader_loss),
-        }
-    })
-}
-
-fn studies(ds: &Dataset) -> Vec<StudyId> {
-    ds.studies().unwrap().iter().map(|s| s.study).collect()
-}
+mod common;
+use common::{fixture, small_request, studies};
 
 #[test]
 fn a_tiny_model_overfits_a_few_studies() {
@@ -396,6 +337,7 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     let model = Model::load(&f.model).unwrap();
     let (mut fo, mut su, mut offset) = (Vec::new(), Vec::new(), Vec::new());
     let (mut same_slice, mut slices) = (0, 0);
+    let (mut in_window, mut right_in_window) = (0, 0);
     for study in studies(&ds) {
         let p = predict_study(&model, &ds, study).unwrap();
         let canal: Vec<[f64; 3]> = p.findings[..5]
@@ -435,6 +377,28 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
                 if pt.series.0 == series {
                     slices += 1;
                     same_slice += usize::from(pt.instance == instance);
+                    // Was the labelled slice among the candidates (the expected point's slice
+                    // and its neighbours)?
+                    let sref = ds.find_series(study, pt.series).unwrap().unwrap();
+                    let stacks = ds.stacks(&sref).unwrap();
+                    let expected = [c[0] + o[0], c[1] + o[1], c[2] + o[2]];
+                    let proj = discus_data::standardise::target_slice(expected, &stacks).unwrap();
+                    let st = &stacks[proj.stack];
+                    let lab = st.find_instance(instance).map(|k| k as i64);
+                    let got = st.find_instance(pt.instance).map(|k| k as i64);
+                    let r = model.card.preprocessing.foraminal_candidates as i64;
+                    let inside = lab.is_some_and(|k| (k - proj.slice as i64).abs() <= r);
+                    in_window += usize::from(inside);
+                    right_in_window += usize::from(inside && pt.instance == instance);
+                    eprintln!(
+                        "{} expected slice {} labelled {:?} chosen {:?} (err {:.1} mm){}",
+                        fi.row_id,
+                        proj.slice,
+                        lab,
+                        got,
+                        e,
+                        if inside { "" } else { "  LABEL OUTSIDE THE WINDOW" }
+                    );
                 }
             } else {
                 su.push(e);
@@ -448,7 +412,8 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     let (mf, ms, mo) = (med(&mut fo), med(&mut su), med(&mut offset));
     println!(
         "foraminal {mf:.1} mm (offset fallback {mo:.1} mm), subarticular {ms:.1} mm; \
-         foraminal slice right {same_slice}/{slices}"
+         foraminal slice right {same_slice}/{slices}; labelled slice among the candidates \
+         {in_window}/{slices}, right when it is {right_in_window}/{in_window}"
     );
     assert!(
         fo.len() >= 30 && su.len() >= 20,
