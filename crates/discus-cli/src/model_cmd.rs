@@ -282,10 +282,7 @@ fn run_rescan(a: RescanArgs) -> Result<ExitCode> {
             Ok(x) => done.push(x),
             Err(e) => {
                 failed += 1;
-                eprintln!(
-                    "error: pair {} / {}: {e:#} (left out)",
-                    p.first, p.second
-                );
+                eprintln!("error: pair {} / {}: {e:#} (left out)", p.first, p.second);
             }
         }
     }
@@ -296,11 +293,8 @@ fn run_rescan(a: RescanArgs) -> Result<ExitCode> {
     if let Some(out) = &a.out {
         let cards: Vec<&discus_core::governance::DatasetCard> =
             model.card.provenance.sources.iter().collect();
-        let files = discus_report::write_report(
-            out,
-            &report_page(&r, &model_name(&a.model), &cards),
-            &r,
-        )?;
+        let files =
+            discus_report::write_report(out, &report_page(&r, &model_name(&a.model), &cards), &r)?;
         eprintln!("report: {}", files.html.display());
     }
     if a.json {

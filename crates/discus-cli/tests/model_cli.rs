@@ -369,11 +369,7 @@ print(json.dumps(out))
         .args(["-c", script, s(&report.join("report.json"))])
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let want: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let mut defined = 0;
     for g in r["groups"].as_array().unwrap() {
@@ -398,7 +394,10 @@ print(json.dumps(out))
         let m = g["distance"]["median_mm"].as_f64().unwrap();
         assert!((m - w["median"].as_f64().unwrap()).abs() < 1e-9);
     }
-    assert!(defined > 0, "no kappa was defined: the check checked nothing");
+    assert!(
+        defined > 0,
+        "no kappa was defined: the check checked nothing"
+    );
 
     // The text summary, and a pairs file that is not one.
     let text = ok(&["model", "rescan", "--model", s(&model), s(&ds)]);

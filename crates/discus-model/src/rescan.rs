@@ -407,9 +407,8 @@ pub fn predict_agreement(
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for p in pairs {
-        let r = crate::predict::predict_study(model, ds, p.first).and_then(|a| {
-            crate::predict::predict_study(model, ds, p.second).map(|b| (a, b))
-        });
+        let r = crate::predict::predict_study(model, ds, p.first)
+            .and_then(|a| crate::predict::predict_study(model, ds, p.second).map(|b| (a, b)));
         match r {
             Ok(ab) => done.push(ab),
             Err(e) => failed.push((*p, e)),
@@ -433,7 +432,10 @@ fn summarise(group: &str, sel: &[&PairedFinding]) -> Agreement {
                 .sum::<f64>()
         })
         .sum();
-    let flips = sel.iter().filter(|f| f.grade_first != f.grade_second).count();
+    let flips = sel
+        .iter()
+        .filter(|f| f.grade_first != f.grade_second)
+        .count();
     let dist = |lv: Option<Level>| {
         Distance::of(
             sel.iter()

@@ -397,7 +397,11 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
                         lab,
                         got,
                         e,
-                        if inside { "" } else { "  LABEL OUTSIDE THE WINDOW" }
+                        if inside {
+                            ""
+                        } else {
+                            "  LABEL OUTSIDE THE WINDOW"
+                        }
                     );
                 }
             } else {

@@ -217,7 +217,11 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         cards.push(r.card);
     }
     discus_model::backend::select(Backend::Cpu).unwrap();
-    assert!(cards[1].training.hardware.to_lowercase().contains("wgpu"), "{}", cards[1].training.hardware);
+    assert!(
+        cards[1].training.hardware.to_lowercase().contains("wgpu"),
+        "{}",
+        cards[1].training.hardware
+    );
     let (a, b) = (&cards[0].metrics[0], &cards[1].metrics[0]);
     for (name, x, y) in [
         ("localiser", a.localiser_loss, b.localiser_loss),
@@ -225,7 +229,10 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         ("point localisers", a.point_loss, b.point_loss),
     ] {
         eprintln!("{name} loss: flex {x:.6}, wgpu {y:.6}");
-        assert!(x > 0.0 && (x - y).abs() <= 1e-4 * x.abs(), "{name} loss {x} vs {y}");
+        assert!(
+            x > 0.0 && (x - y).abs() <= 1e-4 * x.abs(),
+            "{name} loss {x} vs {y}"
+        );
     }
     // The networks after the step, both evaluated on the CPU, and the initial weights.
     let cpu = Device::flex();
@@ -243,7 +250,13 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         let d = max_diff(&x[k], &y[k]);
         let step = max_diff(&x[k], &z[k]);
         eprintln!("{name} after one step: max |wgpu - flex| = {d:.2e} (tolerance {tol:.1e}), the step moved it {step:.2e}");
-        assert!(d <= tol, "{name}: after one step wgpu differs from flex by {d} (> {tol})");
-        assert!(step > 10.0 * tol, "{name}: the step moved the outputs only {step}");
+        assert!(
+            d <= tol,
+            "{name}: after one step wgpu differs from flex by {d} (> {tol})"
+        );
+        assert!(
+            step > 10.0 * tol,
+            "{name}: the step moved the outputs only {step}"
+        );
     }
 }

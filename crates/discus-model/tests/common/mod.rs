@@ -66,10 +66,7 @@ pub fn fixture() -> &'static Fixture {
         let model = root.join("model");
         let t0 = std::time::Instant::now();
         let r = train(&small_request(&cohort, &model, EPOCHS), &|_| {}).unwrap();
-        eprintln!(
-            "fixture: trained in {:.1} s",
-            t0.elapsed().as_secs_f64()
-        );
+        eprintln!("fixture: trained in {:.1} s", t0.elapsed().as_secs_f64());
         let m = &r.card.metrics;
         Fixture {
             cohort,
