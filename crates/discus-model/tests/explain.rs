@@ -1,4 +1,4 @@
-//! Explanations and stability on the tiny trained model of `common` (shared with `model.rs`): overlays have the DICOM slice's own size (as
+//! Explanations and stability on the light tiny model of `common` (`light_fixture`): overlays have the DICOM slice's own size (as
 //! dcmdump reads it) and lie where the finding is; stability is exactly zero without perturbation
 //! and grows with the perturbations' size.
 
@@ -11,7 +11,7 @@ use discus_model::Model;
 use std::process::Command;
 
 mod common;
-use common::{fixture, studies};
+use common::{light_fixture as fixture, studies};
 
 /// Rows and Columns of a DICOM file, as dcmdump prints them; `None` when dcmdump is absent.
 fn dcmdump_size(path: &std::path::Path) -> Option<(usize, usize)> {

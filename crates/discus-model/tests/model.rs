@@ -385,24 +385,10 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
                     let proj = discus_data::standardise::target_slice(expected, &stacks).unwrap();
                     let st = &stacks[proj.stack];
                     let lab = st.find_instance(instance).map(|k| k as i64);
-                    let got = st.find_instance(pt.instance).map(|k| k as i64);
                     let r = model.card.preprocessing.foraminal_candidates as i64;
                     let inside = lab.is_some_and(|k| (k - proj.slice as i64).abs() <= r);
                     in_window += usize::from(inside);
                     right_in_window += usize::from(inside && pt.instance == instance);
-                    eprintln!(
-                        "{} expected slice {} labelled {:?} chosen {:?} (err {:.1} mm){}",
-                        fi.row_id,
-                        proj.slice,
-                        lab,
-                        got,
-                        e,
-                        if inside {
-                            ""
-                        } else {
-                            "  LABEL OUTSIDE THE WINDOW"
-                        }
-                    );
                 }
             } else {
                 su.push(e);
@@ -425,12 +411,19 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
         fo.len(),
         su.len()
     );
-    // The point grid's cell is 4 mm here: an overfitted localiser lands within about a cell, and
-    // on the labelled parasagittal slice for most findings. There are 2n + 1 = 3 candidate slices,
-    // so chance is 1/3; with the deeper heat-map networks of format 3 and this tiny fixture the
-    // labelled slice is picked in 25 of 40 findings (it was at least 3 of 4 with format 2), so the
-    // bar is half: above chance with a margin for floating-point differences between CPUs, below
-    // what a full-size model should reach.
+    // The point grid's cell is 4 mm here: an overfitted localiser lands within about a cell.
+    // Slice choice: the candidates are the slice of the expected point (the canal point plus the
+    // median offset learned over the training studies) and its two neighbours (2n + 1 = 3, chance
+    // 1/3). In this cohort the median offset misses the labelled slice by 2 slices in 12 of the 40
+    // findings (one median offset for every patient, and a foramen's slice varies by patient), so the
+    // labelled slice is not a candidate there and no localiser can pick it (it then picks the
+    // candidate next to the label in 10 of the 12). That, not the format-3 networks, is why only
+    // 25/40 are right overall: among the 28 findings whose labelled slice is a candidate the
+    // localiser picks it in 25 (the bar of 3/4 holds there). Overall, above chance with a margin.
+    assert!(
+        right_in_window * 4 >= in_window * 3 && in_window * 2 >= slices,
+        "{right_in_window}/{in_window} on the labelled slice when it is a candidate"
+    );
     assert!(mf < 6.0, "median foraminal error {mf} mm");
     assert!(ms < 6.0, "median subarticular error {ms} mm");
     assert!(
