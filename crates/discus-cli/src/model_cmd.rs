@@ -125,6 +125,39 @@ pub enum ModelCommand {
     /// symbolic), with the model card (model.toml, the training data's licence) and onnx.toml
     /// (inputs, outputs, their meaning) beside them.
     Export(ExportArgs),
+    /// Rescan agreement: predict both scans of every patient scanned twice (`discus synth
+    /// --rescan`: the pairs are read from the dataset's truth.json; real rescans: `--pairs`) and
+    /// report how far the predictions agree: quadratic weighted kappa of the grades per condition
+    /// group, mean absolute probability difference, grade flip rate, and point distances in mm per
+    /// level, each point written in its own scan's canal frame.
+    Rescan(RescanArgs),
+}
+
+/// Arguments of `discus model rescan`.
+#[derive(Debug, Args)]
+pub struct RescanArgs {
+    /// The model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The dataset holding both scans of each patient.
+    pub dataset: PathBuf,
+    /// A CSV of rescan pairs (header `first,second`, one pair of study ids per line); default: the
+    /// `rescan_of` links of the dataset's truth.json (`discus synth --rescan`).
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Report folder: report.json (every figure and every compared finding) and index.html.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of the text summary.
+    #[arg(long)]
+    pub json: bool,
+    /// The intended use; refused when the licence of the model's training data or of the dataset
+    /// does not permit it.
+    #[arg(long = "use", value_name = "USE", default_value = "research")]
+    pub use_: Use,
+    /// The burn backend: cpu (default) or wgpu (a binary built with `--features wgpu`).
+    #[arg(long, value_name = "cpu|wgpu")]
+    pub device: Option<String>,
 }
 
 /// Arguments of `discus model export`.
@@ -152,6 +185,7 @@ fn select_device(flag: Option<&str>) -> Result<()> {
 
 pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
     match a.command {
+        ModelCommand::Rescan(r) => run_rescan(r),
         ModelCommand::Export(e) => {
             let m = discus_model::export::export_onnx(&e.onnx, &e.out)
                 .with_context(|| format!("exporting {} to ONNX", e.onnx.display()))?;
@@ -159,6 +193,132 @@ pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_rescan(a: RescanArgs) -> Result<ExitCode> {
+    use discus_model::rescan::{agreement, pairs_from_csv, pairs_from_truth, report_page};
+    select_device(a.device.as_deref())?;
+    if let Some(out) = &a.out {
+        discus_report::check_report_dir(out)?;
+    }
+    let model = Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
+    if let Err(e) = model.card.provenance.check_use(a.use_) {
+        bail!(
+            "refusing {} use of model {}: its training data's licence does not permit it: {}",
+            a.use_.as_str(),
+            a.model.display(),
+            e.reason
+        );
+    }
+    check_sources(
+        &format!("discus {} model rescan", env!("CARGO_PKG_VERSION")),
+        &[a.dataset.as_path()],
+        a.use_,
+        false,
+    )?;
+    let pairs = match &a.pairs {
+        Some(p) => pairs_from_csv(p)?,
+        None => {
+            let t = a.dataset.join("truth.json");
+            if !t.is_file() {
+                bail!(
+                    "{}: no truth.json to read the rescan pairs from (a `discus synth --rescan` cohort has one); give them with --pairs",
+                    a.dataset.display()
+                );
+            }
+            pairs_from_truth(&t)?
+        }
+    };
+    if pairs.is_empty() {
+        bail!(
+            "{}: no rescan pairs (make the cohort with `discus synth --rescan`, or give --pairs)",
+            a.dataset.display()
+        );
+    }
+    let ds = crate::eval::open_dataset(&a.dataset)?;
+    let pb = bar(pairs.len() as u64, "predicting both scans");
+    // Pairs in parallel, each worker with its own connection to the index.
+    let results: Vec<Result<(StudyPrediction, StudyPrediction)>> = {
+        use rayon::prelude::*;
+        pairs
+            .par_iter()
+            .map_init(
+                || discus_data::dataset::Dataset::open_indexed(&a.dataset),
+                |wds, p| {
+                    let wds = wds.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let one = |s: StudyId| {
+                        discus_model::predict::predict_study(&model, wds, s)
+                            .with_context(|| format!("study {s}"))
+                    };
+                    let r = one(p.first).and_then(|x| one(p.second).map(|y| (x, y)));
+                    pb.inc(1);
+                    r
+                },
+            )
+            .collect()
+    };
+    pb.finish_and_clear();
+    drop(ds);
+    let mut done = Vec::new();
+    let mut failed = 0usize;
+    for (p, r) in pairs.iter().zip(results) {
+        match r {
+            Ok(x) => done.push(x),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: pair {} / {}: {e:#} (left out)", p.first, p.second);
+            }
+        }
+    }
+    if done.is_empty() {
+        bail!("no pair could be predicted");
+    }
+    let r = agreement(&done);
+    if let Some(out) = &a.out {
+        let cards: Vec<&discus_core::governance::DatasetCard> =
+            model.card.provenance.sources.iter().collect();
+        let files =
+            discus_report::write_report(out, &report_page(&r, &model_name(&a.model), &cards), &r)?;
+        eprintln!("report: {}", files.html.display());
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} patients scanned twice ({} pair(s) left out)",
+            r.pairs, failed
+        );
+        println!(
+            "{:<13} {:>8} {:>7} {:>9} {:>7} {:>11} {:>9}",
+            "group", "findings", "kappa", "mean|dp|", "flips", "median mm", "mean mm"
+        );
+        let f = |v: Option<f64>, d: usize| v.map_or("n/a".to_string(), |v| format!("{v:.d$}"));
+        for g in &r.groups {
+            println!(
+                "{:<13} {:>8} {:>7} {:>9.4} {:>6.1}% {:>11} {:>9}",
+                g.group,
+                g.findings,
+                f(g.kappa_quadratic, 3),
+                g.mean_abs_probability_difference,
+                100.0 * g.grade_flip_rate,
+                f(g.distance.median_mm, 1),
+                f(g.distance.mean_mm, 1)
+            );
+        }
+        for g in &r.groups {
+            let lv: Vec<String> = g
+                .distance_by_level
+                .iter()
+                .map(|(l, d)| format!("{} {}", l.words(), f(d.median_mm, 1)))
+                .collect();
+            println!("{} median mm per level: {}", g.group, lv.join(", "));
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

@@ -241,3 +241,158 @@ fn an_unknown_or_unbuilt_device_is_refused_with_the_reason() {
         assert!(!tmp.path().join("p").exists());
     }
 }
+
+mod common;
+
+/// `discus model rescan` on a tiny `--rescan` cohort: both scans of each patient predicted; the
+/// kappas, probability differences, flip rates and distance medians recomputed by scikit-learn and
+/// numpy from the compared findings the report lists.
+#[test]
+fn rescan_agreement_matches_scikit_learn_on_the_produced_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    ok(&[
+        "synth",
+        "--out",
+        s(&ds),
+        "--studies",
+        "2",
+        "--sites",
+        "2",
+        "--seed",
+        "12",
+        "--matrix-scale",
+        "0.25",
+        "--readers",
+        "1",
+        "--rescan",
+    ]);
+    let model = tmp.path().join("model");
+    ok(&[
+        "train",
+        "--dataset",
+        s(&ds),
+        "--epochs",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        s(&model),
+    ]);
+    let report = tmp.path().join("rescan");
+    let json = ok(&[
+        "model",
+        "rescan",
+        "--model",
+        s(&model),
+        s(&ds),
+        "--out",
+        s(&report),
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r, on_disk);
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("Rescan agreement") && html.contains("L5/S1"));
+    assert_eq!(r["pairs"], 2);
+    let findings = r["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 50, "25 findings per pair");
+    // The pairs are truth.json's: the second scan names the first in rescan_of.
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ds.join("truth.json")).unwrap()).unwrap();
+    for f in findings {
+        let second = truth["studies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["study_id"] == f["second"])
+            .unwrap();
+        assert_eq!(second["rescan_of"], f["first"]);
+    }
+    // Every point had a frame here (all series present), so every finding has a distance.
+    assert_eq!(r["points_without_frame"], 0);
+    assert!(findings.iter().all(|f| f["distance_mm"].is_f64()));
+
+    let Some(py) = common::python() else { return };
+    let script = r#"
+import json, sys
+import numpy as np
+from sklearn.metrics import cohen_kappa_score
+r = json.load(open(sys.argv[1]))
+group = {"spinal_canal_stenosis": "spinal",
+         "left_neural_foraminal_narrowing": "foraminal", "right_neural_foraminal_narrowing": "foraminal",
+         "left_subarticular_stenosis": "subarticular", "right_subarticular_stenosis": "subarticular"}
+out = {}
+for g in ["spinal", "foraminal", "subarticular", "all"]:
+    fs = [f for f in r["findings"] if g == "all" or group[f["condition"]] == g]
+    a = [f["grade_first"] for f in fs]; b = [f["grade_second"] for f in fs]
+    # The grades are the argmax of the probabilities.
+    assert a == [int(np.argmax(f["probabilities_first"])) for f in fs]
+    assert b == [int(np.argmax(f["probabilities_second"])) for f in fs]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        k = cohen_kappa_score(a, b, weights="quadratic", labels=[0, 1, 2])
+    pa = np.array([f["probabilities_first"] for f in fs]); pb = np.array([f["probabilities_second"] for f in fs])
+    d = [float(np.linalg.norm(np.array(f["frame_mm_first"]) - np.array(f["frame_mm_second"]))) for f in fs]
+    assert np.allclose(d, [f["distance_mm"] for f in fs], atol=1e-9)
+    out[g] = {"kappa": None if np.isnan(k) else float(k),
+              "diff": float(np.mean(np.abs(pa - pb))),
+              "flips": float(np.mean(np.array(a) != np.array(b))),
+              "median": float(np.median(d)), "n": len(fs)}
+print(json.dumps(out))
+"#;
+    let o = std::process::Command::new(py)
+        .args(["-c", script, s(&report.join("report.json"))])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut defined = 0;
+    for g in r["groups"].as_array().unwrap() {
+        let name = g["group"].as_str().unwrap();
+        let w = &want[name];
+        println!("{name}: discus {g}\n  scikit-learn/numpy {w}");
+        assert_eq!(g["findings"], w["n"]);
+        match (g["kappa_quadratic"].as_f64(), w["kappa"].as_f64()) {
+            (Some(a), Some(b)) => {
+                defined += 1;
+                assert!((a - b).abs() < 1e-9, "{name}: kappa {a} vs {b}")
+            }
+            (None, None) => {}
+            (a, b) => panic!("{name}: kappa {a:?} vs scikit-learn {b:?}"),
+        }
+        let close = |k: &str, v: &serde_json::Value| {
+            let (a, b) = (g[k].as_f64().unwrap(), v.as_f64().unwrap());
+            assert!((a - b).abs() < 1e-9, "{name} {k}: {a} vs {b}");
+        };
+        close("mean_abs_probability_difference", &w["diff"]);
+        close("grade_flip_rate", &w["flips"]);
+        let m = g["distance"]["median_mm"].as_f64().unwrap();
+        assert!((m - w["median"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    assert!(
+        defined > 0,
+        "no kappa was defined: the check checked nothing"
+    );
+
+    // The text summary, and a pairs file that is not one.
+    let text = ok(&["model", "rescan", "--model", s(&model), s(&ds)]);
+    assert!(text.contains("2 patients scanned twice"), "{text}");
+    let bad = tmp.path().join("pairs.csv");
+    std::fs::write(&bad, "first,second\n1,oops\n").unwrap();
+    let o = run(&[
+        "model",
+        "rescan",
+        "--model",
+        s(&model),
+        s(&ds),
+        "--pairs",
+        s(&bad),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("line 2") && err.contains("oops"), "{err}");
+}

@@ -30,6 +30,9 @@
 //!   grader's occlusion map as PNG overlays on the source slice's own pixel grid.
 //! - **Stability** ([`stability::stability_study`]): the spread of each finding's probabilities
 //!   under small perturbations (intensity, noise, ±1 slice, ±3°, ±2 mm).
+//! - **Rescan agreement** ([`rescan`]): both scans of the same patients (`discus synth --rescan`)
+//!   predicted and compared: weighted kappa, probability difference, grade flips, and point
+//!   distances in each scan's own canal frame.
 //! - **Findings page** ([`page`]): an HTML page per study and an index of the predicted studies.
 //!
 //! A model is a folder ([`Model::save`], [`Model::load`]): `weights.safetensors` and `model.toml`
@@ -49,6 +52,7 @@ pub mod page;
 pub mod parallel;
 pub mod predict;
 pub mod prep;
+pub mod rescan;
 pub mod stability;
 pub mod train;
 

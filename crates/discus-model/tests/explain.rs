@@ -1,60 +1,17 @@
-//! Explanations and stability on a tiny trained model: overlays have the DICOM slice's own size (as
+//! Explanations and stability on the light tiny model of `common` (`light_fixture`): overlays have the DICOM slice's own size (as
 //! dcmdump reads it) and lie where the finding is; stability is exactly zero without perturbation
 //! and grows with the perturbations' size.
 
-use discus_core::{ConditionGroup, StudyId};
+use discus_core::ConditionGroup;
 use discus_data::dataset::Dataset;
 use discus_model::explain::{explain_study, ExplainOptions, Overlay};
 use discus_model::predict::predict_study;
 use discus_model::stability::{stability_study, StabilityOptions};
-use discus_model::{train, Model, TrainRequest};
-use discus_synth::cohort::{generate, SynthConfig};
-use std::path::PathBuf;
+use discus_model::Model;
 use std::process::Command;
-use std::sync::OnceLock;
 
-struct Fixture {
-    cohort: PathBuf,
-    model: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let root = tempfile::tempdir().unwrap().keep();
-        let cohort = root.join("cohort");
-        let config = SynthConfig {
-            studies: 3,
-            sites: 2,
-            seed: 31,
-            readers: 1,
-            quirk_rate: 0.0,
-            matrix_scale: 0.25,
-            ..Default::default()
-        };
-        generate(&cohort, &config, &|_| {}).unwrap();
-        let model = root.join("model");
-        let mut r = TrainRequest::new(vec![cohort.clone()], model.clone());
-        r.seed = 5;
-        r.epochs = 40;
-        r.batch_studies = 3;
-        r.learning_rate = 5e-3;
-        r.architecture.localiser_width = 8;
-        r.architecture.grader_width = 8;
-        r.preprocessing.localiser_grid = 32;
-        r.preprocessing.localiser_spacing_mm = 9.0;
-        r.preprocessing.heat_sigma = 1.0;
-        r.preprocessing.crop.rows = 16;
-        r.preprocessing.crop.columns = 16;
-        r.preprocessing.crop.spacing_mm = 3.0;
-        train(&r, &|_| {}).unwrap();
-        Fixture { cohort, model }
-    })
-}
-
-fn studies(ds: &Dataset) -> Vec<StudyId> {
-    ds.studies().unwrap().iter().map(|s| s.study).collect()
-}
+mod common;
+use common::{light_fixture as fixture, studies};
 
 /// Rows and Columns of a DICOM file, as dcmdump prints them; `None` when dcmdump is absent.
 fn dcmdump_size(path: &std::path::Path) -> Option<(usize, usize)> {

@@ -6,70 +6,11 @@ use discus_core::governance::{Licence, Use};
 use discus_core::{Condition, LabelColumn, StudyId};
 use discus_data::dataset::Dataset;
 use discus_model::predict::{predict_study, PointSource};
-use discus_model::{train, Model, ModelError, TrainRequest};
-use discus_synth::cohort::{generate, SynthConfig};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use discus_model::{train, Model, ModelError};
+use std::path::Path;
 
-struct Fixture {
-    cohort: PathBuf,
-    model: PathBuf,
-    first_loss: (f64, f64),
-    last_loss: (f64, f64),
-}
-
-fn small_request(cohort: &Path, out: &Path, epochs: usize) -> TrainRequest {
-    let mut r = TrainRequest::new(vec![cohort.to_path_buf()], out.to_path_buf());
-    r.seed = 5;
-    r.epochs = epochs;
-    r.batch_studies = 2;
-    r.learning_rate = 5e-3;
-    r.architecture.localiser_width = 8;
-    r.architecture.grader_width = 8;
-    r.preprocessing.localiser_grid = 32;
-    r.preprocessing.localiser_spacing_mm = 9.0;
-    r.preprocessing.heat_sigma = 1.0;
-    r.preprocessing.crop.rows = 16;
-    r.preprocessing.crop.columns = 16;
-    r.preprocessing.crop.spacing_mm = 3.0;
-    r.preprocessing.point_grid = 16;
-    r.preprocessing.point_spacing_mm = 4.0;
-    r.preprocessing.foraminal_candidates = 1;
-    r.preprocessing.point_jitter_mm = 6.0;
-    r
-}
-
-/// A 4-study cohort and a model overfitted on it (shared by the tests of this file).
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let root = tempfile::tempdir().unwrap().keep();
-        let cohort = root.join("cohort");
-        let config = SynthConfig {
-            studies: 4,
-            sites: 2,
-            seed: 21,
-            readers: 1,
-            quirk_rate: 0.0,
-            matrix_scale: 0.25,
-            ..Default::default()
-        };
-        generate(&cohort, &config, &|_| {}).unwrap();
-        let model = root.join("model");
-        let r = train(&small_request(&cohort, &model, 120), &|_| {}).unwrap();
-        let m = &r.card.metrics;
-        Fixture {
-            cohort,
-            model,
-            first_loss: (m[0].localiser_loss, m[0].grader_loss),
-            last_loss: (m[m.len() - 1].localiser_loss, m[m.len() - 1].grader_loss),
-        }
-    })
-}
-
-fn studies(ds: &Dataset) -> Vec<StudyId> {
-    ds.studies().unwrap().iter().map(|s| s.study).collect()
-}
+mod common;
+use common::{fixture, small_request, studies};
 
 #[test]
 fn a_tiny_model_overfits_a_few_studies() {
@@ -396,6 +337,7 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     let model = Model::load(&f.model).unwrap();
     let (mut fo, mut su, mut offset) = (Vec::new(), Vec::new(), Vec::new());
     let (mut same_slice, mut slices) = (0, 0);
+    let (mut in_window, mut right_in_window) = (0, 0);
     for study in studies(&ds) {
         let p = predict_study(&model, &ds, study).unwrap();
         let canal: Vec<[f64; 3]> = p.findings[..5]
@@ -435,6 +377,18 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
                 if pt.series.0 == series {
                     slices += 1;
                     same_slice += usize::from(pt.instance == instance);
+                    // Was the labelled slice among the candidates (the expected point's slice
+                    // and its neighbours)?
+                    let sref = ds.find_series(study, pt.series).unwrap().unwrap();
+                    let stacks = ds.stacks(&sref).unwrap();
+                    let expected = [c[0] + o[0], c[1] + o[1], c[2] + o[2]];
+                    let proj = discus_data::standardise::target_slice(expected, &stacks).unwrap();
+                    let st = &stacks[proj.stack];
+                    let lab = st.find_instance(instance).map(|k| k as i64);
+                    let r = model.card.preprocessing.foraminal_candidates as i64;
+                    let inside = lab.is_some_and(|k| (k - proj.slice as i64).abs() <= r);
+                    in_window += usize::from(inside);
+                    right_in_window += usize::from(inside && pt.instance == instance);
                 }
             } else {
                 su.push(e);
@@ -448,7 +402,8 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     let (mf, ms, mo) = (med(&mut fo), med(&mut su), med(&mut offset));
     println!(
         "foraminal {mf:.1} mm (offset fallback {mo:.1} mm), subarticular {ms:.1} mm; \
-         foraminal slice right {same_slice}/{slices}"
+         foraminal slice right {same_slice}/{slices}; labelled slice among the candidates \
+         {in_window}/{slices}, right when it is {right_in_window}/{in_window}"
     );
     assert!(
         fo.len() >= 30 && su.len() >= 20,
@@ -456,12 +411,19 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
         fo.len(),
         su.len()
     );
-    // The point grid's cell is 4 mm here: an overfitted localiser lands within about a cell, and
-    // on the labelled parasagittal slice for most findings. There are 2n + 1 = 3 candidate slices,
-    // so chance is 1/3; with the deeper heat-map networks of format 3 and this tiny fixture the
-    // labelled slice is picked in 25 of 40 findings (it was at least 3 of 4 with format 2), so the
-    // bar is half: above chance with a margin for floating-point differences between CPUs, below
-    // what a full-size model should reach.
+    // The point grid's cell is 4 mm here: an overfitted localiser lands within about a cell.
+    // Slice choice: the candidates are the slice of the expected point (the canal point plus the
+    // median offset learned over the training studies) and its two neighbours (2n + 1 = 3, chance
+    // 1/3). In this cohort the median offset misses the labelled slice by 2 slices in 12 of the 40
+    // findings (one median offset for every patient, and a foramen's slice varies by patient), so the
+    // labelled slice is not a candidate there and no localiser can pick it (it then picks the
+    // candidate next to the label in 10 of the 12). That, not the format-3 networks, is why only
+    // 25/40 are right overall: among the 28 findings whose labelled slice is a candidate the
+    // localiser picks it in 25 (the bar of 3/4 holds there). Overall, above chance with a margin.
+    assert!(
+        right_in_window * 4 >= in_window * 3 && in_window * 2 >= slices,
+        "{right_in_window}/{in_window} on the labelled slice when it is a candidate"
+    );
     assert!(mf < 6.0, "median foraminal error {mf} mm");
     assert!(ms < 6.0, "median subarticular error {ms} mm");
     assert!(

@@ -3,7 +3,12 @@
 //! from Debian's `mesa-vulkan-drivers`, when no GPU is present) runs the same fixed inputs through
 //! the localiser and a grader.
 //!
-//! Run with `cargo test -p discus-model --features wgpu --test wgpu_backend`.
+//! Run with `cargo test --workspace --features discus-model/wgpu --test wgpu_backend` (lavapipe:
+//! `apt-get install mesa-vulkan-drivers`; `.ci/run` does both).
+//!
+//! A second test runs one training step (`discus_model::train`, one epoch of one batch holding
+//! every study of a tiny cohort: one Adam step) on each backend from the same initial weights and
+//! compares the losses before the step and the networks' outputs after it.
 //!
 //! Tolerance: both backends compute in f32 but sum in different orders (tiled WGSL kernels against
 //! flex's SIMD im2col). Each output is a chain of at most 9 convolutions whose dot products have
@@ -134,4 +139,124 @@ fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
     }
     .save(dir)
     .unwrap();
+}
+
+/// One training step on each backend from the same seeded initial weights: the same losses, and
+/// the same outputs after the Adam step.
+///
+/// Tolerances: the losses (before the step) are sums of the same f32 terms in another order:
+/// relative 1e-4. After the step the weights differ by Adam's update of the gradients' rounding
+/// differences; Adam divides each gradient by its own magnitude (plus epsilon), so a gradient
+/// component near zero whose rounding differs moves its weight by a larger share of the learning
+/// rate: the outputs after the step get 1e-3 · max(1, max |output|), still far below the change
+/// the step itself makes, which the test asserts (> 10 times the tolerance).
+#[test]
+fn one_training_step_matches_between_wgpu_and_flex() {
+    if !vulkan_icd_present() {
+        discus_core::crosscheck::skip(
+            "no Vulkan driver (install mesa-vulkan-drivers for the software one)",
+        );
+        return;
+    }
+    use discus_synth::cohort::{generate, SynthConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let cohort = tmp.path().join("cohort");
+    let config = SynthConfig {
+        studies: 2,
+        sites: 1,
+        seed: 41,
+        readers: 1,
+        quirk_rate: 0.0,
+        matrix_scale: 0.25,
+        ..Default::default()
+    };
+    generate(&cohort, &config, &|_| {}).unwrap();
+    let base = |out: &Path| {
+        let mut r = discus_model::TrainRequest::new(vec![cohort.clone()], out.to_path_buf());
+        r.seed = 7;
+        r.epochs = 1;
+        r.batch_studies = 2; // both studies in one batch: one epoch is one Adam step
+        r.learning_rate = 1e-2;
+        r.cosine_epochs = 0;
+        r.architecture.localiser_width = 8;
+        r.architecture.grader_width = 8;
+        r.preprocessing.localiser_grid = 32;
+        r.preprocessing.localiser_spacing_mm = 9.0;
+        r.preprocessing.crop.rows = 16;
+        r.preprocessing.crop.columns = 16;
+        r.preprocessing.crop.spacing_mm = 3.0;
+        r.preprocessing.point_grid = 16;
+        r.preprocessing.point_spacing_mm = 4.0;
+        r
+    };
+    // The same initial weights on both backends: a seeded network saved on the CPU and given as
+    // `init` (each backend's own random initialisation would differ).
+    let init = tmp.path().join("init");
+    save(
+        &init,
+        &seeded_net(&base(&init).architecture, 7, &Device::flex()),
+        &base(&init),
+    );
+    let request = |out: &Path| {
+        let mut r = base(out);
+        r.init = Some(init.clone());
+        r
+    };
+    let mut cards = Vec::new();
+    for b in [Backend::Cpu, Backend::Wgpu] {
+        discus_model::backend::select(b).unwrap();
+        let out = tmp.path().join(b.name());
+        let t0 = std::time::Instant::now();
+        let r = discus_model::train(&request(&out), &|_| {}).unwrap();
+        eprintln!(
+            "{b}: one step in {:.1} s on {}",
+            t0.elapsed().as_secs_f64(),
+            r.card.training.hardware
+        );
+        assert_eq!(r.card.metrics.len(), 1);
+        cards.push(r.card);
+    }
+    discus_model::backend::select(Backend::Cpu).unwrap();
+    assert!(
+        cards[1].training.hardware.to_lowercase().contains("wgpu"),
+        "{}",
+        cards[1].training.hardware
+    );
+    let (a, b) = (&cards[0].metrics[0], &cards[1].metrics[0]);
+    for (name, x, y) in [
+        ("localiser", a.localiser_loss, b.localiser_loss),
+        ("grader", a.grader_loss, b.grader_loss),
+        ("point localisers", a.point_loss, b.point_loss),
+    ] {
+        eprintln!("{name} loss: flex {x:.6}, wgpu {y:.6}");
+        assert!(
+            x > 0.0 && (x - y).abs() <= 1e-4 * x.abs(),
+            "{name} loss {x} vs {y}"
+        );
+    }
+    // The networks after the step, both evaluated on the CPU, and the initial weights.
+    let cpu = Device::flex();
+    let on_cpu = Model::load_on(&tmp.path().join("cpu"), &cpu).unwrap();
+    let on_gpu = Model::load_on(&tmp.path().join("wgpu"), &cpu).unwrap();
+    let init = seeded_net(&on_cpu.card.architecture, 7, &cpu).valid();
+    let (x, y, z) = (
+        outputs(&on_cpu.net, &on_cpu, &cpu),
+        outputs(&on_gpu.net, &on_cpu, &cpu),
+        outputs(&init, &on_cpu, &cpu),
+    );
+    for (k, name) in ["localiser", "spinal grader"].iter().enumerate() {
+        let scale = x[k].iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let tol = 1e-3 * scale;
+        let d = max_diff(&x[k], &y[k]);
+        let step = max_diff(&x[k], &z[k]);
+        eprintln!("{name} after one step: max |wgpu - flex| = {d:.2e} (tolerance {tol:.1e}), the step moved it {step:.2e}");
+        assert!(
+            d <= tol,
+            "{name}: after one step wgpu differs from flex by {d} (> {tol})"
+        );
+        assert!(
+            step > 10.0 * tol,
+            "{name}: the step moved the outputs only {step}"
+        );
+    }
 }
