@@ -317,9 +317,7 @@ impl ImportBatch {
     /// Takes out the entry whose error stopped the batch (the last one), if any: its reader and
     /// error.
     pub fn take_fatal(&mut self) -> Option<(String, ImportError)> {
-        if self.imports.last()?.fatal().is_none() {
-            return None;
-        }
+        self.imports.last()?.fatal()?;
         let last = self.imports.pop()?;
         last.result.err().map(|e| (last.reader, e))
     }
