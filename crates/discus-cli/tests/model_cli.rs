@@ -242,8 +242,6 @@ fn an_unknown_or_unbuilt_device_is_refused_with_the_reason() {
     }
 }
 
-mod common;
-
 /// `discus model rescan` on a tiny `--rescan` cohort: both scans of each patient predicted; the
 /// kappas, probability differences, flip rates and distance medians recomputed by scikit-learn and
 /// numpy from the compared findings the report lists.
