@@ -40,7 +40,8 @@ impl Anatomy {
             if r2 > 1.2 {
                 continue;
             }
-            let q = r2 / self.body_wobble(v, x, d, s).powi(2);
+            let wob2 = self.body_wobble(v, x, d, s).powi(2);
+            let q = r2 / wob2;
             if q > 1.0 {
                 continue;
             }
@@ -73,7 +74,7 @@ impl Anatomy {
             }
             let edge = (s - top).min(bot - s);
             let qi = (x / (w - WALL)).powi(2) + ((d + dd) / (dd - WALL)).powi(2);
-            if edge < ENDPLATE || qi * 1.0 > self.body_wobble(v, x, d, s).powi(2) {
+            if edge < ENDPLATE || qi > wob2 {
                 return Some(Tissue::Cortex);
             }
             if v >= N_DISC || v > S1 + 1 {
@@ -87,12 +88,17 @@ impl Anatomy {
             {
                 return Some(Tissue::Fat);
             }
-            // Modic changes in a band along the endplate of a degenerated disc.
-            let band = 6.0 + 2.5 * noise3(self.nseed ^ 0x4d0d, x / 6.0, d / 6.0, v as f64);
-            let modic = if s - top < band && v > 0 {
-                self.findings.modic_at(v - 1, false)
-            } else if bot - s < band {
-                self.findings.modic_at(v, true)
+            // Modic changes in a band along the endplate of a degenerated disc (the band's noise
+            // only where a band can reach: it is at most 8.5 mm deep).
+            let modic = if s - top < 8.5 || bot - s < 8.5 {
+                let band = 6.0 + 2.5 * noise3(self.nseed ^ 0x4d0d, x / 6.0, d / 6.0, v as f64);
+                if s - top < band && v > 0 {
+                    self.findings.modic_at(v - 1, false)
+                } else if bot - s < band {
+                    self.findings.modic_at(v, true)
+                } else {
+                    0
+                }
             } else {
                 0
             };

@@ -402,7 +402,8 @@ struct Centreline {
 impl Centreline {
     fn idx(&self, s: f64) -> (usize, f64) {
         let t = ((s - self.s0) / self.step).clamp(0.0, (self.y.len() - 2) as f64);
-        let i = t.floor() as usize;
+        let i = t as usize; // t >= 0: truncation is the floor
+
         (i.min(self.y.len() - 2), t - i.min(self.y.len() - 2) as f64)
     }
     fn at(&self, s: f64) -> (f64, f64, f64) {
@@ -919,10 +920,11 @@ impl Anatomy {
         if r2 < 0.45 {
             return None; // well inside: skip the outline's noise
         }
-        let ang = v.atan2(u);
-        let (sa, ca) = ang.sin_cos();
+        // Sine and cosine of the angle round the body, without the angle.
+        let rr = r2.sqrt();
+        let (sa, ca) = (v / rr, u / rr);
         let n = |k: u32, f: f64| noise3(self.nseed ^ k, 1.5 * ca + 3.0, 1.5 * sa + 3.0, p[2] / f);
-        let r = r2.sqrt() / (1.0 + 0.03 * n(0x91, 80.0));
+        let r = rr / (1.0 + 0.03 * n(0x91, 80.0));
         // Radial distance (mm, approximate) inside the skin.
         let depth = (1.0 - r) * (tw * th / (tw * sa.abs() + th * ca.abs()).max(1.0)).max(1.0);
         if depth < 0.0 {
@@ -1203,9 +1205,18 @@ impl Anatomy {
             // lateral and posterior outline bent by smooth noise, a cortical rim all round.
             let fw = self.canal_w + 12.0;
             let sd = side as f64 * 7.3;
-            let lat = fw + 2.2 * noise3(self.nseed ^ 0xa1, s / 8.0, d / 8.0, sd);
-            let back = self.lamina_d + 8.0 + 1.8 * noise3(self.nseed ^ 0xa2, s / 7.0, ax / 7.0, sd);
-            if d >= 0.0 && d < back && ax >= self.canal_w && ax < lat {
+            // The noise-bent outline only inside its bounding box.
+            let in_band_box =
+                d >= 0.0 && d < self.lamina_d + 9.8 && ax >= self.canal_w && ax < fw + 2.2;
+            let (lat, back) = if in_band_box {
+                (
+                    fw + 2.2 * noise3(self.nseed ^ 0xa1, s / 8.0, d / 8.0, sd),
+                    self.lamina_d + 8.0 + 1.8 * noise3(self.nseed ^ 0xa2, s / 7.0, ax / 7.0, sd),
+                )
+            } else {
+                (fw, self.lamina_d + 8.0)
+            };
+            if in_band_box && d < back && ax < lat {
                 let (fs, fd, as_, ad, root_s) = self.foramen(j, side);
                 let rr = FORAMEN_ROOT_R;
                 // The root (flattened to the space when compressed), then the fat around it: a
@@ -1222,12 +1233,12 @@ impl Anatomy {
                 // cartilage-lined articular processes. The joint surface is oblique in both
                 // planes (a curved, obliquely set line on axials, a slanted one on parasagittal
                 // slices) and gently undulating.
-                let dj = d - (self.lamina_d - 2.0);
-                let xj = ax - (self.canal_w + 6.0);
-                let gap = (s - ds - 0.4 * dj + 0.35 * xj - 0.03 * xj * xj
-                    + 0.6 * noise3(self.nseed ^ 0xa3, s / 5.0, d / 5.0, sd))
-                .abs();
                 if d > self.sac_dc && d < self.lamina_d + 7.0 {
+                    let dj = d - (self.lamina_d - 2.0);
+                    let xj = ax - (self.canal_w + 6.0);
+                    let gap = (s - ds - 0.4 * dj + 0.35 * xj - 0.03 * xj * xj
+                        + 0.6 * noise3(self.nseed ^ 0xa3, s / 5.0, d / 5.0, sd))
+                    .abs();
                     let eff = (3..8).contains(&j) && self.findings.effusion[side][j - 3];
                     let fluid = if eff { 1.5 } else { 0.45 };
                     if gap < fluid {
@@ -1249,8 +1260,13 @@ impl Anatomy {
             // gothic arch with the posterior epidural fat pad in the midline; each lamina is a
             // plate of varying thickness, inclined like a roof tile (its lower edge further back),
             // with the ligamentum flavum and the interlaminar gap at the disc.
-            let arch_w = fw + 1.5 * noise3(self.nseed ^ 0xa4, s / 8.0, d / 8.0, sd);
-            if d >= self.lamina_d && d < self.lamina_d + 9.0 && ax < arch_w {
+            let in_arch_box = d >= self.lamina_d && d < self.lamina_d + 9.0 && ax < fw + 1.5;
+            let arch_w = if in_arch_box {
+                fw + 1.5 * noise3(self.nseed ^ 0xa4, s / 8.0, d / 8.0, sd)
+            } else {
+                fw
+            };
+            if in_arch_box && ax < arch_w {
                 let front = self.lamina_d
                     + 2.2 * (1.0 - (ax / arch_w).powi(2))
                     + 0.5 * noise3(self.nseed ^ 0xa5, s / 6.0, ax / 6.0, 1.0);
@@ -1285,6 +1301,12 @@ impl Anatomy {
                 let shift = 0.22 * (d - base);
                 for v in j.saturating_sub(1)..=(j + 1).min(N_VERT - 1) {
                     let h = self.s_bot[v] - self.s_top[v];
+                    // The process spans s in (a, b), each bent by at most 1.5 mm of noise.
+                    if s <= self.s_top[v] + 0.25 * h + shift - 1.5
+                        || s >= self.s_bot[v] + 1.0 + 0.8 * shift + 1.5
+                    {
+                        continue;
+                    }
                     let n = noise3(self.nseed ^ 0xa8 ^ (v as u32 * 131), d / 6.0, x / 4.0, 0.5);
                     let mut a = self.s_top[v] + 0.25 * h + shift + 1.5 * n;
                     let mut b = self.s_bot[v] + 1.0 + 0.8 * shift + 1.5 * n;
