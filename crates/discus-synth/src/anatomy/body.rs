@@ -18,6 +18,10 @@ impl Anatomy {
         if let Some(t) = self.pelvis(s, x, d) {
             return t;
         }
+        // Ribs with their costovertebral joints, transverse processes.
+        if let Some(t) = self.rib_or_process(s, x, d) {
+            return t;
+        }
         // Paraspinal muscles: multifidus medially, erector spinae laterally, a fat plane between.
         let pd = self.lamina_d + 16.0;
         let q0 = ((ax - (self.canal_w + 20.0)) / 32.0).powi(2) + ((d - pd) / 28.0).powi(2);

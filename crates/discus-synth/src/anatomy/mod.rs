@@ -32,6 +32,7 @@ mod column;
 pub mod morpho;
 pub mod noise;
 pub mod pathology;
+pub mod ribs;
 
 use discus_core::{Level, Severity, Side};
 pub use morpho::{Morphometry, Sex, L1, S1};
@@ -523,6 +524,15 @@ pub struct Anatomy {
     /// World y of the back skin per world z (step 1 mm from `back_z0`).
     back_y: Vec<f64>,
     back_z0: f64,
+    /// The ribs in the field of view (see [`ribs`]).
+    pub ribs: Vec<ribs::Rib>,
+    /// The lumbar transverse processes (see [`ribs`]).
+    pub transverse: Vec<ribs::TransverseProcess>,
+    /// The exiting nerve roots beyond the lumbar foramina (see [`ribs`]).
+    pub root_sleeves: Vec<ribs::RootSleeve>,
+    /// Bounding boxes `[s, |x|, d][min, max]` of all transverse processes, all ribs and all root
+    /// sleeves.
+    process_boxes: [[[f64; 2]; 3]; 3],
 }
 
 /// Straightened coordinates of a point.
@@ -759,7 +769,7 @@ impl Anatomy {
             let v = ((l1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
             s_top[v] + (u - k) * (s_top[v + 1] - s_top[v])
         };
-        Anatomy {
+        let mut anatomy = Anatomy {
             degeneration,
             morph,
             findings,
@@ -793,7 +803,13 @@ impl Anatomy {
             conus_s,
             back_y,
             back_z0,
-        }
+            ribs: Vec::new(),
+            transverse: Vec::new(),
+            root_sleeves: Vec::new(),
+            process_boxes: [[[0.0; 2]; 3]; 3],
+        };
+        anatomy.sample_ribs_and_processes();
+        anatomy
     }
 
     /// How this patient's levels are counted and named (truth.json's `level_counting`).
@@ -809,6 +825,10 @@ impl Anatomy {
             },
             fused_sides: self.fused_sides,
             rudimentary_disc_mm: self.rudimentary_disc_mm,
+            last_rib: self
+                .last_rib_vertebra()
+                .map(|v| names[v].to_string())
+                .unwrap_or_default(),
             anatomical_vertebrae: names.iter().map(|n| n.to_string()).collect(),
             labelled_discs: Level::ALL
                 .iter()
@@ -1049,6 +1069,31 @@ impl Anatomy {
         true
     }
 
+    /// An epidural vein at anatomical (s, |x|, d) in the anterior epidural space near disc `j`
+    /// (see [`Anatomy::tissue_at_spine`]).
+    fn epidural_vein(&self, s: f64, ax: f64, d: f64, j: usize) -> Option<Tissue> {
+        let ds = self.disc_s(j);
+        let half_disc = 0.5 * (self.s_top[j + 1] - self.s_bot[j]);
+        let away = (s - ds).abs() - half_disc;
+        if away < 2.0 {
+            return None;
+        }
+        // The body whose back this is, and its mid-height.
+        let v = if s < ds { j } else { (j + 1).min(N_VERT - 1) };
+        let mid = 0.5 * (self.s_top[v] + self.s_bot[v]);
+        let grow = ((away - 2.0) / 4.0).clamp(0.0, 1.0);
+        let n = noise3(self.nseed ^ 0xe7, s / 6.0, ax / 6.0, 0.5);
+        let r = (0.6 + 0.8 * grow) * (1.0 + 0.3 * n);
+        let (xv, dv) = (0.8 * self.sac_rx, 1.3);
+        if ((ax - xv) / (1.3 * r)).powi(2) + ((d - dv) / r).powi(2) <= 1.0 {
+            return Some(Tissue::Vessel);
+        }
+        if (s - mid).abs() < 1.0 && ax < xv && d < 1.4 && d > 0.3 {
+            return Some(Tissue::Vessel);
+        }
+        None
+    }
+
     /// Geometry of the lateral recess of disc `j` on a side at s: (root centre x, d; recess half
     /// sizes in x and d; root radius).
     pub fn recess_at(&self, s: f64, j: usize, side: usize) -> (f64, f64, f64, f64) {
@@ -1159,6 +1204,14 @@ impl Anatomy {
                 if d < 0.8 && ax < 7.0 {
                     return Tissue::Ligament;
                 }
+                // Epidural veins (the anterior internal vertebral venous plexus): a channel on
+                // each side of the ligament behind the bodies, squeezed out at the discs, with the
+                // retrocorporeal branch joining the basivertebral vein at mid-body (flow voids).
+                if d < 3.2 {
+                    if let Some(t) = self.epidural_vein(s, ax, d, j) {
+                        return t;
+                    }
+                }
                 // Lateral recess near the disc: root in fat, bounded by facet bone posteriorly.
                 if ax > self.sac_rx * 0.6 {
                     let (xr, dr, hx, hd) = self.recess_at(s, j, side);
@@ -1250,6 +1303,28 @@ impl Anatomy {
                     if gap < fluid + 1.8 {
                         return Tissue::Cortex; // subchondral plate
                     }
+                }
+                // In front of the articular pillar the bone is the pedicle: an oval on
+                // parasagittal slices (height about 0.55 of the body's, on its upper part; about
+                // 14-15 mm in the lumbar spine, K), joining the body in front and the pillar
+                // behind; between the pedicles around the foraminal fat, the foraminal ligaments
+                // and veins (intermediate-dark).
+                if d < self.sac_dc {
+                    let v = if s < ds { j } else { (j + 1).min(N_VERT - 1) };
+                    let h = self.s_bot[v] - self.s_top[v];
+                    let (sp, hp) = (self.s_top[v] + 0.33 * h, 0.275 * h);
+                    let (dp, hd) = (0.5 * (self.sac_dc - 1.5), 0.5 * (self.sac_dc + 1.5) + 0.8);
+                    let n = 0.08 * noise3(self.nseed ^ 0xa5d, s / 6.0, ax / 6.0, sd);
+                    let qp = ((s - sp) / hp).powi(2) + ((d - dp) / hd).powi(2);
+                    if qp > (1.0 + n).powi(2) {
+                        return Tissue::Ligament;
+                    }
+                    let inner = 1.0 - 1.0 / hp.min(hd);
+                    return if qp > (inner * (1.0 + n)).powi(2) || q < 1.3 || lat - ax < 1.0 {
+                        Tissue::Cortex
+                    } else {
+                        Tissue::Marrow
+                    };
                 }
                 if q < 1.3 || lat - ax < 1.0 || back - d < 1.0 {
                     return Tissue::Cortex;
