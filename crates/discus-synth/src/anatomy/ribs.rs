@@ -208,10 +208,10 @@ impl Anatomy {
         let mut boxes = [[[f64::INFINITY, f64::NEG_INFINITY]; 3]; 3];
         for sl in &sleeves {
             let m = sl.radius + 1.5;
-            for a in 0..3 {
-                boxes[2][a][0] = boxes[2][a][0].min(sl.from[a].min(sl.to[a]) - m);
-                boxes[2][a][1] = boxes[2][a][1].max(sl.from[a].max(sl.to[a]) + m);
-            }
+            let ext: [[f64; 2]; 3] = std::array::from_fn(|a| {
+                [sl.from[a].min(sl.to[a]) - m, sl.from[a].max(sl.to[a]) + m]
+            });
+            grow(&mut boxes[2], &ext);
         }
         for tp in &tps {
             let end = tp.length + 1.0;
@@ -226,16 +226,10 @@ impl Anatomy {
                     tp.root[2] + tp.back * end + 1.3 * tp.half[1],
                 ],
             ];
-            for a in 0..3 {
-                boxes[0][a][0] = boxes[0][a][0].min(ext[a][0]);
-                boxes[0][a][1] = boxes[0][a][1].max(ext[a][1]);
-            }
+            grow(&mut boxes[0], &ext);
         }
         for rib in &ribs {
-            for a in 0..3 {
-                boxes[1][a][0] = boxes[1][a][0].min(rib.bbox[a][0]);
-                boxes[1][a][1] = boxes[1][a][1].max(rib.bbox[a][1]);
-            }
+            grow(&mut boxes[1], &rib.bbox);
         }
         self.ribs = ribs;
         self.transverse = tps;
@@ -429,6 +423,14 @@ impl Anatomy {
                 Tissue::Marrow
             },
         )
+    }
+}
+
+/// Grows the box `b` (`[axis][min, max]`) to contain `ext`.
+fn grow(b: &mut [[f64; 2]; 3], ext: &[[f64; 2]; 3]) {
+    for (bb, e) in b.iter_mut().zip(ext) {
+        bb[0] = bb[0].min(e[0]);
+        bb[1] = bb[1].max(e[1]);
     }
 }
 
