@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Step (mm of length) between the points of a rib's axis.
-const RIB_STEP: f64 = 5.0;
+pub const RIB_STEP: f64 = 5.0;
 /// Thickness of the costovertebral joint (cartilage on both sides of a fluid line), mm.
 const JOINT: f64 = 1.6;
 
