@@ -4,7 +4,8 @@
 # Prints studies/minute and MB/s written (wall clock, this machine, all cores rayon sees).
 # Builds discus-synth's `synth` example (the same code path as `discus synth`, without the CLI's
 # model stack) in the dev profile, which compiles discus-synth and every dependency at opt-level 2
-# (see Cargo.toml); set PROFILE=release for a release build.
+# (see Cargo.toml); set PROFILE=release for a release build. Built with --workspace (the workspace's
+# unified features), so the dependency builds of the other workspace targets are reused.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 studies=${1:-20}
@@ -12,9 +13,9 @@ seed=${2:-1}
 extra=${3:-}
 profile=${PROFILE:-dev}
 if [ "$profile" = dev ]; then
-  cargo build -p discus-synth --example synth --manifest-path "$root/Cargo.toml" >&2
+  cargo build --workspace --example synth --manifest-path "$root/Cargo.toml" >&2
 else
-  cargo build --profile "$profile" -p discus-synth --example synth --manifest-path "$root/Cargo.toml" >&2
+  cargo build --profile "$profile" --workspace --example synth --manifest-path "$root/Cargo.toml" >&2
 fi
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
 bin="$root/target/$dir/examples/synth"

@@ -128,21 +128,57 @@ pub fn sop_instance_uid(
 }
 
 /// Renders and writes one study's DICOM files. Returns bytes written.
+///
+/// Slices render in parallel; a writer thread of the study's own does the atomic writes (each
+/// ends in an fsync that would otherwise leave a rendering core idle), fed through a small
+/// bounded queue.
 pub fn write_study(
     root: &Path,
     cfg: &SynthConfig,
     st: &StudyPlan,
     site: &Site,
 ) -> Result<u64, SynthError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, Vec<u8>)>(8);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || {
+            let mut total = 0u64;
+            let mut first_err = None;
+            for (path, b) in rx {
+                if first_err.is_none() {
+                    match atomic_write(&path, &b) {
+                        Ok(()) => total += b.len() as u64,
+                        Err(e) => first_err = Some(io(&path)(e)),
+                    }
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(total),
+            }
+        });
+        let rendered = render_study(root, cfg, st, site, tx);
+        let written = writer.join().expect("the writer thread does not panic");
+        rendered?;
+        written
+    })
+}
+
+/// Renders and encodes every slice of a study, sending (path, bytes) to the writer.
+fn render_study(
+    root: &Path,
+    cfg: &SynthConfig,
+    st: &StudyPlan,
+    site: &Site,
+    tx: std::sync::mpsc::SyncSender<(PathBuf, Vec<u8>)>,
+) -> Result<(), SynthError> {
     let layout = Layout::new(root);
-    let mut total = 0u64;
     for (si, s) in st.series.iter().enumerate() {
         let sig = &st.signals[si];
-        let bytes: Result<Vec<u64>, SynthError> = s
+        let done: Result<Vec<()>, SynthError> = s
             .slices
             .par_iter()
             .enumerate()
-            .map(|(k, g)| {
+            .map_with(tx.clone(), |tx, (k, g)| {
                 let inst = s.instance_numbers[k];
                 let seed = slice_noise_seed(cfg, st, si, k);
                 let pixels = render_slice(&st.anatomy, g, sig, seed);
@@ -162,16 +198,18 @@ pub fn write_study(
                     message,
                 })?;
                 let path = layout.instance(Split::Train, st.study, s.series_id, i64::from(inst));
-                atomic_write(&path, &b).map_err(io(&path))?;
-                Ok(b.len() as u64)
+                // A send fails only when the writer has stopped, after an error it reports.
+                let _ = tx.send((path, b));
+                Ok(())
             })
             .collect();
-        total += bytes?.iter().sum::<u64>();
+        done?;
     }
+    drop(tx);
     if cfg.masks {
         write_masks(root, st)?;
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Writes the label volumes of every series of a study: `masks/<study>/<stem>.nii.gz` and a

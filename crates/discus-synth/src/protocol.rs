@@ -612,7 +612,12 @@ pub fn series_signal(
     rng: &mut ChaCha8Rng,
 ) -> crate::raster::SeriesSignal {
     use crate::raster::{Ghost, SeriesSignal, FAT_PPM, GAMMA_MHZ_T};
-    let table = crate::signal::signal_table(sequence, site.field_t, &anat.disc_deg);
+    let table = crate::signal::signal_table_for(
+        sequence,
+        site.field_t,
+        &anat.disc_deg,
+        &crate::signal::patient_relax_factors(anat.nseed),
+    );
     let scale = site.intensity_scale * rng.gen_range(0.9..1.1);
     let mid = &slices[slices.len() / 2];
     let iso = mid.pixel_to_patient(0.5 * (mid.cols as f64 - 1.0), 0.5 * (mid.rows as f64 - 1.0));

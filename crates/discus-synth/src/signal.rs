@@ -144,13 +144,38 @@ impl Sequence {
     /// degeneration `g`). The fat compartment relaxes like [`Tissue::Fat`] with the echo train's
     /// apparent T2 and is reduced by spectral fat saturation (STIR nulls it through its TI).
     pub fn compartments(&self, t: Tissue, field_t: f64, g: f64) -> Compartments {
-        let r = relax(t, field_t, g);
+        self.compartments_scaled(t, field_t, g, [1.0; 3])
+    }
+
+    /// [`Sequence::compartments`] with the tissue's (T1, T2, PD) multiplied by `f` (one patient's
+    /// values; the fat compartment keeps fat's own relaxation).
+    pub fn compartments_scaled(
+        &self,
+        t: Tissue,
+        field_t: f64,
+        g: f64,
+        f: [f64; 3],
+    ) -> Compartments {
+        let r0 = relax(t, field_t, g);
+        let r = Relax {
+            t1: r0.t1 * f[0],
+            t2: r0.t2 * f[1],
+            pd: r0.pd * f[2],
+            ..r0
+        };
         let water = self.signal(Relax {
             pd: r.pd * (1.0 - r.fat),
             ..r
         });
         let fat = if r.fat > 0.0 {
-            let f = relax(Tissue::Fat, field_t, 0.0);
+            // Fat's own relaxation (the patient's factors when the tissue is fat itself).
+            let f0 = relax(Tissue::Fat, field_t, 0.0);
+            let ff = if t == Tissue::Fat { f } else { [1.0; 3] };
+            let f = Relax {
+                t1: f0.t1 * ff[0],
+                t2: f0.t2 * ff[1],
+                ..f0
+            };
             let s = self.signal(Relax {
                 pd: r.pd * r.fat,
                 t2: f.t2 * self.fat_t2_factor(),
@@ -260,6 +285,46 @@ pub struct SignalTable {
     pub water: [f32; N_TISSUE_CODES],
     /// Fat-compartment signal per tissue code (shifted by chemical shift when rendered).
     pub fat: [f32; N_TISSUE_CODES],
+    /// Relative change of the water signal per relative change of T1 (`d ln S / d ln T1`): the
+    /// within-tissue texture's weight ([`TEXTURE_CV`]).
+    pub t1_slope: [f32; N_TISSUE_CODES],
+    /// Relative change of the water signal per relative change of T2 (`d ln S / d ln T2`).
+    pub t2_slope: [f32; N_TISSUE_CODES],
+}
+
+/// Within-tissue variation of T1 and T2 (coefficient of variation of the smooth relaxation fields
+/// the renderer lays over every tissue; K: a few per cent, the scale of regional T2 differences
+/// within muscle and marrow). Its signal effect follows each sequence's sensitivity: strong where
+/// TE is long against T2 (muscle, annulus on T2), nil for CSF.
+pub const TEXTURE_CV: f64 = 0.025;
+
+/// Patient-to-patient coefficient of variation of (T1, T2, PD) of every plain tissue around its
+/// literature value (K: the in-vivo spreads of de Bazelaire 2004 at 3 T are 3-12 % for T1 and 6-14
+/// % for T2, measurement error included; half-way values are used so that the tissue order of
+/// each sequence holds). Nuclei vary through their degeneration instead.
+pub const PATIENT_CV: [f64; 3] = [0.04, 0.05, 0.03];
+
+/// One patient's factors on (T1, T2, PD) per tissue code, from the patient's seed: log-normal
+/// around 1 with [`PATIENT_CV`]; 1 for the nuclei, air and cortex.
+pub fn patient_relax_factors(seed: u32) -> [[f64; 3]; N_TISSUE_CODES] {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xc0_27a5_7000 ^ seed as u64);
+    let mut out = [[1.0; 3]; N_TISSUE_CODES];
+    for (code, f) in out
+        .iter_mut()
+        .enumerate()
+        .take(crate::anatomy::NUCLEUS_BASE)
+    {
+        for (k, v) in f.iter_mut().enumerate() {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let keep = code == Tissue::Air.code() || code == Tissue::Cortex.code();
+            if !keep {
+                *v = (PATIENT_CV[k] * z.clamp(-3.0, 3.0)).exp();
+            }
+        }
+    }
+    out
 }
 
 impl SignalTable {
@@ -269,16 +334,41 @@ impl SignalTable {
     }
 }
 
-/// The signal table of one series: every tissue, and each disc's nucleus with its degeneration.
+/// The signal table of one series: every tissue at its literature values, and each disc's nucleus
+/// with its degeneration.
 pub fn signal_table(seq: &Sequence, field_t: f64, disc_deg: &[f64; N_DISC]) -> SignalTable {
+    signal_table_for(seq, field_t, disc_deg, &[[1.0; 3]; N_TISSUE_CODES])
+}
+
+/// [`signal_table`] for one patient, whose tissues' (T1, T2, PD) are the literature values times
+/// `factors` (per tissue code, see [`patient_relax_factors`]).
+pub fn signal_table_for(
+    seq: &Sequence,
+    field_t: f64,
+    disc_deg: &[f64; N_DISC],
+    factors: &[[f64; 3]; N_TISSUE_CODES],
+) -> SignalTable {
     let mut out = SignalTable {
         water: [0f32; N_TISSUE_CODES],
         fat: [0f32; N_TISSUE_CODES],
+        t1_slope: [0f32; N_TISSUE_CODES],
+        t2_slope: [0f32; N_TISSUE_CODES],
     };
     let mut put = |t: Tissue, g: f64| {
-        let c = seq.compartments(t, field_t, g);
+        let f = factors[t.code()];
+        let c = seq.compartments_scaled(t, field_t, g, f);
         out.water[t.code()] = c.water as f32;
         out.fat[t.code()] = c.fat as f32;
+        // Sensitivities of the water signal by central differences (+-1 %).
+        let w = |k: usize, e: f64| {
+            let mut g2 = f;
+            g2[k] *= 1.0 + e;
+            seq.compartments_scaled(t, field_t, g, g2).water
+        };
+        if c.water > 0.0 {
+            out.t1_slope[t.code()] = ((w(0, 0.01) - w(0, -0.01)) / (0.02 * c.water)) as f32;
+            out.t2_slope[t.code()] = ((w(1, 0.01) - w(1, -0.01)) / (0.02 * c.water)) as f32;
+        }
     };
     for t in Tissue::PLAIN {
         put(t, 0.0);
@@ -360,5 +450,86 @@ mod tests {
         let b = fat_null_ti(3.0, 4000.0);
         assert!((150.0..=185.0).contains(&a), "{a}");
         assert!((200.0..=270.0).contains(&b), "{b}");
+    }
+
+    #[test]
+    fn texture_sensitivities_are_the_analytic_derivatives_of_spin_echo() {
+        // S = PD (1 - exp(-TR/T1)) exp(-TE/T2): d ln S / d ln T2 = TE / T2 and
+        // d ln S / d ln T1 = -(TR/T1) exp(-TR/T1) / (1 - exp(-TR/T1)).
+        let (tr, te) = (4000.0, 100.0);
+        let q = Sequence::SpinEcho {
+            tr,
+            te,
+            etl: 18,
+            fat_sat: None,
+        };
+        let table = signal_table(&q, 1.5, &[0.0; N_DISC]);
+        for t in [Tissue::Muscle, Tissue::Csf, Tissue::Annulus, Tissue::Liver] {
+            let r = relax(t, 1.5, 0.0);
+            let e = (-tr / r.t1).exp();
+            let want1 = -(tr / r.t1) * e / (1.0 - e);
+            let want2 = te / r.t2;
+            let (g1, g2) = (
+                table.t1_slope[t.code()] as f64,
+                table.t2_slope[t.code()] as f64,
+            );
+            assert!(
+                (g1 - want1).abs() < 2e-3 * want1.abs().max(1.0),
+                "{t:?} T1 {g1} vs {want1}"
+            );
+            assert!(
+                (g2 - want2).abs() < 2e-3 * want2.max(1.0),
+                "{t:?} T2 {g2} vs {want2}"
+            );
+        }
+        // CSF barely textured on T2 (TE far below its T2), muscle strongly.
+        assert!(table.t2_slope[Tissue::Csf.code()] < 0.06);
+        assert!(table.t2_slope[Tissue::Muscle.code()] > 2.0);
+    }
+
+    #[test]
+    fn patients_vary_around_the_literature_values_and_keep_the_t2_order() {
+        let n = 2000;
+        let mut logs = vec![Vec::new(); 3];
+        let q = Sequence::SpinEcho {
+            tr: 4000.0,
+            te: 100.0,
+            etl: 18,
+            fat_sat: None,
+        };
+        let mut ordered = 0;
+        for seed in 0..n {
+            let f = patient_relax_factors(seed as u32 * 7919 + 3);
+            for k in 0..3 {
+                logs[k].push(f[Tissue::Muscle.code()][k].ln());
+            }
+            // Nuclei, air and cortex keep their values.
+            assert_eq!(f[Tissue::Cortex.code()], [1.0; 3]);
+            assert_eq!(f[crate::anatomy::NUCLEUS_BASE + 4], [1.0; 3]);
+            let t = signal_table_for(&q, 1.5, &[0.0; N_DISC], &f);
+            let v = |x: Tissue| t.total(x.code());
+            if v(Tissue::Csf) > v(Tissue::Fat)
+                && v(Tissue::Fat) > v(Tissue::Marrow)
+                && v(Tissue::Marrow) > v(Tissue::Muscle)
+                && v(Tissue::Muscle) > v(Tissue::Annulus)
+            {
+                ordered += 1;
+            }
+        }
+        for k in 0..3 {
+            let m = logs[k].iter().sum::<f64>() / n as f64;
+            let sd = (logs[k].iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            // Mean within 4 standard errors of 0; SD within 8 % of the stated CV (the log-normal's
+            // sigma; clamped at 3 SD).
+            assert!(
+                m.abs() < 4.0 * PATIENT_CV[k] / (n as f64).sqrt(),
+                "{k}: mean {m}"
+            );
+            assert!((sd / PATIENT_CV[k] - 1.0).abs() < 0.08, "{k}: sd {sd}");
+        }
+        assert!(
+            ordered as f64 / n as f64 > 0.995,
+            "T2 order held in {ordered} of {n}"
+        );
     }
 }

@@ -760,3 +760,306 @@ fn one_sided_recess_narrowing_follows_the_grades_of_each_side() {
     );
     assert!(indents > 15, "{indents} paracentral herniations");
 }
+
+/// Ribs: every rib-bearing (thoracic) vertebra in the field of view has a costovertebral joint
+/// (cartilage and fluid beside the posterolateral corner of its body) on both sides, no lumbar
+/// vertebra has one, and truth's `last_rib` names the lowest of them, T12, also with six lumbar
+/// vertebrae (where the modelled vertebra labelled T12 is a lumbar L1 and the last rib is one
+/// vertebra higher). Measured on the tissue model in a box beside each body.
+#[test]
+fn ribs_articulate_with_the_thoracic_bodies_and_truth_names_the_last() {
+    use discus_synth::anatomy::Transitional;
+    let mut rng = ChaCha8Rng::seed_from_u64(12_121);
+    let (mut plain, mut six) = (Vec::new(), Vec::new());
+    for _ in 0..3000 {
+        let a = Anatomy::sample(&mut rng);
+        match a.transitional {
+            Transitional::SixLumbar if six.len() < 12 => six.push(a),
+            Transitional::None if plain.len() < 60 => plain.push(a),
+            _ => {}
+        }
+    }
+    assert!(six.len() >= 8, "six lumbar patients: {}", six.len());
+    for a in plain.iter().chain(&six) {
+        let names = a.transitional.anatomical_names();
+        let joint = |v: usize, sign: f64| -> usize {
+            let (w, dd) = (a.body_w[v], a.body_d[v]);
+            let mut n = 0;
+            let mut s = a.s_top[v];
+            while s < a.s_bot[v] {
+                for i in 0..32 {
+                    let x = sign * (0.3 * w + 0.7 * i as f64);
+                    for k in 0..24 {
+                        let d = -dd + 0.7 * k as f64;
+                        if d > 2.0 {
+                            break;
+                        }
+                        let t = a.tissue_at_spine(SpineCoord { s, x, d });
+                        if matches!(t, Tissue::Cartilage | Tissue::JointFluid) {
+                            n += 1;
+                        }
+                    }
+                }
+                s += 0.7;
+            }
+            n
+        };
+        let mut lowest = None;
+        for v in 0..L1 + 2 {
+            let thoracic = names[v].starts_with('T');
+            for sign in [1.0, -1.0] {
+                let n = joint(v, sign);
+                assert_eq!(
+                    n > 0,
+                    thoracic,
+                    "{:?} vertebra {} ({}), side {sign}: {n} joint samples",
+                    a.transitional,
+                    v,
+                    names[v]
+                );
+            }
+            if thoracic {
+                lowest = Some(v);
+            }
+        }
+        let lowest = lowest.expect("a rib-bearing vertebra in view");
+        let counting = a.level_counting();
+        assert_eq!(counting.last_rib, names[lowest]);
+        assert_eq!(counting.last_rib, "T12");
+        let expect = if a.transitional == Transitional::SixLumbar {
+            L1 - 2
+        } else {
+            L1 - 1
+        };
+        assert_eq!(lowest, expect);
+    }
+}
+
+/// Transverse processes: their length from the root (the pedicle's lateral wall, 9 mm lateral to
+/// the bony canal in this model) measured on the tissue model as the furthest bone connected to the
+/// pedicle, per lumbar level, against Li 2003 (CT): L1 about 10 mm and the shortest, L2, L4, L5
+/// about 15, L3 about 19 and the longest; left and right differ by about 4 mm on average
+/// (Fausone 2022: 4 +- 3 mm). Tolerances: 1.5 mm on the means (their standard errors here are
+/// about 0.3 mm; the papers round to the millimetre), 3-5 mm on the left-right difference.
+#[test]
+fn transverse_processes_have_the_published_lengths_by_level() {
+    use discus_synth::anatomy::Transitional;
+    let mut rng = ChaCha8Rng::seed_from_u64(19_750_227);
+    let mut len = vec![Vec::new(); 5];
+    let mut diffs = Vec::new();
+    let mut n = 0;
+    while n < 120 {
+        let a = Anatomy::sample(&mut rng);
+        if a.transitional != Transitional::None {
+            continue;
+        }
+        n += 1;
+        for l in 0..5 {
+            let v = L1 + l;
+            let root = a.canal_w + 9.0;
+            let mut both = [0.0; 2];
+            for (side, sign) in [1.0, -1.0].into_iter().enumerate() {
+                let mut tip: f64 = 0.0;
+                let mut s = a.s_top[v] - 8.0;
+                while s < a.s_bot[v] {
+                    let mut d = 0.0;
+                    while d < a.lamina_d + 12.0 {
+                        // Walk out from inside the pedicle while the bone is connected,
+                        // following it up to 1.4 mm either way in d at each step (the processes
+                        // incline posteriorly).
+                        let bone = |x: f64, d: f64| {
+                            is_bone(a.tissue_at_spine(SpineCoord { s, x: sign * x, d }))
+                        };
+                        let mut x = a.canal_w + 10.0;
+                        let mut dd = d;
+                        if bone(x, dd) {
+                            loop {
+                                let next = [0.0, 0.35, -0.35, 0.7, -0.7, 1.05, -1.05, 1.4, -1.4]
+                                    .into_iter()
+                                    .find(|&e| bone(x + 0.25, dd + e));
+                                match next {
+                                    Some(e) if x < 90.0 => {
+                                        x += 0.25;
+                                        dd += e;
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            tip = tip.max(x + 0.25);
+                        }
+                        d += 0.7;
+                    }
+                    s += 0.7;
+                }
+                both[side] = tip - root;
+                len[l].push(tip - root);
+            }
+            diffs.push((both[0] - both[1]).abs());
+        }
+    }
+    let means: Vec<f64> = len.iter().map(|v| mean_sd(v).0).collect();
+    eprintln!("transverse process lengths L1..L5: {means:.1?}");
+    for (l, want) in [10.0, 15.0, 19.0, 15.0, 15.0].into_iter().enumerate() {
+        assert!(
+            (means[l] - want).abs() < 1.5,
+            "L{}: {:.2} vs {want} (Li 2003)",
+            l + 1,
+            means[l]
+        );
+    }
+    assert!(means[2] > means[1] && means[2] > means[3] && means[2] > means[4]);
+    assert!(means[0] < means[1] && means[0] < means[3]);
+    let (d, _) = mean_sd(&diffs);
+    assert!(
+        d > 3.0 && d < 5.0,
+        "left-right difference {d:.2} (Fausone 2022: 4 +- 3)"
+    );
+}
+
+/// Every exiting root leaves its foramen: lateral to the pedicle band (12-26 mm beyond the bony
+/// canal), 4-24 mm below and in front of the root's foraminal position, nerve tissue is found at
+/// every lumbar level on both sides; and under a third of that 4-14 mm above the root (the root
+/// runs downwards, K: standard anatomy).
+#[test]
+fn exiting_roots_leave_through_the_foramina() {
+    use discus_synth::anatomy::Transitional;
+    let mut rng = ChaCha8Rng::seed_from_u64(5_151);
+    for _ in 0..40 {
+        let a = Anatomy::sample(&mut rng);
+        // (A sacralised L5's ala reaches up over its L5 root on the fused side.)
+        if a.transitional != Transitional::None {
+            continue;
+        }
+        for level in Level::ALL {
+            let j = disc_of_level(level);
+            for (side, sign) in [1.0, -1.0].into_iter().enumerate() {
+                let (_, fd, _, _, root_s) = a.foramen(j, side);
+                // Rows 4..span mm below (down = 1) or above (-1) the root's foraminal position
+                // (above: not so far as to reach the root of the level above on its way down).
+                let count = |down: f64, span: usize| {
+                    let mut n = 0;
+                    for i in 0..28 {
+                        let x = sign * (a.canal_w + 12.0 + 0.5 * i as f64);
+                        for k in 4..span {
+                            let s = root_s + down * k as f64;
+                            for m in 0..20 {
+                                let d = fd + 4.0 - m as f64;
+                                if a.tissue_at_spine(SpineCoord { s, x, d }) == Tissue::Nerve {
+                                    n += 1;
+                                }
+                            }
+                        }
+                    }
+                    n
+                };
+                let below = count(1.0, 24);
+                assert!(below > 20, "{level} side {side}: {below} nerve samples");
+                let above = count(-1.0, 14);
+                assert!(
+                    above < below / 3,
+                    "{level} side {side}: {above} above, {below} below"
+                );
+            }
+        }
+    }
+}
+
+/// Epidural veins: on an axial line through the anterior epidural space (1.3 mm behind the
+/// posterior body wall) at the mid-height of L3, a flow void on each side of the posterior
+/// longitudinal ligament; none on the same line at the L3/L4 disc, where the disc squeezes them out.
+#[test]
+fn epidural_veins_lie_behind_the_bodies_not_at_the_discs() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9_009);
+    for _ in 0..60 {
+        let a = Anatomy::sample(&mut rng);
+        let mid = 0.5 * (a.s_top[L1 + 2] + a.s_bot[L1 + 2]) + 4.0;
+        let line = |s: f64, sign: f64| {
+            (0..60)
+                .filter(|i| {
+                    let x = sign * (4.0 + 0.2 * *i as f64);
+                    a.tissue_at_spine(SpineCoord { s, x, d: 1.3 }) == Tissue::Vessel
+                })
+                .count()
+        };
+        for sign in [1.0, -1.0] {
+            assert!(line(mid, sign) >= 3, "no vein at mid-body, side {sign}");
+            assert_eq!(
+                line(a.disc_s(L1 + 2), sign),
+                0,
+                "vein at the disc, side {sign}"
+            );
+        }
+    }
+}
+
+/// Endplate irregularity: along the mid-depth of the L3 lower endplate (mid-sagittal, x from -10
+/// to 10 mm), the bone surface is not a smooth curve: its residual from a fitted parabola has a
+/// standard deviation of 0.05-0.6 mm (the concavity alone leaves almost none), and it is rougher next to a
+/// collapsed disc than next to a healthy one (degeneration correlated with irregularity, K).
+#[test]
+fn endplates_are_irregular_and_more_so_next_to_degenerated_discs() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4_242);
+    let (mut rough_healthy, mut rough_degen) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let a = Anatomy::sample(&mut rng);
+        let v = L1 + 2;
+        let j = v; // the L3/L4 disc below
+        let dmid = -a.body_d[v];
+        let surface: Vec<(f64, f64)> = (0..41)
+            .map(|i| {
+                let x = -10.0 + 0.5 * i as f64;
+                let mut s = a.disc_s(j);
+                while !is_bone(a.tissue_at_spine(SpineCoord { s, x, d: dmid }))
+                    && s > a.s_bot[v] - 6.0
+                {
+                    s -= 0.01;
+                }
+                (x, s)
+            })
+            .collect();
+        // Least-squares parabola s = c0 + c1 x + c2 x^2 (normal equations).
+        let mut m = [[0.0f64; 4]; 3];
+        for &(x, s) in &surface {
+            let p = [1.0, x, x * x];
+            for r in 0..3 {
+                for c in 0..3 {
+                    m[r][c] += p[r] * p[c];
+                }
+                m[r][3] += p[r] * s;
+            }
+        }
+        for i in 0..3 {
+            let piv = m[i][i];
+            for c in 0..4 {
+                m[i][c] /= piv;
+            }
+            for r in 0..3 {
+                if r != i {
+                    let f = m[r][i];
+                    for c in 0..4 {
+                        m[r][c] -= f * m[i][c];
+                    }
+                }
+            }
+        }
+        let res: Vec<f64> = surface
+            .iter()
+            .map(|&(x, s)| s - (m[0][3] + m[1][3] * x + m[2][3] * x * x))
+            .collect();
+        let (_, sd) = mean_sd(&res);
+        if a.disc_deg[j] < 0.2 {
+            rough_healthy.push(sd);
+        } else if a.disc_deg[j] > 0.6 {
+            rough_degen.push(sd);
+        }
+    }
+    let (h, _) = mean_sd(&rough_healthy);
+    let (dg, _) = mean_sd(&rough_degen);
+    eprintln!(
+        "endplate roughness: healthy {h:.3} mm ({}), degenerated {dg:.3} mm ({})",
+        rough_healthy.len(),
+        rough_degen.len()
+    );
+    assert!(h > 0.05 && h < 0.6, "healthy {h}");
+    assert!(dg > h * 1.2, "degenerated {dg} vs healthy {h}");
+}

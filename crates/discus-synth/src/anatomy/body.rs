@@ -18,24 +18,34 @@ impl Anatomy {
         if let Some(t) = self.pelvis(s, x, d) {
             return t;
         }
+        // Ribs with their costovertebral joints, transverse processes.
+        if let Some(t) = self.rib_or_process(s, x, d) {
+            return t;
+        }
         // Paraspinal muscles: multifidus medially, erector spinae laterally, a fat plane between.
         let pd = self.lamina_d + 16.0;
         let q0 = ((ax - (self.canal_w + 20.0)) / 32.0).powi(2) + ((d - pd) / 28.0).powi(2);
         let near_para = q0 < 1.45;
-        let pr = if near_para {
+        // The outline's noise scales both half-axes by `pr` in [0.92, 1.08]: inside for sure when
+        // q0 <= 0.92^2, outside for sure beyond 1.08^2; the noise only in between.
+        let pr = if near_para && q0 > 0.8464 {
             1.0 + 0.08 * wob(0x11, 20.0)
         } else {
             1.0
         };
         if near_para
             && ax > 4.0
-            && ((ax - (self.canal_w + 20.0)) / (32.0 * pr)).powi(2)
-                + ((d - pd) / (28.0 * pr)).powi(2)
-                <= 1.0
+            && (q0 <= 0.8464
+                || ((ax - (self.canal_w + 20.0)) / (32.0 * pr)).powi(2)
+                    + ((d - pd) / (28.0 * pr)).powi(2)
+                    <= 1.0)
         {
-            let plane = self.canal_w + 14.0 + 3.0 * wob(0x12, 15.0);
-            if (ax - plane).abs() < 0.9 && d > self.lamina_d + 6.0 {
-                return Tissue::Fat;
+            let plane0 = self.canal_w + 14.0;
+            if (ax - plane0).abs() < 3.9 && d > self.lamina_d + 6.0 {
+                let plane = plane0 + 3.0 * wob(0x12, 15.0);
+                if (ax - plane).abs() < 0.9 {
+                    return Tissue::Fat;
+                }
             }
             // Fatty infiltration: streaks, more with age and lower down.
             let low = ((s - self.s_top[L1 + 2]) / 80.0).clamp(0.0, 1.0);
@@ -157,13 +167,18 @@ impl Anatomy {
     fn bowel(&self, x: f64, d: f64, s: f64, bd: f64) -> Tissue {
         let seed = self.nseed;
         let sc = 34.0;
+        const R: f64 = 0.3;
+        const WALL: f64 = 0.055;
+        // The tube's radius in noise units; the second field only when the first is small enough
+        // for the point to be within a tube (the answer is the same).
         let rho = |k: u32, d: f64| {
             let n1 = noise3(seed ^ k, x / sc, d / sc, s / sc);
+            if n1.abs() >= R + WALL {
+                return n1.abs();
+            }
             let n2 = noise3(seed ^ (k + 1), x / sc + 5.3, d / sc + 1.7, s / sc + 3.1);
             (n1 * n1 + n2 * n2).sqrt()
         };
-        const R: f64 = 0.3;
-        const WALL: f64 = 0.055;
         for k in [0x71u32, 0x171] {
             let r = rho(k, d);
             if r >= R + WALL {

@@ -22,6 +22,17 @@ impl Anatomy {
         1.0 + 0.04 * noise3(self.nseed ^ (v as u32 * 0x9e37), x / 9.0, d / 9.0, s / 14.0)
     }
 
+    /// Irregularity (mm, positive into the body) of the upper (`which` 0) or lower (1) endplate
+    /// of vertebra `v` at (x, d): smooth noise with features of a few millimetres, amplitude 0.3 mm
+    /// rising to 0.7 mm next to a collapsed disc (`dg` its degeneration; K: endplate irregularity
+    /// and sclerosis go with disc degeneration), over the central endplate, fading to nothing at
+    /// the smooth ring apophysis of the rim (`q` the normalised radius squared, 1 at the rim).
+    fn endplate_roughness(&self, v: usize, x: f64, d: f64, which: u32, dg: f64, q: f64) -> f64 {
+        let seed = self.nseed ^ 0xe9d0 ^ (v as u32 * 97) ^ (which * 0x51);
+        let central = ((0.7 - q) / 0.4).clamp(0.0, 1.0);
+        (0.3 + 0.4 * dg) * central * noise3(seed, x / 3.0, d / 3.0, 0.5 * which as f64)
+    }
+
     /// Depth of the endplate's central concavity at normalised radius `q` (0 centre, 1 rim).
     fn concavity(&self, q: f64) -> f64 {
         self.endplate_cav * (1.0 - q).max(0.0).powi(2)
@@ -33,19 +44,35 @@ impl Anatomy {
         let (above, below) = (j, j + 1);
         for &v in &[above, below] {
             let (w, dd) = (self.body_w[v], self.body_d[v]);
-            if s < self.s_top[v] - 0.5 || s > self.s_bot[v] + 0.5 {
+            if s < self.s_top[v] - 0.8 || s > self.s_bot[v] + 0.8 {
                 continue;
             }
             let r2 = (x / w).powi(2) + ((d + dd) / dd).powi(2);
             if r2 > 1.2 {
                 continue;
             }
-            let q = r2 / self.body_wobble(v, x, d, s).powi(2);
+            let wob2 = self.body_wobble(v, x, d, s).powi(2);
+            let q = r2 / wob2;
             if q > 1.0 {
                 continue;
             }
-            let top = self.s_top[v] + self.concavity(q);
-            let bot = self.s_bot[v] - self.concavity(q);
+            // Endplates: the central concavity, and an irregular surface (zero-mean, rougher
+            // next to a degenerated disc), its noise only near the endplate.
+            let cav = self.concavity(q);
+            let top = self.s_top[v]
+                + cav
+                + if s < self.s_top[v] + self.endplate_cav + 1.5 && v > 0 {
+                    self.endplate_roughness(v, x, d, 0, self.disc_deg[v - 1], q)
+                } else {
+                    0.0
+                };
+            let bot = self.s_bot[v]
+                - cav
+                - if s > self.s_bot[v] - self.endplate_cav - 1.5 && v < N_DISC {
+                    self.endplate_roughness(v, x, d, 1, self.disc_deg[v], q)
+                } else {
+                    0.0
+                };
             // Schmorl nodes: disc material through the endplate, rimmed by sclerotic bone.
             let mut node_rim = false;
             for n in &self.findings.schmorl {
@@ -73,7 +100,7 @@ impl Anatomy {
             }
             let edge = (s - top).min(bot - s);
             let qi = (x / (w - WALL)).powi(2) + ((d + dd) / (dd - WALL)).powi(2);
-            if edge < ENDPLATE || qi * 1.0 > self.body_wobble(v, x, d, s).powi(2) {
+            if edge < ENDPLATE || qi > wob2 {
                 return Some(Tissue::Cortex);
             }
             if v >= N_DISC || v > S1 + 1 {
@@ -87,12 +114,17 @@ impl Anatomy {
             {
                 return Some(Tissue::Fat);
             }
-            // Modic changes in a band along the endplate of a degenerated disc.
-            let band = 6.0 + 2.5 * noise3(self.nseed ^ 0x4d0d, x / 6.0, d / 6.0, v as f64);
-            let modic = if s - top < band && v > 0 {
-                self.findings.modic_at(v - 1, false)
-            } else if bot - s < band {
-                self.findings.modic_at(v, true)
+            // Modic changes in a band along the endplate of a degenerated disc (the band's noise
+            // only where a band can reach: it is at most 8.5 mm deep).
+            let modic = if s - top < 8.5 || bot - s < 8.5 {
+                let band = 6.0 + 2.5 * noise3(self.nseed ^ 0x4d0d, x / 6.0, d / 6.0, v as f64);
+                if s - top < band && v > 0 {
+                    self.findings.modic_at(v - 1, false)
+                } else if bot - s < band {
+                    self.findings.modic_at(v, true)
+                } else {
+                    0
+                }
             } else {
                 0
             };

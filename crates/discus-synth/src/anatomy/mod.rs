@@ -32,6 +32,7 @@ mod column;
 pub mod morpho;
 pub mod noise;
 pub mod pathology;
+pub mod ribs;
 
 use discus_core::{Level, Severity, Side};
 pub use morpho::{Morphometry, Sex, L1, S1};
@@ -402,7 +403,8 @@ struct Centreline {
 impl Centreline {
     fn idx(&self, s: f64) -> (usize, f64) {
         let t = ((s - self.s0) / self.step).clamp(0.0, (self.y.len() - 2) as f64);
-        let i = t.floor() as usize;
+        let i = t as usize; // t >= 0: truncation is the floor
+
         (i.min(self.y.len() - 2), t - i.min(self.y.len() - 2) as f64)
     }
     fn at(&self, s: f64) -> (f64, f64, f64) {
@@ -522,6 +524,15 @@ pub struct Anatomy {
     /// World y of the back skin per world z (step 1 mm from `back_z0`).
     back_y: Vec<f64>,
     back_z0: f64,
+    /// The ribs in the field of view (see [`ribs`]).
+    pub ribs: Vec<ribs::Rib>,
+    /// The lumbar transverse processes (see [`ribs`]).
+    pub transverse: Vec<ribs::TransverseProcess>,
+    /// The exiting nerve roots beyond the lumbar foramina (see [`ribs`]).
+    pub root_sleeves: Vec<ribs::RootSleeve>,
+    /// Bounding boxes `[s, |x|, d][min, max]` of all transverse processes, all ribs and all root
+    /// sleeves.
+    process_boxes: [[[f64; 2]; 3]; 3],
 }
 
 /// Straightened coordinates of a point.
@@ -758,7 +769,7 @@ impl Anatomy {
             let v = ((l1 as f64 + k).max(0.0) as usize).clamp(1, N_VERT - 2);
             s_top[v] + (u - k) * (s_top[v + 1] - s_top[v])
         };
-        Anatomy {
+        let mut anatomy = Anatomy {
             degeneration,
             morph,
             findings,
@@ -792,7 +803,13 @@ impl Anatomy {
             conus_s,
             back_y,
             back_z0,
-        }
+            ribs: Vec::new(),
+            transverse: Vec::new(),
+            root_sleeves: Vec::new(),
+            process_boxes: [[[0.0; 2]; 3]; 3],
+        };
+        anatomy.sample_ribs_and_processes();
+        anatomy
     }
 
     /// How this patient's levels are counted and named (truth.json's `level_counting`).
@@ -808,6 +825,10 @@ impl Anatomy {
             },
             fused_sides: self.fused_sides,
             rudimentary_disc_mm: self.rudimentary_disc_mm,
+            last_rib: self
+                .last_rib_vertebra()
+                .map(|v| names[v].to_string())
+                .unwrap_or_default(),
             anatomical_vertebrae: names.iter().map(|n| n.to_string()).collect(),
             labelled_discs: Level::ALL
                 .iter()
@@ -919,10 +940,11 @@ impl Anatomy {
         if r2 < 0.45 {
             return None; // well inside: skip the outline's noise
         }
-        let ang = v.atan2(u);
-        let (sa, ca) = ang.sin_cos();
+        // Sine and cosine of the angle round the body, without the angle.
+        let rr = r2.sqrt();
+        let (sa, ca) = (v / rr, u / rr);
         let n = |k: u32, f: f64| noise3(self.nseed ^ k, 1.5 * ca + 3.0, 1.5 * sa + 3.0, p[2] / f);
-        let r = r2.sqrt() / (1.0 + 0.03 * n(0x91, 80.0));
+        let r = rr / (1.0 + 0.03 * n(0x91, 80.0));
         // Radial distance (mm, approximate) inside the skin.
         let depth = (1.0 - r) * (tw * th / (tw * sa.abs() + th * ca.abs()).max(1.0)).max(1.0);
         if depth < 0.0 {
@@ -1047,6 +1069,31 @@ impl Anatomy {
         true
     }
 
+    /// An epidural vein at anatomical (s, |x|, d) in the anterior epidural space near disc `j`
+    /// (see [`Anatomy::tissue_at_spine`]).
+    fn epidural_vein(&self, s: f64, ax: f64, d: f64, j: usize) -> Option<Tissue> {
+        let ds = self.disc_s(j);
+        let half_disc = 0.5 * (self.s_top[j + 1] - self.s_bot[j]);
+        let away = (s - ds).abs() - half_disc;
+        if away < 2.0 {
+            return None;
+        }
+        // The body whose back this is, and its mid-height.
+        let v = if s < ds { j } else { (j + 1).min(N_VERT - 1) };
+        let mid = 0.5 * (self.s_top[v] + self.s_bot[v]);
+        let grow = ((away - 2.0) / 4.0).clamp(0.0, 1.0);
+        let n = noise3(self.nseed ^ 0xe7, s / 6.0, ax / 6.0, 0.5);
+        let r = (0.6 + 0.8 * grow) * (1.0 + 0.3 * n);
+        let (xv, dv) = (0.8 * self.sac_rx, 1.3);
+        if ((ax - xv) / (1.3 * r)).powi(2) + ((d - dv) / r).powi(2) <= 1.0 {
+            return Some(Tissue::Vessel);
+        }
+        if (s - mid).abs() < 1.0 && ax < xv && d < 1.4 && d > 0.3 {
+            return Some(Tissue::Vessel);
+        }
+        None
+    }
+
     /// Geometry of the lateral recess of disc `j` on a side at s: (root centre x, d; recess half
     /// sizes in x and d; root radius).
     pub fn recess_at(&self, s: f64, j: usize, side: usize) -> (f64, f64, f64, f64) {
@@ -1157,6 +1204,14 @@ impl Anatomy {
                 if d < 0.8 && ax < 7.0 {
                     return Tissue::Ligament;
                 }
+                // Epidural veins (the anterior internal vertebral venous plexus): a channel on
+                // each side of the ligament behind the bodies, squeezed out at the discs, with the
+                // retrocorporeal branch joining the basivertebral vein at mid-body (flow voids).
+                if d < 3.2 {
+                    if let Some(t) = self.epidural_vein(s, ax, d, j) {
+                        return t;
+                    }
+                }
                 // Lateral recess near the disc: root in fat, bounded by facet bone posteriorly.
                 if ax > self.sac_rx * 0.6 {
                     let (xr, dr, hx, hd) = self.recess_at(s, j, side);
@@ -1203,9 +1258,18 @@ impl Anatomy {
             // lateral and posterior outline bent by smooth noise, a cortical rim all round.
             let fw = self.canal_w + 12.0;
             let sd = side as f64 * 7.3;
-            let lat = fw + 2.2 * noise3(self.nseed ^ 0xa1, s / 8.0, d / 8.0, sd);
-            let back = self.lamina_d + 8.0 + 1.8 * noise3(self.nseed ^ 0xa2, s / 7.0, ax / 7.0, sd);
-            if d >= 0.0 && d < back && ax >= self.canal_w && ax < lat {
+            // The noise-bent outline only inside its bounding box.
+            let in_band_box =
+                d >= 0.0 && d < self.lamina_d + 9.8 && ax >= self.canal_w && ax < fw + 2.2;
+            let (lat, back) = if in_band_box {
+                (
+                    fw + 2.2 * noise3(self.nseed ^ 0xa1, s / 8.0, d / 8.0, sd),
+                    self.lamina_d + 8.0 + 1.8 * noise3(self.nseed ^ 0xa2, s / 7.0, ax / 7.0, sd),
+                )
+            } else {
+                (fw, self.lamina_d + 8.0)
+            };
+            if in_band_box && d < back && ax < lat {
                 let (fs, fd, as_, ad, root_s) = self.foramen(j, side);
                 let rr = FORAMEN_ROOT_R;
                 // The root (flattened to the space when compressed), then the fat around it: a
@@ -1222,12 +1286,12 @@ impl Anatomy {
                 // cartilage-lined articular processes. The joint surface is oblique in both
                 // planes (a curved, obliquely set line on axials, a slanted one on parasagittal
                 // slices) and gently undulating.
-                let dj = d - (self.lamina_d - 2.0);
-                let xj = ax - (self.canal_w + 6.0);
-                let gap = (s - ds - 0.4 * dj + 0.35 * xj - 0.03 * xj * xj
-                    + 0.6 * noise3(self.nseed ^ 0xa3, s / 5.0, d / 5.0, sd))
-                .abs();
                 if d > self.sac_dc && d < self.lamina_d + 7.0 {
+                    let dj = d - (self.lamina_d - 2.0);
+                    let xj = ax - (self.canal_w + 6.0);
+                    let gap = (s - ds - 0.4 * dj + 0.35 * xj - 0.03 * xj * xj
+                        + 0.6 * noise3(self.nseed ^ 0xa3, s / 5.0, d / 5.0, sd))
+                    .abs();
                     let eff = (3..8).contains(&j) && self.findings.effusion[side][j - 3];
                     let fluid = if eff { 1.5 } else { 0.45 };
                     if gap < fluid {
@@ -1240,6 +1304,28 @@ impl Anatomy {
                         return Tissue::Cortex; // subchondral plate
                     }
                 }
+                // In front of the articular pillar the bone is the pedicle: an oval on
+                // parasagittal slices (height about 0.55 of the body's, on its upper part; about
+                // 14-15 mm in the lumbar spine, K), joining the body in front and the pillar
+                // behind; between the pedicles around the foraminal fat, the foraminal ligaments
+                // and veins (intermediate-dark).
+                if d < self.sac_dc {
+                    let v = if s < ds { j } else { (j + 1).min(N_VERT - 1) };
+                    let h = self.s_bot[v] - self.s_top[v];
+                    let (sp, hp) = (self.s_top[v] + 0.33 * h, 0.275 * h);
+                    let (dp, hd) = (0.5 * (self.sac_dc - 1.5), 0.5 * (self.sac_dc + 1.5) + 0.8);
+                    let n = 0.08 * noise3(self.nseed ^ 0xa5d, s / 6.0, ax / 6.0, sd);
+                    let qp = ((s - sp) / hp).powi(2) + ((d - dp) / hd).powi(2);
+                    if qp > (1.0 + n).powi(2) {
+                        return Tissue::Ligament;
+                    }
+                    let inner = 1.0 - 1.0 / hp.min(hd);
+                    return if qp > (inner * (1.0 + n)).powi(2) || q < 1.3 || lat - ax < 1.0 {
+                        Tissue::Cortex
+                    } else {
+                        Tissue::Marrow
+                    };
+                }
                 if q < 1.3 || lat - ax < 1.0 || back - d < 1.0 {
                     return Tissue::Cortex;
                 }
@@ -1249,8 +1335,13 @@ impl Anatomy {
             // gothic arch with the posterior epidural fat pad in the midline; each lamina is a
             // plate of varying thickness, inclined like a roof tile (its lower edge further back),
             // with the ligamentum flavum and the interlaminar gap at the disc.
-            let arch_w = fw + 1.5 * noise3(self.nseed ^ 0xa4, s / 8.0, d / 8.0, sd);
-            if d >= self.lamina_d && d < self.lamina_d + 9.0 && ax < arch_w {
+            let in_arch_box = d >= self.lamina_d && d < self.lamina_d + 9.0 && ax < fw + 1.5;
+            let arch_w = if in_arch_box {
+                fw + 1.5 * noise3(self.nseed ^ 0xa4, s / 8.0, d / 8.0, sd)
+            } else {
+                fw
+            };
+            if in_arch_box && ax < arch_w {
                 let front = self.lamina_d
                     + 2.2 * (1.0 - (ax / arch_w).powi(2))
                     + 0.5 * noise3(self.nseed ^ 0xa5, s / 6.0, ax / 6.0, 1.0);
@@ -1285,6 +1376,12 @@ impl Anatomy {
                 let shift = 0.22 * (d - base);
                 for v in j.saturating_sub(1)..=(j + 1).min(N_VERT - 1) {
                     let h = self.s_bot[v] - self.s_top[v];
+                    // The process spans s in (a, b), each bent by at most 1.5 mm of noise.
+                    if s <= self.s_top[v] + 0.25 * h + shift - 1.5
+                        || s >= self.s_bot[v] + 1.0 + 0.8 * shift + 1.5
+                    {
+                        continue;
+                    }
                     let n = noise3(self.nseed ^ 0xa8 ^ (v as u32 * 131), d / 6.0, x / 4.0, 0.5);
                     let mut a = self.s_top[v] + 0.25 * h + shift + 1.5 * n;
                     let mut b = self.s_bot[v] + 1.0 + 0.8 * shift + 1.5 * n;

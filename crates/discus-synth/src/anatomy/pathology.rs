@@ -407,6 +407,10 @@ pub struct LevelCounting {
     /// degeneration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rudimentary_disc_mm: Option<f64>,
+    /// Anatomical name of the vertebra that carries the last (lowest) rib: T12 (counting from it
+    /// down finds L1; with six lumbar vertebrae the modelled vertebra labelled T12 is a lumbar L1).
+    #[serde(default)]
+    pub last_rib: String,
     /// Anatomical name of each modelled vertebra, top to bottom (counted from T12); the labels'
     /// names of the same vertebrae are [`super::VERTEBRAE`].
     pub anatomical_vertebrae: Vec<String>,
