@@ -37,9 +37,11 @@ pub struct TrainArgs {
     /// Epochs.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    /// Adam learning rate (the start of the cosine schedule).
-    #[arg(long, default_value_t = 3e-3)]
-    pub lr: f64,
+    /// Adam learning rate (the start of the cosine schedule) [default: 0.003, or 0.0003 with
+    /// --init: fine-tuning starts a tenth as fast, so a few studies of a new site adjust the
+    /// model rather than overwrite it]
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Studies per optimiser step (the canal localiser sees one image per study, so small batches
     /// give it more steps).
     #[arg(long, default_value_t = 2)]
@@ -51,6 +53,11 @@ pub struct TrainArgs {
     /// (seeded, per study and epoch; 0: no augmentation).
     #[arg(long, default_value_t = 6)]
     pub shift: usize,
+    /// Largest shift, in crop cells per axis (1.5 mm by default), of each grader training crop
+    /// (seeded, per crop and epoch, with a gain of 0.9-1.1; 0: no augmentation): the graders learn
+    /// to grade crops a few mm off the point, as the localisers' points are at prediction.
+    #[arg(long, default_value_t = 3)]
+    pub crop_shift: usize,
     /// Fine-tune from this model folder (its architecture and preprocessing; nothing frozen).
     #[arg(long)]
     pub init: Option<PathBuf>,
@@ -331,16 +338,26 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// `discus train`'s learning rate for a fresh model.
+const TRAIN_LR: f64 = 3e-3;
+/// `discus train --init`'s learning rate (a tenth of [`TRAIN_LR`]).
+const FINE_TUNE_LR: f64 = 3e-4;
+
 pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     select_device(a.device.as_deref())?;
     let mut req = TrainRequest::new(a.dataset.clone(), a.out.clone());
     req.folds = a.folds;
     req.seed = a.seed;
     req.epochs = a.epochs;
-    req.learning_rate = a.lr;
+    req.learning_rate = a.lr.unwrap_or(if a.init.is_some() {
+        FINE_TUNE_LR
+    } else {
+        TRAIN_LR
+    });
     req.batch_studies = a.batch;
     req.cosine_epochs = if a.schedule == "cosine" { a.epochs } else { 0 };
     req.localiser_shift_cells = a.shift;
+    req.crop_shift_cells = a.crop_shift;
     req.init = a.init.clone();
     req.cache = a.cache.clone();
     let pb = bar(0, "preparing");

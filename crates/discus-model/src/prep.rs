@@ -459,7 +459,7 @@ pub fn mirrored(condition: Condition) -> bool {
 }
 
 /// One grader example.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CropExample {
     /// The crop values.
     pub data: Vec<f32>,

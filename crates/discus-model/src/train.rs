@@ -17,12 +17,17 @@
 //!   target point off the grid) and its intensities scaled by a factor in [0.9, 1.1]; the targets
 //!   move with it. With few studies this is what keeps the localiser from learning positions by
 //!   heart.
+//! - **Augmentation** (`crop_shift_cells`): each epoch, each grader crop is moved by its own seeded
+//!   whole-cell shift (up to that many crop cells per axis, zero fill) and scaled by a gain in
+//!   [0.9, 1.1]. The graders are trained on crops at the labelled points but grade crops at the
+//!   localised ones; the shift teaches them to grade a crop a few mm off centre.
 //! - **Best epoch** (with a held-out fold): after each epoch the held-out losses (canal localiser +
 //!   graders + point localisers) are computed; the final model is the epoch with the lowest sum
 //!   (early stopping without stopping: its weights are kept in the checkpoint as `best.safetensors`),
 //!   recorded in `model.toml` as `training.best_epoch`.
 //! - **Fine-tuning** (`init`): starts from an existing model's weights, architecture and
-//!   preprocessing; nothing is frozen, the schedule is the same as for a fresh model, and
+//!   preprocessing; nothing is frozen, the schedule has the same shape as for a fresh model (`discus train --init`
+//!   starts it at a tenth of the fresh rate, 3e-4 against 3e-3), and
 //!   the model card lists the initial model's provenance as an input (its licence still applies);
 //!   without a held-out fold it keeps the initial model's temperatures.
 //! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
@@ -89,6 +94,10 @@ pub struct TrainRequest {
     /// Largest whole-cell shift (per axis) of the canal localiser's training input (0: none).
     #[serde(default)]
     pub localiser_shift_cells: usize,
+    /// Largest whole-cell shift (per axis, crop cells of [`Preprocessing::crop`]) of each grader
+    /// training crop, drawn per crop and epoch, with a gain in [0.9, 1.1] (0: neither).
+    #[serde(default)]
+    pub crop_shift_cells: usize,
 }
 
 impl TrainRequest {
@@ -108,6 +117,7 @@ impl TrainRequest {
             cache: None,
             cosine_epochs: 0,
             localiser_shift_cells: 6,
+            crop_shift_cells: 3,
         }
     }
 
@@ -230,6 +240,37 @@ pub fn scheduled_rate(lr: f64, cosine_epochs: usize, steps_per_epoch: usize, ste
     lr * (floor + (1.0 - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
 }
 
+/// `slices` planes of `rows x columns` values moved by a whole-cell shift `(dr, dc)` (zero fill)
+/// and scaled by `gain`.
+pub fn shifted_planes(
+    input: &[f32],
+    slices: usize,
+    (rows, columns): (usize, usize),
+    (dr, dc): (i64, i64),
+    gain: f32,
+) -> Vec<f32> {
+    let mut out = vec![0f32; input.len()];
+    let (ri, ci) = (rows as i64, columns as i64);
+    let plane = rows * columns;
+    for s in 0..slices {
+        for r in 0..ri {
+            let rs = r - dr;
+            if rs < 0 || rs >= ri {
+                continue;
+            }
+            for c in 0..ci {
+                let cs = c - dc;
+                if cs < 0 || cs >= ci {
+                    continue;
+                }
+                out[s * plane + (r * ci + c) as usize] =
+                    input[s * plane + (rs * ci + cs) as usize] * gain;
+            }
+        }
+    }
+    out
+}
+
 /// The canal-localiser input of a sample moved by a whole-cell shift `(dr, dc)` (zero fill) and
 /// scaled by `gain`, with its targets moved alike.
 pub fn shifted_localiser(
@@ -237,29 +278,65 @@ pub fn shifted_localiser(
     targets: &[(f64, f64); 5],
     slices: usize,
     g: usize,
-    (dr, dc): (i64, i64),
+    d: (i64, i64),
     gain: f32,
 ) -> crate::prep::LocaliserTarget {
-    let mut out = vec![0f32; input.len()];
-    let gi = g as i64;
-    for s in 0..slices {
-        for r in 0..gi {
-            let rs = r - dr;
-            if rs < 0 || rs >= gi {
-                continue;
-            }
-            for c in 0..gi {
-                let cs = c - dc;
-                if cs < 0 || cs >= gi {
-                    continue;
-                }
-                out[s * g * g + (r * gi + c) as usize] =
-                    input[s * g * g + (rs * gi + cs) as usize] * gain;
-            }
-        }
-    }
-    let t = targets.map(|(r, c)| (r + dr as f64, c + dc as f64));
+    let out = shifted_planes(input, slices, (g, g), d, gain);
+    let t = targets.map(|(r, c)| (r + d.0 as f64, c + d.1 as f64));
     (out, t)
+}
+
+/// A seeded whole-cell shift (each axis in `-max..=max`) and gain in [0.9, 1.1] for grader crop
+/// `index` of `group` in a study, at an epoch.
+fn crop_shift(
+    max: usize,
+    seed: u64,
+    epoch: usize,
+    study: StudyId,
+    group: ConditionGroup,
+    index: usize,
+) -> ((i64, i64), f32) {
+    use rand::Rng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+            ^ study.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ ((epoch as u64) << 32)
+            ^ ((group as u64) << 24)
+            ^ (index as u64).wrapping_add(101),
+    );
+    let m = max as i64;
+    let d = (rng.gen_range(-m..=m), rng.gen_range(-m..=m));
+    (d, rng.gen_range(0.9f32..=1.1))
+}
+
+/// A training copy of a study's grader crops, each moved by its seeded shift and gain
+/// ([`crop_shift`]); the shift stands in for the localiser's error, which the graders meet at
+/// prediction (they are trained on crops at the labelled points).
+fn shifted_crops(
+    s: &StudySample,
+    pre: &Preprocessing,
+    max: usize,
+    seed: u64,
+    epoch: usize,
+) -> BTreeMap<ConditionGroup, Vec<crate::prep::CropExample>> {
+    let c = &pre.crop;
+    s.crops
+        .iter()
+        .map(|(group, ex)| {
+            let moved = ex
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let (d, gain) = crop_shift(max, seed, epoch, s.study, *group, i);
+                    crate::prep::CropExample {
+                        data: shifted_planes(&e.data, c.slices, (c.rows, c.columns), d, gain),
+                        ..e.clone()
+                    }
+                })
+                .collect();
+            (*group, moved)
+        })
+        .collect()
 }
 
 /// A seeded shift for one study and epoch that keeps every target at least one cell inside the
@@ -835,26 +912,33 @@ pub fn train(
         let (mut loc_sum, mut grad_sum, mut pt_sum, mut n) = (0.0, 0.0, 0.0, 0usize);
         for (k, chunk) in order.chunks(request.batch_studies).enumerate() {
             let t0 = std::time::Instant::now();
-            // Augmented copies of the canal-localiser inputs (the rest is shared unchanged).
+            // Augmented copies of the canal-localiser inputs and grader crops (the rest is shared
+            // unchanged).
             let augmented: Vec<Option<StudySample>> = chunk
                 .iter()
                 .map(|i| {
                     let s = train_set[*i];
-                    let (x, t) = s.localiser.as_ref()?;
-                    if request.localiser_shift_cells == 0 {
+                    let loc = match (&s.localiser, request.localiser_shift_cells) {
+                        (Some((x, t)), m) if m > 0 => {
+                            let g = pre.localiser_grid;
+                            let (d, gain) = localiser_shift(t, g, m, request.seed, epoch, s.study);
+                            Some(shifted_localiser(x, t, pre.localiser_slices, g, d, gain))
+                        }
+                        _ => None,
+                    };
+                    let crops = (request.crop_shift_cells > 0).then(|| {
+                        shifted_crops(s, &pre, request.crop_shift_cells, request.seed, epoch)
+                    });
+                    if loc.is_none() && crops.is_none() {
                         return None;
                     }
-                    let g = pre.localiser_grid;
-                    let (d, gain) = localiser_shift(
-                        t,
-                        g,
-                        request.localiser_shift_cells,
-                        request.seed,
-                        epoch,
-                        s.study,
-                    );
                     let mut a = s.clone();
-                    a.localiser = Some(shifted_localiser(x, t, pre.localiser_slices, g, d, gain));
+                    if let Some(l) = loc {
+                        a.localiser = Some(l);
+                    }
+                    if let Some(c) = crops {
+                        a.crops = c;
+                    }
                     Some(a)
                 })
                 .collect();
@@ -1005,6 +1089,59 @@ mod tests {
         assert!((scheduled_rate(1e-3, 4, 10, 20) - 1e-3 * (0.05 + 0.95 * 0.5)).abs() < 1e-15);
         assert!((scheduled_rate(1e-3, 4, 10, 40) - 5e-5).abs() < 1e-15);
         assert!((scheduled_rate(1e-3, 4, 10, 400) - 5e-5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn grader_crops_move_by_their_own_seeded_shift() {
+        use crate::prep::CropExample;
+        use discus_core::{Condition, Level};
+        let pre = Preprocessing::default();
+        let c = pre.crop;
+        let n = c.slices * c.rows * c.columns;
+        // One bright cell at the crop centre on every slice.
+        let mut x = vec![0f32; n];
+        let centre = (c.rows / 2) * c.columns + c.columns / 2;
+        for s in 0..c.slices {
+            x[s * c.rows * c.columns + centre] = 1.0;
+        }
+        let ex = |level| CropExample {
+            data: x.clone(),
+            condition: Condition::SpinalCanalStenosis,
+            level,
+            grade: 0,
+        };
+        let mut crops = BTreeMap::new();
+        crops.insert(ConditionGroup::Spinal, Level::ALL.map(ex).to_vec());
+        let s = StudySample {
+            study: StudyId(7),
+            localiser: None,
+            crops,
+            points_mm: BTreeMap::new(),
+            foraminal_points: Vec::new(),
+            subarticular_points: Vec::new(),
+        };
+        let mut moves = std::collections::BTreeSet::new();
+        for epoch in 1..=8 {
+            let a = shifted_crops(&s, &pre, 3, 9, epoch);
+            assert_eq!(a, shifted_crops(&s, &pre, 3, 9, epoch), "seeded");
+            for (i, e) in a[&ConditionGroup::Spinal].iter().enumerate() {
+                let ((dr, dc), gain) =
+                    crop_shift(3, 9, epoch, StudyId(7), ConditionGroup::Spinal, i);
+                assert!(dr.abs() <= 3 && dc.abs() <= 3 && (0.9..=1.1).contains(&gain));
+                // The bright cell moved by (dr, dc) on every slice, scaled by the gain.
+                let at = ((c.rows / 2) as i64 + dr) as usize * c.columns
+                    + ((c.columns / 2) as i64 + dc) as usize;
+                for k in 0..c.slices {
+                    let plane = &e.data[k * c.rows * c.columns..(k + 1) * c.rows * c.columns];
+                    assert_eq!(plane[at], gain);
+                    assert_eq!(plane.iter().filter(|v| **v != 0.0).count(), 1);
+                }
+                assert_eq!((e.level, e.grade), (Level::ALL[i], 0));
+                moves.insert((dr, dc));
+            }
+        }
+        // Crops and epochs draw different shifts.
+        assert!(moves.len() > 10, "{moves:?}");
     }
 
     #[test]

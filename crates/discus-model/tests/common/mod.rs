@@ -23,9 +23,11 @@ pub struct Fixture {
 }
 
 /// The tiny networks and grids of every fixture: seed 5, widths 8, a 32-cell canal grid of 9 mm,
-/// 16 x 16 crops of 3 mm, 2 studies per step, Adam 5e-3.
+/// 16 x 16 crops of 3 mm, 2 studies per step, Adam 5e-3, no grader crop shift (the fixtures
+/// overfit a few studies, and what they measure is the graders on the labelled points).
 pub fn tiny_request(cohort: &Path, out: &Path, epochs: usize) -> TrainRequest {
     let mut r = TrainRequest::new(vec![cohort.to_path_buf()], out.to_path_buf());
+    r.crop_shift_cells = 0;
     r.seed = 5;
     r.epochs = epochs;
     r.batch_studies = 2;
