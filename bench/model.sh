@@ -46,16 +46,29 @@ python3 "$root/bench/model_subset.py" "$out/cohort" "$out/sets" 4 \
 cat "$out/sets.json" >&2
 
 t0=$(date +%s.%N)
-"$bin" train --dataset "$out/sets/train" --folds 5 --epochs "$epochs" --out "$out/model" >&2
+timed() { # LABEL COMMAND...: wall, CPU and peak RSS of a step into $out/time_LABEL.txt
+  local label=$1
+  shift
+  /usr/bin/time -f '%e s wall, %U s user, %S s sys, peak RSS %M KB' -o "$out/time_$label.txt" "$@"
+}
+# A model folder already there (an interrupted run of this script) is kept, not retrained.
+[[ -f "$out/model/model.toml" ]] ||
+  timed train "$bin" train --dataset "$out/sets/train" --folds 5 --epochs "$epochs" \
+    --cache "$out/cache_train" --out "$out/model" >&2
 t1=$(date +%s.%N)
-"$bin" train --dataset "$out/sets/tune" --init "$out/model" --epochs "$epochs" --out "$out/tuned" >&2
+# Fine-tuning: every network, the default --init rate (a tenth of a fresh model's), no held-out
+# fold (the model keeps its temperatures).
+[[ -f "$out/tuned/model.toml" ]] ||
+  timed tune "$bin" train --dataset "$out/sets/tune" --init "$out/model" --epochs "$epochs" \
+    --out "$out/tuned" >&2
 t2=$(date +%s.%N)
 
 judge() { # NAME MODEL SET
   local name=$1 model=$2 set=$3
   local s0 s1
   s0=$(date +%s.%N)
-  "$bin" predict --model "$model" "$out/sets/$set" --out "$out/pred_$name" >&2 || true
+  # No findings pages: they take about 10 MB per study (bench/predict.sh times them).
+  "$bin" predict --model "$model" "$out/sets/$set" --out "$out/pred_$name" --no-pages >&2 || true
   s1=$(date +%s.%N)
   "$bin" baseline prior --labels "$out/sets/train/train.csv" --studies "$out/sets/$set/train.csv" \
     --kind optimal --out "$out/prior_$name.csv" >&2
@@ -87,6 +100,7 @@ import sys
 t0, t1, t2 = map(float, sys.argv[1:])
 print(f"train {t1 - t0:.0f} s, fine-tune {t2 - t1:.0f} s")
 PY
+echo "train: $(cat "$out/time_train.txt"); fine-tune: $(cat "$out/time_tune.txt")"
 judge held "$out/model" held
 judge shift "$out/model" shift
 judge shift_tuned "$out/tuned" shift

@@ -11,11 +11,13 @@ studies' entries of truth.json. Prints the counts as JSON.
 import csv
 import json
 import os
+import shutil
 import sys
 
 # The LumbarDISC file names (spec: ../shared/spec/lumbardisc.md section 2); in Rust they belong to
 # discus_core::layout, this helper script only mirrors them.
 IMAGES = "train_images"
+CARD = "dataset.toml"
 CSVS = ["train.csv", "train_label_coordinates.csv", "train_series_descriptions.csv"]
 
 
@@ -53,6 +55,10 @@ def main():
                 w = csv.writer(dst, lineterminator="\n")
                 w.writerow(rows[0])
                 w.writerows(r for r in rows[1:] if r and r[0] in ids)
+        # The subset carries its source's dataset card (licence and permitted uses travel with it).
+        card = os.path.join(cohort, CARD)
+        if os.path.isfile(card):
+            shutil.copyfile(card, os.path.join(root, CARD))
         sub = dict(truth)
         sub["studies"] = members
         json.dump(sub, open(os.path.join(root, "truth.json"), "w"))
