@@ -123,8 +123,12 @@ impl TrainRequest {
 
     fn fingerprint(&self) -> String {
         // Everything but the number of epochs (a run may be extended), the output folder and the
-        // crop cache (the same samples either way).
+        // crop cache (the same samples either way). Paths are canonical, so the same dataset or
+        // initial model named another way (relative, through a link) is the same request.
         let mut r = self.clone();
+        let canonical = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        r.datasets = r.datasets.iter().map(canonical).collect();
+        r.init = r.init.as_ref().map(canonical);
         r.epochs = 0;
         r.cosine_epochs = 0;
         r.out = PathBuf::new();

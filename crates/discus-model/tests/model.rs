@@ -141,9 +141,12 @@ fn training_is_deterministic_and_resumes_from_its_checkpoint() {
     let pa = predict_study(&Model::load(&a).unwrap(), &ds, study).unwrap();
     let pa2 = predict_study(&Model::load(&dir.path().join("a2")).unwrap(), &ds, study).unwrap();
     assert_eq!(pa, pa2, "same seed, different weights");
-    // b: one epoch, then the same request with two epochs resumes after the first.
+    // b: one epoch, then the same request with two epochs resumes after the first, also when it
+    // names the dataset another way (here through a symbolic link).
     train(&small_request(&f.cohort, &b, 1), &|_| {}).unwrap();
-    let rb = train(&small_request(&f.cohort, &b, 2), &|_| {}).unwrap();
+    let link = dir.path().join("cohort-link");
+    std::os::unix::fs::symlink(&f.cohort, &link).unwrap();
+    let rb = train(&small_request(&link, &b, 2), &|_| {}).unwrap();
     assert_eq!(rb.resumed_after, 1);
     assert_eq!(rb.card.metrics.len(), 2);
     assert_eq!(rb.card.metrics[0], ra.card.metrics[0]);
