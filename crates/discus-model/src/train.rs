@@ -936,14 +936,15 @@ pub fn train(
                     if loc.is_none() && crops.is_none() {
                         return None;
                     }
-                    let mut a = s.clone();
-                    if let Some(l) = loc {
-                        a.localiser = Some(l);
-                    }
-                    if let Some(c) = crops {
-                        a.crops = c;
-                    }
-                    Some(a)
+                    // Only what is not replaced is copied.
+                    Some(StudySample {
+                        study: s.study,
+                        localiser: loc.or_else(|| s.localiser.clone()),
+                        crops: crops.unwrap_or_else(|| s.crops.clone()),
+                        points_mm: s.points_mm.clone(),
+                        foraminal_points: s.foraminal_points.clone(),
+                        subarticular_points: s.subarticular_points.clone(),
+                    })
                 })
                 .collect();
             let batch: Vec<&StudySample> = chunk
