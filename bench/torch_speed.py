@@ -28,17 +28,30 @@ def conv(i, o):
     return nn.Conv2d(i, o, 3, padding=1, bias=True)
 
 
+def groups(c):
+    # net.rs `groups`: about 8 channels per group, a divisor of c.
+    return next((g for g in range(c // 8, 0, -1) if c % g == 0), 1)
+
+
 class Grader(nn.Module):
+    # Architecture::default(): grader_convs = 2, grader_norm = true.
     def __init__(self):
         super().__init__()
         w = WIDTH
         self.c1, self.c2, self.c3 = conv(SLICES, w), conv(w, 2 * w), conv(2 * w, 4 * w)
+        self.c1b, self.c2b, self.c3b = conv(w, w), conv(2 * w, 2 * w), conv(4 * w, 4 * w)
+        gn = lambda c: nn.GroupNorm(groups(c), c, eps=1e-5)
+        self.n1, self.n2, self.n3 = gn(w), gn(2 * w), gn(4 * w)
+        self.n1b, self.n2b, self.n3b = gn(w), gn(2 * w), gn(4 * w)
         self.fc = nn.Linear(4 * w, 3)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.c1(x)), 2, 2)
-        x = F.max_pool2d(F.relu(self.c2(x)), 2, 2)
-        x = F.max_pool2d(F.relu(self.c3(x)), 2, 2)
+        for c, n, cb, nb in ((self.c1, self.n1, self.c1b, self.n1b),
+                             (self.c2, self.n2, self.c2b, self.n2b),
+                             (self.c3, self.n3, self.c3b, self.n3b)):
+            x = F.relu(n(c(x)))
+            x = F.relu(nb(cb(x)))
+            x = F.max_pool2d(x, 2, 2)
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.fc(x)
 
