@@ -38,11 +38,16 @@ fi
 per_site=$(( (n_train + n_held + 3) / 4 ))
 (( n_tune + n_shift > per_site )) && per_site=$(( n_tune + n_shift ))
 total=$(( 5 * per_site ))
-echo "== synthesising $total studies, 5 sites, seed $seed (matrix scale $scale) -> $out/cohort" >&2
-"$bin" synth --out "$out/cohort" --studies "$total" --sites 5 --seed "$seed" --readers 1 \
-  --matrix-scale "$scale" --json > "$out/synth.json"
-python3 "$root/bench/model_subset.py" "$out/cohort" "$out/sets" 4 \
-  "$n_train" "$n_held" "$n_tune" "$n_shift" > "$out/sets.json"
+# A cohort already there (synth.json written when `discus synth` finished) is kept.
+if [[ ! -s "$out/synth.json" ]]; then
+  echo "== synthesising $total studies, 5 sites, seed $seed (matrix scale $scale) -> $out/cohort" >&2
+  "$bin" synth --out "$out/cohort" --studies "$total" --sites 5 --seed "$seed" --readers 1 \
+    --matrix-scale "$scale" --json > "$out/synth.json.part"
+  mv "$out/synth.json.part" "$out/synth.json"
+fi
+[[ -s "$out/sets.json" ]] ||
+  python3 "$root/bench/model_subset.py" "$out/cohort" "$out/sets" 4 \
+    "$n_train" "$n_held" "$n_tune" "$n_shift" > "$out/sets.json"
 cat "$out/sets.json" >&2
 
 t0=$(date +%s.%N)
