@@ -98,6 +98,10 @@ pub struct TrainRequest {
     /// training crop, drawn per crop and epoch, with a gain in [0.9, 1.1] (0: neither).
     #[serde(default)]
     pub crop_shift_cells: usize,
+    /// Train the three graders only (needs `init`): the localisers keep the initial model's
+    /// weights and take no part in the loss, so an epoch costs what the graders cost.
+    #[serde(default)]
+    pub graders_only: bool,
 }
 
 impl TrainRequest {
@@ -118,6 +122,7 @@ impl TrainRequest {
             cosine_epochs: 0,
             localiser_shift_cells: 6,
             crop_shift_cells: 3,
+            graders_only: false,
         }
     }
 
@@ -767,6 +772,64 @@ fn hardware(device: &Device) -> String {
     )
 }
 
+/// The checkpoint's parameter ids, in the networks' visiting order.
+const PARAM_IDS_FILE: &str = "param_ids.json";
+
+/// Every float parameter's id, in visiting order.
+struct IdList(Vec<u64>);
+
+impl burn::module::ModuleVisitor for IdList {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+        self.0.push(p.id.val());
+    }
+}
+
+/// Gives the parameters, in visiting order, the ids a checkpoint recorded.
+struct SetIds<'a> {
+    ids: &'a [u64],
+    at: usize,
+}
+
+impl burn::module::ModuleMapper for SetIds<'_> {
+    fn map_float<const D: usize>(
+        &mut self,
+        mut p: burn::module::Param<Tensor<D>>,
+    ) -> burn::module::Param<Tensor<D>> {
+        if let Some(id) = self.ids.get(self.at) {
+            p.id = burn::module::ParamId::from(*id);
+        }
+        self.at += 1;
+        p
+    }
+}
+
+/// The resumed networks with the parameter ids of the checkpoint (when it recorded them): Adam's
+/// saved state is keyed by parameter id, and weights loaded into fresh networks get new ids, so
+/// without this the optimiser would restart from empty moments after a resume.
+fn with_checkpoint_ids(net: Net, dir: &Path) -> Result<Net, ModelError> {
+    let p = dir.join(PARAM_IDS_FILE);
+    let Ok(bytes) = std::fs::read(&p) else {
+        return Ok(net);
+    };
+    let ids: Vec<u64> = serde_json::from_slice(&bytes).map_err(|e| ModelError::BadModel {
+        path: p.clone(),
+        what: format!("unreadable parameter ids: {e}"),
+    })?;
+    let mut count = IdList(Vec::new());
+    net.visit(&mut count);
+    if count.0.len() != ids.len() {
+        return Err(ModelError::BadModel {
+            path: p,
+            what: format!(
+                "{} parameter ids for {} parameters",
+                ids.len(),
+                count.0.len()
+            ),
+        });
+    }
+    Ok(net.map(&mut SetIds { ids: &ids, at: 0 }))
+}
+
 fn write_checkpoint(
     dir: &Path,
     net: &Net,
@@ -774,6 +837,11 @@ fn write_checkpoint(
     state: &CheckpointState,
 ) -> Result<(), ModelError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut ids = IdList(Vec::new());
+    net.visit(&mut ids);
+    let p = dir.join(PARAM_IDS_FILE);
+    discus_core::fsio::atomic_write(&p, &serde_json::to_vec(&ids.0).expect("ids"))
+        .map_err(io_err(&p))?;
     let w = dir.join(crate::WEIGHTS_FILE);
     discus_core::fsio::atomic_write(&w, &weights_bytes(net)?).map_err(io_err(&w))?;
     let o = dir.join(OPTIMIZER_FILE);
@@ -847,6 +915,20 @@ pub fn train(
         samples = c.samples()?;
         skipped = c.skipped();
     }
+    if request.graders_only {
+        if request.init.is_none() {
+            return Err(ModelError::Request(
+                "training the graders only needs an initial model (--init) for the localisers"
+                    .into(),
+            ));
+        }
+        // Without localiser inputs and point examples the losses are the graders' alone.
+        for s in &mut samples {
+            s.localiser = None;
+            s.foraminal_points.clear();
+            s.subarticular_points.clear();
+        }
+    }
     let held = |s: &StudySample| request.folds >= 2 && s.study.0 % request.folds as u64 == 0;
     let train_set: Vec<&StudySample> = samples.iter().filter(|s| !held(s)).collect();
     let held_set: Vec<&StudySample> = samples.iter().filter(|s| held(s)).collect();
@@ -884,7 +966,10 @@ pub fn train(
                 request.out.display()
             )));
         }
-        let net = load_weights(&ckpt.join(crate::WEIGHTS_FILE), &arch, &ad)?;
+        let net = with_checkpoint_ids(
+            load_weights(&ckpt.join(crate::WEIGHTS_FILE), &arch, &ad)?,
+            &ckpt,
+        )?;
         let op = ckpt.join(OPTIMIZER_FILE);
         optim = optim.load(&op).map_err(|e| ModelError::BadModel {
             path: op.clone(),
@@ -1064,6 +1149,7 @@ pub fn train(
                 .unwrap_or(0),
             hardware: hardware(&device),
             init: request.init.as_ref().map(|p| p.display().to_string()),
+            graders_only: request.graders_only,
             best_epoch,
         },
         metrics: state.metrics.clone(),
