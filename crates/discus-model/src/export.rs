@@ -203,7 +203,7 @@ pub fn network_onnx(
                 "foraminal" => &net.foraminal,
                 _ => &net.subarticular,
             };
-            ex.export_dynamic(g, one, two, &spec, Grader::forward)
+            ex.export_dynamic(g, one, two, &spec, Grader::forward_exportable)
                 .map_err(export_err(name))?
         }
         other => {

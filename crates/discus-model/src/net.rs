@@ -181,11 +181,63 @@ fn groups(c: usize) -> usize {
     (1..=c / 8).rev().find(|g| c % g == 0).unwrap_or(1)
 }
 
+/// Group normalisation of `x` with the groups, epsilon, gamma and beta of `n`: the values of
+/// `GroupNorm::forward` (each group's mean and biased variance over its channels and pixels)
+/// computed with a channel mask per group instead of a reshape to `[batch, groups, rest]` or a slice
+/// of the batch, neither of which the ONNX exporter can keep symbolic in the batch. The masks are
+/// computed from gamma (a static tensor), so they trace as static. Slower than burn's; used for
+/// export only ([`Grader::forward_exportable`]).
+fn group_norm_masked(n: &GroupNorm, x: Tensor<4>) -> Tensor<4> {
+    let (Some(gamma), Some(beta)) = (&n.gamma, &n.beta) else {
+        return n.forward(x);
+    };
+    let [_, c, h, w] = x.dims();
+    let groups = n.num_groups.max(1);
+    let k = c / groups;
+    // Zeros and ones computed from gamma (not created: the exporter must see a source).
+    let base = gamma.val().mul_scalar(0.0);
+    let masks: Vec<Tensor<4>> = (0..groups)
+        .map(|g| {
+            let mut parts = Vec::new();
+            if g > 0 {
+                parts.push(base.clone().narrow(0, 0, g * k));
+            }
+            parts.push(base.clone().narrow(0, g * k, k).add_scalar(1.0));
+            if (g + 1) * k < c {
+                parts.push(base.clone().narrow(0, (g + 1) * k, c - (g + 1) * k));
+            }
+            Tensor::cat(parts, 0).reshape([1, c, 1, 1])
+        })
+        .collect();
+    let count = (k * h * w) as f64;
+    let per_channel = |t: &Tensor<4>| {
+        masks
+            .iter()
+            .map(|m| {
+                (t.clone() * m.clone())
+                    .sum_dim(1)
+                    .sum_dim(2)
+                    .sum_dim(3)
+                    .div_scalar(count)
+                    * m.clone()
+            })
+            .reduce(|a, b| a + b)
+            .expect("at least one group")
+    };
+    let d = x.clone() - per_channel(&x);
+    let var = per_channel(&d.clone().square());
+    d / (var + n.epsilon).sqrt() * gamma.val().reshape([1, c, 1, 1])
+        + beta.val().reshape([1, c, 1, 1])
+}
+
+/// How a grader normalises: burn's `GroupNorm::forward`, or [`group_norm_masked`] for export.
+type Norm = fn(&GroupNorm, Tensor<4>) -> Tensor<4>;
+
 /// Convolution, optional normalisation, ReLU.
-fn unit(c: &Conv2d, n: &Option<GroupNorm>, x: Tensor<4>) -> Tensor<4> {
+fn unit(c: &Conv2d, n: &Option<GroupNorm>, x: Tensor<4>, norm: Norm) -> Tensor<4> {
     let x = c.forward(x);
     relu(match n {
-        Some(n) => n.forward(x),
+        Some(n) => norm(n, x),
         None => x,
     })
 }
@@ -222,15 +274,26 @@ impl Grader {
 
     /// Severity logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with(x, |n, x| n.forward(x))
+    }
+
+    /// The same logits, computed with operations the ONNX exporter keeps symbolic in the batch
+    /// (group normalisation by channel masks; see `group_norm_masked`). Equal to
+    /// [`Grader::forward`] within float rounding (tested).
+    pub fn forward_exportable(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_with(x, group_norm_masked)
+    }
+
+    fn forward_with(&self, x: Tensor<4>, norm: Norm) -> Tensor<2> {
         let mut x = x;
         for (c, n, cb, nb) in [
             (&self.c1, &self.n1, &self.c1b, &self.n1b),
             (&self.c2, &self.n2, &self.c2b, &self.n2b),
             (&self.c3, &self.n3, &self.c3b, &self.n3b),
         ] {
-            x = unit(c, n, x);
+            x = unit(c, n, x, norm);
             if let Some(cb) = cb {
-                x = unit(cb, nb, x);
+                x = unit(cb, nb, x, norm);
             }
             x = self.pool.forward(x);
         }
@@ -303,6 +366,71 @@ mod tests {
         let d = Architecture::default();
         assert!(d.grader_norm);
         assert_eq!(d.grader_convs, 2);
+    }
+
+    #[test]
+    fn masked_group_norm_equals_burns() {
+        let d = Device::flex();
+        d.seed(7);
+        for (c, g) in [(16, 2), (32, 4), (8, 1)] {
+            let mut n = GroupNormConfig::new(g, c).init(&d);
+            // Non-trivial affine parameters.
+            n.gamma = Some(burn::module::Param::from_tensor(Tensor::random(
+                [c],
+                burn::tensor::Distribution::Uniform(0.5, 1.5),
+                &d,
+            )));
+            n.beta = Some(burn::module::Param::from_tensor(Tensor::random(
+                [c],
+                burn::tensor::Distribution::Uniform(-0.5, 0.5),
+                &d,
+            )));
+            let x = Tensor::<4>::random(
+                [3, c, 8, 8],
+                burn::tensor::Distribution::Normal(0.3, 2.0),
+                &d,
+            );
+            let want: Vec<f32> = n
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let got: Vec<f32> = group_norm_masked(&n, x)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let worst = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{c} channels, {g} groups: {worst}");
+        }
+    }
+
+    #[test]
+    fn the_exportable_grader_gives_the_graders_logits() {
+        let d = Device::flex();
+        d.seed(3);
+        let g = Grader::new(&Architecture::default(), &d);
+        let x = Tensor::<4>::random(
+            [4, 3, 32, 32],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &d,
+        );
+        let a: Vec<f32> = g
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b: Vec<f32> = g
+            .forward_exportable(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() < 1e-5 * p.abs().max(1.0), "{p} vs {q}");
+        }
     }
 
     #[test]

@@ -203,8 +203,8 @@ mod tests {
         };
         g.visit(&mut compare);
         assert_eq!(
-            compare.count, 8,
-            "weights and biases of 3 convs and a linear"
+            compare.count, 26,
+            "weights and biases of 6 convs, gamma and beta of 6 normalisations, and a linear"
         );
         assert!(
             compare.worst < 1e-5,

@@ -46,6 +46,7 @@ fn model_folder(dir: &Path) -> ModelCard {
             finished_unix: 0,
             hardware: "test".into(),
             init: None,
+            graders_only: false,
             best_epoch: None,
         },
         metrics: Vec::new(),
