@@ -178,6 +178,10 @@ pub struct TrainingInfo {
     /// The model this one was fine-tuned from (`--init`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// Whether only the graders were trained (`--graders-only`; the localisers are the initial
+    /// model's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub graders_only: bool,
     /// With a held-out fold: the epoch whose weights the model has (the lowest held-out loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,

@@ -52,6 +52,7 @@ fn overlays_lie_on_the_source_slice_where_the_finding_is() {
     let ex = explain_study(&model, &ds, &p, &ExplainOptions::default()).unwrap();
     assert_eq!(ex.len(), 25);
     let (mut heat, mut occ, mut positive) = (0, 0, 0);
+    let mut heat_slices = std::collections::BTreeSet::new();
     for (fi, e) in p.findings.iter().zip(&ex) {
         assert_eq!(fi.row_id, e.row_id);
         let Some(pt) = &fi.point else {
@@ -79,7 +80,17 @@ fn overlays_lie_on_the_source_slice_where_the_finding_is() {
             let cell_px = pre.localiser_spacing_mm / ps[0].min(ps[1]);
             let d = ((x - pt.x).powi(2) + (y - pt.y).powi(2)).sqrt();
             assert!(d <= cell_px, "{}: peak {d:.1} px from the point", fi.row_id);
-            assert_eq!(h.instance, pt.instance);
+            // The heat map is on the localiser's (middle) slice; the spinal point may have moved
+            // through the plane onto the foramina's midline, by at most 10 mm.
+            heat_slices.insert(h.instance);
+            let spacing = stacks[0].slice_spacing.unwrap_or(1.0);
+            assert!(
+                ((h.instance - pt.instance).abs() as f64 - 0.5) * spacing <= 10.0,
+                "{}: heat map on instance {}, point on {}",
+                fi.row_id,
+                h.instance,
+                pt.instance
+            );
         }
         if let Some(o) = &e.occlusion {
             occ += 1;
@@ -108,6 +119,7 @@ fn overlays_lie_on_the_source_slice_where_the_finding_is() {
         }
     }
     assert_eq!(heat, 5, "a heat map per canal finding");
+    assert_eq!(heat_slices.len(), 1, "one localiser slice: {heat_slices:?}");
     assert!(occ >= 15, "{occ} occlusion maps");
     assert!(
         positive * 2 >= occ,

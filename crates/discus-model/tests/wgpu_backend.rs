@@ -127,6 +127,7 @@ fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
             finished_unix: 0,
             hardware: "test".into(),
             init: None,
+            graders_only: false,
             best_epoch: None,
         },
         metrics: Vec::new(),
