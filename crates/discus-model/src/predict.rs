@@ -154,7 +154,7 @@ pub fn canal_on_midline(
     limit_mm: f64,
 ) -> Option<Vec3> {
     let len = (normal[0] * normal[0] + normal[1] * normal[1] + normal[2] * normal[2]).sqrt();
-    if !(len > 0.0) {
+    if len.is_nan() || len <= 0.0 {
         return None;
     }
     let n = [normal[0] / len, normal[1] / len, normal[2] / len];
