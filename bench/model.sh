@@ -5,7 +5,7 @@
 # studies.
 #
 # Usage: bench/model.sh [N_TRAIN=600] [N_HELD=200] [N_TUNE=50] [N_SHIFT=100] [EPOCHS=10]
-#                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]
+#                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]   (env: GRADER_EPOCHS, DISCUS_BIN)
 # The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
@@ -60,12 +60,26 @@ timed() { # LABEL COMMAND...: wall, CPU and peak RSS of a step into $out/time_LA
 [[ -f "$out/model/model.toml" ]] ||
   timed train "$bin" train --dataset "$out/sets/train" --folds 5 --epochs "$epochs" \
     --cache "$out/cache_train" --out "$out/model" >&2
+# GRADER_EPOCHS=N (default 0: none): then N epochs of the graders alone on the cached crops
+# (`--graders-only`, Adam 1e-3 with a cosine decay, 4 studies per step), into model_g; the
+# fine-tuning and every judgment then start from model_g (the fine-tuned model is tuned_g).
+grader_epochs=${GRADER_EPOCHS:-0}
+model="$out/model"
+tuned="$out/tuned"
+if (( grader_epochs > 0 )); then
+  [[ -f "$out/model_g/model.toml" ]] ||
+    timed graders "$bin" train --dataset "$out/sets/train" --init "$out/model" --graders-only \
+      --epochs "$grader_epochs" --batch 4 --lr 1e-3 --folds 5 --cache "$out/cache_train" \
+      --out "$out/model_g" >&2
+  model="$out/model_g"
+  tuned="$out/tuned_g"
+fi
 t1=$(date +%s.%N)
 # Fine-tuning: every network, the default --init rate (a tenth of a fresh model's), no held-out
 # fold (the model keeps its temperatures).
-[[ -f "$out/tuned/model.toml" ]] ||
-  timed tune "$bin" train --dataset "$out/sets/tune" --init "$out/model" --epochs "$epochs" \
-    --out "$out/tuned" >&2
+[[ -f "$tuned/model.toml" ]] ||
+  timed tune "$bin" train --dataset "$out/sets/tune" --init "$model" --epochs "$epochs" \
+    --out "$tuned" >&2
 t2=$(date +%s.%N)
 
 judge() { # NAME MODEL SET
@@ -106,6 +120,7 @@ t0, t1, t2 = map(float, sys.argv[1:])
 print(f"train {t1 - t0:.0f} s, fine-tune {t2 - t1:.0f} s")
 PY
 echo "train: $(cat "$out/time_train.txt"); fine-tune: $(cat "$out/time_tune.txt")"
-judge held "$out/model" held
-judge shift "$out/model" shift
-judge shift_tuned "$out/tuned" shift
+[[ -f "$out/time_graders.txt" ]] && echo "graders alone: $(cat "$out/time_graders.txt")"
+judge held "$model" held
+judge shift "$model" shift
+judge shift_tuned "$tuned" shift
