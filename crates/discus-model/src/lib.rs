@@ -12,8 +12,12 @@
 //!   reads 2.5D crops centred there on `2 n + 1` candidate slices and a softmax over all of them
 //!   together chooses the slice and the point ([`heatmap::decode_over_slices`]).
 //! - **Subarticular points** (axial T2): per level, the axial series, stack and slice by
-//!   projection of the canal point, then the subarticular localiser's two heat maps (left, right)
-//!   on a crop centred on the canal point's projection.
+//!   projection of the canal point; the subarticular localiser's two heat maps (left, right) on
+//!   crops centred on the projection, on that slice and its two neighbours, each side's softmax
+//!   over the three choosing its slice and point.
+//! - **Spinal crops** (sagittal T2/STIR): at the canal point moved through the plane onto the
+//!   midpoint of its level's two foraminal points ([`predict::canal_on_midline`]): the canal
+//!   localiser's points lie on the middle slice, the canal on the patient's midline.
 //! - **Fallback**: without the sagittal T1 (or axial) series, foraminal points are the canal point
 //!   plus the offset projected on the sagittal T2/STIR series ([`PointSource::CanalOffset`]), and
 //!   subarticular findings get the training prior. Findings say which ([`PointSource`]).
@@ -22,7 +26,9 @@
 //!   weights 1/2/4 (Normal/Mild, Moderate, Severe) plus the competition's any-severe term on the
 //!   spinal levels of each study. Probabilities are temperature-scaled per group
 //!   ([`calibrate`], fitted on the held-out fold).
-//! - **Train** ([`train::train`]): deterministic under a seed, a checkpoint each epoch, resumable.
+//! - **Train** ([`train::train`]): deterministic under a seed, a checkpoint each epoch, resumable
+//!   (a resume restores Adam's state and the parameter ids it is keyed by); with an initial model,
+//!   optionally the graders alone ([`TrainRequest::graders_only`]).
 //! - **Predict** ([`predict::predict_study`]): all 25 rows of a study, the point of each finding and
 //!   the series it came from; a missing series falls back to what is left, and the finding says so.
 //!
