@@ -6,15 +6,13 @@
 //! default 5), minibatches of BATCH crops of one group (default 32), Adam at LR (default 1e-3),
 //! plain weighted cross-entropy (1/2/4). Prints per epoch and group the weighted cross-entropy on
 //! the training and held-out crops, and the prior's (training frequencies) on the held-out crops.
+//! `VARIANT=plain|norm|double|norm,double` and `WIDTH=C` choose the grader's shape (default: the
+//! default architecture's). `MODEL=DIR` instead evaluates that model's graders on the held-out and
+//! training crops, and on the held-out crops shifted by 2 and 4 cells along each axis.
 
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::norm::{GroupNorm, GroupNormConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use discus_core::ConditionGroup;
 use discus_model::cache::CropCache;
@@ -23,70 +21,6 @@ use discus_model::prep::{CropExample, Preprocessing};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::PathBuf;
-
-#[derive(Module, Debug)]
-struct Block {
-    a: Conv2d,
-    na: Option<GroupNorm>,
-    b: Option<Conv2d>,
-    nb: Option<GroupNorm>,
-}
-
-#[derive(Module, Debug)]
-struct PG {
-    blocks: Vec<Block>,
-    pool: MaxPool2d,
-    gap: AdaptiveAvgPool2d,
-    fc: Linear,
-}
-
-fn cv(i: usize, o: usize, d: &Device) -> Conv2d {
-    Conv2dConfig::new([i, o], [3, 3])
-        .with_padding(PaddingConfig2d::Same)
-        .init(d)
-}
-
-impl PG {
-    fn new(inputs: usize, w: usize, norm: bool, double: bool, d: &Device) -> PG {
-        let gn = |c: usize| norm.then(|| GroupNormConfig::new((c / 8).max(1), c).init(d));
-        let widths = [w, 2 * w, 4 * w];
-        let mut blocks = vec![];
-        let mut i = inputs;
-        for o in widths {
-            blocks.push(Block {
-                a: cv(i, o, d),
-                na: gn(o),
-                b: double.then(|| cv(o, o, d)),
-                nb: if double { gn(o) } else { None },
-            });
-            i = o;
-        }
-        PG {
-            blocks,
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            fc: LinearConfig::new(4 * w, 3).init(d),
-        }
-    }
-    fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
-        for b in &self.blocks {
-            x = b.a.forward(x);
-            if let Some(n) = &b.na {
-                x = n.forward(x);
-            }
-            x = relu(x);
-            if let Some(c) = &b.b {
-                x = c.forward(x);
-                if let Some(n) = &b.nb {
-                    x = n.forward(x);
-                }
-                x = relu(x);
-            }
-            x = self.pool.forward(x);
-        }
-        self.fc.forward(self.gap.forward(x).flatten::<2>(1, 3))
-    }
-}
 
 fn weight(g: usize) -> f32 {
     [1.0, 2.0, 4.0][g]
@@ -116,18 +50,8 @@ fn batch(
     )
 }
 
-fn wce_model(g: &Grader, ex: &[&CropExample], pre: &Preprocessing, d: &Device) -> f64 {
-    let (mut s, mut sw) = (0.0, 0.0);
-    for ch in ex.chunks(256) {
-        let (x, oh, w, swc) = batch(ch, pre, d);
-        let nll = (log_softmax(g.forward(x), 1) * oh).sum_dim(1).neg();
-        s += (nll * w).sum().into_scalar::<f32>() as f64;
-        sw += swc as f64;
-    }
-    s / sw
-}
-
-fn wce(g: &PG, ex: &[&CropExample], pre: &Preprocessing, d: &Device) -> f64 {
+/// Weighted cross-entropy of a grader on `ex`.
+fn wce(g: &Grader, ex: &[&CropExample], pre: &Preprocessing, d: &Device) -> f64 {
     let (mut s, mut sw) = (0.0, 0.0);
     for ch in ex.chunks(256) {
         let (x, oh, w, swc) = batch(ch, pre, d);
@@ -188,8 +112,8 @@ fn main() {
             let model = discus_model::Model::load_on(std::path::Path::new(&m), &dev).unwrap();
             println!(
                 "  model {m}: held wCE {:.4}, train wCE {:.4}",
-                wce_model(model.net.grader(group), &he, &pre, &dev),
-                wce_model(model.net.grader(group), &tr, &pre, &dev)
+                wce(model.net.grader(group), &he, &pre, &dev),
+                wce(model.net.grader(group), &tr, &pre, &dev)
             );
             for d in [
                 (0i64, 0i64),
@@ -219,19 +143,23 @@ fn main() {
                 let refs: Vec<&CropExample> = moved.iter().collect();
                 println!(
                     "    shift {d:?} cells: held wCE {:.4}",
-                    wce_model(model.net.grader(group), &refs, &pre, &dev)
+                    wce(model.net.grader(group), &refs, &pre, &dev)
                 );
             }
             continue;
         }
         ad.seed(1);
-        let v = std::env::var("VARIANT").unwrap_or_default();
-        let w: usize = std::env::var("WIDTH")
-            .ok()
-            .map(|x| x.parse().unwrap())
-            .unwrap_or(16);
-        let _ = Grader::new(&Architecture::default(), &ad);
-        let mut g = PG::new(3, w, v.contains("norm"), v.contains("double"), &ad);
+        // The default grader, or VARIANT (a list of "norm", "double"; "plain" for neither) and
+        // WIDTH for another shape of the same network.
+        let mut arch = Architecture::default();
+        if let Ok(v) = std::env::var("VARIANT") {
+            arch.grader_norm = v.contains("norm");
+            arch.grader_convs = if v.contains("double") { 2 } else { 1 };
+        }
+        if let Ok(w) = std::env::var("WIDTH") {
+            arch.grader_width = w.parse().expect("WIDTH: a number of channels");
+        }
+        let mut g = Grader::new(&arch, &ad);
         let mut opt: ModuleOptimizer = AdamConfig::new().init();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         for ep in 1..=epochs {

@@ -356,6 +356,10 @@ impl Net {
 mod tests {
     use super::*;
 
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
     #[test]
     fn a_card_without_the_grader_fields_is_the_first_grader() {
         let old =
@@ -390,15 +394,8 @@ mod tests {
                 burn::tensor::Distribution::Normal(0.3, 2.0),
                 &d,
             );
-            let want: Vec<f32> = n
-                .forward(x.clone())
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            let got: Vec<f32> = group_norm_masked(&n, x)
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
+            let want = values(n.forward(x.clone()));
+            let got = values(group_norm_masked(&n, x));
             let worst = want
                 .iter()
                 .zip(&got)
@@ -418,16 +415,8 @@ mod tests {
             burn::tensor::Distribution::Uniform(0.0, 1.0),
             &d,
         );
-        let a: Vec<f32> = g
-            .forward(x.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let b: Vec<f32> = g
-            .forward_exportable(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let a = values(g.forward(x.clone()));
+        let b = values(g.forward_exportable(x));
         for (p, q) in a.iter().zip(&b) {
             assert!((p - q).abs() < 1e-5 * p.abs().max(1.0), "{p} vs {q}");
         }
