@@ -294,11 +294,33 @@ pub fn default_device() -> Device {
         .unwrap_or_else(|_| Device::flex())
 }
 
-/// The backend's name, for model cards and reports.
+/// The backend's name, for model cards and reports: `flex` (the CPU backend), `wgpu`, and so on.
+/// burn's `Device` prints as `Device<Cube>(Cube(Wgpu...))` or `Device<Flex>(Flex(..))` (autodiff
+/// devices wrap those), so the name is the first known backend in that text; an unknown one gives
+/// the text after `Device<` up to its first bracket or space.
 pub fn backend_name(device: &Device) -> String {
-    let s = format!("{device:?}");
-    s.split(['(', ' ', '{'])
-        .next()
+    backend_name_of(&format!("{device:?}"))
+}
+
+fn backend_name_of(debug: &str) -> String {
+    const KNOWN: [(&str, &str); 7] = [
+        ("wgpu", "wgpu"),
+        ("vulkan", "vulkan"),
+        ("cuda", "cuda"),
+        ("rocm", "rocm"),
+        ("metal", "metal"),
+        ("libtorch", "tch"),
+        ("flex", "flex"),
+    ];
+    let lower = debug.to_ascii_lowercase();
+    if let Some((_, name)) = KNOWN.iter().find(|(k, _)| lower.contains(k)) {
+        return (*name).to_string();
+    }
+    debug
+        .strip_prefix("Device<")
+        .unwrap_or(debug)
+        .split(['(', ' ', '{', '<', '>'])
+        .find(|t| !t.is_empty())
         .unwrap_or("unknown")
         .to_string()
 }
@@ -394,4 +416,27 @@ pub(crate) fn save_folder(dir: &Path, card: &ModelCard, net: &net::Net) -> Resul
         .map_err(|e| ModelError::Request(format!("serialising {CARD_FILE}: {e}")))?;
     discus_core::fsio::atomic_write(&c, text.as_bytes()).map_err(io_err(&c))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{backend_name, backend_name_of};
+    use burn::tensor::Device;
+
+    #[test]
+    fn backend_names_come_from_burns_device_text() {
+        // burn's own devices, as this build has them.
+        assert_eq!(backend_name(&Device::flex()), "flex");
+        assert_eq!(backend_name(&Device::flex().autodiff()), "flex");
+        // The text burn 0.22 prints for the other backends (`Device<{dispatch:?}>`, the dispatch
+        // device a derived tuple variant, autodiff a struct around it).
+        assert_eq!(backend_name_of("Device<Cube(Wgpu(DefaultDevice))>"), "wgpu");
+        assert_eq!(
+            backend_name_of("Device<Autodiff { device: Cube(Cuda(CudaDevice { index: 0 })), checkpointing: None }>"),
+            "cuda"
+        );
+        assert_eq!(backend_name_of("Device<LibTorch(Cpu)>"), "tch");
+        assert_eq!(backend_name_of("Device<Remote(x)>"), "Remote");
+        assert_eq!(backend_name_of("Mystery"), "Mystery");
+    }
 }

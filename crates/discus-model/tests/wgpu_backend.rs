@@ -115,6 +115,7 @@ fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
         preprocessing: r.preprocessing,
         offsets_mm: Default::default(),
         prior: Default::default(),
+        temperatures: Default::default(),
         training: discus_model::TrainingInfo {
             seed: r.seed,
             epochs: 0,
