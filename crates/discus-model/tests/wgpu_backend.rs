@@ -3,8 +3,9 @@
 //! from Debian's `mesa-vulkan-drivers`, when no GPU is present) runs the same fixed inputs through
 //! the localiser and a grader.
 //!
-//! Run with `cargo test --workspace --features discus-model/wgpu --test wgpu_backend` (lavapipe:
-//! `apt-get install mesa-vulkan-drivers`; `.ci/run` does both).
+//! Run with `cargo test -p discus-model --features wgpu --test wgpu_backend` (lavapipe:
+//! `apt-get install mesa-vulkan-drivers`). Not in `.ci/run`: the feature's build is longer than CI
+//! can spare (README, "Backends").
 //!
 //! A second test runs one training step (`discus_model::train`, one epoch of one batch holding
 //! every study of a tiny cohort: one Adam step) on each backend from the same initial weights and
