@@ -868,6 +868,12 @@ pub fn train(
             "epochs and studies per step must be at least 1".into(),
         ));
     }
+    // Before any data is read (building a crop cache takes minutes).
+    if request.graders_only && request.init.is_none() {
+        return Err(ModelError::Request(
+            "training the graders only needs an initial model (--init) for the localisers".into(),
+        ));
+    }
     let device = crate::default_device();
     let ad = device.clone().autodiff();
     let init_card = match &request.init {
@@ -916,12 +922,6 @@ pub fn train(
         skipped = c.skipped();
     }
     if request.graders_only {
-        if request.init.is_none() {
-            return Err(ModelError::Request(
-                "training the graders only needs an initial model (--init) for the localisers"
-                    .into(),
-            ));
-        }
         // Without localiser inputs and point examples the losses are the graders' alone.
         for s in &mut samples {
             s.localiser = None;

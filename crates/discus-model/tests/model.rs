@@ -633,8 +633,13 @@ fn graders_only_training_leaves_the_localisers_as_they_were() {
     use burn::tensor::{Distribution, Tensor};
     let f = fixture();
     let tmp = tempfile::tempdir().unwrap();
-    // Without an initial model there are no localisers to keep.
-    let mut r = small_request(&f.cohort, &tmp.path().join("alone"), 1);
+    // Without an initial model there are no localisers to keep: refused before any data is read
+    // (the dataset here does not exist).
+    let mut r = small_request(
+        &tmp.path().join("no-such-cohort"),
+        &tmp.path().join("alone"),
+        1,
+    );
     r.graders_only = true;
     match train(&r, &|_| {}) {
         Err(ModelError::Request(m)) => assert!(m.contains("--init"), "{m}"),
