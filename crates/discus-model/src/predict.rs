@@ -26,7 +26,7 @@ use discus_core::{
     Condition, ConditionGroup, LabelColumn, Level, RowId, SeriesId, SeriesKind, Severity, StudyId,
 };
 use discus_data::dataset::Dataset;
-use discus_data::geometry::Vec3;
+use discus_data::geometry::{dot, Vec3};
 use discus_data::standardise::{crop, crop_pixel_to_voxel, crop_slices, target_slice, StackVoxels};
 use serde::{Deserialize, Serialize};
 
@@ -153,24 +153,14 @@ pub fn canal_on_midline(
     normal: Vec3,
     limit_mm: f64,
 ) -> Option<Vec3> {
-    let len = (normal[0] * normal[0] + normal[1] * normal[1] + normal[2] * normal[2]).sqrt();
+    let len = dot(normal, normal).sqrt();
     if len.is_nan() || len <= 0.0 {
         return None;
     }
-    let n = [normal[0] / len, normal[1] / len, normal[2] / len];
-    let mid = [
-        (left[0] + right[0]) / 2.0,
-        (left[1] + right[1]) / 2.0,
-        (left[2] + right[2]) / 2.0,
-    ];
-    let d = (0..3).map(|i| (mid[i] - canal[i]) * n[i]).sum::<f64>();
-    (d.abs() <= limit_mm).then(|| {
-        [
-            canal[0] + d * n[0],
-            canal[1] + d * n[1],
-            canal[2] + d * n[2],
-        ]
-    })
+    let n = normal.map(|v| v / len);
+    let to_mid = [0, 1, 2].map(|i| (left[i] + right[i]) / 2.0 - canal[i]);
+    let d = dot(to_mid, n);
+    (d.abs() <= limit_mm).then(|| [0, 1, 2].map(|i| canal[i] + d * n[i]))
 }
 
 fn add(a: Vec3, b: [f64; 3]) -> Vec3 {

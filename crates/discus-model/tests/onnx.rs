@@ -3,17 +3,17 @@
 //! outputs within 1e-5 on fixed inputs, at a batch size (3) the exporter never traced (1 and 2),
 //! so the symbolic batch axis is exercised. The model card travels with the networks.
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use discus_core::governance::{DatasetCard, Deidentification, Licence, Provenance, Use};
 use discus_model::export::{export_onnx, input_shape, network_path, sample_input, NETWORKS};
 use discus_model::net::Architecture;
 use discus_model::prep::Preprocessing;
 use discus_model::train::seeded_net;
-use discus_model::{Model, ModelCard, TrainingInfo, CARD_FILE, FORMAT, FORMAT_VERSION};
-use std::collections::BTreeMap;
+use discus_model::{Model, ModelCard, CARD_FILE};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod common;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -25,32 +25,13 @@ fn model_folder(dir: &Path) -> ModelCard {
     let preprocessing = Preprocessing::default();
     let device = Device::flex();
     let net = seeded_net(&architecture, 17, &device);
-    let card = ModelCard {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        discus_version: env!("CARGO_PKG_VERSION").into(),
+    common::save_untrained(
+        dir,
+        &net,
         architecture,
         preprocessing,
-        offsets_mm: BTreeMap::new(),
-        prior: BTreeMap::new(),
-        temperatures: BTreeMap::new(),
-        training: TrainingInfo {
-            seed: 17,
-            epochs: 0,
-            learning_rate: 1e-3,
-            batch_studies: 1,
-            train_studies: 0,
-            held_out_studies: 0,
-            folds: 0,
-            seconds: 0.0,
-            finished_unix: 0,
-            hardware: "test".into(),
-            init: None,
-            graders_only: false,
-            best_epoch: None,
-        },
-        metrics: Vec::new(),
-        provenance: Provenance::new(
+        17,
+        Provenance::new(
             "onnx test",
             vec![DatasetCard {
                 name: "test cohort".into(),
@@ -68,14 +49,7 @@ fn model_folder(dir: &Path) -> ModelCard {
                 derived_from: Vec::new(),
             }],
         ),
-    };
-    let m = Model {
-        card: card.clone(),
-        net: net.valid(),
-        device,
-    };
-    m.save(dir).unwrap();
-    card
+    )
 }
 
 fn pyvenv() -> Option<PathBuf> {

@@ -29,6 +29,8 @@ use discus_model::train::seeded_net;
 use discus_model::Model;
 use std::path::Path;
 
+mod common;
+
 fn vulkan_icd_present() -> bool {
     ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
         .iter()
@@ -107,41 +109,14 @@ fn wgpu_gives_the_cpu_outputs() {
 }
 
 fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
-    use discus_core::governance::Provenance;
-    let card = discus_model::ModelCard {
-        format: discus_model::FORMAT.into(),
-        format_version: discus_model::FORMAT_VERSION,
-        discus_version: env!("CARGO_PKG_VERSION").into(),
-        architecture: r.architecture,
-        preprocessing: r.preprocessing,
-        offsets_mm: Default::default(),
-        prior: Default::default(),
-        temperatures: Default::default(),
-        training: discus_model::TrainingInfo {
-            seed: r.seed,
-            epochs: 0,
-            learning_rate: r.learning_rate,
-            batch_studies: r.batch_studies,
-            train_studies: 0,
-            held_out_studies: 0,
-            folds: 0,
-            seconds: 0.0,
-            finished_unix: 0,
-            hardware: "test".into(),
-            init: None,
-            graders_only: false,
-            best_epoch: None,
-        },
-        metrics: Vec::new(),
-        provenance: Provenance::new("wgpu test", Vec::new()),
-    };
-    Model {
-        card,
-        net: net.clone().valid(),
-        device: Device::flex(),
-    }
-    .save(dir)
-    .unwrap();
+    common::save_untrained(
+        dir,
+        net,
+        r.architecture,
+        r.preprocessing,
+        r.seed,
+        discus_core::governance::Provenance::new("wgpu test", Vec::new()),
+    );
 }
 
 /// One training step on each backend from the same seeded initial weights: the same losses, and

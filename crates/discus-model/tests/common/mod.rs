@@ -1,11 +1,18 @@
 //! The fixture shared by discus-model's integration tests (`tests/model.rs`, `tests/explain.rs`):
 //! tiny synthetic cohorts (2 sites, matrix scale 0.25, no quirks) and tiny models trained on them,
-//! made once per test binary: [`fixture`] (overfitted) and [`light_fixture`].
+//! made once per test binary: [`fixture`] (overfitted) and [`light_fixture`]; and
+//! [`save_untrained`], the one place a test writes a model card by hand (`tests/onnx.rs`,
+//! `tests/wgpu_backend.rs`), so a new card field breaks it where CI compiles it.
 #![allow(dead_code)] // each test crate uses its own subset
 
+use burn::module::Module;
+use burn::tensor::Device;
+use discus_core::governance::Provenance;
 use discus_core::StudyId;
 use discus_data::dataset::Dataset;
-use discus_model::{train, TrainRequest};
+use discus_model::net::{Architecture, Net};
+use discus_model::prep::Preprocessing;
+use discus_model::{train, Model, ModelCard, TrainRequest, TrainingInfo};
 use discus_synth::cohort::{generate, SynthConfig};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -107,4 +114,51 @@ fn make(studies: usize, seed: u64, request: &dyn Fn(&Path, &Path) -> TrainReques
 /// The studies of a dataset, in index order.
 pub fn studies(ds: &Dataset) -> Vec<StudyId> {
     ds.studies().unwrap().iter().map(|s| s.study).collect()
+}
+
+/// Saves `net` (seeded, untrained) as a model folder in `dir`, with a card of `architecture`,
+/// `preprocessing`, `seed` and `provenance` that records no training, and returns the card.
+pub fn save_untrained(
+    dir: &Path,
+    net: &Net,
+    architecture: Architecture,
+    preprocessing: Preprocessing,
+    seed: u64,
+    provenance: Provenance,
+) -> ModelCard {
+    let card = ModelCard {
+        format: discus_model::FORMAT.into(),
+        format_version: discus_model::FORMAT_VERSION,
+        discus_version: env!("CARGO_PKG_VERSION").into(),
+        architecture,
+        preprocessing,
+        offsets_mm: Default::default(),
+        prior: Default::default(),
+        temperatures: Default::default(),
+        training: TrainingInfo {
+            seed,
+            epochs: 0,
+            learning_rate: 1e-3,
+            batch_studies: 1,
+            train_studies: 0,
+            held_out_studies: 0,
+            folds: 0,
+            seconds: 0.0,
+            finished_unix: 0,
+            hardware: "test".into(),
+            init: None,
+            graders_only: false,
+            best_epoch: None,
+        },
+        metrics: Vec::new(),
+        provenance,
+    };
+    Model {
+        card: card.clone(),
+        net: net.clone().valid(),
+        device: Device::flex(),
+    }
+    .save(dir)
+    .unwrap();
+    card
 }
