@@ -5,7 +5,8 @@
 # studies.
 #
 # Usage: bench/model.sh [N_TRAIN=600] [N_HELD=200] [N_TUNE=50] [N_SHIFT=100] [EPOCHS=10]
-#                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]   (env: GRADER_EPOCHS, DISCUS_BIN)
+#                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]
+#                       (env: GRADER_EPOCHS, GRADER_HEAD, DISCUS_BIN)
 # The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
@@ -64,13 +65,17 @@ timed() { # LABEL COMMAND...: wall, CPU and peak RSS of a step into $out/time_LA
 # (`--graders-only`, Adam 1e-3 with a cosine decay, 4 studies per step), into model_g; the
 # fine-tuning and every judgment then start from model_g (the fine-tuned model is tuned_g).
 grader_epochs=${GRADER_EPOCHS:-0}
+# GRADER_HEAD=ordinal|softmax: the head of those graders (`--grader-head`; another head than the
+# 16-epoch model's starts them afresh on its localisers). Default: the model's.
+head_args=()
+[[ -n "${GRADER_HEAD:-}" ]] && head_args=(--grader-head "$GRADER_HEAD")
 model="$out/model"
 tuned="$out/tuned"
 if (( grader_epochs > 0 )); then
   [[ -f "$out/model_g/model.toml" ]] ||
     timed graders "$bin" train --dataset "$out/sets/train" --init "$out/model" --graders-only \
       --epochs "$grader_epochs" --batch 4 --lr 1e-3 --folds 5 --cache "$out/cache_train" \
-      --out "$out/model_g" >&2
+      "${head_args[@]}" --out "$out/model_g" >&2
   model="$out/model_g"
   tuned="$out/tuned_g"
 fi

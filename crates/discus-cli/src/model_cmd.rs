@@ -67,6 +67,12 @@ pub struct TrainArgs {
     /// graders cost (about a fifth of a full one). Best with --cache.
     #[arg(long, requires = "init")]
     pub graders_only: bool,
+    /// The graders' head: softmax (three free logits) or ordinal (one severity score per crop
+    /// and two learned cut points, see `discus_model::net::ordinal_logits`). Default: the initial
+    /// model's with --init, else softmax. With --init, a head other than the initial model's
+    /// starts the three graders afresh on its localisers.
+    #[arg(long, value_name = "softmax|ordinal", value_parser = ["softmax", "ordinal"])]
+    pub grader_head: Option<String>,
     /// The model folder to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -366,6 +372,7 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     req.crop_shift_cells = a.crop_shift;
     req.init = a.init.clone();
     req.graders_only = a.graders_only;
+    req.grader_ordinal = a.grader_head.as_deref().map(|h| h == "ordinal");
     req.cache = a.cache.clone();
     let pb = bar(0, "preparing");
     let r = train(&req, &|p| match p {

@@ -15,13 +15,13 @@
 //!   softmax over all candidate slices together) and the subarticular one (axial T2, two channels:
 //!   left, right).
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::interpolate::{Interpolate2d, Interpolate2dConfig, InterpolateMode};
 use burn::nn::norm::{GroupNorm, GroupNormConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{log_sigmoid, relu};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +43,10 @@ pub struct Architecture {
     /// Convolutions per grader block (1 or 2; absent from older cards: 1).
     #[serde(default = "one")]
     pub grader_convs: usize,
+    /// Ordinal severity head (see [`ordinal_logits`]): one severity score per crop and two
+    /// learned cut points instead of three free logits. Absent from older cards: `false`.
+    #[serde(default)]
+    pub grader_ordinal: bool,
 }
 
 fn one() -> usize {
@@ -58,6 +62,7 @@ impl Default for Architecture {
             grader_width: 16,
             grader_norm: true,
             grader_convs: 2,
+            grader_ordinal: false,
         }
     }
 }
@@ -154,7 +159,8 @@ impl Localiser {
 /// Severity network: input `[batch, slices, S, S]` (S divisible by 8), output `[batch, 3]` logits
 /// (Normal/Mild, Moderate, Severe). Three blocks (widths `w, 2w, 4w`), each one or two 3x3
 /// convolutions, each optionally group-normalised, with ReLU, then a 2x2 max pool; global average
-/// pool; linear.
+/// pool; linear to the three logits, or to one severity score turned into them by the ordinal head
+/// ([`ordinal_logits`], `grader_ordinal`).
 #[derive(Module, Debug)]
 pub struct Grader {
     c1: Conv2d,
@@ -173,7 +179,58 @@ pub struct Grader {
     n3b: Option<GroupNorm>,
     pool: MaxPool2d,
     gap: AdaptiveAvgPool2d,
+    /// Three logits, or one severity score with the ordinal head.
     fc: Linear,
+    /// The ordinal head's `[theta1, d, beta1, beta2]` (`grader_ordinal`; see [`ordinal_logits`]).
+    ordinal: Option<Param<Tensor<1>>>,
+}
+
+/// Initial ordinal head: cut points at 0.5 and 2.0 (`d = ln(e^1.5 - 1)`), no tilt.
+const ORDINAL_INIT: [f32; 4] = [0.5, 1.258_675, 0.0, 0.0];
+
+/// The three severity logits of a cumulative-logit (ordinal) head.
+///
+/// `s` (`[batch, 1]`) is the crop's severity score; `head` holds `theta1`, `d`, `beta1`,
+/// `beta2`. The cut points are `theta1` and `theta2 = theta1 + softplus(d) + 1e-3` (so always
+/// ordered), `P(grade >= Moderate) = sigmoid(s - theta1)`, `P(grade >= Severe) = sigmoid(s -
+/// theta2)`, and the logits are the logarithms of the three resulting probabilities, the upper two
+/// shifted by `beta1`, `beta2`. The shifts let the weighted cross-entropy (1, 2, 4) tilt the
+/// prediction towards the severe grades as it does a free head's; with them at zero the softmax of
+/// the logits is exactly the ordinal model's probabilities. This is the shape of the labels'
+/// generating process (a reader grades a perceived degree against two thresholds), so the rare
+/// Severe grade learns from every Moderate crop's score, not from its own examples alone.
+///
+/// The middle term uses `sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(b - a))` with
+/// `a - b = theta2 - theta1 > 0`, so every term stays a finite log for any score. `exportable`
+/// writes `log_sigmoid` as `-ln(1 + exp(-x))` (ONNX has no log-sigmoid operator).
+pub fn ordinal_logits(s: Tensor<2>, head: Tensor<1>, exportable: bool) -> Tensor<2> {
+    let ls = |x: Tensor<2>| {
+        if exportable {
+            x.neg().exp().add_scalar(1.0).log().neg()
+        } else {
+            log_sigmoid(x)
+        }
+    };
+    let h = head.reshape([1, 4]);
+    let theta1 = h.clone().narrow(1, 0, 1);
+    // softplus(d), written out (a model constant; d stays far below exp's overflow).
+    let gap = h
+        .clone()
+        .narrow(1, 1, 1)
+        .exp()
+        .add_scalar(1.0)
+        .log()
+        .add_scalar(1e-3);
+    let beta1 = h.clone().narrow(1, 2, 1);
+    let beta2 = h.narrow(1, 3, 1);
+    let a = s - theta1;
+    let b = a.clone() - gap.clone();
+    let lp0 = ls(a.clone().neg());
+    let lp2 = ls(b.clone()) + beta2;
+    // ln(1 - exp(-gap)), gap > 1e-3.
+    let spread = gap.neg().exp().neg().add_scalar(1.0).log();
+    let lp1 = ls(a) + ls(b.neg()) + spread + beta1;
+    Tensor::cat(vec![lp0, lp1, lp2], 1)
 }
 
 /// Groups of a normalised layer of `c` channels: about 8 channels each, dividing `c`.
@@ -268,23 +325,26 @@ impl Grader {
             n3b: second_norm(4 * w),
             pool: pool(),
             gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
-            fc: LinearConfig::new(4 * w, 3).init(device),
+            fc: LinearConfig::new(4 * w, if a.grader_ordinal { 1 } else { 3 }).init(device),
+            ordinal: a
+                .grader_ordinal
+                .then(|| Param::from_tensor(Tensor::from_floats(ORDINAL_INIT, device))),
         }
     }
 
     /// Severity logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_with(x, |n, x| n.forward(x))
+        self.forward_with(x, |n, x| n.forward(x), false)
     }
 
     /// The same logits, computed with operations the ONNX exporter keeps symbolic in the batch
     /// (group normalisation by channel masks; see `group_norm_masked`). Equal to
     /// [`Grader::forward`] within float rounding (tested).
     pub fn forward_exportable(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_with(x, group_norm_masked)
+        self.forward_with(x, group_norm_masked, true)
     }
 
-    fn forward_with(&self, x: Tensor<4>, norm: Norm) -> Tensor<2> {
+    fn forward_with(&self, x: Tensor<4>, norm: Norm, exportable: bool) -> Tensor<2> {
         let mut x = x;
         for (c, n, cb, nb) in [
             (&self.c1, &self.n1, &self.c1b, &self.n1b),
@@ -298,7 +358,11 @@ impl Grader {
             x = self.pool.forward(x);
         }
         let x = self.gap.forward(x).flatten::<2>(1, 3);
-        self.fc.forward(x)
+        let out = self.fc.forward(x);
+        match &self.ordinal {
+            Some(head) => ordinal_logits(out, head.val(), exportable),
+            None => out,
+        }
     }
 }
 
@@ -355,6 +419,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -367,6 +432,7 @@ mod tests {
         let a: Architecture = toml::from_str(old).unwrap();
         assert!(!a.grader_norm);
         assert_eq!(a.grader_convs, 1);
+        assert!(!a.grader_ordinal);
         let d = Architecture::default();
         assert!(d.grader_norm);
         assert_eq!(d.grader_convs, 2);
@@ -457,6 +523,81 @@ mod tests {
         assert_eq!(count(&a), two);
         a.grader_norm = true;
         // gamma and beta per channel, after each of the six convolutions.
-        assert_eq!(count(&a), two + 2 * 2 * (w + 2 * w + 4 * w));
+        let normed = two + 2 * 2 * (w + 2 * w + 4 * w);
+        assert_eq!(count(&a), normed);
+        // The ordinal head: one output instead of three, and its four parameters.
+        a.grader_ordinal = true;
+        assert_eq!(count(&a), normed - (4 * w * 3 + 3) + (4 * w + 1) + 4);
+    }
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    #[test]
+    fn ordinal_logits_are_the_cumulative_logit_probabilities() {
+        let d = Device::flex();
+        let scores = [-60.0f32, -3.0, -0.4, 0.0, 0.7, 1.9, 2.6, 5.0, 60.0];
+        let n = scores.len();
+        let s = Tensor::<2>::from_data(TensorData::new(scores.to_vec(), [n, 1]), &d);
+        for (theta1, dd, b1, b2) in [
+            (0.5f64, 1.258_675f64, 0.0f64, 0.0f64),
+            (-1.0, -2.0, 0.0, 0.0),
+            (0.3, 0.8, 0.7, 1.4),
+        ] {
+            let head =
+                Tensor::<1>::from_floats([theta1 as f32, dd as f32, b1 as f32, b2 as f32], &d);
+            for exportable in [false, true] {
+                let got = values(ordinal_logits(s.clone(), head.clone(), exportable));
+                assert_eq!(got.len(), 3 * n);
+                let theta2 = theta1 + (1.0 + dd.exp()).ln() + 1e-3;
+                for (i, &x) in scores.iter().enumerate() {
+                    let x = x as f64;
+                    let (ge1, ge2) = (sigmoid(x - theta1), sigmoid(x - theta2));
+                    // The softmax of the logits: the ordinal probabilities, tilted by exp(beta).
+                    let raw = [1.0 - ge1, (ge1 - ge2) * b1.exp(), ge2 * b2.exp()];
+                    let total: f64 = raw.iter().sum();
+                    let z = &got[3 * i..3 * i + 3];
+                    assert!(z.iter().all(|v| v.is_finite()), "score {x}: {z:?}");
+                    if exportable && x.abs() > 50.0 {
+                        // -ln(1 + exp(60)) overflows f32 in the exported form: skip the extremes.
+                        continue;
+                    }
+                    let m = z.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - m).exp()).collect();
+                    let es: f64 = e.iter().sum();
+                    for k in 0..3 {
+                        let want = raw[k] / total;
+                        let have = e[k] / es;
+                        assert!(
+                            (want - have).abs() < 1e-5,
+                            "score {x}, head {theta1} {dd} {b1} {b2}, grade {k}: {have} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_exportable_ordinal_grader_gives_the_graders_logits() {
+        let d = Device::flex();
+        d.seed(5);
+        let a = Architecture {
+            grader_ordinal: true,
+            ..Architecture::default()
+        };
+        let g = Grader::new(&a, &d);
+        let x = Tensor::<4>::random(
+            [4, 3, 32, 32],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &d,
+        );
+        let p = values(g.forward(x.clone()));
+        let q = values(g.forward_exportable(x));
+        assert_eq!(p.len(), 12);
+        for (p, q) in p.iter().zip(&q) {
+            assert!((p - q).abs() < 1e-5 * p.abs().max(1.0), "{p} vs {q}");
+        }
     }
 }

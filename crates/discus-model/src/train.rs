@@ -29,7 +29,9 @@
 //!   preprocessing; nothing is frozen, the schedule has the same shape as for a fresh model (`discus train --init`
 //!   starts it at a tenth of the fresh rate, 3e-4 against 3e-3), and
 //!   the model card lists the initial model's provenance as an input (its licence still applies);
-//!   without a held-out fold it keeps the initial model's temperatures.
+//!   without a held-out fold it keeps the initial model's temperatures. `grader_ordinal` naming
+//!   another head than the initial model's starts the three graders afresh (seeded) on its
+//!   localisers.
 //! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
 //!   not trained on; each epoch reports their grader loss and median canal, foraminal and
 //!   subarticular point errors in mm; after the last epoch the graders' temperatures are fitted
@@ -102,6 +104,12 @@ pub struct TrainRequest {
     /// weights and take no part in the loss, so an epoch costs what the graders cost.
     #[serde(default)]
     pub graders_only: bool,
+    /// The graders' head ([`Architecture::grader_ordinal`]): `Some(true)` ordinal, `Some(false)`
+    /// three free logits, `None` the architecture's (or the initial model's). With `init`, a head
+    /// other than the initial model's re-initialises the three graders (seeded) and keeps its
+    /// localisers: with `graders_only` that trains new graders on a trained model's points.
+    #[serde(default)]
+    pub grader_ordinal: Option<bool>,
 }
 
 impl TrainRequest {
@@ -123,6 +131,7 @@ impl TrainRequest {
             localiser_shift_cells: 6,
             crop_shift_cells: 3,
             graders_only: false,
+            grader_ordinal: None,
         }
     }
 
@@ -880,9 +889,13 @@ pub fn train(
         Some(dir) => Some(ModelCard::read(&dir.join(crate::CARD_FILE))?),
         None => None,
     };
-    let (arch, pre) = match &init_card {
+    let (init_arch, pre) = match &init_card {
         Some(c) => (c.architecture, c.preprocessing),
         None => (request.architecture, request.preprocessing),
+    };
+    let arch = Architecture {
+        grader_ordinal: request.grader_ordinal.unwrap_or(init_arch.grader_ordinal),
+        ..init_arch
     };
 
     // Samples (one bad study is reported and skipped).
@@ -981,7 +994,15 @@ pub fn train(
         });
         net
     } else if let Some(dir) = &request.init {
-        load_weights(&dir.join(crate::WEIGHTS_FILE), &arch, &ad)?
+        let mut net = load_weights(&dir.join(crate::WEIGHTS_FILE), &init_arch, &ad)?;
+        if arch != init_arch {
+            // Another grader head: new graders, the initial model's localisers.
+            let fresh = seeded_net(&arch, request.seed, &ad);
+            net.spinal = fresh.spinal;
+            net.foraminal = fresh.foraminal;
+            net.subarticular = fresh.subarticular;
+        }
+        net
     } else {
         seeded_net(&arch, request.seed, &ad)
     };
@@ -1115,9 +1136,10 @@ pub fn train(
             net = load_weights(&ckpt.join(BEST_FILE), &arch, &ad)?;
         }
     }
-    // Without a held-out fold a fine-tuned model keeps its initial model's temperatures.
+    // Without a held-out fold a fine-tuned model keeps its initial model's temperatures (not
+    // when its graders were replaced: theirs belonged to the old ones).
     let temperatures = match (&init_card, held_set.is_empty()) {
-        (Some(c), true) => c.temperatures.clone(),
+        (Some(c), true) if arch == init_arch => c.temperatures.clone(),
         _ => fit_temperatures(&net.valid(), &held_set, &pre, &device),
     };
     let mut provenance =

@@ -711,3 +711,68 @@ fn graders_only_training_leaves_the_localisers_as_they_were() {
     );
     assert_ne!(ga, gb);
 }
+
+#[test]
+fn another_grader_head_starts_new_graders_on_the_models_localisers() {
+    use burn::tensor::{Distribution, Tensor};
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ordinal");
+    let mut r = small_request(&f.cohort, &out, 60);
+    r.init = Some(f.model.clone());
+    r.graders_only = true;
+    r.grader_ordinal = Some(true);
+    let res = train(&r, &|_| {}).unwrap();
+    let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
+    assert!(!a.card.architecture.grader_ordinal);
+    assert!(
+        b.card.architecture.grader_ordinal,
+        "the card names the head"
+    );
+    // The localisers are the initial model's.
+    let d = a.device.clone();
+    let pre = a.card.preprocessing;
+    let g = pre.localiser_grid;
+    let x = Tensor::<4>::random(
+        [2, a.card.architecture.localiser_slices, g, g],
+        Distribution::Uniform(0.0, 1.0),
+        &d,
+    );
+    assert_eq!(
+        a.net
+            .localiser
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap(),
+        b.net
+            .localiser
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    );
+    // The new graders start afresh (their first epoch's loss is far above where the initial
+    // model's graders ended) and fit the few studies' crops.
+    let first = res.card.metrics.first().unwrap().grader_loss;
+    let last = res.card.metrics.last().unwrap().grader_loss;
+    let (_, init_last) = f.last_loss;
+    println!("ordinal graders: {first:.3} -> {last:.3} (initial model's graders ended at {init_last:.3})");
+    assert!(first > 2.0 * init_last, "{first} vs {init_last}");
+    assert!(last < first / 3.0, "grader loss {first} -> {last}");
+    // Every finding still gets three probabilities that sum to one.
+    let c = pre.crop;
+    let x = Tensor::<4>::random(
+        [3, c.slices, c.rows, c.columns],
+        Distribution::Uniform(0.0, 1.0),
+        &d,
+    );
+    let p = burn::tensor::activation::softmax(b.net.spinal.forward(x), 1)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for row in p.chunks(3) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        assert!(row.iter().all(|v| *v > 0.0 && v.is_finite()), "{row:?}");
+    }
+}

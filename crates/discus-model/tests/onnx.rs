@@ -21,7 +21,11 @@ fn repo_root() -> PathBuf {
 
 /// A model folder with seeded (untrained) weights and a card whose licence is research-only.
 fn model_folder(dir: &Path) -> ModelCard {
-    let architecture = Architecture::default();
+    model_folder_with(dir, Architecture::default())
+}
+
+/// [`model_folder`] with other networks.
+fn model_folder_with(dir: &Path, architecture: Architecture) -> ModelCard {
     let preprocessing = Preprocessing::default();
     let device = Device::flex();
     let net = seeded_net(&architecture, 17, &device);
@@ -69,9 +73,21 @@ fn pyvenv() -> Option<PathBuf> {
 
 #[test]
 fn exported_networks_pass_the_checker_and_match_onnxruntime() {
+    exports_and_matches_onnxruntime(Architecture::default());
+}
+
+#[test]
+fn exported_ordinal_graders_match_onnxruntime() {
+    exports_and_matches_onnxruntime(Architecture {
+        grader_ordinal: true,
+        ..Architecture::default()
+    });
+}
+
+fn exports_and_matches_onnxruntime(architecture: Architecture) {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = tmp.path().join("model");
-    let card = model_folder(&model_dir);
+    let card = model_folder_with(&model_dir, architecture);
     let out = tmp.path().join("onnx");
     let manifest = export_onnx(&model_dir, &out).unwrap();
     assert_eq!(
