@@ -73,6 +73,11 @@ pub struct TrainArgs {
     /// starts the three graders afresh on its localisers.
     #[arg(long, value_name = "softmax|ordinal", value_parser = ["softmax", "ordinal"])]
     pub grader_head: Option<String>,
+    /// Weight of the any-severe term in the spinal grader's loss (a weighted binary cross-entropy
+    /// of each study's largest Severe probability, as the competition scores it), against the
+    /// weighted cross-entropy of its grades; 0 leaves it out.
+    #[arg(long, default_value_t = 1.0)]
+    pub any_severe_weight: f64,
     /// The model folder to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -373,6 +378,7 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     req.init = a.init.clone();
     req.graders_only = a.graders_only;
     req.grader_ordinal = a.grader_head.as_deref().map(|h| h == "ordinal");
+    req.any_severe_weight = a.any_severe_weight;
     req.cache = a.cache.clone();
     let pb = bar(0, "preparing");
     let r = train(&req, &|p| match p {

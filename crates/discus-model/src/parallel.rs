@@ -131,6 +131,7 @@ pub(crate) fn batch_grads(
     pre: &crate::prep::Preprocessing,
     device: &burn::tensor::Device,
     replicas: usize,
+    any_severe_weight: f64,
 ) -> (Option<GradientsParams>, f64, f64, usize, f64) {
     let parts = shards(batch, replicas);
     let stats = std::sync::Mutex::new(vec![(0.0, 0.0, 0usize, 0.0); parts.len()]);
@@ -138,7 +139,8 @@ pub(crate) fn batch_grads(
         parts.iter().copied().enumerate().collect();
     let n = batch.len() as f64;
     let grads = data_parallel_grads(net, &indexed, |m, (k, shard)| {
-        let (loss, l, g, im, pl) = crate::train::batch_loss(m, shard, pre, device);
+        let (loss, l, g, im, pl) =
+            crate::train::batch_loss(m, shard, pre, device, any_severe_weight);
         let share = shard.len() as f64 / n;
         stats.lock().unwrap_or_else(|e| e.into_inner())[*k] =
             (l * share, g * share, im, pl * share);

@@ -108,8 +108,20 @@ pub struct TrainRequest {
     /// three free logits, `None` the architecture's (or the initial model's). With `init`, a head
     /// other than the initial model's re-initialises the three graders (seeded) and keeps its
     /// localisers: with `graders_only` that trains new graders on a trained model's points.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grader_ordinal: Option<bool>,
+    /// Weight of the any-severe term (a weighted binary cross-entropy of each study's largest
+    /// spinal Severe probability) against the spinal grader's weighted cross-entropy (1: equal).
+    #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
+    pub any_severe_weight: f64,
+}
+
+fn unit_weight() -> f64 {
+    1.0
+}
+
+fn is_unit_weight(w: &f64) -> bool {
+    *w == 1.0
 }
 
 impl TrainRequest {
@@ -132,6 +144,7 @@ impl TrainRequest {
             crop_shift_cells: 3,
             graders_only: false,
             grader_ordinal: None,
+            any_severe_weight: 1.0,
         }
     }
 
@@ -460,6 +473,7 @@ pub(crate) fn batch_loss(
     batch: &[&StudySample],
     pre: &Preprocessing,
     device: &Device,
+    any_severe_weight: f64,
 ) -> (Option<Tensor<1>>, f64, f64, usize, f64) {
     let mut total: Option<Tensor<1>> = None;
     let mut images = 0usize;
@@ -534,7 +548,7 @@ pub(crate) fn batch_loss(
         let wt = Tensor::<2>::from_data(TensorData::new(w, [n, 1]), device);
         let nll = (log_softmax(logits.clone(), 1) * oh).sum_dim(1).neg();
         let mut l = (nll * wt).sum() / sum_w as f64;
-        if !ranges.is_empty() {
+        if !ranges.is_empty() && any_severe_weight > 0.0 {
             let p = softmax(logits, 1);
             let m = ranges.len();
             let maxes: Vec<Tensor<1>> = ranges
@@ -549,7 +563,7 @@ pub(crate) fn batch_loss(
             let v = Tensor::<1>::from_data(TensorData::new(v, [m]), device);
             let bce =
                 (y.clone() * pm.clone().log() + (y.neg() + 1.0) * (pm.neg() + 1.0).log()).neg();
-            l = l + (bce * v).sum() / sum_v as f64;
+            l = l + (bce * v).sum() * (any_severe_weight / sum_v as f64);
         }
         grader_loss += l.clone().into_scalar::<f32>() as f64;
         add(&mut total, l);
@@ -1065,8 +1079,14 @@ pub fn train(
                 (epoch - 1) * steps + k,
             );
             // Data parallel over DISCUS_TRAIN_REPLICAS threads (default 1: the plain step).
-            let (grads, l, g, im, pl) =
-                crate::parallel::batch_grads(&net, &batch, &pre, &ad, replicas);
+            let (grads, l, g, im, pl) = crate::parallel::batch_grads(
+                &net,
+                &batch,
+                &pre,
+                &ad,
+                replicas,
+                request.any_severe_weight,
+            );
             if let Some(grads) = grads {
                 net = optim.step(lr, net, grads);
             }
@@ -1088,7 +1108,8 @@ pub fn train(
             let v = net.valid();
             let (mut s, mut all) = (0.0, 0.0);
             for chunk in held_set.chunks(request.batch_studies) {
-                let (_, l, g, _, p) = batch_loss(&v, chunk, &pre, &device);
+                let (_, l, g, _, p) =
+                    batch_loss(&v, chunk, &pre, &device, request.any_severe_weight);
                 s += g * chunk.len() as f64;
                 all += (l + g + p) * chunk.len() as f64;
             }
