@@ -1216,6 +1216,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_any_severe_term_is_weighted_as_asked() {
+        use crate::prep::CropExample;
+        use discus_core::{Condition, Level};
+        let pre = Preprocessing::default();
+        let c = pre.crop;
+        let n = c.slices * c.rows * c.columns;
+        let d = Device::flex();
+        let net = seeded_net(&Architecture::default(), 3, &d);
+        let grades = [0usize, 1, 2, 0, 1];
+        let data: Vec<Vec<f32>> = (0..5)
+            .map(|k| (0..n).map(|i| ((i * (k + 3)) % 17) as f32 / 17.0).collect())
+            .collect();
+        let mut crops = BTreeMap::new();
+        crops.insert(
+            ConditionGroup::Spinal,
+            (0..5)
+                .map(|k| CropExample {
+                    data: data[k].clone(),
+                    condition: Condition::SpinalCanalStenosis,
+                    level: Level::ALL[k],
+                    grade: grades[k],
+                })
+                .collect(),
+        );
+        let s = StudySample {
+            study: StudyId(3),
+            localiser: None,
+            crops,
+            points_mm: BTreeMap::new(),
+            foraminal_points: Vec::new(),
+            subarticular_points: Vec::new(),
+        };
+        let g = |w: f64| batch_loss(&net, &[&s], &pre, &d, w).2;
+        // The term, computed here: the study has a Severe level (y = 1), so it is -ln of the
+        // largest Severe probability over its five levels.
+        let x = Tensor::<4>::from_data(
+            TensorData::new(data.concat(), [5, c.slices, c.rows, c.columns]),
+            &d,
+        );
+        let p = softmax(net.spinal.forward(x), 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let pm = (0..5).map(|k| p[3 * k + 2] as f64).fold(0.0, f64::max);
+        let term = -pm.ln();
+        let (g0, g1, g2) = (g(0.0), g(1.0), g(2.5));
+        assert!((g1 - g0 - term).abs() < 1e-4, "{g1} - {g0} vs {term}");
+        assert!(
+            (g2 - g0 - 2.5 * term).abs() < 1e-4,
+            "{g2} - {g0} vs 2.5 x {term}"
+        );
+    }
+
+    #[test]
     fn the_cosine_schedule_runs_from_the_rate_to_five_percent() {
         // 1e-3 over 4 epochs of 10 steps: cos(0) = 1, cos(pi / 2) = 0, cos(pi) = -1.
         assert_eq!(scheduled_rate(1e-3, 0, 10, 37), 1e-3);
