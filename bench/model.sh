@@ -66,7 +66,7 @@ timed() { # LABEL COMMAND...: wall, CPU and peak RSS of a step into $out/time_LA
 # fine-tuning and every judgment then start from model_g (the fine-tuned model is tuned_g).
 grader_epochs=${GRADER_EPOCHS:-0}
 # GRADER_HEAD=ordinal|softmax: the head of those graders (`--grader-head`; another head than the
-# 16-epoch model's starts them afresh on its localisers). Default: the model's.
+# first model's starts them afresh on its localisers). Default: the model's.
 head_args=()
 [[ -n "${GRADER_HEAD:-}" ]] && head_args=(--grader-head "$GRADER_HEAD")
 model="$out/model"

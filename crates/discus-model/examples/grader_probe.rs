@@ -7,8 +7,9 @@
 //! plain weighted cross-entropy (1/2/4). Prints per epoch and group the weighted cross-entropy on
 //! the training and held-out crops, and the prior's (training frequencies) on the held-out crops.
 //! `VARIANT=plain|norm|double|norm,double` (add `,ordinal` for the ordinal head) and `WIDTH=C`
-//! choose the grader's shape (default: the default architecture's). `MODEL=DIR` instead evaluates that model's graders on the held-out and
-//! training crops, and on the held-out crops shifted by 2 and 4 cells along each axis.
+//! choose the grader's shape (default: the default architecture's). `MODEL=DIR` instead evaluates
+//! that model's graders on the held-out and training crops, and on the held-out crops shifted by 2
+//! and 4 cells along each axis.
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
@@ -149,8 +150,8 @@ fn main() {
             continue;
         }
         ad.seed(1);
-        // The default grader, or VARIANT (a list of "norm", "double", "ordinal"; "plain" for none) and
-        // WIDTH for another shape of the same network.
+        // The default grader, or VARIANT (a list of "norm", "double", "ordinal"; "plain" for
+        // none) and WIDTH for another shape of the same network.
         let mut arch = Architecture::default();
         if let Ok(v) = std::env::var("VARIANT") {
             arch.grader_norm = v.contains("norm");

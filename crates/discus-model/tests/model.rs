@@ -12,6 +12,44 @@ use std::path::Path;
 mod common;
 use common::{fixture, small_request, studies};
 
+fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Asserts that `b`'s three localisers give exactly `a`'s outputs on random inputs.
+fn assert_same_localisers(a: &Model, b: &Model) {
+    use burn::tensor::{Distribution, Tensor};
+    let d = a.device.clone();
+    let pre = a.card.preprocessing;
+    let g = pre.localiser_grid;
+    let x = Tensor::<4>::random(
+        [2, a.card.architecture.localiser_slices, g, g],
+        Distribution::Uniform(0.0, 1.0),
+        &d,
+    );
+    assert_eq!(
+        values(a.net.localiser.forward(x.clone())),
+        values(b.net.localiser.forward(x)),
+        "canal localiser"
+    );
+    let s = pre.point_spec();
+    let x = Tensor::<4>::random(
+        [2, s.slices, s.rows, s.columns],
+        Distribution::Uniform(0.0, 1.0),
+        &d,
+    );
+    assert_eq!(
+        values(a.net.foraminal_localiser.forward(x.clone())),
+        values(b.net.foraminal_localiser.forward(x.clone())),
+        "foraminal localiser"
+    );
+    assert_eq!(
+        values(a.net.subarticular_localiser.forward(x.clone())),
+        values(b.net.subarticular_localiser.forward(x)),
+        "subarticular localiser"
+    );
+}
+
 #[test]
 fn a_tiny_model_overfits_a_few_studies() {
     let f = fixture();
@@ -658,36 +696,9 @@ fn graders_only_training_leaves_the_localisers_as_they_were() {
         .iter()
         .all(|m| m.localiser_loss == 0.0 && m.point_loss == 0.0));
     let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
+    assert_same_localisers(&a, &b);
     let d = a.device.clone();
-    let arch = a.card.architecture;
     let pre = a.card.preprocessing;
-    let g = pre.localiser_grid;
-    let x = Tensor::<4>::random(
-        [2, arch.localiser_slices, g, g],
-        Distribution::Uniform(0.0, 1.0),
-        &d,
-    );
-    let same = |p: Tensor<4>, q: Tensor<4>| {
-        p.into_data().try_to_vec::<f32>().unwrap() == q.into_data().try_to_vec::<f32>().unwrap()
-    };
-    assert!(same(
-        a.net.localiser.forward(x.clone()),
-        b.net.localiser.forward(x)
-    ));
-    let s = pre.point_spec();
-    let x = Tensor::<4>::random(
-        [2, s.slices, s.rows, s.columns],
-        Distribution::Uniform(0.0, 1.0),
-        &d,
-    );
-    assert!(same(
-        a.net.foraminal_localiser.forward(x.clone()),
-        b.net.foraminal_localiser.forward(x.clone())
-    ));
-    assert!(same(
-        a.net.subarticular_localiser.forward(x.clone()),
-        b.net.subarticular_localiser.forward(x)
-    ));
     // The graders did train.
     let c = pre.crop;
     let x = Tensor::<4>::random(
@@ -695,21 +706,10 @@ fn graders_only_training_leaves_the_localisers_as_they_were() {
         Distribution::Uniform(0.0, 1.0),
         &d,
     );
-    let (ga, gb) = (
-        a.net
-            .spinal
-            .forward(x.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap(),
-        b.net
-            .spinal
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap(),
+    assert_ne!(
+        values(a.net.spinal.forward(x.clone())),
+        values(b.net.spinal.forward(x))
     );
-    assert_ne!(ga, gb);
 }
 
 #[test]
@@ -730,28 +730,9 @@ fn another_grader_head_starts_new_graders_on_the_models_localisers() {
         "the card names the head"
     );
     // The localisers are the initial model's.
+    assert_same_localisers(&a, &b);
     let d = a.device.clone();
     let pre = a.card.preprocessing;
-    let g = pre.localiser_grid;
-    let x = Tensor::<4>::random(
-        [2, a.card.architecture.localiser_slices, g, g],
-        Distribution::Uniform(0.0, 1.0),
-        &d,
-    );
-    assert_eq!(
-        a.net
-            .localiser
-            .forward(x.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap(),
-        b.net
-            .localiser
-            .forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap()
-    );
     // The new graders start afresh (their first epoch's loss is far above where the initial
     // model's graders ended) and fit the few studies' crops.
     let first = res.card.metrics.first().unwrap().grader_loss;
@@ -767,10 +748,10 @@ fn another_grader_head_starts_new_graders_on_the_models_localisers() {
         Distribution::Uniform(0.0, 1.0),
         &d,
     );
-    let p = burn::tensor::activation::softmax(b.net.spinal.forward(x), 1)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let p = values(burn::tensor::activation::softmax(
+        b.net.spinal.forward(x),
+        1,
+    ));
     for row in p.chunks(3) {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
         assert!(row.iter().all(|v| *v > 0.0 && v.is_finite()), "{row:?}");
