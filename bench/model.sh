@@ -6,7 +6,7 @@
 #
 # Usage: bench/model.sh [N_TRAIN=600] [N_HELD=200] [N_TUNE=50] [N_SHIFT=100] [EPOCHS=10]
 #                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]
-#                       (env: GRADER_EPOCHS, GRADER_HEAD, DISCUS_BIN)
+#                       (env: GRADER_EPOCHS, GRADER_HEAD, FRESH_GRADERS, DISCUS_BIN)
 # The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
@@ -69,6 +69,10 @@ grader_epochs=${GRADER_EPOCHS:-0}
 # first model's starts them afresh on its localisers). Default: the model's.
 head_args=()
 [[ -n "${GRADER_HEAD:-}" ]] && head_args=(--grader-head "$GRADER_HEAD")
+# FRESH_GRADERS=1 (the default): those graders start afresh on the model's localisers
+# (`--fresh-graders`): graders left by the joint run learn more slowly than new ones (README,
+# "The benchmark on a fresh seed"). FRESH_GRADERS=0 continues from the joint run's graders.
+[[ "${FRESH_GRADERS:-1}" == 1 ]] && head_args+=(--fresh-graders)
 model="$out/model"
 tuned="$out/tuned"
 if (( grader_epochs > 0 )); then

@@ -73,6 +73,11 @@ pub struct TrainArgs {
     /// starts the three graders afresh on its localisers.
     #[arg(long, value_name = "softmax|ordinal", value_parser = ["softmax", "ordinal"])]
     pub grader_head: Option<String>,
+    /// With --init: start the three graders afresh (seeded by --seed) on the initial model's
+    /// localisers, keeping the head. With --graders-only this is the second stage of the
+    /// benchmark: the jointly trained graders learn more slowly than new ones.
+    #[arg(long, requires = "init")]
+    pub fresh_graders: bool,
     /// Weight of the any-severe term in the spinal grader's loss (a weighted binary cross-entropy
     /// of each study's largest Severe probability, as the competition scores it), against the
     /// weighted cross-entropy of its grades; 0 leaves it out.
@@ -378,6 +383,7 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     req.init = a.init.clone();
     req.graders_only = a.graders_only;
     req.grader_ordinal = a.grader_head.as_deref().map(|h| h == "ordinal");
+    req.fresh_graders = a.fresh_graders;
     req.any_severe_weight = a.any_severe_weight;
     req.cache = a.cache.clone();
     let pb = bar(0, "preparing");

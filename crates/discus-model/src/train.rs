@@ -30,8 +30,8 @@
 //!   starts it at a tenth of the fresh rate, 3e-4 against 3e-3), and
 //!   the model card lists the initial model's provenance as an input (its licence still applies);
 //!   without a held-out fold it keeps the initial model's temperatures. `grader_ordinal` naming
-//!   another head than the initial model's starts the three graders afresh (seeded) on its
-//!   localisers.
+//!   another head than the initial model's, or `fresh_graders`, starts the three graders afresh
+//!   (seeded) on its localisers.
 //! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
 //!   not trained on; each epoch reports their grader loss and median canal, foraminal and
 //!   subarticular point errors in mm; after the last epoch the graders' temperatures are fitted
@@ -110,6 +110,11 @@ pub struct TrainRequest {
     /// localisers: with `graders_only` that trains new graders on a trained model's points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grader_ordinal: Option<bool>,
+    /// With `init`: start the three graders afresh (seeded) on the initial model's localisers,
+    /// whatever the head. Graders that a joint run has left in a poor state learn more slowly
+    /// from there than new ones do (see the README's benchmark).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_graders: bool,
     /// Weight of the any-severe term (a weighted binary cross-entropy of each study's largest
     /// spinal Severe probability) against the spinal grader's weighted cross-entropy (1: equal).
     #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
@@ -144,6 +149,7 @@ impl TrainRequest {
             crop_shift_cells: 3,
             graders_only: false,
             grader_ordinal: None,
+            fresh_graders: false,
             any_severe_weight: 1.0,
         }
     }
@@ -897,6 +903,11 @@ pub fn train(
             "training the graders only needs an initial model (--init) for the localisers".into(),
         ));
     }
+    if request.fresh_graders && request.init.is_none() {
+        return Err(ModelError::Request(
+            "fresh graders need an initial model (--init) for the localisers".into(),
+        ));
+    }
     let device = crate::default_device();
     let ad = device.clone().autodiff();
     let init_card = match &request.init {
@@ -1009,8 +1020,9 @@ pub fn train(
         net
     } else if let Some(dir) = &request.init {
         let mut net = load_weights(&dir.join(crate::WEIGHTS_FILE), &init_arch, &ad)?;
-        if arch != init_arch {
-            // Another grader head: new graders, the initial model's localisers.
+        if arch != init_arch || request.fresh_graders {
+            // Another grader head or fresh graders asked for: new graders, the initial model's
+            // localisers.
             let fresh = seeded_net(&arch, request.seed, &ad);
             net.spinal = fresh.spinal;
             net.foraminal = fresh.foraminal;
@@ -1160,7 +1172,7 @@ pub fn train(
     // Without a held-out fold a fine-tuned model keeps its initial model's temperatures (not
     // when its graders were replaced: theirs belonged to the old ones).
     let temperatures = match (&init_card, held_set.is_empty()) {
-        (Some(c), true) if arch == init_arch => c.temperatures.clone(),
+        (Some(c), true) if arch == init_arch && !request.fresh_graders => c.temperatures.clone(),
         _ => fit_temperatures(&net.valid(), &held_set, &pre, &device),
     };
     let mut provenance =

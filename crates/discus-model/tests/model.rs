@@ -757,3 +757,29 @@ fn another_grader_head_starts_new_graders_on_the_models_localisers() {
         assert!(row.iter().all(|v| *v > 0.0 && v.is_finite()), "{row:?}");
     }
 }
+
+#[test]
+fn fresh_graders_start_anew_with_the_same_head() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fresh");
+    let mut r = small_request(&f.cohort, &out, 1);
+    r.fresh_graders = true;
+    // Without an initial model there are no localisers to keep: refused before any data is read.
+    let e = train(&r, &|_| {}).unwrap_err().to_string();
+    assert!(e.contains("--init"), "{e}");
+    r.init = Some(f.model.clone());
+    r.graders_only = true;
+    let res = train(&r, &|_| {}).unwrap();
+    let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
+    assert_eq!(a.card.architecture, b.card.architecture, "the head is kept");
+    assert_same_localisers(&a, &b);
+    // One epoch from new graders: the loss is far above where the initial model's graders ended
+    // (without fresh_graders it would start there).
+    let first = res.card.metrics.first().unwrap().grader_loss;
+    let (_, init_last) = f.last_loss;
+    println!(
+        "fresh graders: first epoch {first:.3} (initial model's graders ended at {init_last:.3})"
+    );
+    assert!(first > 2.0 * init_last, "{first} vs {init_last}");
+}
