@@ -10,14 +10,14 @@ use std::process::ExitCode;
 
 /// De-identify DICOM files by the DICOM PS3.15 Annex E Basic Application Level Confidentiality
 /// Profile (every attribute of Table E.1-1, at any depth, the file meta and private tags), with
-/// consistent keyed UIDs and per-patient date shifts. Writes OUT_DIR/<study>/<series>/<instance>.dcm
+/// consistent keyed UIDs and per-patient date shifts. Writes `OUT_DIR/<study>/<series>/<instance>.dcm`
 /// (new UIDs) and OUT_DIR/dataset.toml (the card recording what was applied). The secret key and the
 /// old-to-new map of patient ids and study/series UIDs stay with the site, outside OUT_DIR (by
 /// default beside it: OUT_DIR.deid-key, OUT_DIR.deid-map.csv). Re-running resumes: finished files are
 /// skipped. Exit 1 when any input could not be de-identified.
 ///
 /// When IN_DIR is a dataset in the LumbarDISC layout (it holds train_images/ or test_images/), the
-/// output keeps the layout: OUT_DIR/<split>_images/<new study id>/<new series id>/<instance>.dcm,
+/// output keeps the layout: `OUT_DIR/<split>_images/<new study id>/<new series id>/<instance>.dcm`,
 /// the new ids derived from the new UIDs as `discus ingest` derives them, and train.csv,
 /// train_label_coordinates.csv, the *_series_descriptions.csv files and sample_submission.csv are
 /// rewritten with the new ids. Other files at the top of IN_DIR are not copied (and are listed).

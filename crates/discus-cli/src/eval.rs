@@ -106,7 +106,7 @@ pub enum KindArg {
 /// score per site, vendor and field strength. Writes report.json and a self-contained index.html.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// The dataset folder (train.csv, train_images/<study>/<series>/<n>.dcm).
+    /// The dataset folder (train.csv, `train_images/<study>/<series>/<n>.dcm`).
     #[arg(long)]
     pub dataset: PathBuf,
     /// The submission to evaluate.
@@ -115,7 +115,7 @@ pub struct EvaluateArgs {
     /// The report folder (created if needed).
     #[arg(long)]
     pub out: PathBuf,
-    /// Labels to evaluate against (default: <dataset>/train.csv).
+    /// Labels to evaluate against (default: `<dataset>/train.csv`).
     #[arg(long)]
     pub labels: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "renormalize")]
@@ -130,7 +130,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     pub json: bool,
     /// What the report is for: research, education, commercial, clinical or redistribution.
-    /// Checked against the licence in <dataset>/dataset.toml before anything is written: a use
+    /// Checked against the licence in `<dataset>/dataset.toml` before anything is written: a use
     /// the licence does not permit is refused with the reason (exit 1, nothing written). The
     /// dataset's card is recorded in report.json ("provenance").
     #[arg(long = "use", value_name = "USE", default_value = "research")]
@@ -153,7 +153,7 @@ pub struct SplitArgs {
     /// Where to write study_id,fold (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Labels (default: <dataset>/train.csv).
+    /// Labels (default: `<dataset>/train.csv`).
     #[arg(long)]
     pub labels: Option<PathBuf>,
 }

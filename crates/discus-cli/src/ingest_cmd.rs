@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Turn a PACS export (any folder tree, any file names, studies mixed, DICOMDIR or not) into a
-/// dataset in the LumbarDISC layout: OUT/test_images/<study_id>/<series_id>/<instance>.dcm,
+/// dataset in the LumbarDISC layout: `OUT/test_images/<study_id>/<series_id>/<instance>.dcm`,
 /// OUT/test_series_descriptions.csv and OUT/dataset.toml.
 ///
 /// Series are classified Sagittal T1, Sagittal T2/STIR, Axial T2 or other from the slice

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Train a localise-then-grade model on a labelled dataset and write the model folder
-/// (weights.safetensors + model.toml). Checkpoints each epoch under <out>/checkpoint/; running the
+/// (weights.safetensors + model.toml). Checkpoints each epoch under `<out>/checkpoint/`; running the
 /// same command again resumes after the last finished epoch.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -104,7 +104,7 @@ pub struct PredictArgs {
     /// The model folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// A dataset folder, or one study folder (<dataset>/train_images/<study_id>).
+    /// A dataset folder, or one study folder (`<dataset>/train_images/<study_id>`).
     pub input: PathBuf,
     /// Output folder: submission.csv and <study_id>/findings.json.
     #[arg(long)]
@@ -114,8 +114,8 @@ pub struct PredictArgs {
     #[arg(long = "use", value_name = "USE", default_value = "research")]
     pub use_: Use,
     /// Explain every finding: the localiser's heat map (canal findings) and the grader's occlusion
-    /// map, as PNG overlays on the source slice's own pixel grid (<study>/heatmap_*.png and
-    /// <study>/explain_*.png, referenced from findings.json as `heatmap` and `explanation`). Off by
+    /// map, as PNG overlays on the source slice's own pixel grid (`<study>/heatmap_*.png` and
+    /// `<study>/explain_*.png`, referenced from findings.json as `heatmap` and `explanation`). Off by
     /// default: the occlusion map costs about 50 grader passes per finding.
     #[arg(long)]
     pub explain: bool,
@@ -124,7 +124,7 @@ pub struct PredictArgs {
     /// findings.json (0: off).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub stability: usize,
-    /// Do not write the HTML findings pages (<study>/index.html with slice thumbnails, and the
+    /// Do not write the HTML findings pages (`<study>/index.html` with slice thumbnails, and the
     /// index.html of the output folder).
     #[arg(long)]
     pub no_pages: bool,

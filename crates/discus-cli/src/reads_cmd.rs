@@ -49,7 +49,7 @@ pub struct Common {
     /// reads and to place points in patient space (mm).
     #[arg(long, global = true)]
     pub dataset: Option<PathBuf>,
-    /// The reads store [default: <DATASET>/.discus/reads.sqlite, or ./.discus/reads.sqlite].
+    /// The reads store (default: `<DATASET>/.discus/reads.sqlite`, or `./.discus/reads.sqlite`).
     #[arg(long, global = true)]
     pub store: Option<PathBuf>,
     /// Print JSON instead of text.
@@ -114,7 +114,7 @@ pub struct ImportArgs {
     pub train: Option<PathBuf>,
     /// A model's predictions as a reader (an "AI reader"): the output folder of `discus predict`.
     /// Grades are each row's most probable class in submission.csv, points come from
-    /// <study>/findings.json. Agreement then compares the model with the readers like a reader.
+    /// `<study>/findings.json`. Agreement then compares the model with the readers like a reader.
     #[arg(long, requires = "reader", conflicts_with_all = ["train", "readers_dir", "coordinates"])]
     pub predictions: Option<PathBuf>,
     /// The reader's points, in train_label_coordinates.csv shape.
@@ -259,7 +259,7 @@ pub struct ConsensusArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// What the labels are for: research, education, commercial, clinical or redistribution.
-    /// Checked against the licence in <DATASET>/dataset.toml before anything is written: a use the
+    /// Checked against the licence in `<DATASET>/dataset.toml` before anything is written: a use the
     /// licence does not permit is refused with the reason (exit 1, nothing written).
     #[arg(long = "use", value_name = "USE", default_value = "research")]
     pub use_: Use,

@@ -217,7 +217,7 @@ pub fn simulate_cmd(c: &Common, a: SimulateArgs) -> Result<ExitCode> {
 /// Severe), the first labelled finding of the dataset (by study id, then label column) with that
 /// grade and a point is cropped around its point (a third of the image's smaller side), windowed
 /// between its 1st and 99.5th percentiles, resampled to 128 x 128 and marked with a red cross at
-/// the point. Files: <OUT>/<group>_<grade>.png, and <OUT>/sources.json naming each image's study,
+/// the point. Files: `<OUT>/<group>_<grade>.png`, and `<OUT>/sources.json` naming each image's study,
 /// series, instance, condition and level.
 #[derive(Debug, Args)]
 pub struct ProtocolImagesArgs {

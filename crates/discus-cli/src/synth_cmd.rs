@@ -12,9 +12,9 @@ use std::process::ExitCode;
 
 /// Write a synthetic lumbar MRI cohort with known truth in the LumbarDISC layout.
 ///
-/// Writes OUT/train_images/<study>/<series>/<instance>.dcm, train.csv (reader 0's grades),
+/// Writes `OUT/train_images/<study>/<series>/<instance>.dcm`, train.csv (reader 0's grades),
 /// train_label_coordinates.csv, train_series_descriptions.csv (LF line endings),
-/// readers/<r>/train.csv and readers/<r>/train_label_coordinates.csv for every reader, and
+/// `readers/<r>/train.csv` and `readers/<r>/train_label_coordinates.csv` for every reader, and
 /// truth.json (true degrees and grades, every reader's reads, injected quirks, the Bayes limit).
 /// Same seed, same bytes. An interrupted run resumes: rerun the same command.
 #[derive(Debug, Args)]
@@ -45,7 +45,7 @@ pub struct SynthArgs {
     #[arg(long)]
     pub rescan: bool,
     /// Also write per-series label volumes (vertebrae, discs, thecal sac, roots, foramina by level)
-    /// as NIfTI-1 under OUT/masks/<study>/<series>.nii.gz, with OUT/masks/labels.json.
+    /// as NIfTI-1 under `OUT/masks/<study>/<series>.nii.gz`, with OUT/masks/labels.json.
     #[arg(long)]
     pub masks: bool,
     /// Print the summary as JSON.
@@ -60,7 +60,7 @@ pub struct SynthArgs {
 ///
 /// Shows sagittal mid and lateral slices and the slices carrying label points, and axial slices per
 /// level. Labels come from train.csv, train_label_coordinates.csv and the series descriptions in the
-/// dataset root above STUDY_DIR (<root>/train_images/<study>), when present.
+/// dataset root above STUDY_DIR (`<root>/train_images/<study>`), when present.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// The study folder (e.g. DATA/train_images/<study_id>).
