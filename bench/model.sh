@@ -13,7 +13,8 @@
 # (`discus score`), the optimal prior's score (`discus baseline prior --kind optimal` fitted on the
 # training labels), the cohort's Bayes limit (as `discus synth` prints it), the median localisation
 # error in mm per condition against the true structure centres of truth.json, AUC for Severe and
-# ECE (bench/model_eval.py), and the train / predict wall times.
+# ECE (bench/model_eval.py), each group's loss split by the predicted slice's offset from the
+# labelled one (bench/model_slices.py), and the train / predict wall times.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n_train=${1:-600}
@@ -105,6 +106,7 @@ judge() { # NAME MODEL SET
   "$bin" score --labels "$out/sets/$set/train.csv" --submission "$out/prior_$name.csv" \
     --json > "$out/prior_score_$name.json"
   python3 "$root/bench/model_eval.py" "$out/sets/$set" "$out/pred_$name" > "$out/eval_$name.json"
+  python3 "$root/bench/model_slices.py" "$out/sets/$set" "$out/pred_$name" > "$out/slices_$name.json"
   python3 - "$name" "$out" "$s0" "$s1" <<'PY'
 import json, sys
 name, out, s0, s1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
@@ -120,6 +122,10 @@ print("   median localisation error, mm: " + ", ".join(f"{k} {v:.1f}" for k, v i
 print(f"   point sources {dict(ev['point_source'])}")
 auc = ev["auc_severe"]
 print(f"   AUC severe {auc:.3f}" if auc is not None else "   AUC severe n/a", f" ECE {ev['ece']:.4f}")
+sl = json.load(open(f"{out}/slices_{name}.json"))
+for g, cats in sl.items():
+    print(f"   {g} by slice offset: " + ", ".join(
+        f"{c} {v['weighted_log_loss']} ({v['findings']})" for c, v in cats.items() if c != "all"))
 PY
 }
 echo "== results (out: $out)"

@@ -188,6 +188,10 @@ pub struct TrainingInfo {
     /// model's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub graders_only: bool,
+    /// Whether the graders were started afresh on the initial model's localisers
+    /// (`--fresh-graders`, or another grader head than the initial model's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_graders: bool,
     /// With a held-out fold: the epoch whose weights the model has (the lowest held-out loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,

@@ -1205,6 +1205,7 @@ pub fn train(
             hardware: hardware(&device),
             init: request.init.as_ref().map(|p| p.display().to_string()),
             graders_only: request.graders_only,
+            fresh_graders: init_card.is_some() && (arch != init_arch || request.fresh_graders),
             best_epoch,
         },
         metrics: state.metrics.clone(),

@@ -729,6 +729,10 @@ fn another_grader_head_starts_new_graders_on_the_models_localisers() {
         b.card.architecture.grader_ordinal,
         "the card names the head"
     );
+    assert!(
+        b.card.training.fresh_graders,
+        "and that the graders are new"
+    );
     // The localisers are the initial model's.
     assert_same_localisers(&a, &b);
     let d = a.device.clone();
@@ -773,6 +777,11 @@ fn fresh_graders_start_anew_with_the_same_head() {
     let res = train(&r, &|_| {}).unwrap();
     let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
     assert_eq!(a.card.architecture, b.card.architecture, "the head is kept");
+    assert!(
+        b.card.training.fresh_graders,
+        "the card says the graders are new"
+    );
+    assert!(!a.card.training.fresh_graders);
     assert_same_localisers(&a, &b);
     // One epoch from new graders: the loss is far above where the initial model's graders ended
     // (without fresh_graders it would start there).
