@@ -72,7 +72,7 @@ head_args=()
 [[ -n "${GRADER_HEAD:-}" ]] && head_args=(--grader-head "$GRADER_HEAD")
 # FRESH_GRADERS=1 (the default): those graders start afresh on the model's localisers
 # (`--fresh-graders`): graders left by the joint run learn more slowly than new ones (README,
-# "The benchmark on a fresh seed"). FRESH_GRADERS=0 continues from the joint run's graders.
+# "Benchmark on seed 20261203"). FRESH_GRADERS=0 continues from the joint run's graders.
 [[ "${FRESH_GRADERS:-1}" == 1 ]] && head_args+=(--fresh-graders)
 model="$out/model"
 tuned="$out/tuned"

@@ -23,8 +23,8 @@ from collections import defaultdict
 GRADES = {"Normal/Mild": 0, "Moderate": 1, "Severe": 2}
 
 
-def main():
-    subset, pred = sys.argv[1], sys.argv[2]
+def read_grades(subset):
+    """SUBSET/train.csv as {row_id: grade index}, over its graded cells."""
     labels = {}
     with open(os.path.join(subset, "train.csv"), newline="") as f:
         r = csv.reader(f)
@@ -33,6 +33,12 @@ def main():
             for col, v in zip(head[1:], row[1:]):
                 if v in GRADES:
                     labels[f"{row[0]}_{col}"] = GRADES[v]
+    return labels
+
+
+def main():
+    subset, pred = sys.argv[1], sys.argv[2]
+    labels = read_grades(subset)
     truth = json.load(open(os.path.join(subset, "truth.json")))
     centres = {}
     for s in truth["studies"]:

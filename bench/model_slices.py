@@ -19,7 +19,8 @@ import os
 import sys
 from collections import defaultdict
 
-GRADES = {"Normal/Mild": 0, "Moderate": 1, "Severe": 2}
+from model_eval import read_grades
+
 WEIGHTS = [1.0, 2.0, 4.0]
 
 
@@ -35,14 +36,7 @@ def group(condition):
 
 def main():
     subset, pred = sys.argv[1], sys.argv[2]
-    grades = {}
-    with open(os.path.join(subset, "train.csv"), newline="") as f:
-        r = csv.reader(f)
-        head = next(r)
-        for row in r:
-            for col, v in zip(head[1:], row[1:]):
-                if v in GRADES:
-                    grades[f"{row[0]}_{col}"] = GRADES[v]
+    grades = read_grades(subset)
     labelled = {}
     with open(os.path.join(subset, "train_label_coordinates.csv"), newline="") as f:
         for row in csv.DictReader(f):

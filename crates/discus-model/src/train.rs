@@ -922,6 +922,8 @@ pub fn train(
         grader_ordinal: request.grader_ordinal.unwrap_or(init_arch.grader_ordinal),
         ..init_arch
     };
+    // New graders on the initial model's localisers: asked for, or another head than its own.
+    let new_graders = init_card.is_some() && (arch != init_arch || request.fresh_graders);
 
     // Samples (one bad study is reported and skipped).
     let mut samples = Vec::new();
@@ -1020,9 +1022,7 @@ pub fn train(
         net
     } else if let Some(dir) = &request.init {
         let mut net = load_weights(&dir.join(crate::WEIGHTS_FILE), &init_arch, &ad)?;
-        if arch != init_arch || request.fresh_graders {
-            // Another grader head or fresh graders asked for: new graders, the initial model's
-            // localisers.
+        if new_graders {
             let fresh = seeded_net(&arch, request.seed, &ad);
             net.spinal = fresh.spinal;
             net.foraminal = fresh.foraminal;
@@ -1172,7 +1172,7 @@ pub fn train(
     // Without a held-out fold a fine-tuned model keeps its initial model's temperatures (not
     // when its graders were replaced: theirs belonged to the old ones).
     let temperatures = match (&init_card, held_set.is_empty()) {
-        (Some(c), true) if arch == init_arch && !request.fresh_graders => c.temperatures.clone(),
+        (Some(c), true) if !new_graders => c.temperatures.clone(),
         _ => fit_temperatures(&net.valid(), &held_set, &pre, &device),
     };
     let mut provenance =
@@ -1205,7 +1205,7 @@ pub fn train(
             hardware: hardware(&device),
             init: request.init.as_ref().map(|p| p.display().to_string()),
             graders_only: request.graders_only,
-            fresh_graders: init_card.is_some() && (arch != init_arch || request.fresh_graders),
+            fresh_graders: new_graders,
             best_epoch,
         },
         metrics: state.metrics.clone(),
