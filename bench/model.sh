@@ -6,7 +6,8 @@
 #
 # Usage: bench/model.sh [N_TRAIN=600] [N_HELD=200] [N_TUNE=50] [N_SHIFT=100] [EPOCHS=10]
 #                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]
-#                       (env: GRADER_EPOCHS, GRADER_HEAD, FRESH_GRADERS, DISCUS_BIN)
+#                       (env: GRADER_EPOCHS, GRADER_HEAD, FRESH_GRADERS, LOCALISERS_ONLY,
+#                        DISCUS_BIN)
 # The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
@@ -58,14 +59,22 @@ timed() { # LABEL COMMAND...: wall, CPU and peak RSS of a step into $out/time_LA
   shift
   /usr/bin/time -f '%e s wall, %U s user, %S s sys, peak RSS %M KB' -o "$out/time_$label.txt" "$@"
 }
-# A model folder already there (an interrupted run of this script) is kept, not retrained.
-[[ -f "$out/model/model.toml" ]] ||
-  timed train "$bin" train --dataset "$out/sets/train" --folds 5 --epochs "$epochs" \
-    --cache "$out/cache_train" --out "$out/model" >&2
 # GRADER_EPOCHS=N (default 0: none): then N epochs of the graders alone on the cached crops
 # (`--graders-only`, Adam 1e-3 with a cosine decay, 4 studies per step), into model_g; the
 # fine-tuning and every judgment then start from model_g (the fine-tuned model is tuned_g).
 grader_epochs=${GRADER_EPOCHS:-0}
+# When those graders start afresh (FRESH_GRADERS, below), the first stage trains the localisers
+# only (`--localisers-only`): its graders would be thrown away, and each network's gradient comes
+# from its own loss alone, so leaving them out changes none of the localisers' updates.
+# LOCALISERS_ONLY=0 trains every network in the first stage anyway.
+first_args=()
+if (( grader_epochs > 0 )) && [[ "${FRESH_GRADERS:-1}" == 1 && "${LOCALISERS_ONLY:-1}" == 1 ]]; then
+  first_args=(--localisers-only)
+fi
+# A model folder already there (an interrupted run of this script) is kept, not retrained.
+[[ -f "$out/model/model.toml" ]] ||
+  timed train "$bin" train --dataset "$out/sets/train" --folds 5 --epochs "$epochs" \
+    --cache "$out/cache_train" "${first_args[@]}" --out "$out/model" >&2
 # GRADER_HEAD=ordinal|softmax: the head of those graders (`--grader-head`; another head than the
 # first model's starts them afresh on its localisers). Default: the model's.
 head_args=()

@@ -67,6 +67,12 @@ pub struct TrainArgs {
     /// graders cost (about a fifth of a full one). Best with --cache.
     #[arg(long, requires = "init")]
     pub graders_only: bool,
+    /// Train the localisers only (canal, foraminal and subarticular points), with or without
+    /// --init: the graders keep their initial (or untrained) weights, and the training studies'
+    /// grader crops are not run. The first stage of the benchmark's recipe, whose graders are then
+    /// trained afresh (--init M --graders-only --fresh-graders).
+    #[arg(long, conflicts_with = "graders_only")]
+    pub localisers_only: bool,
     /// The graders' head: softmax (three free logits) or ordinal (one severity score per crop
     /// and two learned cut points, see `discus_model::net::ordinal_logits`). Default: the initial
     /// model's with --init, else softmax. With --init, a head other than the initial model's
@@ -382,6 +388,7 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     req.crop_shift_cells = a.crop_shift;
     req.init = a.init.clone();
     req.graders_only = a.graders_only;
+    req.localisers_only = a.localisers_only;
     req.grader_ordinal = a.grader_head.as_deref().map(|h| h == "ordinal");
     req.fresh_graders = a.fresh_graders;
     req.any_severe_weight = a.any_severe_weight;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 /// The `format` of a cache manifest.
 pub const CACHE_FORMAT: &str = "discus-crop-cache";
 /// The version of the cache layout this build reads and writes.
-pub const CACHE_VERSION: u32 = 1;
+pub const CACHE_VERSION: u32 = 2;
 /// The manifest file of a cache folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 

@@ -13,8 +13,9 @@
 //!   together chooses the slice and the point ([`heatmap::decode_over_slices`]).
 //! - **Subarticular points** (axial T2): per level, the axial series, stack and slice by
 //!   projection of the canal point; the subarticular localiser's two heat maps (left, right) on
-//!   crops centred on the projection, on that slice and its two neighbours, each side's softmax
-//!   over the three choosing its slice and point.
+//!   crops centred on the projection, on that slice and `n` neighbours each side
+//!   ([`prep::Preprocessing::subarticular_candidates`], 1), each side's softmax over all of them
+//!   choosing its slice and point; trained on windows that hold the labelled slice anywhere.
 //! - **Spinal crops** (sagittal T2/STIR): at the canal point moved through the plane onto the
 //!   midpoint of its level's two foraminal points ([`predict::canal_on_midline`]): the canal
 //!   localiser's points lie on the middle slice, the canal on the patient's midline.
@@ -188,6 +189,10 @@ pub struct TrainingInfo {
     /// model's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub graders_only: bool,
+    /// Whether only the localisers were trained (`--localisers-only`; the graders are the initial
+    /// model's, or untrained without one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub localisers_only: bool,
     /// Whether the graders were started afresh on the initial model's localisers
     /// (`--fresh-graders`, or another grader head than the initial model's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

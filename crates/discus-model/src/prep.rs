@@ -35,6 +35,13 @@ pub struct Preprocessing {
     /// Candidate sagittal T1 slices on each side of the expected foraminal slice (the foraminal
     /// localiser chooses among `2 * n + 1`).
     pub foraminal_candidates: usize,
+    /// Candidate axial T2 slices on each side of the slice that the canal point projects to (the
+    /// subarticular localiser chooses among `2 * n + 1`). Training cuts each level's window around
+    /// the labelled slice, moved by up to `n` slices (seeded), so the localiser learns to choose;
+    /// models whose card predates the field were trained on the labelled slice alone and predict
+    /// with 1.
+    #[serde(default = "one")]
+    pub subarticular_candidates: usize,
     /// Training only: the largest in-plane shift (mm, per axis) of a point crop's centre from the
     /// labelled point, drawn once per study and finding from a seeded generator, so the point
     /// localisers learn to find points away from the crop centre.
@@ -60,9 +67,14 @@ impl Default for Preprocessing {
             point_grid: 32,
             point_spacing_mm: 2.0,
             foraminal_candidates: 1,
+            subarticular_candidates: 1,
             point_jitter_mm: 8.0,
         }
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Preprocessing {
@@ -490,8 +502,9 @@ pub struct StudySample {
     /// Foraminal localiser examples (sagittal T1): one per labelled side and level, its candidate
     /// slices around the labelled one.
     pub foraminal_points: Vec<PointExample>,
-    /// Subarticular localiser examples (axial T2): one per level with a labelled side, on the
-    /// labelled slice, centred near the canal point's projection; channels left, right.
+    /// Subarticular localiser examples (axial T2): one per level with a labelled side, its
+    /// candidate slices around the labelled one, centred near the canal point's projection;
+    /// channels left, right.
     pub subarticular_points: Vec<PointExample>,
 }
 
@@ -587,8 +600,12 @@ pub fn study_sample(
             grade: grade.index(),
         });
     }
-    // Subarticular localiser examples: on the slice of the left (else right) label, centred on the
-    // canal point's in-plane projection (else the labels' midpoint), shifted by the seeded jitter.
+    // Subarticular localiser examples: a window of `2 * ra + 1` candidate slices around the slice
+    // of the left (else right) label, moved by a seeded shift of up to `ra` slices (so the labelled
+    // slice sits anywhere in it and the localiser has to choose), centred in-plane on the canal
+    // point's projection (else the labels' midpoint) shifted by the seeded jitter. Each side's
+    // target is on its own labelled slice (absent when that falls outside the window or the stack).
+    let ra = pre.subarticular_candidates as i64;
     for level in Level::ALL {
         let sides = [
             axial_px
@@ -609,9 +626,12 @@ pub fn study_sample(
             .get(&(Condition::SpinalCanalStenosis, level))
             .copied();
         let v = l.volume(ds, si, pre)?;
-        let same: Vec<Option<(f64, f64)>> = sides
+        let same: Vec<Option<(usize, f64, f64)>> = sides
             .iter()
-            .map(|s| s.filter(|s| s.0 == sid && s.1 == si).map(|s| (s.3, s.4)))
+            .map(|s| {
+                s.filter(|s| s.0 == sid && s.1 == si)
+                    .map(|s| (s.2, s.3, s.4))
+            })
             .collect();
         let (cx, cy) = match canal {
             Some(c) => {
@@ -619,7 +639,7 @@ pub fn study_sample(
                 (vx[0], vx[1])
             }
             None => {
-                let pts: Vec<(f64, f64)> = same.iter().flatten().copied().collect();
+                let pts: Vec<(f64, f64)> = same.iter().flatten().map(|p| (p.1, p.2)).collect();
                 let n = pts.len() as f64;
                 (
                     pts.iter().map(|p| p.0).sum::<f64>() / n,
@@ -631,20 +651,23 @@ pub fn study_sample(
             condition: Condition::LeftSubarticularStenosis,
             level,
         };
-        let (dx, dy, _) = jitter(study, column.index(), v, pre, 0);
-        let input = point_input(v, (cx + dx, cy + dy), k as i64, 1, &spec, study)?;
+        let (dx, dy, dk) = jitter(study, column.index(), v, pre, ra);
+        let n = (2 * ra + 1) as usize;
+        let first = k as i64 + dk - ra;
+        let input = point_input(v, (cx + dx, cy + dy), first, n, &spec, study)?;
         let targets = same
             .iter()
             .map(|s| {
-                s.map(|px| {
-                    let (row, col) = pixel_to_grid(v, input.centres[0], &spec, px);
-                    (0, row, col)
+                s.and_then(|(ks, x, y)| {
+                    let j = usize::try_from(ks as i64 - first).ok().filter(|j| *j < n)?;
+                    let (row, col) = pixel_to_grid(v, input.centres[j], &spec, (x, y));
+                    Some((j, row, col))
                 })
             })
             .collect();
         sample.subarticular_points.push(PointExample {
             level,
-            candidates: 1,
+            candidates: n,
             data: input.data,
             targets,
             slice_mm: v.stack.slice_spacing.unwrap_or(0.0).abs(),

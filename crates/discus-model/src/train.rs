@@ -26,12 +26,15 @@
 //!   (early stopping without stopping: its weights are kept in the checkpoint as `best.safetensors`),
 //!   recorded in `model.toml` as `training.best_epoch`.
 //! - **Fine-tuning** (`init`): starts from an existing model's weights, architecture and
-//!   preprocessing; nothing is frozen, the schedule has the same shape as for a fresh model (`discus train --init`
-//!   starts it at a tenth of the fresh rate, 3e-4 against 3e-3), and
-//!   the model card lists the initial model's provenance as an input (its licence still applies);
+//!   preprocessing; nothing is frozen, the schedule has the same shape as for a fresh model
+//!   (`discus train --init` starts it at a tenth of the fresh rate, 3e-4 against 3e-3), and the
+//!   model card lists the initial model's provenance as an input (its licence still applies);
 //!   without a held-out fold it keeps the initial model's temperatures. `grader_ordinal` naming
 //!   another head than the initial model's, or `fresh_graders`, starts the three graders afresh
 //!   (seeded) on its localisers.
+//! - **One part only**: `graders_only` (needs `init`) trains the three graders and leaves the
+//!   localisers out of the loss; `localisers_only` (with or without `init`) trains the canal and
+//!   point localisers and leaves the training studies' grader crops out.
 //! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
 //!   not trained on; each epoch reports their grader loss and median canal, foraminal and
 //!   subarticular point errors in mm; after the last epoch the graders' temperatures are fitted
@@ -104,6 +107,13 @@ pub struct TrainRequest {
     /// weights and take no part in the loss, so an epoch costs what the graders cost.
     #[serde(default)]
     pub graders_only: bool,
+    /// Train the localisers only (the canal, foraminal and subarticular point localisers): the
+    /// training studies' grader crops are left out of the loss, so the graders keep their initial
+    /// (or seeded) weights. The first stage of a recipe whose graders are then trained afresh
+    /// (`graders_only` with `fresh_graders`) spends nothing on graders it throws away. The held-out
+    /// fold still reports the graders' loss (and fits their temperatures).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub localisers_only: bool,
     /// The graders' head ([`Architecture::grader_ordinal`]): `Some(true)` ordinal, `Some(false)`
     /// three free logits, `None` the architecture's (or the initial model's). With `init`, a head
     /// other than the initial model's re-initialises the three graders (seeded) and keeps its
@@ -148,6 +158,7 @@ impl TrainRequest {
             localiser_shift_cells: 6,
             crop_shift_cells: 3,
             graders_only: false,
+            localisers_only: false,
             grader_ordinal: None,
             fresh_graders: false,
             any_severe_weight: 1.0,
@@ -414,12 +425,30 @@ fn localiser_shift(
 
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
+/// Draws every parameter's initial values now: burn initialises a parameter lazily, when it is
+/// first read.
+struct Materialise;
+
+impl burn::module::ModuleVisitor for Materialise {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+        let _ = p.val();
+    }
+}
+
 /// A freshly initialised network, seeded (burn's generator is global: the lock keeps concurrent
 /// initialisations from interleaving).
+///
+/// Every parameter is drawn here, under the lock and in the network's field order. Left lazy,
+/// each would be drawn when a forward pass first read it: in whatever order the training used the
+/// networks (a localisers-only run would give its point localisers other initial weights than a
+/// joint run from the same seed), and outside the lock, where another thread seeding or drawing
+/// from the same generator could interleave.
 pub fn seeded_net(a: &Architecture, seed: u64, device: &Device) -> Net {
     let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     device.seed(seed);
-    Net::new(a, device)
+    let net = Net::new(a, device);
+    net.visit(&mut Materialise);
+    net
 }
 
 /// Severity weights of the competition metric.
@@ -903,6 +932,11 @@ pub fn train(
             "training the graders only needs an initial model (--init) for the localisers".into(),
         ));
     }
+    if request.graders_only && request.localisers_only {
+        return Err(ModelError::Request(
+            "the graders only and the localisers only: nothing would be trained; choose one".into(),
+        ));
+    }
     if request.fresh_graders && request.init.is_none() {
         return Err(ModelError::Request(
             "fresh graders need an initial model (--init) for the localisers".into(),
@@ -970,6 +1004,13 @@ pub fn train(
         }
     }
     let held = |s: &StudySample| request.folds >= 2 && s.study.0 % request.folds as u64 == 0;
+    if request.localisers_only {
+        // The training studies' grader crops leave the loss; the held-out ones stay for the
+        // graders' held-out loss and temperatures.
+        for s in samples.iter_mut().filter(|s| !held(s)) {
+            s.crops.clear();
+        }
+    }
     let train_set: Vec<&StudySample> = samples.iter().filter(|s| !held(s)).collect();
     let held_set: Vec<&StudySample> = samples.iter().filter(|s| held(s)).collect();
     if train_set.is_empty() {
@@ -1205,6 +1246,7 @@ pub fn train(
             hardware: hardware(&device),
             init: request.init.as_ref().map(|p| p.display().to_string()),
             graders_only: request.graders_only,
+            localisers_only: request.localisers_only,
             fresh_graders: new_graders,
             best_epoch,
         },

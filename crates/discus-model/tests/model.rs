@@ -383,6 +383,7 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     let (mut fo, mut su, mut offset) = (Vec::new(), Vec::new(), Vec::new());
     let (mut same_slice, mut slices) = (0, 0);
     let (mut in_window, mut right_in_window) = (0, 0);
+    let (mut su_same, mut su_slices) = (0, 0);
     for study in studies(&ds) {
         let p = predict_study(&model, &ds, study).unwrap();
         let canal: Vec<[f64; 3]> = p.findings[..5]
@@ -437,6 +438,10 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
                 }
             } else {
                 su.push(e);
+                if pt.series.0 == series {
+                    su_slices += 1;
+                    su_same += usize::from(pt.instance == instance);
+                }
             }
         }
     }
@@ -448,7 +453,8 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     println!(
         "foraminal {mf:.1} mm (offset fallback {mo:.1} mm), subarticular {ms:.1} mm; \
          foraminal slice right {same_slice}/{slices}; labelled slice among the candidates \
-         {in_window}/{slices}, right when it is {right_in_window}/{in_window}"
+         {in_window}/{slices}, right when it is {right_in_window}/{in_window}; \
+         subarticular slice right {su_same}/{su_slices}"
     );
     assert!(
         fo.len() >= 30 && su.len() >= 20,
@@ -469,6 +475,13 @@ fn the_overfitted_point_localisers_find_foraminal_and_subarticular_points() {
     assert!(
         right_in_window * 3 >= in_window * 2 && in_window * 2 >= slices,
         "{right_in_window}/{in_window} on the labelled slice when it is a candidate"
+    );
+    // The subarticular localiser chooses among the canal point's projected axial slice and one
+    // neighbour each side (chance 1/3), trained on windows holding the labelled slice anywhere:
+    // 38 of 40 right here.
+    assert!(
+        su_same * 4 >= su_slices * 3 && su_slices >= 20,
+        "{su_same}/{su_slices} subarticular points on the labelled slice"
     );
     assert!(mf < 6.0, "median foraminal error {mf} mm");
     assert!(ms < 6.0, "median subarticular error {ms} mm");
@@ -581,6 +594,71 @@ fn the_crop_cache_resumes_and_equals_fresh_crops() {
     assert!(b.invalidated.unwrap().contains("preprocessing"));
     let e = CropCache::open(&cache, &sources, &pre).err().unwrap();
     assert!(e.to_string().contains("manifest.json"), "{e}");
+}
+
+#[test]
+fn subarticular_training_windows_hold_the_labelled_slice_anywhere() {
+    // The subarticular localiser is trained to choose the axial slice: each level's example is a
+    // window of 2n + 1 candidate slices around the labelled one, moved by a seeded shift. The
+    // labelled candidate must be the labelled slice's crop: the same values and target as the
+    // window of the labelled slice alone (n = 0, the in-plane jitter being drawn first), wherever it
+    // sits in the window.
+    use discus_model::prep::study_sample;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let labels = ds.labels().unwrap();
+    let mut one = small_request(&f.cohort, dir.path(), 1).preprocessing;
+    one.subarticular_candidates = 0;
+    let per = one.point_spec().len();
+    let mut at = std::collections::BTreeMap::<(usize, usize), usize>::new();
+    let mut absent = 0;
+    for n in [1usize, 2] {
+        let mut pre = one;
+        pre.subarticular_candidates = n;
+        for l in &labels {
+            let single = study_sample(&ds, l.study, l, &one).unwrap();
+            let window = study_sample(&ds, l.study, l, &pre).unwrap();
+            assert_eq!(
+                single.subarticular_points.len(),
+                window.subarticular_points.len()
+            );
+            for (a, b) in single
+                .subarticular_points
+                .iter()
+                .zip(&window.subarticular_points)
+            {
+                assert_eq!(
+                    (a.level, a.candidates, b.candidates),
+                    (b.level, 1, 2 * n + 1)
+                );
+                assert_eq!(b.data.len(), (2 * n + 1) * per);
+                for (ta, tb) in a.targets.iter().zip(&b.targets) {
+                    let (Some((0, r, c)), Some((j, rb, cb))) = (ta, tb) else {
+                        // A side labelled on another slice than the window's may fall outside.
+                        absent += usize::from(ta.is_some() != tb.is_some());
+                        continue;
+                    };
+                    assert!(*j <= 2 * n, "{j}");
+                    assert_eq!((r, c), (rb, cb), "{:?} {:?}", l.study, a.level);
+                    assert_eq!(
+                        &a.data[..],
+                        &b.data[j * per..(j + 1) * per],
+                        "{:?} {:?}: candidate {j} is not the labelled slice",
+                        l.study,
+                        a.level
+                    );
+                    *at.entry((n, *j)).or_default() += 1;
+                }
+            }
+        }
+    }
+    println!("labelled candidate by window: {at:?}; {absent} sides outside their window");
+    // The labelled slice is not always the middle candidate: the localiser has to choose.
+    for n in [1, 2] {
+        let places = at.keys().filter(|(m, _)| *m == n).count();
+        assert!(places >= 2, "window {n}: labelled slice at {at:?}");
+    }
 }
 
 #[test]
@@ -709,6 +787,70 @@ fn graders_only_training_leaves_the_localisers_as_they_were() {
     assert_ne!(
         values(a.net.spinal.forward(x.clone())),
         values(b.net.spinal.forward(x))
+    );
+}
+
+/// Whether `b`'s three graders give exactly `a`'s outputs on random crops.
+fn graders_equal(a: &Model, b: &Model) -> bool {
+    use burn::tensor::{Distribution, Tensor};
+    let c = a.card.preprocessing.crop;
+    let x = Tensor::<4>::random(
+        [3, c.slices, c.rows, c.columns],
+        Distribution::Uniform(0.0, 1.0),
+        &a.device,
+    );
+    values(a.net.spinal.forward(x.clone())) == values(b.net.spinal.forward(x.clone()))
+        && values(a.net.foraminal.forward(x.clone())) == values(b.net.foraminal.forward(x.clone()))
+        && values(a.net.subarticular.forward(x.clone())) == values(b.net.subarticular.forward(x))
+}
+
+#[test]
+fn localisers_only_training_leaves_the_graders_and_trains_the_localisers_as_a_joint_run() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    // Both parts alone: nothing to train, refused before any data is read.
+    let mut r = small_request(&tmp.path().join("no-such-cohort"), &tmp.path().join("x"), 1);
+    r.init = Some(f.model.clone());
+    r.graders_only = true;
+    r.localisers_only = true;
+    match train(&r, &|_| {}) {
+        Err(ModelError::Request(m)) => assert!(m.contains("localisers only"), "{m}"),
+        other => panic!("expected a request error, got {other:?}"),
+    }
+    // From the fixture's model: the graders stay exactly as they were, the localisers move.
+    let out = tmp.path().join("tuned");
+    let mut r = small_request(&f.cohort, &out, 1);
+    r.init = Some(f.model.clone());
+    r.localisers_only = true;
+    let res = train(&r, &|_| {}).unwrap();
+    assert!(res.card.training.localisers_only);
+    assert!(res.card.metrics.iter().all(|m| m.grader_loss == 0.0));
+    assert!(res.card.metrics.iter().all(|m| m.point_loss > 0.0));
+    let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
+    assert!(graders_equal(&a, &b), "the graders changed");
+    let s = a.card.preprocessing.point_spec();
+    let x = burn::tensor::Tensor::<4>::random(
+        [3, s.slices, s.rows, s.columns],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &a.device,
+    );
+    assert_ne!(
+        values(a.net.subarticular_localiser.forward(x.clone())),
+        values(b.net.subarticular_localiser.forward(x)),
+        "the subarticular localiser did not train"
+    );
+    // From a seed: the localisers equal a joint run's (each network's gradient comes from its own
+    // loss), and the graders are the untrained ones.
+    let (joint, alone) = (tmp.path().join("joint"), tmp.path().join("alone"));
+    train(&small_request(&f.cohort, &joint, 2), &|_| {}).unwrap();
+    let mut r = small_request(&f.cohort, &alone, 2);
+    r.localisers_only = true;
+    train(&r, &|_| {}).unwrap();
+    let (j, l) = (Model::load(&joint).unwrap(), Model::load(&alone).unwrap());
+    assert_same_localisers(&j, &l);
+    assert!(
+        !graders_equal(&j, &l),
+        "the joint run's graders did not train"
     );
 }
 

@@ -148,6 +148,7 @@ pub fn save_untrained(
             hardware: "test".into(),
             init: None,
             graders_only: false,
+            localisers_only: false,
             fresh_graders: false,
             best_epoch: None,
         },
