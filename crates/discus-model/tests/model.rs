@@ -16,8 +16,9 @@ fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
-/// Asserts that `b`'s three localisers give exactly `a`'s outputs on random inputs.
-fn assert_same_localisers(a: &Model, b: &Model) {
+/// The outputs of `a`'s and `b`'s three localisers (canal, foraminal, subarticular) on the same
+/// random inputs, named.
+fn localiser_outputs(a: &Model, b: &Model) -> [(&'static str, Vec<f32>, Vec<f32>); 3] {
     use burn::tensor::{Distribution, Tensor};
     let d = a.device.clone();
     let pre = a.card.preprocessing;
@@ -27,10 +28,10 @@ fn assert_same_localisers(a: &Model, b: &Model) {
         Distribution::Uniform(0.0, 1.0),
         &d,
     );
-    assert_eq!(
+    let canal = (
+        "canal localiser",
         values(a.net.localiser.forward(x.clone())),
         values(b.net.localiser.forward(x)),
-        "canal localiser"
     );
     let s = pre.point_spec();
     let x = Tensor::<4>::random(
@@ -38,16 +39,26 @@ fn assert_same_localisers(a: &Model, b: &Model) {
         Distribution::Uniform(0.0, 1.0),
         &d,
     );
-    assert_eq!(
-        values(a.net.foraminal_localiser.forward(x.clone())),
-        values(b.net.foraminal_localiser.forward(x.clone())),
-        "foraminal localiser"
-    );
-    assert_eq!(
-        values(a.net.subarticular_localiser.forward(x.clone())),
-        values(b.net.subarticular_localiser.forward(x)),
-        "subarticular localiser"
-    );
+    [
+        canal,
+        (
+            "foraminal localiser",
+            values(a.net.foraminal_localiser.forward(x.clone())),
+            values(b.net.foraminal_localiser.forward(x.clone())),
+        ),
+        (
+            "subarticular localiser",
+            values(a.net.subarticular_localiser.forward(x.clone())),
+            values(b.net.subarticular_localiser.forward(x)),
+        ),
+    ]
+}
+
+/// Asserts that `b`'s three localisers give exactly `a`'s outputs on random inputs.
+fn assert_same_localisers(a: &Model, b: &Model) {
+    for (name, x, y) in localiser_outputs(a, b) {
+        assert_eq!(x, y, "{name}");
+    }
 }
 
 #[test]
@@ -815,17 +826,8 @@ fn localisers_only_training_leaves_the_graders_and_trains_the_localisers_as_a_jo
     assert!(res.card.metrics.iter().all(|m| m.point_loss > 0.0));
     let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
     assert!(graders_equal(&a, &b), "the graders changed");
-    let s = a.card.preprocessing.point_spec();
-    let x = burn::tensor::Tensor::<4>::random(
-        [3, s.slices, s.rows, s.columns],
-        burn::tensor::Distribution::Uniform(0.0, 1.0),
-        &a.device,
-    );
-    assert_ne!(
-        values(a.net.subarticular_localiser.forward(x.clone())),
-        values(b.net.subarticular_localiser.forward(x)),
-        "the subarticular localiser did not train"
-    );
+    let [_, _, (name, x, y)] = localiser_outputs(&a, &b);
+    assert_ne!(x, y, "the {name} did not train");
     // From a seed: the localisers equal a joint run's (each network's gradient comes from its own
     // loss), and the graders are the untrained ones.
     let (joint, alone) = (tmp.path().join("joint"), tmp.path().join("alone"));
