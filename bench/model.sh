@@ -7,7 +7,7 @@
 # Usage: bench/model.sh [N_TRAIN=600] [N_HELD=200] [N_TUNE=50] [N_SHIFT=100] [EPOCHS=10]
 #                       [SEED=20261130] [MATRIX_SCALE=1] [OUT=mktemp]
 #                       (env: GRADER_EPOCHS, GRADER_HEAD, FRESH_GRADERS, LOCALISERS_ONLY,
-#                        DISCUS_BIN)
+#                        SECOND_GRADERS, DISCUS_BIN)
 # The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
@@ -93,6 +93,17 @@ if (( grader_epochs > 0 )); then
   model="$out/model_g"
   tuned="$out/tuned_g"
 fi
+# SECOND_GRADERS=N (default 0: none; needs GRADER_EPOCHS): N epochs of a second set of fresh
+# graders (seed 2, holding out fold 1 of 5 instead of 0, so that together the two sets have seen
+# every training study), into model_g2; the held-out and shifted studies are then judged again by
+# the ensemble of model_g and model_g2 (`discus predict --model A --model B`: mean probabilities).
+second_epochs=${SECOND_GRADERS:-0}
+if (( second_epochs > 0 && grader_epochs > 0 )); then
+  [[ -f "$out/model_g2/model.toml" ]] ||
+    timed graders2 "$bin" train --dataset "$out/sets/train" --init "$out/model" --graders-only \
+      --epochs "$second_epochs" --batch 4 --lr 1e-3 --folds 5 --held-fold 1 --seed 2 \
+      --cache "$out/cache_train" "${head_args[@]}" --out "$out/model_g2" >&2
+fi
 t1=$(date +%s.%N)
 # Fine-tuning: every network, the default --init rate (a tenth of a fresh model's), no held-out
 # fold (the model keeps its temperatures).
@@ -101,12 +112,14 @@ t1=$(date +%s.%N)
     --out "$tuned" >&2
 t2=$(date +%s.%N)
 
-judge() { # NAME MODEL SET
-  local name=$1 model=$2 set=$3
-  local s0 s1
+judge() { # NAME SET MODEL [MODEL...] (several models: an ensemble)
+  local name=$1 set=$2
+  shift 2
+  local models=() m s0 s1
+  for m in "$@"; do models+=(--model "$m"); done
   s0=$(date +%s.%N)
   # No findings pages: they take about 10 MB per study (bench/predict.sh times them).
-  "$bin" predict --model "$model" "$out/sets/$set" --out "$out/pred_$name" --no-pages >&2 || true
+  "$bin" predict "${models[@]}" "$out/sets/$set" --out "$out/pred_$name" --no-pages >&2 || true
   s1=$(date +%s.%N)
   "$bin" baseline prior --labels "$out/sets/train/train.csv" --studies "$out/sets/$set/train.csv" \
     --kind optimal --out "$out/prior_$name.csv" >&2
@@ -145,6 +158,11 @@ print(f"train {t1 - t0:.0f} s, fine-tune {t2 - t1:.0f} s")
 PY
 echo "train: $(cat "$out/time_train.txt"); fine-tune: $(cat "$out/time_tune.txt")"
 [[ -f "$out/time_graders.txt" ]] && echo "graders alone: $(cat "$out/time_graders.txt")"
-judge held "$model" held
-judge shift "$model" shift
-judge shift_tuned "$tuned" shift
+[[ -f "$out/time_graders2.txt" ]] && echo "second graders: $(cat "$out/time_graders2.txt")"
+judge held held "$model"
+judge shift shift "$model"
+judge shift_tuned shift "$tuned"
+if [[ -f "$out/model_g2/model.toml" ]]; then
+  judge held_ensemble held "$model" "$out/model_g2"
+  judge shift_ensemble shift "$model" "$out/model_g2"
+fi

@@ -27,10 +27,14 @@ pub struct TrainArgs {
     /// Training dataset (LumbarDISC layout with train.csv and train_label_coordinates.csv).
     #[arg(long, required = true)]
     pub dataset: Vec<PathBuf>,
-    /// Split studies into this many folds by study id and hold fold 0 out (metrics per epoch); 0 or
-    /// 1 trains on every study.
+    /// Split studies into this many folds by study id and hold one out (metrics per epoch, the
+    /// best epoch, the graders' temperatures); 0 or 1 trains on every study.
     #[arg(long, default_value_t = 0)]
     pub folds: usize,
+    /// The fold held out (study id modulo --folds): models for an ensemble can each hold out
+    /// another.
+    #[arg(long, default_value_t = 0)]
+    pub held_fold: usize,
     /// Seed of initialisation and shuffling (same seed, same model).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -107,9 +111,12 @@ pub struct TrainArgs {
 /// fallbacks).
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// The model folder.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// The model folder. Given more than once (`--model A --model B`), the models form an
+    /// ensemble: each finding's probabilities are the mean of the models' (each model's are kept in
+    /// findings.json as `members`); points, fallbacks, explanations and findings pages are the
+    /// first model's. Every model's licence must permit the use.
+    #[arg(long, required = true)]
+    pub model: Vec<PathBuf>,
     /// A dataset folder, or one study folder (`<dataset>/train_images/<study_id>`).
     pub input: PathBuf,
     /// Output folder: submission.csv and <study_id>/findings.json.
@@ -127,7 +134,7 @@ pub struct PredictArgs {
     pub explain: bool,
     /// Grade each finding N more times under small random perturbations (intensity ±10 %, noise,
     /// ±1 slice, ±3°, ±2 mm) and write the spread of its probabilities as `stability` in
-    /// findings.json (0: off).
+    /// findings.json (0: off; one model only).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub stability: usize,
     /// Do not write the HTML findings pages (`<study>/index.html` with slice thumbnails, and the
@@ -375,6 +382,7 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     select_device(a.device.as_deref())?;
     let mut req = TrainRequest::new(a.dataset.clone(), a.out.clone());
     req.folds = a.folds;
+    req.held_fold = a.held_fold;
     req.seed = a.seed;
     req.epochs = a.epochs;
     req.learning_rate = a.lr.unwrap_or(if a.init.is_some() {
@@ -438,29 +446,33 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
 }
 
 /// The algorithm of the reports of `model` (name, version, licence of its training data).
-fn sr_algorithm(model: &Model) -> discus_sr::Algorithm {
-    let card = &model.card;
-    let data: Vec<String> = card
-        .provenance
-        .all_cards()
-        .iter()
-        .map(|c| {
-            let uses: Vec<&str> = c
-                .licence
-                .permitted_uses
-                .iter()
-                .map(|u| u.as_str())
-                .collect();
-            format!(
-                "{} ({}; permitted uses: {})",
-                c.name,
-                c.licence.name,
-                uses.join(", ")
-            )
-        })
-        .collect();
+fn sr_algorithm(models: &[Model]) -> discus_sr::Algorithm {
+    // Each training dataset once, over the models of an ensemble.
+    let mut data: Vec<String> = Vec::new();
+    for c in models.iter().flat_map(|m| m.card.provenance.all_cards()) {
+        let uses: Vec<&str> = c
+            .licence
+            .permitted_uses
+            .iter()
+            .map(|u| u.as_str())
+            .collect();
+        let line = format!(
+            "{} ({}; permitted uses: {})",
+            c.name,
+            c.licence.name,
+            uses.join(", ")
+        );
+        if !data.contains(&line) {
+            data.push(line);
+        }
+    }
+    let card = &models[0].card;
     discus_sr::Algorithm {
-        name: "discus localise-then-grade".into(),
+        name: if models.len() > 1 {
+            format!("discus localise-then-grade (ensemble of {})", models.len())
+        } else {
+            "discus localise-then-grade".into()
+        },
         version: format!(
             "{} (trained {})",
             card.discus_version, card.training.finished_unix
@@ -477,7 +489,7 @@ fn sr_algorithm(model: &Model) -> discus_sr::Algorithm {
 /// The SR of one study's prediction, its points resolved to the source slices through `ds`.
 fn study_sr(
     ds: &discus_data::dataset::Dataset,
-    model: &Model,
+    models: &[Model],
     p: &discus_model::predict::StudyPrediction,
 ) -> Result<discus_sr::SrDocument, discus_sr::SrError> {
     let study = discus_sr::source::study_context(ds, p.study)?;
@@ -510,7 +522,7 @@ fn study_sr(
         .collect::<Result<Vec<_>, discus_sr::SrError>>()?;
     Ok(discus_sr::SrDocument {
         study,
-        algorithm: sr_algorithm(model),
+        algorithm: sr_algorithm(models),
         findings,
         series_number: 990,
         instance_number: 1,
@@ -548,16 +560,22 @@ fn model_name(dir: &Path) -> String {
 /// Predicts one study and writes its files: findings.json, and the PNG overlays and findings page
 /// as asked.
 fn predict_one(
-    model: &Model,
+    models: &[Model],
     ds: &discus_data::dataset::Dataset,
     study: StudyId,
     a: &PredictArgs,
     model_name: &str,
     cards: &[&discus_core::governance::DatasetCard],
 ) -> Result<StudyPrediction> {
-    // One decode of each series for the prediction, explanations, stability and thumbnails.
+    // One decode of each series for the prediction (by every model of an ensemble), explanations,
+    // stability and thumbnails.
     let mut src = Sources::new(ds, study);
-    let mut p = predict_study_with(model, &mut src)?;
+    let model = &models[0];
+    let members = models
+        .iter()
+        .map(|m| predict_study_with(m, &mut src))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut p = discus_model::predict::ensemble(members)?;
     let dir = a.out.join(study.to_string());
     let file = |f: &Finding, what: &str| {
         let col = LabelColumn {
@@ -612,14 +630,24 @@ fn predict_one(
 
 pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
     select_device(a.device.as_deref())?;
-    let model = Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-    if let Err(e) = model.card.provenance.check_use(a.use_) {
+    if a.stability > 0 && a.model.len() > 1 {
         bail!(
-            "refusing to predict for {} use with model {}: it was trained on data whose licence does not permit it: {}",
-            a.use_.as_str(),
-            a.model.display(),
-            e.reason
+            "--stability measures one model: it cannot be combined with an ensemble of {} models",
+            a.model.len()
         );
+    }
+    let mut models = Vec::with_capacity(a.model.len());
+    for path in &a.model {
+        let model = Model::load(path).with_context(|| format!("loading {}", path.display()))?;
+        if let Err(e) = model.card.provenance.check_use(a.use_) {
+            bail!(
+                "refusing to predict for {} use with model {}: it was trained on data whose licence does not permit it: {}",
+                a.use_.as_str(),
+                path.display(),
+                e.reason
+            );
+        }
+        models.push(model);
     }
     let (root, one) = input_of(&a.input)?;
     check_sources(
@@ -641,9 +669,19 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut failed = 0usize;
     let mut entries = Vec::new();
-    let model_name = model_name(&a.model);
-    let cards: Vec<&discus_core::governance::DatasetCard> =
-        model.card.provenance.sources.iter().collect();
+    let model_name = a
+        .model
+        .iter()
+        .map(|m| model_name(m))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    // Each training dataset once, in the models' order.
+    let mut cards: Vec<&discus_core::governance::DatasetCard> = Vec::new();
+    for c in models.iter().flat_map(|m| &m.card.provenance.sources) {
+        if !cards.contains(&c) {
+            cards.push(c);
+        }
+    }
     let mut sr_failed = 0usize;
     let t0 = std::time::Instant::now();
     // Studies in parallel on rayon's threads (RAYON_NUM_THREADS=1: one at a time), each worker
@@ -657,7 +695,7 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
                 || discus_data::dataset::Dataset::open_indexed(&root),
                 |wds, study| {
                     let wds = wds.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-                    let p = predict_one(&model, wds, *study, &a, &model_name, &cards);
+                    let p = predict_one(&models, wds, *study, &a, &model_name, &cards);
                     pb.inc(1);
                     p
                 },
@@ -671,7 +709,7 @@ pub fn run_predict(a: PredictArgs) -> Result<ExitCode> {
                 entries.push(IndexEntry::of(&p, format!("{study}/index.html")));
                 if a.sr {
                     let sr = a.out.join(study.to_string()).join("findings.sr.dcm");
-                    if let Err(e) = study_sr(&ds, &model, &p).and_then(|d| d.write(&sr)) {
+                    if let Err(e) = study_sr(&ds, &models, &p).and_then(|d| d.write(&sr)) {
                         sr_failed += 1;
                         pb.println(format!("error: study {study}: SR not written: {e}"));
                     }

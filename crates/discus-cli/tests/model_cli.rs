@@ -2,10 +2,12 @@
 //! research only refuses `--use commercial` with the reason (writing nothing), and predicts for
 //! research: a submission with 25 rows per study and findings.json per study. With `--sr`, a TID
 //! 1500 SR per study that discus's checker accepts and that holds findings.json's findings in the
-//! source study (Study Instance UID and Patient ID of the source instances).
+//! source study (Study Instance UID and Patient ID of the source instances). An ensemble of two
+//! models averages their probabilities.
 
 use discus_core::formats::read_submission;
 use discus_core::governance::{DatasetCard, Use, CARD_FILE};
+use std::path::Path;
 
 mod common;
 use common::{ok, run, s};
@@ -185,6 +187,98 @@ fn train_then_predict_with_the_licence_checked() {
                 .trim_end_matches(['\0', ' '])
                 .to_string();
             assert_eq!(a, b);
+        }
+    }
+
+    // An ensemble (--model twice), the second model from another seed. Each finding's
+    // probabilities are the mean of the members' (both kept in findings.json); --stability is
+    // refused, and so is a use that a member's licence does not permit.
+    let model2 = tmp.path().join("model2");
+    ok(&[
+        "train",
+        "--dataset",
+        s(&ds),
+        "--epochs",
+        "1",
+        "--seed",
+        "4",
+        "--out",
+        s(&model2),
+    ]);
+    let ens = tmp.path().join("ensemble");
+    let o = run(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--model",
+        s(&model2),
+        s(&ds),
+        "--out",
+        s(&ens),
+        "--stability",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--stability measures one model"), "{err}");
+    let o = run(&[
+        "predict",
+        "--model",
+        s(&model2),
+        "--model",
+        s(&model),
+        s(&ds),
+        "--out",
+        s(&ens),
+        "--use",
+        "commercial",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not permit commercial"), "{err}");
+    assert!(
+        !ens.exists(),
+        "a refused prediction wrote {}",
+        ens.display()
+    );
+    let single2 = tmp.path().join("single2");
+    ok(&[
+        "predict",
+        "--model",
+        s(&model2),
+        s(&ds),
+        "--out",
+        s(&single2),
+    ]);
+    let out = ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--model",
+        s(&model2),
+        s(&ds),
+        "--out",
+        s(&ens),
+    ]);
+    assert!(out.contains("predicted 2 of 2 studies"), "{out}");
+    let json = |dir: &Path, st: &std::ffi::OsStr| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(st).join("findings.json")).unwrap()).unwrap()
+    };
+    for st in &studies {
+        let (a, b, e) = (json(&pred, st), json(&single2, st), json(&ens, st));
+        for i in 0..25 {
+            let (fa, fb, fe) = (&a["findings"][i], &b["findings"][i], &e["findings"][i]);
+            for k in 0..3 {
+                let (pa, pb) = (
+                    fa["probabilities"][k].as_f64().unwrap(),
+                    fb["probabilities"][k].as_f64().unwrap(),
+                );
+                let pe = fe["probabilities"][k].as_f64().unwrap();
+                assert!((pe - (pa + pb) / 2.0).abs() < 1e-12, "{}", fe["row_id"]);
+                assert_eq!(fe["members"][0][k].as_f64().unwrap(), pa);
+                assert_eq!(fe["members"][1][k].as_f64().unwrap(), pb);
+            }
+            assert_eq!(fe["point"], fa["point"]);
         }
     }
 

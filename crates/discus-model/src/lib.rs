@@ -172,10 +172,13 @@ pub struct TrainingInfo {
     pub batch_studies: usize,
     /// Studies trained on.
     pub train_studies: usize,
-    /// Studies held out (fold 0 of `folds`), 0 when `folds` < 2.
+    /// Studies held out (fold `held_fold` of `folds`), 0 when `folds` < 2.
     pub held_out_studies: usize,
-    /// Number of folds the studies were split into (by study id); fold 0 is held out.
+    /// Number of folds the studies were split into (by study id); fold `held_fold` is held out.
     pub folds: usize,
+    /// The fold held out (`id % folds == held_fold`).
+    #[serde(default)]
+    pub held_fold: usize,
     /// Training time, seconds (wall clock; summed over resumed runs).
     pub seconds: f64,
     /// When training finished (seconds since the Unix epoch).

@@ -35,7 +35,8 @@
 //! - **One part only**: `graders_only` (needs `init`) trains the three graders and leaves the
 //!   localisers out of the loss; `localisers_only` (with or without `init`) trains the canal and
 //!   point localisers and leaves the training studies' grader crops out.
-//! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold 0 (`id % folds == 0`) are
+//! - **Held-out fold**: with `folds >= 2`, studies whose id falls in fold `held_fold` (0 by default;
+//!   `id % folds == held_fold`) are
 //!   not trained on; each epoch reports their grader loss and median canal, foraminal and
 //!   subarticular point errors in mm; after the last epoch the graders' temperatures are fitted
 //!   on them ([`crate::calibrate`]).
@@ -77,8 +78,14 @@ pub struct TrainRequest {
     pub seed: u64,
     /// Epochs.
     pub epochs: usize,
-    /// Folds; fold 0 is held out when `folds >= 2`.
+    /// Folds; fold `held_fold` is held out when `folds >= 2`.
     pub folds: usize,
+    /// The fold held out (`id % folds == held_fold`; 0 by default). Two models trained on other
+    /// held-out folds together see every study, and an ensemble of them (`discus predict --model A
+    /// --model B`) averages graders whose best epochs and temperatures were chosen on different
+    /// studies.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub held_fold: usize,
     /// Adam learning rate.
     pub learning_rate: f64,
     /// Studies per optimiser step.
@@ -139,6 +146,10 @@ fn is_unit_weight(w: &f64) -> bool {
     *w == 1.0
 }
 
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
 impl TrainRequest {
     /// A request with the default settings.
     pub fn new(datasets: Vec<PathBuf>, out: PathBuf) -> TrainRequest {
@@ -148,6 +159,7 @@ impl TrainRequest {
             seed: 1,
             epochs: 10,
             folds: 0,
+            held_fold: 0,
             learning_rate: 1e-3,
             batch_studies: 4,
             init: None,
@@ -937,6 +949,14 @@ pub fn train(
             "the graders only and the localisers only: nothing would be trained; choose one".into(),
         ));
     }
+    if request.held_fold > 0 && request.held_fold >= request.folds {
+        return Err(ModelError::Request(format!(
+            "held-out fold {} needs at least {} folds (--folds {})",
+            request.held_fold,
+            request.held_fold + 1,
+            request.folds
+        )));
+    }
     if request.fresh_graders && request.init.is_none() {
         return Err(ModelError::Request(
             "fresh graders need an initial model (--init) for the localisers".into(),
@@ -1003,7 +1023,9 @@ pub fn train(
             s.subarticular_points.clear();
         }
     }
-    let held = |s: &StudySample| request.folds >= 2 && s.study.0 % request.folds as u64 == 0;
+    let held = |s: &StudySample| {
+        request.folds >= 2 && s.study.0 % request.folds as u64 == request.held_fold as u64
+    };
     if request.localisers_only {
         // The training studies' grader crops leave the loss; the held-out ones stay for the
         // graders' held-out loss and temperatures.
@@ -1238,6 +1260,7 @@ pub fn train(
             train_studies: train_set.len(),
             held_out_studies: held_set.len(),
             folds: request.folds,
+            held_fold: request.held_fold,
             seconds: state.seconds,
             finished_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -5,7 +5,7 @@
 use discus_core::governance::{Licence, Use};
 use discus_core::{Condition, LabelColumn, StudyId};
 use discus_data::dataset::Dataset;
-use discus_model::predict::{predict_study, PointSource};
+use discus_model::predict::{ensemble, predict_study, PointSource};
 use discus_model::{train, Model, ModelError};
 use std::path::Path;
 
@@ -922,4 +922,73 @@ fn fresh_graders_start_anew_with_the_same_head() {
         "fresh graders: first epoch {first:.3} (initial model's graders ended at {init_last:.3})"
     );
     assert!(first > 2.0 * init_last, "{first} vs {init_last}");
+}
+
+#[test]
+fn another_fold_can_be_held_out_and_an_ensemble_averages_its_members() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    // A held-out fold beyond the folds: refused before any data is read.
+    let mut r = small_request(&tmp.path().join("no-such-cohort"), &tmp.path().join("x"), 1);
+    r.folds = 2;
+    r.held_fold = 2;
+    match train(&r, &|_| {}) {
+        Err(ModelError::Request(m)) => assert!(m.contains("--folds 2"), "{m}"),
+        other => panic!("expected a request error, got {other:?}"),
+    }
+    // A fold other than 0 that splits the fixture's studies: the card says which, and the held-out
+    // count is the studies whose id falls in it (counted here from the ids).
+    let ds = Dataset::open_indexed(&f.cohort).unwrap();
+    let ids = studies(&ds);
+    let count = |k: u64, fold: u64| ids.iter().filter(|s| s.0 % k == fold).count();
+    let (folds, fold) = (2..=7u64)
+        .flat_map(|k| (1..k).map(move |j| (k, j)))
+        .find(|&(k, j)| (1..ids.len()).contains(&count(k, j)))
+        .expect("a fold that splits the studies");
+    let out = tmp.path().join("other-fold");
+    let mut r = small_request(&f.cohort, &out, 1);
+    r.init = Some(f.model.clone());
+    r.graders_only = true;
+    r.fresh_graders = true;
+    r.folds = folds as usize;
+    r.held_fold = fold as usize;
+    let res = train(&r, &|_| {}).unwrap();
+    assert_eq!(res.card.training.held_fold, fold as usize);
+    assert_eq!(res.card.training.held_out_studies, count(folds, fold));
+    assert_eq!(
+        res.card.training.train_studies,
+        ids.len() - count(folds, fold)
+    );
+    // The ensemble of the two models: each finding's probabilities are the members' mean (summed
+    // here by hand), the grade its argmax, the point the first model's; one member is itself.
+    let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
+    let (pa, pb) = (
+        predict_study(&a, &ds, ids[0]).unwrap(),
+        predict_study(&b, &ds, ids[0]).unwrap(),
+    );
+    assert_eq!(ensemble(vec![pa.clone()]).unwrap(), pa);
+    let e = ensemble(vec![pa.clone(), pb.clone()]).unwrap();
+    let mut differ = 0;
+    for ((fe, fa), fb) in e.findings.iter().zip(&pa.findings).zip(&pb.findings) {
+        for k in 0..3 {
+            let mean = 0.5 * fa.probabilities[k] + 0.5 * fb.probabilities[k];
+            assert!((fe.probabilities[k] - mean).abs() < 1e-12, "{}", fe.row_id);
+        }
+        let top = (0..3)
+            .max_by(|&i, &j| fe.probabilities[i].total_cmp(&fe.probabilities[j]))
+            .unwrap();
+        assert_eq!(fe.grade.index(), top, "{}", fe.row_id);
+        assert_eq!(fe.members, vec![fa.probabilities, fb.probabilities]);
+        assert_eq!(fe.point, fa.point);
+        differ += usize::from(fa.probabilities != fb.probabilities);
+    }
+    assert!(differ > 0, "the two models' graders agree everywhere");
+    assert!(e.notes.iter().any(|n| n.contains("ensemble of 2 models")));
+    // Members of other studies, or none: errors.
+    let other = predict_study(&a, &ds, ids[1]).unwrap();
+    assert!(matches!(
+        ensemble(vec![pa, other]),
+        Err(ModelError::Input { .. })
+    ));
+    assert!(matches!(ensemble(vec![]), Err(ModelError::Request(_))));
 }

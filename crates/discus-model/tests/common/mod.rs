@@ -143,6 +143,7 @@ pub fn save_untrained(
             train_studies: 0,
             held_out_studies: 0,
             folds: 0,
+            held_fold: 0,
             seconds: 0.0,
             finished_unix: 0,
             hardware: "test".into(),
