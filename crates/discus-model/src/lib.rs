@@ -6,19 +6,23 @@
 //! - **Localise** ([`net::Localiser`]): the middle sagittal T2/STIR slices, resampled to a fixed mm
 //!   grid ([`prep::Preprocessing`]), give five heat maps; decoded peaks are sorted head to foot and
 //!   named L1/L2 .. L5/S1 ([`heatmap`]), i.e. counted upwards from the sacrum.
-//! - **Foraminal points** (sagittal T1): the canal point plus the median offset (patient mm)
-//!   learned for that side and level ([`ModelCard::offsets_mm`]) gives the expected point; its
-//!   projection on the T1 series gives the expected parasagittal slice; the foraminal localiser
-//!   reads 2.5D crops centred there on `2 n + 1` candidate slices and a softmax over all of them
-//!   together chooses the slice and the point ([`heatmap::decode_over_slices`]).
 //! - **Subarticular points** (axial T2): per level, the axial series, stack and slice by
 //!   projection of the canal point; the subarticular localiser's two heat maps (left, right) on
 //!   crops centred on the projection, on that slice and `n` neighbours each side
 //!   ([`prep::Preprocessing::subarticular_candidates`], 1), each side's softmax over all of them
 //!   choosing its slice and point; trained on windows that hold the labelled slice anywhere.
+//! - **Foraminal points** (sagittal T1): the canal point, moved through the sagittal plane onto
+//!   the midpoint of its level's two subarticular points (the canal localiser's points lie on the
+//!   middle slice, the canal on the patient's midline), plus the median offset (patient mm)
+//!   learned for that side and level from the labelled points ([`ModelCard::offsets_mm`]) gives
+//!   the expected point; its projection on the T1 series gives the expected parasagittal slice;
+//!   the foraminal localiser reads 2.5D crops centred there on `2 n + 1` candidate slices and a
+//!   softmax over all of them together chooses the slice and the point
+//!   ([`heatmap::decode_over_slices`]).
 //! - **Spinal crops** (sagittal T2/STIR): at the canal point moved through the plane onto the
-//!   midpoint of its level's two foraminal points ([`predict::canal_on_midline`]): the canal
-//!   localiser's points lie on the middle slice, the canal on the patient's midline.
+//!   midline ([`predict::canal_on_midline`]), a weighted mean of the midpoints of its level's
+//!   subarticular points (two thirds: in-plane on the axial slices, so left-right to the pixel) and
+//!   foraminal points (one third: as coarse as the sagittal slices), [`predict::midline_point`].
 //! - **Fallback**: without the sagittal T1 (or axial) series, foraminal points are the canal point
 //!   plus the offset projected on the sagittal T2/STIR series ([`PointSource::CanalOffset`]), and
 //!   subarticular findings get the training prior. Findings say which ([`PointSource`]).
