@@ -239,6 +239,13 @@ pub fn canal_on_midline(canal: Vec3, midline: Vec3, normal: Vec3, limit_mm: f64)
     (d.abs() <= limit_mm).then(|| [0, 1, 2].map(|i| canal[i] + d * n[i]))
 }
 
+/// [`canal_on_midline`] along the normal of `series`' main stack, within [`MIDLINE_LIMIT_MM`];
+/// `None` without a midline point, a series or a move within the limit.
+fn onto_midline(canal: Vec3, midline: Option<Vec3>, series: Option<&Loaded>) -> Option<Vec3> {
+    let normal = series.and_then(|s| s.stacks.get(s.main_stack()).map(|st| st.normal))?;
+    canal_on_midline(canal, midline?, normal, MIDLINE_LIMIT_MM)
+}
+
 /// A level's subarticular points, found per level: (axial series index, stack, [left, right]).
 type AxialPoints = std::collections::BTreeMap<usize, Option<(usize, usize, Vec<Located>)>>;
 
@@ -521,13 +528,7 @@ fn predict_loaded(
                         let right = foramina.get(&(Condition::RightNeuralForaminalNarrowing, li));
                         let foramina_pair = left.zip(right).map(|(a, b)| (*a, *b));
                         let mid = midline_point(foramina_pair, recesses_of(&axial_points, li));
-                        let normal = s.stacks.get(s.main_stack()).map(|st| st.normal);
-                        let p = match (mid, normal) {
-                            (Some(m), Some(n)) => {
-                                canal_on_midline(canal_mm[li], m, n, MIDLINE_LIMIT_MM)
-                            }
-                            _ => None,
-                        };
+                        let p = onto_midline(canal_mm[li], mid, Some(&*s));
                         on_midline = p.is_some();
                         let p = p.unwrap_or(canal_mm[li]);
                         (s, p, PointSource::HeatMap, Some(conf[li]))
@@ -552,16 +553,12 @@ fn predict_loaded(
                     };
                     // The canal point on the subarticular midline (the offsets were learned
                     // from the labelled canal points, which lie on the midline).
-                    let sagittal = t1.as_ref().or(t2.as_ref());
-                    let normal =
-                        sagittal.and_then(|s| s.stacks.get(s.main_stack()).map(|st| st.normal));
-                    let base = match (midline_point(None, recesses_of(&axial_points, li)), normal) {
-                        (Some(m), Some(n)) => {
-                            canal_on_midline(canal_mm[li], m, n, MIDLINE_LIMIT_MM)
-                                .unwrap_or(canal_mm[li])
-                        }
-                        _ => canal_mm[li],
-                    };
+                    let base = onto_midline(
+                        canal_mm[li],
+                        midline_point(None, recesses_of(&axial_points, li)),
+                        t1.as_ref().or(t2.as_ref()),
+                    )
+                    .unwrap_or(canal_mm[li]);
                     let expected = add(base, o);
                     match t1.as_mut() {
                         Some(s) => {
