@@ -45,13 +45,26 @@ where
     S: Sync,
     F: Fn(&M, &S) -> Option<Tensor<1>> + Sync,
 {
-    let one = &|s: &S| loss(module, s).map(|l| GradientsParams::from_grads(l.backward(), module));
+    let one = &|m: &M, s: &S| loss(m, s).map(|l| GradientsParams::from_grads(l.backward(), m));
     let parts: Vec<Option<GradientsParams>> = match shards {
         [] => Vec::new(),
-        [only] => vec![one(only)],
+        [only] => vec![one(module, only)],
         [first, rest @ ..] => std::thread::scope(|scope| {
-            let handles: Vec<_> = rest.iter().map(|s| scope.spawn(move || one(s))).collect();
-            let mut parts = vec![one(first)];
+            // Each other thread differentiates its own fork of the module: the same weights and
+            // parameter ids, but its own autodiff leaves. Threads sharing leaves race: the first
+            // backward pass to finish consumes the shared nodes and the other's then fails.
+            let device = module.devices().into_iter().next();
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|s| {
+                    let m = match &device {
+                        Some(d) => module.clone().fork(d),
+                        None => module.clone(),
+                    };
+                    scope.spawn(move || one(&m, s))
+                })
+                .collect();
+            let mut parts = vec![one(module, first)];
             for h in handles {
                 parts.push(match h.join() {
                     Ok(g) => g,
@@ -213,6 +226,61 @@ mod tests {
             "sharded gradients differ by {}",
             compare.worst
         );
+    }
+
+    /// Optimiser steps in a row, each one's gradients from two threads, the second on its fork of
+    /// the module: every step still gives every parameter of the module a gradient (a fork keeps
+    /// the parameter ids). Before the forks, threads differentiating the same autodiff leaves
+    /// raced: the first backward pass to finish could consume the shared nodes and the other then
+    /// panicked ("graph tape has already been consumed"), once in `bench/torch_speed.sh`'s data
+    /// parallel rounds. That race was rare; this test did not catch it on the old code in three
+    /// runs, so it guards the forks' gradients, not the race itself.
+    #[test]
+    fn parallel_steps_in_a_row_do_not_race() {
+        use crate::net::{Architecture, Grader};
+        use burn::optim::{AdamConfig, ModuleOptimizer};
+        use burn::tensor::activation::log_softmax;
+        use burn::tensor::{Device, TensorData};
+        let d = Device::flex().autodiff();
+        let a = Architecture::default();
+        let mut g = crate::train::seeded_net(&a, 4, &d).spinal;
+        let mut optim: ModuleOptimizer = AdamConfig::new().init();
+        let n = 8;
+        let xs: Vec<f32> = (0..n * 3 * 16 * 16)
+            .map(|i| ((i as f32) * 0.377).cos())
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(xs, [n, 3, 16, 16]), &d);
+        let y = Tensor::<2>::from_data(
+            TensorData::new((0..n * 3).map(|i| (i % 3) as f32 / 3.0).collect(), [n, 3]),
+            &d,
+        );
+        let cases: Vec<(Tensor<4>, Tensor<2>)> = [0..4, 4..8]
+            .into_iter()
+            .map(|r| (x.clone().slice([r.clone()]), y.clone().slice([r])))
+            .collect();
+        for _ in 0..12 {
+            let grads = data_parallel_grads(&g, &cases, |m: &Grader, (x, y)| {
+                Some(
+                    (log_softmax(m.forward(x.clone()), 1) * y.clone())
+                        .sum()
+                        .neg()
+                        / n as f64,
+                )
+            })
+            .expect("a loss");
+            let mut count = Count(&grads, 0);
+            g.visit(&mut count);
+            assert_eq!(count.1, 26, "a gradient for every parameter");
+            g = optim.step(1e-3, g.clone(), grads);
+        }
+    }
+
+    struct Count<'a>(&'a GradientsParams, usize);
+
+    impl ModuleVisitor for Count<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.1 += usize::from(self.0.get::<D>(param.id).is_some());
+        }
     }
 
     struct Compare {
