@@ -6,6 +6,9 @@
 # one run, not absolute figures across runs); the table gives medians over rounds and the load
 # average before and after.
 # Usage: bench/torch_speed.sh [ROUNDS]   (default 3)
+# TCH=1 also runs discus on its libtorch backend (the same model code on PyTorch's C++ kernels;
+# discus-model's `tch` feature, built against the virtualenv's PyTorch into target/tch: about
+# 10 minutes the first time), as a third column.
 # Needs: python3 with pip and network access to PyPI once (torch 2.9.0 with its CUDA wheels, ~4 GB):
 # the virtualenv is made by scripts/pyvenv under target/pyvenv/torch-speed.
 set -euo pipefail
@@ -18,11 +21,23 @@ cd "$root"
 cargo build --release -q -p discus-model --example speed
 bin=$root/target/release/examples/speed
 py=$(scripts/pyvenv torch-speed "torch==2.9.0" "numpy<3")
+tch=${TCH:-0}
+if [ "$tch" = 1 ]; then
+  # torch-sys finds libtorch through the first `python` on PATH; the binary loads it from there.
+  PATH="$(dirname "$py"):$PATH" LIBTORCH_USE_PYTORCH=1 \
+    cargo build --release -q -p discus-model --features tch --example speed --target-dir "$root/target/tch"
+  torch_lib=$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  tbin=$root/target/tch/release/examples/speed
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; $threads threads each"
 for r in $(seq "$rounds"); do
   "$bin" 1 | sed 's/^{/{"impl":"discus",/' >> "$work/all.jsonl"
+  if [ "$tch" = 1 ]; then
+    DISCUS_DEVICE=libtorch LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tbin" 1 \
+      | sed 's/^{/{"impl":"discus-libtorch",/' >> "$work/all.jsonl"
+  fi
   "$py" bench/torch_speed.py 1 | sed 's/^{/{"impl":"pytorch",/' >> "$work/all.jsonl"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -34,7 +49,9 @@ m = defaultdict(list)
 for r in rows:
     m[(r["impl"], r["net"], r["mode"], r["replicas"])].append(r["images_per_second"])
 med = {k: statistics.median(v) for k, v in m.items()}
-print(f"{'network':10} {'mode':6} {'PyTorch':>9} {'discus 1 thread':>16} {'discus data-parallel':>21} {'ratio (best)':>12}")
+tch = any(r["impl"] == "discus-libtorch" for r in rows)
+print(f"{'network':10} {'mode':6} {'PyTorch':>9} {'flex 1 thread':>14} {'flex data-parallel':>19} {'ratio (flex)':>12}"
+      + (f" {'libtorch':>9} {'ratio (libtorch)':>16}" if tch else ""))
 for net in ("grader", "localiser"):
     for mode in ("train", "infer"):
         pt = med[("pytorch", net, mode, 1)]
@@ -42,6 +59,10 @@ for net in ("grader", "localiser"):
         dp = [v for (i, n, mo, rep), v in med.items() if i == "discus" and n == net and mo == mode and rep > 1]
         dpv = dp[0] if dp else None
         best = max(d1, dpv or 0)
-        print(f"{net:10} {mode:6} {pt:9.1f} {d1:16.1f} {('%.1f' % dpv) if dpv else '-':>21} {best / pt:11.2f}x")
+        line = f"{net:10} {mode:6} {pt:9.1f} {d1:14.1f} {('%.1f' % dpv) if dpv else '-':>19} {best / pt:11.2f}x"
+        if tch:
+            lt = med[("discus-libtorch", net, mode, 1)]
+            line += f" {lt:9.1f} {lt / pt:15.2f}x"
+        print(line)
 print(f"(images/s, medians of {len(m[('pytorch', 'grader', 'train', 1)])} rounds)")
 EOF

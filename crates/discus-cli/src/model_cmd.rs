@@ -96,9 +96,9 @@ pub struct TrainArgs {
     /// The model folder to write.
     #[arg(long)]
     pub out: PathBuf,
-    /// The burn backend: cpu (pure-Rust flex, the default) or wgpu (needs a binary built with
-    /// `--features wgpu`). Default: $DISCUS_DEVICE, else cpu.
-    #[arg(long, value_name = "cpu|wgpu")]
+    /// The burn backend: cpu (pure-Rust flex, the default), wgpu (a binary built with
+    /// `--features wgpu`), libtorch or libtorch-cuda (`--features tch`). Default: $DISCUS_DEVICE, else cpu.
+    #[arg(long, value_name = "cpu|wgpu|libtorch|libtorch-cuda")]
     pub device: Option<String>,
     /// Crop cache folder: crops are cut once into it (an interrupted cut resumes; a changed
     /// parameter or source recuts) and later runs read them from it.
@@ -146,9 +146,9 @@ pub struct PredictArgs {
     /// the study's source DICOM headers.
     #[arg(long)]
     pub sr: bool,
-    /// The burn backend: cpu (pure-Rust flex, the default) or wgpu (needs a binary built with
-    /// `--features wgpu`). Default: $DISCUS_DEVICE, else cpu.
-    #[arg(long, value_name = "cpu|wgpu")]
+    /// The burn backend: cpu (pure-Rust flex, the default), wgpu (a binary built with
+    /// `--features wgpu`), libtorch or libtorch-cuda (`--features tch`). Default: $DISCUS_DEVICE, else cpu.
+    #[arg(long, value_name = "cpu|wgpu|libtorch|libtorch-cuda")]
     pub device: Option<String>,
 }
 
@@ -198,7 +198,7 @@ pub struct RescanArgs {
     #[arg(long = "use", value_name = "USE", default_value = "research")]
     pub use_: Use,
     /// The burn backend: cpu (default) or wgpu (a binary built with `--features wgpu`).
-    #[arg(long, value_name = "cpu|wgpu")]
+    #[arg(long, value_name = "cpu|wgpu|libtorch|libtorch-cuda")]
     pub device: Option<String>,
 }
 

@@ -8,6 +8,11 @@
 //! cross-entropy against a fixed target for the localiser), first with one model on one thread,
 //! then data parallel ([`discus_model::parallel`]) with one replica per core. Inference is in
 //! eval mode on a plain (non-autodiff) device. Threads: RAYON_NUM_THREADS (the script sets 2).
+//!
+//! The backend is `DISCUS_DEVICE` (default `cpu`, burn flex; `libtorch` in a build with the `tch`
+//! feature runs the same model code on PyTorch's C++ kernels). Data parallel training is flex's
+//! (libtorch threads its own kernels), so other backends report one replica only. Each line also
+//! names the backend: `"device"`.
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
@@ -51,9 +56,16 @@ fn onehot(n: usize, d: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v, [n, 3]), d)
 }
 
+fn device() -> Device {
+    discus_model::backend::selected()
+        .device()
+        .expect("the selected backend is built")
+}
+
 fn report(net: &str, mode: &str, replicas: usize, batch: usize, ips: f64) {
+    let device = discus_model::backend::selected().name();
     println!(
-        "{{\"net\":\"{net}\",\"mode\":\"{mode}\",\"replicas\":{replicas},\"batch\":{batch},\"images_per_second\":{ips:.2}}}"
+        "{{\"net\":\"{net}\",\"mode\":\"{mode}\",\"device\":\"{device}\",\"replicas\":{replicas},\"batch\":{batch},\"images_per_second\":{ips:.2}}}"
     );
 }
 
@@ -70,7 +82,7 @@ fn time(steps: usize, images_per_step: usize, mut step: impl FnMut()) -> f64 {
 }
 
 fn grader_train(arch: &Architecture, replicas: usize, steps: usize) -> f64 {
-    let d = Device::flex().autodiff();
+    let d = device().autodiff();
     d.seed(1);
     let mut net = Grader::new(arch, &d);
     let mut optim: ModuleOptimizer = AdamConfig::new().init();
@@ -101,7 +113,7 @@ fn grader_train(arch: &Architecture, replicas: usize, steps: usize) -> f64 {
 }
 
 fn localiser_train(arch: &Architecture, replicas: usize, steps: usize, grid: usize) -> f64 {
-    let d = Device::flex().autodiff();
+    let d = device().autodiff();
     d.seed(2);
     let mut net = Localiser::new(arch, &d);
     let mut optim: ModuleOptimizer = AdamConfig::new().init();
@@ -136,7 +148,7 @@ fn localiser_train(arch: &Architecture, replicas: usize, steps: usize, grid: usi
 }
 
 fn infer(arch: &Architecture, steps: usize, grid: usize) -> (f64, f64) {
-    let d = Device::flex();
+    let d = device();
     d.seed(3);
     let g = Grader::new(arch, &d);
     let x = x4([GRADER_BATCH, arch.grader_slices, 32, 32], 4, &d);
@@ -159,8 +171,10 @@ fn main() {
     let arch = Architecture::default();
     let grid = discus_model::prep::Preprocessing::default().localiser_grid;
     let par = default_replicas().max(2);
+    let flex = discus_model::backend::selected() == discus_model::backend::Backend::Cpu;
+    let replica_counts: &[usize] = if flex { &[1, par] } else { &[1] };
     for _ in 0..rounds {
-        for replicas in [1, par] {
+        for &replicas in replica_counts {
             report(
                 "grader",
                 "train",

@@ -6,6 +6,11 @@
 //!   this crate's `wgpu` cargo feature. It builds offline, and it runs correctly on Mesa's software
 //!   Vulkan driver (lavapipe, Debian's `mesa-vulkan-drivers`), so the GPU code path can be tested
 //!   on a CPU-only machine (slowly: about 7 training images/s there, against about 50 on `flex`).
+//! - [`Backend::LibTorch`] and [`Backend::LibTorchCuda`]: burn's `tch` backend (PyTorch's C++
+//!   library, libtorch) on the CPU or on the first CUDA GPU, behind this crate's `tch` cargo
+//!   feature. It links the libtorch of an installed PyTorch (`LIBTORCH_USE_PYTORCH=1` at build
+//!   time, that PyTorch's `lib` folder on `LD_LIBRARY_PATH` at run time), so it downloads nothing
+//!   either; the same network runs on PyTorch's own CPU kernels (oneDNN) or on CUDA.
 //!
 //! A program picks the backend once with [`select`] (the `discus` binary's `--device`); the
 //! library's [`crate::default_device`] then returns that backend's device. Without a selection it
@@ -21,13 +26,17 @@ pub enum Backend {
     Cpu,
     /// burn `wgpu` on the first GPU adapter wgpu finds (a software Vulkan driver counts).
     Wgpu,
+    /// burn `tch` (libtorch) on the CPU.
+    LibTorch,
+    /// burn `tch` (libtorch) on CUDA device 0.
+    LibTorchCuda,
 }
 
 /// Why a backend cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// No backend has that name.
-    #[error("unknown device {0:?}: expected cpu or wgpu")]
+    #[error("unknown device {0:?}: expected cpu, wgpu, libtorch or libtorch-cuda")]
     Unknown(String),
     /// The backend exists but this binary was built without it.
     #[error(
@@ -44,13 +53,20 @@ pub enum BackendError {
 
 impl Backend {
     /// Every backend, built or not.
-    pub const ALL: [Backend; 2] = [Backend::Cpu, Backend::Wgpu];
+    pub const ALL: [Backend; 4] = [
+        Backend::Cpu,
+        Backend::Wgpu,
+        Backend::LibTorch,
+        Backend::LibTorchCuda,
+    ];
 
     /// The name used on the command line and in model cards.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
             Backend::Wgpu => "wgpu",
+            Backend::LibTorch => "libtorch",
+            Backend::LibTorchCuda => "libtorch-cuda",
         }
     }
 
@@ -59,6 +75,7 @@ impl Backend {
         match self {
             Backend::Cpu => true,
             Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::LibTorch | Backend::LibTorchCuda => cfg!(feature = "tch"),
         }
     }
 
@@ -72,6 +89,19 @@ impl Backend {
             Backend::Wgpu => Err(BackendError::NotBuilt {
                 name: "wgpu",
                 feature: "wgpu",
+            }),
+            // burn 0.22 marks burn-tch deprecated in favour of its CubeCL backends; those that
+            // reach a CPU or an NVIDIA GPU download LLVM at build time, and this one does not.
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Backend::LibTorch => Ok(Device::libtorch()),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            Backend::LibTorchCuda => Ok(Device::libtorch_cuda(0)),
+            #[cfg(not(feature = "tch"))]
+            Backend::LibTorch | Backend::LibTorchCuda => Err(BackendError::NotBuilt {
+                name: self.name(),
+                feature: "tch",
             }),
         }
     }
@@ -90,6 +120,8 @@ impl std::str::FromStr for Backend {
         match s.trim().to_ascii_lowercase().as_str() {
             "cpu" | "flex" => Ok(Backend::Cpu),
             "wgpu" | "gpu" => Ok(Backend::Wgpu),
+            "libtorch" | "tch" | "torch" => Ok(Backend::LibTorch),
+            "libtorch-cuda" | "tch-cuda" => Ok(Backend::LibTorchCuda),
             _ => Err(BackendError::Unknown(s.to_string())),
         }
     }
@@ -105,7 +137,7 @@ pub fn select(backend: Backend) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// The environment variable read when nothing was [`select`]ed (`cpu` or `wgpu`).
+/// The environment variable read when nothing was [`select`]ed (a [`Backend::name`]).
 pub const DEVICE_ENV: &str = "DISCUS_DEVICE";
 
 /// The selected backend: the one given to [`select`]; else `DISCUS_DEVICE` when it names a backend
@@ -140,6 +172,15 @@ mod tests {
         if !cfg!(feature = "wgpu") {
             let e = select(Backend::Wgpu).unwrap_err();
             assert!(e.to_string().contains("--features wgpu"), "{e}");
+            assert_eq!(selected(), Backend::Cpu);
+        }
+        assert_eq!("TCH".parse::<Backend>(), Ok(Backend::LibTorch));
+        if !cfg!(feature = "tch") {
+            for b in [Backend::LibTorch, Backend::LibTorchCuda] {
+                let e = select(b).unwrap_err();
+                assert!(e.to_string().contains("--features tch"), "{e}");
+                assert!(e.to_string().contains(b.name()), "{e}");
+            }
             assert_eq!(selected(), Backend::Cpu);
         }
     }

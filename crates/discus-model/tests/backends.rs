@@ -1,24 +1,25 @@
-//! The GPU code path (burn `wgpu`, behind the `wgpu` feature) gives the CPU backend's outputs:
-//! the same model folder loaded on `flex` and on `wgpu` (Mesa's software Vulkan driver, lavapipe,
-//! from Debian's `mesa-vulkan-drivers`, when no GPU is present) runs the same fixed inputs through
-//! the localiser and a grader.
+//! The other backends give the CPU backend's outputs: the same model folder loaded on `flex` and
+//! on `wgpu` (behind the `wgpu` feature; Mesa's software Vulkan driver, lavapipe, from Debian's
+//! `mesa-vulkan-drivers`, when no GPU is present) or on libtorch (behind the `tch` feature, PyTorch's
+//! CPU kernels) runs the same fixed inputs through the localiser and a grader.
 //!
-//! Run with `cargo test -p discus-model --features wgpu --test wgpu_backend` (lavapipe:
-//! `apt-get install mesa-vulkan-drivers`). Not in `.ci/run`: the feature's build is longer than CI
-//! can spare (README, "Backends").
+//! Run with `cargo test -p discus-model --features wgpu --test backends` (lavapipe:
+//! `apt-get install mesa-vulkan-drivers`), or with `--features tch` (an installed PyTorch: README,
+//! "Backends"). Not in `.ci/run`: the features' builds are longer than CI can spare, and libtorch
+//! is a 4 GB download.
 //!
 //! A second test runs one training step (`discus_model::train`, one epoch of one batch holding
 //! every study of a tiny cohort: one Adam step) on each backend from the same initial weights and
 //! compares the losses before the step and the networks' outputs after it.
 //!
-//! Tolerance: both backends compute in f32 but sum in different orders (tiled WGSL kernels against
-//! flex's SIMD im2col). Each output is a chain of at most 9 convolutions whose dot products have
+//! Tolerance: every backend computes in f32 but sums in its own order (tiled WGSL kernels, oneDNN's
+//! blocked kernels, flex's SIMD im2col). Each output is a chain of at most 9 convolutions whose dot products have
 //! at most 3·3·64 = 576 terms; with unit-scale activations the rounding difference of one dot
 //! product is below 576 · 2⁻²⁴ ≈ 3.4e-5 relative to the sum of absolute terms, and the chain adds
 //! such errors. We allow 1e-4 · max(1, max |output|) absolute: orders of magnitude below any real
 //! disagreement (a wrong kernel or layout changes outputs by O(1)), which the test also checks by
 //! asserting that a different seed's weights are far outside it.
-#![cfg(feature = "wgpu")]
+#![cfg(any(feature = "wgpu", feature = "tch"))]
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -28,9 +29,14 @@ use discus_model::net::Net;
 use discus_model::train::seeded_net;
 use discus_model::Model;
 use std::path::Path;
+use std::sync::Mutex;
 
 mod common;
 
+/// The backend selection is process-wide: the training-step tests take turns.
+static SELECTION: Mutex<()> = Mutex::new(());
+
+#[cfg(feature = "wgpu")]
 fn vulkan_icd_present() -> bool {
     ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
         .iter()
@@ -71,6 +77,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+#[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_gives_the_cpu_outputs() {
     if !vulkan_icd_present() {
@@ -79,6 +86,34 @@ fn wgpu_gives_the_cpu_outputs() {
         );
         return;
     }
+    gives_the_cpu_outputs(Backend::Wgpu);
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn libtorch_gives_the_cpu_outputs() {
+    gives_the_cpu_outputs(Backend::LibTorch);
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn one_training_step_matches_between_wgpu_and_flex() {
+    if !vulkan_icd_present() {
+        discus_core::crosscheck::skip(
+            "no Vulkan driver (install mesa-vulkan-drivers for the software one)",
+        );
+        return;
+    }
+    one_training_step_matches(Backend::Wgpu);
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn one_training_step_matches_between_libtorch_and_flex() {
+    one_training_step_matches(Backend::LibTorch);
+}
+
+fn gives_the_cpu_outputs(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("model");
     // A model folder (seeded weights) saved on the CPU.
@@ -90,7 +125,7 @@ fn wgpu_gives_the_cpu_outputs() {
         save(&dir, &net, &r);
     }
     let cpu = Backend::Cpu.device().unwrap();
-    let gpu = Backend::Wgpu.device().unwrap();
+    let gpu = backend.device().unwrap();
     let on_cpu = Model::load_on(&dir, &cpu).unwrap();
     let on_gpu = Model::load_on(&dir, &gpu).unwrap();
     let a = outputs(&on_cpu.net, &on_cpu, &cpu);
@@ -101,8 +136,11 @@ fn wgpu_gives_the_cpu_outputs() {
         let scale = a[k].iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let tol = 1e-4 * scale;
         let d = max_diff(&a[k], &b[k]);
-        eprintln!("{name}: max |wgpu - flex| = {d:.2e} (tolerance {tol:.1e})");
-        assert!(d <= tol, "{name}: wgpu differs from flex by {d} (> {tol})");
+        eprintln!("{name}: max |{backend} - flex| = {d:.2e} (tolerance {tol:.1e})");
+        assert!(
+            d <= tol,
+            "{name}: {backend} differs from flex by {d} (> {tol})"
+        );
         let far = max_diff(&a[k], &c[k]);
         assert!(far > 100.0 * tol, "{name}: other weights only {far} apart");
     }
@@ -115,7 +153,7 @@ fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
         r.architecture,
         r.preprocessing,
         r.seed,
-        discus_core::governance::Provenance::new("wgpu test", Vec::new()),
+        discus_core::governance::Provenance::new("backend test", Vec::new()),
     );
 }
 
@@ -128,14 +166,8 @@ fn save(dir: &Path, net: &Net, r: &discus_model::TrainRequest) {
 /// component near zero whose rounding differs moves its weight by a larger share of the learning
 /// rate: the outputs after the step get 1e-3 · max(1, max |output|), still far below the change
 /// the step itself makes, which the test asserts (> 10 times the tolerance).
-#[test]
-fn one_training_step_matches_between_wgpu_and_flex() {
-    if !vulkan_icd_present() {
-        discus_core::crosscheck::skip(
-            "no Vulkan driver (install mesa-vulkan-drivers for the software one)",
-        );
-        return;
-    }
+fn one_training_step_matches(backend: Backend) {
+    let _turn = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
     use discus_synth::cohort::{generate, SynthConfig};
     let tmp = tempfile::tempdir().unwrap();
     let cohort = tmp.path().join("cohort");
@@ -181,7 +213,7 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         r
     };
     let mut cards = Vec::new();
-    for b in [Backend::Cpu, Backend::Wgpu] {
+    for b in [Backend::Cpu, backend] {
         discus_model::backend::select(b).unwrap();
         let out = tmp.path().join(b.name());
         let t0 = std::time::Instant::now();
@@ -196,7 +228,11 @@ fn one_training_step_matches_between_wgpu_and_flex() {
     }
     discus_model::backend::select(Backend::Cpu).unwrap();
     assert!(
-        cards[1].training.hardware.to_lowercase().contains("wgpu"),
+        cards[1]
+            .training
+            .hardware
+            .to_lowercase()
+            .contains(discus_model::backend_name(&backend.device().unwrap()).as_str()),
         "{}",
         cards[1].training.hardware
     );
@@ -206,7 +242,7 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         ("grader", a.grader_loss, b.grader_loss),
         ("point localisers", a.point_loss, b.point_loss),
     ] {
-        eprintln!("{name} loss: flex {x:.6}, wgpu {y:.6}");
+        eprintln!("{name} loss: flex {x:.6}, {backend} {y:.6}");
         assert!(
             x > 0.0 && (x - y).abs() <= 1e-4 * x.abs(),
             "{name} loss {x} vs {y}"
@@ -215,7 +251,7 @@ fn one_training_step_matches_between_wgpu_and_flex() {
     // The networks after the step, both evaluated on the CPU, and the initial weights.
     let cpu = Device::flex();
     let on_cpu = Model::load_on(&tmp.path().join("cpu"), &cpu).unwrap();
-    let on_gpu = Model::load_on(&tmp.path().join("wgpu"), &cpu).unwrap();
+    let on_gpu = Model::load_on(&tmp.path().join(backend.name()), &cpu).unwrap();
     let init = seeded_net(&on_cpu.card.architecture, 7, &cpu).valid();
     let (x, y, z) = (
         outputs(&on_cpu.net, &on_cpu, &cpu),
@@ -227,10 +263,10 @@ fn one_training_step_matches_between_wgpu_and_flex() {
         let tol = 1e-3 * scale;
         let d = max_diff(&x[k], &y[k]);
         let step = max_diff(&x[k], &z[k]);
-        eprintln!("{name} after one step: max |wgpu - flex| = {d:.2e} (tolerance {tol:.1e}), the step moved it {step:.2e}");
+        eprintln!("{name} after one step: max |{backend} - flex| = {d:.2e} (tolerance {tol:.1e}), the step moved it {step:.2e}");
         assert!(
             d <= tol,
-            "{name}: after one step wgpu differs from flex by {d} (> {tol})"
+            "{name}: after one step {backend} differs from flex by {d} (> {tol})"
         );
         assert!(
             step > 10.0 * tol,

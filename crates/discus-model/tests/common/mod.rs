@@ -2,7 +2,7 @@
 //! tiny synthetic cohorts (2 sites, matrix scale 0.25, no quirks) and tiny models trained on them,
 //! made once per test binary: [`fixture`] (overfitted) and [`light_fixture`]; and
 //! [`save_untrained`], the one place a test writes a model card by hand (`tests/onnx.rs`,
-//! `tests/wgpu_backend.rs`), so a new card field breaks it where CI compiles it.
+//! `tests/backends.rs`), so a new card field breaks it where CI compiles it.
 #![allow(dead_code)] // each test crate uses its own subset
 
 use burn::module::Module;
