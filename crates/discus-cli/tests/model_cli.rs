@@ -334,6 +334,24 @@ fn an_unknown_or_unbuilt_device_is_refused_with_the_reason() {
         assert!(err.contains("--features wgpu"), "{err}");
         assert!(!tmp.path().join("p").exists());
     }
+    if !cfg!(feature = "tch") {
+        let o = run(&[
+            "train",
+            "--dataset",
+            s(tmp.path()),
+            "--device",
+            "libtorch",
+            "--out",
+            s(&tmp.path().join("m")),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("device libtorch is not built") && err.contains("--features tch"),
+            "{err}"
+        );
+        assert!(!tmp.path().join("m").exists());
+    }
 }
 
 /// `discus model rescan` on a tiny `--rescan` cohort: both scans of each patient predicted; the
