@@ -55,6 +55,7 @@ use crate::{
 };
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::store::ModuleSnapshot;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use discus_core::governance::{load_card, Provenance};
@@ -455,11 +456,34 @@ impl burn::module::ModuleVisitor for Materialise {
 /// networks (a localisers-only run would give its point localisers other initial weights than a
 /// joint run from the same seed), and outside the lock, where another thread seeding or drawing
 /// from the same generator could interleave.
+///
+/// The values are drawn by the CPU backend (flex) whatever `device` is, then copied onto it, so a
+/// seed gives the same initial network on every backend. Each backend has its own generator:
+/// drawn on libtorch, fresh graders for the seed-20261206 benchmark's training studies started
+/// elsewhere and learned far more slowly than flex's from the same seed, while from the same
+/// weights the two backends' training tracked each other (README, "Backends").
 pub fn seeded_net(a: &Architecture, seed: u64, device: &Device) -> Net {
     let _g = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    device.seed(seed);
-    let net = Net::new(a, device);
-    net.visit(&mut Materialise);
+    if crate::backend_name(device) == "flex" {
+        device.seed(seed);
+        let net = Net::new(a, device);
+        net.visit(&mut Materialise);
+        return net;
+    }
+    let cpu = Device::flex();
+    cpu.seed(seed);
+    let drawn = Net::new(a, &cpu);
+    drawn.visit(&mut Materialise);
+    let bytes = crate::weights_bytes(&drawn).expect("a network in memory serialises");
+    let mut store = burn::store::SafetensorsStore::from_bytes(Some(bytes));
+    let mut net = Net::new(a, device);
+    let r = net
+        .load_from(&mut store)
+        .expect("a network loads the weights of its own architecture");
+    assert!(
+        r.errors.is_empty() && r.missing.is_empty(),
+        "a network loads every weight of its own architecture"
+    );
     net
 }
 

@@ -132,6 +132,9 @@ fn gives_the_cpu_outputs(backend: Backend) {
     let b = outputs(&on_gpu.net, &on_gpu, &gpu);
     let other = seeded_net(&on_cpu.card.architecture, 5, &cpu).valid();
     let c = outputs(&other, &on_cpu, &cpu);
+    // A seed gives the same initial network on every backend (drawn on the CPU, then copied).
+    let drawn_there = seeded_net(&on_cpu.card.architecture, 4, &gpu);
+    let e = outputs(&drawn_there, &on_cpu, &gpu);
     for (k, name) in ["localiser", "spinal grader"].iter().enumerate() {
         let scale = a[k].iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let tol = 1e-4 * scale;
@@ -143,6 +146,12 @@ fn gives_the_cpu_outputs(backend: Backend) {
         );
         let far = max_diff(&a[k], &c[k]);
         assert!(far > 100.0 * tol, "{name}: other weights only {far} apart");
+        let seeded = max_diff(&a[k], &e[k]);
+        eprintln!("{name}: seed 4 drawn for {backend}: max |{backend} - flex| = {seeded:.2e}");
+        assert!(
+            seeded <= tol,
+            "{name}: seed 4 on {backend} gives another network ({seeded} > {tol})"
+        );
     }
 }
 
