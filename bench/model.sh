@@ -9,6 +9,8 @@
 #                       (env: GRADER_EPOCHS, GRADER_HEAD, FRESH_GRADERS, LOCALISERS_ONLY,
 #                        SECOND_GRADERS, DISCUS_BIN)
 # The full run is hours of CPU on 2 cores; e.g. `bench/model.sh 60 20 10 20 4` is a reduced run.
+# DISCUS_BIN=target/tch/release/discus DISCUS_DEVICE=libtorch trains and predicts on libtorch (a
+# `--features tch` build, README "Backends"): a graders set trains 2.2 times as fast there.
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
 # (`discus score`), the optimal prior's score (`discus baseline prior --kind optimal` fitted on the

@@ -380,17 +380,6 @@ const FINE_TUNE_LR: f64 = 3e-4;
 
 pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     select_device(a.device.as_deref())?;
-    {
-        use discus_model::backend::{selected, Backend};
-        if matches!(selected(), Backend::LibTorch | Backend::LibTorchCuda) {
-            eprintln!(
-                "warning: training on {} is not yet validated: a graders set trained on it learned \
-                 far more slowly than the same run on cpu (README, \"Backends\"); predict on it, \
-                 train on cpu",
-                selected()
-            );
-        }
-    }
     let mut req = TrainRequest::new(a.dataset.clone(), a.out.clone());
     req.folds = a.folds;
     req.held_fold = a.held_fold;
