@@ -450,17 +450,11 @@ fn sr_algorithm(models: &[Model]) -> discus_sr::Algorithm {
     // Each training dataset once, over the models of an ensemble.
     let mut data: Vec<String> = Vec::new();
     for c in models.iter().flat_map(|m| m.card.provenance.all_cards()) {
-        let uses: Vec<&str> = c
-            .licence
-            .permitted_uses
-            .iter()
-            .map(|u| u.as_str())
-            .collect();
         let line = format!(
             "{} ({}; permitted uses: {})",
             c.name,
             c.licence.name,
-            uses.join(", ")
+            c.licence.permitted_uses_text()
         );
         if !data.contains(&line) {
             data.push(line);

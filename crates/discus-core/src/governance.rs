@@ -103,6 +103,17 @@ pub struct Licence {
     pub citation: Option<String>,
 }
 
+impl Licence {
+    /// The permitted uses as text for people: `"research, education"`, or `"none"`.
+    pub fn permitted_uses_text(&self) -> String {
+        if self.permitted_uses.is_empty() {
+            return "none".to_string();
+        }
+        let uses: Vec<&str> = self.permitted_uses.iter().map(|u| u.as_str()).collect();
+        uses.join(", ")
+    }
+}
+
 /// The de-identification a dataset has been through.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,17 +271,7 @@ impl DatasetCard {
     /// Whether this dataset (and every dataset it was derived from) may be used for `use_`.
     pub fn check_use(&self, use_: Use) -> Result<(), UseRefused> {
         if !self.licence.permitted_uses.contains(&use_) {
-            let permitted: Vec<&str> = self
-                .licence
-                .permitted_uses
-                .iter()
-                .map(|u| u.as_str())
-                .collect();
-            let permitted = if permitted.is_empty() {
-                "none".to_string()
-            } else {
-                permitted.join(", ")
-            };
+            let permitted = self.licence.permitted_uses_text();
             return Err(UseRefused {
                 dataset: self.name.clone(),
                 use_,
@@ -401,6 +402,20 @@ pub fn check_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permitted_uses_read_as_a_list_or_none() {
+        let mut l = Licence {
+            name: "terms".into(),
+            url: None,
+            permitted_uses: vec![Use::Research, Use::Education],
+            citation_required: false,
+            citation: None,
+        };
+        assert_eq!(l.permitted_uses_text(), "research, education");
+        l.permitted_uses.clear();
+        assert_eq!(l.permitted_uses_text(), "none");
+    }
 
     fn site_card() -> DatasetCard {
         DatasetCard {

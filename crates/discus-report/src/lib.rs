@@ -107,12 +107,6 @@ pub fn provenance(cards: &[&DatasetCard]) -> Markup {
 
 /// One dataset card as a key/value table.
 pub fn card_table(c: &DatasetCard) -> Markup {
-    let uses: Vec<&str> = c
-        .licence
-        .permitted_uses
-        .iter()
-        .map(|u| u.as_str())
-        .collect();
     let deid = format!(
         "{}{}",
         if c.deidentification.applied {
@@ -132,7 +126,7 @@ pub fn card_table(c: &DatasetCard) -> Markup {
             tr { th { "source" } td { (c.source) } }
             @if let Some(d) = &c.date { tr { th { "date" } td { (d) } } }
             tr { th { "licence" } td { (c.licence.name) } }
-            tr { th { "permitted uses" } td { (uses.join(", ")) } }
+            tr { th { "permitted uses" } td { (c.licence.permitted_uses_text()) } }
             tr { th { "citation required" } td { @if c.licence.citation_required { "yes" } @else { "no" } } }
             tr { th { "de-identification" } td { (deid) } }
             @if !c.sites.is_empty() { tr { th { "sites" } td { (c.sites.join(", ")) } } }

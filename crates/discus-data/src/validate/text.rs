@@ -45,20 +45,10 @@ fn write_card(r: &Report, w: &mut dyn Write) -> std::io::Result<()> {
     if let Some(url) = &card.licence.url {
         writeln!(w, "  licence url:     {url}")?;
     }
-    let uses: Vec<&str> = card
-        .licence
-        .permitted_uses
-        .iter()
-        .map(|u| u.as_str())
-        .collect();
     writeln!(
         w,
         "  permitted uses:  {}",
-        if uses.is_empty() {
-            "none".to_string()
-        } else {
-            uses.join(", ")
-        }
+        card.licence.permitted_uses_text()
     )?;
     writeln!(
         w,
