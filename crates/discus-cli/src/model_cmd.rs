@@ -197,7 +197,8 @@ pub struct RescanArgs {
     /// does not permit it.
     #[arg(long = "use", value_name = "USE", default_value = "research")]
     pub use_: Use,
-    /// The burn backend: cpu (default) or wgpu (a binary built with `--features wgpu`).
+    /// The burn backend: cpu (default), wgpu (a binary built with `--features wgpu`), libtorch or
+    /// libtorch-cuda (`--features tch`).
     #[arg(long, value_name = "cpu|wgpu|libtorch|libtorch-cuda")]
     pub device: Option<String>,
 }

@@ -378,11 +378,21 @@ pub(crate) fn load_weights(
             "not a readable safetensors file (corrupted or truncated)".into(),
         ));
     }
+    weights_from_bytes(bytes, architecture, device).map_err(bad)
+}
+
+/// safetensors bytes (checked by the caller) loaded into a fresh network of `architecture` on
+/// `device`; the error says what did not load.
+pub(crate) fn weights_from_bytes(
+    bytes: Vec<u8>,
+    architecture: &net::Architecture,
+    device: &Device,
+) -> Result<net::Net, String> {
     let mut net = net::Net::new(architecture, device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let r = net
         .load_from(&mut store)
-        .map_err(|e| bad(format!("weights do not load: {e}")))?;
+        .map_err(|e| format!("weights do not load: {e}"))?;
     if !r.errors.is_empty() || !r.missing.is_empty() {
         let mut what: Vec<String> = r.errors.iter().take(3).map(|e| format!("{e:?}")).collect();
         what.extend(
@@ -391,10 +401,10 @@ pub(crate) fn load_weights(
                 .take(3)
                 .map(|(m, _)| format!("missing {m}")),
         );
-        return Err(bad(format!(
+        return Err(format!(
             "weights do not fit the architecture in {CARD_FILE}: {}",
             what.join("; ")
-        )));
+        ));
     }
     Ok(net)
 }

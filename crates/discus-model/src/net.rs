@@ -528,17 +528,8 @@ mod tests {
             let beta = n.beta.as_ref().unwrap().val();
             [
                 values(x.grad(&gr).unwrap()),
-                gamma
-                    .grad(&gr)
-                    .unwrap()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-                beta.grad(&gr)
-                    .unwrap()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
+                values(gamma.grad(&gr).unwrap()),
+                values(beta.grad(&gr).unwrap()),
             ]
         };
         let want = grads(|n, x| n.forward(x));

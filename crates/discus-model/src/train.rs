@@ -55,7 +55,6 @@ use crate::{
 };
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
-use burn::store::ModuleSnapshot;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use discus_core::governance::{load_card, Provenance};
@@ -475,16 +474,8 @@ pub fn seeded_net(a: &Architecture, seed: u64, device: &Device) -> Net {
     let drawn = Net::new(a, &cpu);
     drawn.visit(&mut Materialise);
     let bytes = crate::weights_bytes(&drawn).expect("a network in memory serialises");
-    let mut store = burn::store::SafetensorsStore::from_bytes(Some(bytes));
-    let mut net = Net::new(a, device);
-    let r = net
-        .load_from(&mut store)
-        .expect("a network loads the weights of its own architecture");
-    assert!(
-        r.errors.is_empty() && r.missing.is_empty(),
-        "a network loads every weight of its own architecture"
-    );
-    net
+    crate::weights_from_bytes(bytes, a, device)
+        .expect("a network loads the weights of its own architecture")
 }
 
 /// Severity weights of the competition metric.
