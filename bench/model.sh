@@ -14,7 +14,8 @@
 #
 # Prints, for the held-out studies and the shifted site before/after fine-tuning: the score
 # (`discus score`), the optimal prior's score (`discus baseline prior --kind optimal` fitted on the
-# training labels), the cohort's Bayes limit (as `discus synth` prints it), the median localisation
+# training labels), the cohort's Bayes limit (as `discus synth` prints it) and the Bayes-optimal
+# submission's score on the same studies (`discus baseline bayes`), the median localisation
 # error in mm per condition against the true structure centres of truth.json, AUC for Severe and
 # ECE (bench/model_eval.py), each group's loss split by the predicted slice's offset from the
 # labelled one (bench/model_slices.py), and the train / predict wall times.
@@ -129,6 +130,11 @@ judge() { # NAME SET MODEL [MODEL...] (several models: an ensemble)
     --json > "$out/score_$name.json"
   "$bin" score --labels "$out/sets/$set/train.csv" --submission "$out/prior_$name.csv" \
     --json > "$out/prior_score_$name.json"
+  # The Bayes-optimal submission of these studies (P(label | true degree), `discus baseline
+  # bayes`) scored on their labels: the Bayes limit realised on them.
+  "$bin" baseline bayes --truth "$out/sets/$set/truth.json" --out "$out/bayes_$name.csv" >&2
+  "$bin" score --labels "$out/sets/$set/train.csv" --submission "$out/bayes_$name.csv" \
+    --json > "$out/bayes_score_$name.json"
   python3 "$root/bench/model_eval.py" "$out/sets/$set" "$out/pred_$name" > "$out/eval_$name.json"
   python3 "$root/bench/model_slices.py" "$out/sets/$set" "$out/pred_$name" > "$out/slices_$name.json"
   python3 - "$name" "$out" "$s0" "$s1" <<'PY'
@@ -138,9 +144,13 @@ sc = json.load(open(f"{out}/score_{name}.json"))
 pr = json.load(open(f"{out}/prior_score_{name}.json"))
 ev = json.load(open(f"{out}/eval_{name}.json"))
 b = json.load(open(f"{out}/synth.json"))["bayes_limit"]
+bs = json.load(open(f"{out}/bayes_score_{name}.json"))
 n = len([1 for _ in open(f"{out}/pred_{name}/submission.csv")]) - 1
 print(f"-- {name}: {n // 25} studies, predict {s1 - s0:.1f} s")
-print(f"   score {sc['score']:.4f}  optimal prior {pr['score']:.4f}  Bayes limit (cohort) {b['score']:.4f}")
+print(f"   score {sc['score']:.4f}  optimal prior {pr['score']:.4f}  Bayes limit (cohort) {b['score']:.4f}"
+      f"  Bayes-optimal on these studies {bs['score']:.4f}")
+print(f"   Bayes-optimal groups: spinal {bs['spinal']:.4f} foraminal {bs['foraminal']:.4f}"
+      f" subarticular {bs['subarticular']:.4f} any-severe {bs['any_severe']:.4f}")
 print(f"   groups: spinal {sc['spinal']:.4f} foraminal {sc['foraminal']:.4f} subarticular {sc['subarticular']:.4f} any-severe {sc['any_severe']:.4f}")
 print("   median localisation error, mm: " + ", ".join(f"{k} {v:.1f}" for k, v in ev["loc_median_mm"].items()))
 print(f"   point sources {dict(ev['point_source'])}")

@@ -74,6 +74,22 @@ pub enum BaselineCommand {
     /// minimises the weighted log loss on the labels: p proportional to count x weight of each
     /// grade in that column. `uniform` predicts 1/3 everywhere.
     Prior(PriorArgs),
+    /// Write the Bayes-optimal submission of a synthetic dataset (`discus synth`'s truth.json):
+    /// each row the designated reader's label probabilities given the finding's true degree.
+    /// Scored on the dataset's labels (`discus score`), it is the Bayes limit realised on those
+    /// studies, the floor no model can beat on them (truth.json's `bayes_limit` is its
+    /// expectation over the whole cohort).
+    Bayes(BayesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BayesArgs {
+    /// The synthetic dataset's truth.json.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Where to write the submission.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -184,7 +200,10 @@ pub fn run_score(a: ScoreArgs) -> Result<ExitCode> {
 }
 
 pub fn run_baseline(a: BaselineArgs) -> Result<ExitCode> {
-    let BaselineCommand::Prior(p) = a.command;
+    let p = match a.command {
+        BaselineCommand::Prior(p) => p,
+        BaselineCommand::Bayes(b) => return run_bayes(b),
+    };
     let labels = labels(&p.labels)?;
     let studies = read_study_ids(&p.studies)?;
     let kind = match p.kind {
@@ -198,6 +217,34 @@ pub fn run_baseline(a: BaselineArgs) -> Result<ExitCode> {
         rows.len(),
         studies.len(),
         p.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_bayes(a: BayesArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&a.truth)
+        .with_context(|| format!("reading {}", a.truth.display()))?;
+    let truth: discus_synth::truth::Truth = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a discus synth truth.json (the Bayes-optimal submission needs the true \
+             degrees of a synthetic cohort)",
+            a.truth.display()
+        )
+    })?;
+    let rows = truth.bayes_submission().with_context(|| {
+        format!(
+            "{}: the designated reader {} is not among its {} readers",
+            a.truth.display(),
+            truth.designated_reader,
+            truth.readers.len()
+        )
+    })?;
+    write_submission(&a.out, &rows, LineEnding::Lf)?;
+    eprintln!(
+        "wrote {} rows for {} studies to {}",
+        rows.len(),
+        truth.studies.len(),
+        a.out.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -173,6 +173,39 @@ pub enum ModelCommand {
     /// group, mean absolute probability difference, grade flip rate, and point distances in mm per
     /// level, each point written in its own scan's canal frame.
     Rescan(RescanArgs),
+    /// Refit a model's temperatures (one per condition group) on its own predictions of labelled
+    /// studies, e.g. a site's: the whole pipeline runs, localisers included, so the probabilities
+    /// are calibrated where prediction grades. Grades do not change. Writes a model folder whose
+    /// card lists the calibration data (its licence applies) beside the model's own provenance.
+    Calibrate(CalibrateArgs),
+}
+
+/// Arguments of `discus model calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The model folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Labelled datasets to predict (LumbarDISC layout with train.csv).
+    #[arg(long = "dataset", required = true)]
+    pub datasets: Vec<PathBuf>,
+    /// With --fold: only the studies of that fold (`study_id % folds == fold`), e.g. the fold a
+    /// model was not trained on.
+    #[arg(long, default_value_t = 1)]
+    pub folds: usize,
+    /// The fold to use (0-based, below --folds).
+    #[arg(long, default_value_t = 0)]
+    pub fold: usize,
+    /// The model folder to write (the same folder rewrites the card in place).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print the fit as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The burn backend: cpu (default), wgpu (a binary built with `--features wgpu`), libtorch or
+    /// libtorch-cuda (`--features tch`).
+    #[arg(long, value_name = "cpu|wgpu|libtorch|libtorch-cuda")]
+    pub device: Option<String>,
 }
 
 /// Arguments of `discus model rescan`.
@@ -229,6 +262,7 @@ fn select_device(flag: Option<&str>) -> Result<()> {
 pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
     match a.command {
         ModelCommand::Rescan(r) => run_rescan(r),
+        ModelCommand::Calibrate(c) => run_calibrate(c),
         ModelCommand::Export(e) => {
             let m = discus_model::export::export_onnx(&e.onnx, &e.out)
                 .with_context(|| format!("exporting {} to ONNX", e.onnx.display()))?;
@@ -236,6 +270,77 @@ pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_calibrate(a: CalibrateArgs) -> Result<ExitCode> {
+    use discus_core::governance::{load_card, Provenance};
+    select_device(a.device.as_deref())?;
+    if a.folds == 0 || a.fold >= a.folds {
+        anyhow::bail!(
+            "--fold {} is not one of the {} folds (0 to {})",
+            a.fold,
+            a.folds,
+            a.folds.max(1) - 1
+        );
+    }
+    let mut model =
+        Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
+    let mut cards = Vec::new();
+    for d in &a.datasets {
+        if let Some(c) = load_card(d).with_context(|| format!("reading {}", d.display()))? {
+            cards.push(c);
+        }
+    }
+    let (folds, fold) = (a.folds as u64, a.fold as u64);
+    let pb = bar(0, "predicting");
+    let fit = discus_model::calibrate::fit_on_predictions(
+        &model,
+        &a.datasets,
+        &|s: StudyId| s.0 % folds == fold,
+        &|done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    )
+    .with_context(|| format!("calibrating {}", a.model.display()))?;
+    pb.finish_and_clear();
+    if fit.groups.is_empty() {
+        anyhow::bail!(
+            "no labelled finding was predicted ({} studies, {} could not be predicted): nothing \
+             to fit the temperatures on",
+            fit.studies,
+            fit.skipped.len()
+        );
+    }
+    for (study, why) in &fit.skipped {
+        eprintln!("warning: study {study} left out: {why}");
+    }
+    model.card.temperatures.extend(fit.temperatures());
+    let mut provenance = Provenance::new(
+        format!("discus {} model calibrate", env!("CARGO_PKG_VERSION")),
+        cards,
+    );
+    provenance.inputs.push(model.card.provenance.clone());
+    model.card.provenance = provenance;
+    model
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&fit)?);
+    } else {
+        for (g, f) in &fit.groups {
+            println!(
+                "{g}: temperature {:.3} -> {:.3}, weighted NLL {:.4} -> {:.4} ({} findings)",
+                f.before, f.after, f.nll_before, f.nll_after, f.findings
+            );
+        }
+        println!(
+            "fitted on {} studies' predictions; model written to {}",
+            fit.studies,
+            a.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_rescan(a: RescanArgs) -> Result<ExitCode> {
@@ -406,6 +511,13 @@ pub fn run_train(a: TrainArgs) -> Result<ExitCode> {
     let r = train(&req, &|p| match p {
         TrainProgress::Preparing { done, total } => {
             pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        }
+        TrainProgress::Calibrating { done, total } => {
+            if done == 1 {
+                pb.set_message("temperatures on the held-out predictions");
+                pb.set_length(total as u64);
+            }
             pb.set_position(done as u64);
         }
         TrainProgress::Resumed { epochs_done } => {

@@ -450,4 +450,101 @@ fn synthetic_cohort_uniform_closed_form() {
     assert_eq!(sites.len(), 2, "{sites:?}");
     assert!(sites.iter().all(|g| g["name"] != "unknown"));
     assert_eq!(r["studies_without_metadata"], 0);
+
+    // `baseline bayes`: each row is P(label | true degree) under the designated reader of
+    // truth.json (threshold model, documented there): computed here from truth.json's degrees and
+    // reader by integrating the normal density, not with discus's normal CDF.
+    let bayes = dir.path().join("bayes.csv");
+    stdout_of(&run(&[
+        "baseline",
+        "bayes",
+        "--truth",
+        s(&root.join("truth.json")),
+        "--out",
+        s(&bayes),
+    ]));
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("truth.json")).unwrap()).unwrap();
+    let reader = &truth["readers"][truth["designated_reader"].as_u64().unwrap() as usize];
+    let (bias, sigma) = (
+        reader["bias"].as_f64().unwrap(),
+        reader["sigma"].as_f64().unwrap(),
+    );
+    let cdf = |x: f64| -> f64 {
+        // Simpson's rule on the standard normal density from -10 to x.
+        let (a, n) = (-10.0f64, 20_000);
+        if x <= a {
+            return 0.0;
+        }
+        let h = (x - a) / n as f64;
+        let f = |t: f64| (-t * t / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let mut sum = f(a) + f(x);
+        for i in 1..n {
+            sum += f(a + i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+        }
+        sum * h / 3.0
+    };
+    let text = std::fs::read_to_string(&bayes).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6 * 25);
+    let levels = ["l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1"];
+    for st in truth["studies"].as_array().unwrap() {
+        let id = st["study_id"].as_u64().unwrap();
+        let d = &st["degrees"];
+        for (li, level) in levels.iter().enumerate() {
+            let l5 = if li == 4 { 1.3 } else { 1.0 };
+            let mut want = vec![(
+                format!("spinal_canal_stenosis_{level}"),
+                d["spinal"][li].as_f64().unwrap(),
+                1.0,
+            )];
+            for (side, name) in ["left", "right"].iter().enumerate() {
+                want.push((
+                    format!("{name}_neural_foraminal_narrowing_{level}"),
+                    d["foraminal"][side][li].as_f64().unwrap(),
+                    1.45,
+                ));
+                want.push((
+                    format!("{name}_subarticular_stenosis_{level}"),
+                    d["subarticular"][side][li].as_f64().unwrap(),
+                    1.2,
+                ));
+            }
+            for (column, degree, k) in want {
+                let sd = sigma * k * l5;
+                let m = degree + bias;
+                let c0 = cdf((1.0 / 3.0 - m) / sd);
+                let c1 = cdf((2.0 / 3.0 - m) / sd);
+                let expected = [c0, c1 - c0, 1.0 - c1];
+                let row_id = format!("{id}_{column}");
+                let row = rows
+                    .iter()
+                    .find(|r| r.starts_with(&format!("{row_id},")))
+                    .unwrap_or_else(|| panic!("no row {row_id}"));
+                let got: Vec<f64> = row.split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+                for k in 0..3 {
+                    assert!(
+                        (got[k] - expected[k]).abs() < 1e-6,
+                        "{row_id}: {got:?} against {expected:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Not a truth file: the error names it and says what was expected.
+    let o = run(&[
+        "baseline",
+        "bayes",
+        "--truth",
+        s(&train),
+        "--out",
+        s(&dir.path().join("never.csv")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("train.csv") && err.contains("not a discus synth truth.json"),
+        "{err}"
+    );
+    assert!(!dir.path().join("never.csv").exists());
 }

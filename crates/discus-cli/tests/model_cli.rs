@@ -282,6 +282,60 @@ fn train_then_predict_with_the_licence_checked() {
         }
     }
 
+    // `discus model calibrate`: the temperatures refitted on the model's own predictions. Its
+    // weighted NLL before and after equal the ones computed here from the submissions that
+    // `discus predict` writes with the model and with the calibrated one, over train.csv's labels.
+    let cal = tmp.path().join("calibrated");
+    let out = ok(&[
+        "model",
+        "calibrate",
+        "--model",
+        s(&model),
+        "--dataset",
+        s(&ds),
+        "--out",
+        s(&cal),
+        "--json",
+    ]);
+    let fit: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pred_cal = tmp.path().join("pred_cal");
+    ok(&["predict", "--model", s(&cal), s(&ds), "--out", s(&pred_cal)]);
+    let before = weighted_nll_by_group(&ds.join("train.csv"), &pred.join("submission.csv"));
+    let after = weighted_nll_by_group(&ds.join("train.csv"), &pred_cal.join("submission.csv"));
+    for (group, (n, nll)) in &before {
+        let f = &fit["groups"][group];
+        assert_eq!(f["findings"].as_u64(), Some(*n as u64), "{group}: {fit}");
+        assert!(
+            (f["nll_before"].as_f64().unwrap() - nll).abs() < 1e-5,
+            "{group}: {fit}"
+        );
+        let (_, nll_after) = after[group];
+        assert!(
+            (f["nll_after"].as_f64().unwrap() - nll_after).abs() < 1e-5,
+            "{group}: {fit}"
+        );
+        assert!(nll_after <= nll + 1e-9, "{group}: {nll} -> {nll_after}");
+    }
+    let card = std::fs::read_to_string(cal.join("model.toml")).unwrap();
+    assert!(card.contains("model calibrate"), "{card}");
+    assert!(card.contains("research-only test terms"), "{card}");
+    let o = run(&[
+        "model",
+        "calibrate",
+        "--model",
+        s(&model),
+        "--dataset",
+        s(&ds),
+        "--folds",
+        "5",
+        "--fold",
+        "5",
+        "--out",
+        s(&cal),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--fold 5 is not one of the 5 folds"));
+
     // ONNX export: one file per network, the model card (with its licence) beside them. The
     // numeric check against onnxruntime is discus-model's tests/onnx.rs.
     let onnx = tmp.path().join("onnx");
@@ -505,4 +559,50 @@ print(json.dumps(out))
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("line 2") && err.contains("oops"), "{err}");
+}
+
+/// Per condition group (`spinal`, `foraminal`, `subarticular`): the labelled findings of
+/// `labels` (train.csv) and the severity-weighted (1, 2, 4) mean negative log-likelihood of
+/// `submission`'s probabilities for them.
+fn weighted_nll_by_group(
+    labels: &Path,
+    submission: &Path,
+) -> std::collections::BTreeMap<String, (usize, f64)> {
+    let text = std::fs::read_to_string(labels).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut truth = std::collections::HashMap::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        for (name, cell) in header.iter().zip(&cells).skip(1) {
+            let grade = match *cell {
+                "Normal/Mild" => 0,
+                "Moderate" => 1,
+                "Severe" => 2,
+                _ => continue,
+            };
+            truth.insert(format!("{}_{name}", cells[0]), grade);
+        }
+    }
+    let text = std::fs::read_to_string(submission).unwrap();
+    let mut sums: std::collections::BTreeMap<String, (usize, f64, f64)> = Default::default();
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let Some(&y) = truth.get(cells[0]) else {
+            continue;
+        };
+        let group = ["spinal", "foraminal", "subarticular"]
+            .into_iter()
+            .find(|g| cells[0].contains(g))
+            .unwrap();
+        let p: f64 = cells[1 + y].parse().unwrap();
+        let w = [1.0, 2.0, 4.0][y];
+        let e = sums.entry(group.to_string()).or_default();
+        e.0 += 1;
+        e.1 -= w * p.max(1e-30).ln();
+        e.2 += w;
+    }
+    sums.into_iter()
+        .map(|(g, (n, s, w))| (g, (n, s / w)))
+        .collect()
 }

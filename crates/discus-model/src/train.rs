@@ -219,6 +219,14 @@ pub enum TrainProgress {
     },
     /// An epoch finished (and was checkpointed).
     Epoch(EpochMetrics),
+    /// Predicting the held-out studies to fit the temperatures
+    /// ([`crate::calibrate::fit_on_predictions`]).
+    Calibrating {
+        /// Studies done.
+        done: usize,
+        /// Studies in all.
+        total: usize,
+    },
 }
 
 /// What [`train`] produced.
@@ -256,7 +264,7 @@ impl TrainResult {
                 .collect();
             writeln!(
                 w,
-                "temperatures (fitted on the held-out fold): {}",
+                "temperatures (fitted on the held-out fold's predictions): {}",
                 t.join(", ")
             )?;
         }
@@ -1258,7 +1266,7 @@ pub fn train(
     if let Some(c) = &init_card {
         provenance.inputs.push(c.provenance.clone());
     }
-    let card = ModelCard {
+    let mut card = ModelCard {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         discus_version: env!("CARGO_PKG_VERSION").into(),
@@ -1291,7 +1299,28 @@ pub fn train(
         metrics: state.metrics.clone(),
         provenance,
     };
-    save_folder(&request.out, &card, &net.valid())?;
+    let net = net.valid();
+    // The temperatures where prediction grades: on the held-out fold's predictions, the
+    // localisers' points included (crate::calibrate). The labelled-point fit above stands for a
+    // group without predicted findings.
+    if !held_set.is_empty() && !request.localisers_only {
+        let held: std::collections::BTreeSet<StudyId> = held_set.iter().map(|s| s.study).collect();
+        let model = crate::Model {
+            card: card.clone(),
+            net,
+            device: device.clone(),
+        };
+        let fit = crate::calibrate::fit_on_predictions(
+            &model,
+            &request.datasets,
+            &|s| held.contains(&s),
+            &|done, total| progress(TrainProgress::Calibrating { done, total }),
+        )?;
+        card.temperatures.extend(fit.temperatures());
+        save_folder(&request.out, &card, &model.net)?;
+    } else {
+        save_folder(&request.out, &card, &net)?;
+    }
     Ok(TrainResult {
         card,
         resumed_after,

@@ -122,6 +122,33 @@ pub struct Truth {
     pub studies: Vec<StudyTruth>,
 }
 
+impl Truth {
+    /// The Bayes-optimal submission for these studies: 25 rows per study, each the designated
+    /// reader's label probabilities given the finding's true degree ([`Reader::label_probs`]), what
+    /// a model that knew every degree exactly would predict. Its score on the studies' train.csv
+    /// (`discus score`) is the Bayes limit realised on their labels; the `bayes_limit` above is
+    /// its expectation over the label noise, for the whole cohort. A set of 200 studies can
+    /// differ from it by a few hundredths, so a model is best judged against both.
+    /// `None` when the designated reader is not in `readers`.
+    pub fn bayes_submission(&self) -> Option<Vec<discus_core::formats::SubmissionRow>> {
+        let reader = self.readers.get(self.designated_reader)?;
+        Some(
+            self.studies
+                .iter()
+                .flat_map(|st| {
+                    discus_core::LabelColumn::all().into_iter().map(move |c| {
+                        let degree = st.degrees.degree(c.condition.index(), c.level.index());
+                        discus_core::formats::SubmissionRow {
+                            row_id: discus_core::RowId::new(st.study_id, c.condition, c.level),
+                            probs: reader.label_probs(degree, c.condition, c.level),
+                        }
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
 fn grade_map(g: &[Option<Severity>; 25]) -> BTreeMap<String, Option<Severity>> {
     discus_core::LabelColumn::all()
         .iter()
