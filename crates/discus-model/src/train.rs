@@ -264,7 +264,7 @@ impl TrainResult {
                 .collect();
             writeln!(
                 w,
-                "temperatures (fitted on the held-out fold's predictions): {}",
+                "temperatures (fitted on the held-out fold): {}",
                 t.join(", ")
             )?;
         }
