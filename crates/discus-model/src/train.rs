@@ -1257,7 +1257,11 @@ pub fn train(
     }
     // Without a held-out fold a fine-tuned model keeps its initial model's temperatures (not
     // when its graders were replaced: theirs belonged to the old ones).
+    // Graders left out of the training (`localisers_only`) keep what they had: the initial
+    // model's temperatures, or none for untrained ones.
     let temperatures = match (&init_card, held_set.is_empty()) {
+        (Some(c), _) if request.localisers_only && !new_graders => c.temperatures.clone(),
+        _ if request.localisers_only => BTreeMap::new(),
         (Some(c), true) if !new_graders => c.temperatures.clone(),
         _ => fit_temperatures(&net.valid(), &held_set, &pre, &device),
     };

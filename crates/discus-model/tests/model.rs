@@ -817,11 +817,30 @@ fn localisers_only_training_leaves_the_graders_and_trains_the_localisers_as_a_jo
     }
     // From the fixture's model: the graders stay exactly as they were, the localisers move.
     let out = tmp.path().join("tuned");
+    // A fold split holding out some but not all of the cohort's studies.
+    let ids: Vec<u64> = std::fs::read_to_string(f.cohort.join("train.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    let (folds, held_fold) = (2..8u64)
+        .flat_map(|k| (0..k).map(move |h| (k, h)))
+        .find(|(k, h)| {
+            let n = ids.iter().filter(|id| *id % k == *h).count();
+            n > 0 && n < ids.len()
+        })
+        .unwrap();
+    let held_n = ids.iter().filter(|id| *id % folds == held_fold).count();
     let mut r = small_request(&f.cohort, &out, 1);
     r.init = Some(f.model.clone());
     r.localisers_only = true;
+    (r.folds, r.held_fold) = (folds as usize, held_fold as usize);
     let res = train(&r, &|_| {}).unwrap();
     assert!(res.card.training.localisers_only);
+    // The graders took no part, so they keep the initial model's temperatures, held-out fold or not.
+    let init_card = Model::load(&f.model).unwrap().card;
+    assert_eq!(res.card.temperatures, init_card.temperatures);
     assert!(res.card.metrics.iter().all(|m| m.grader_loss == 0.0));
     assert!(res.card.metrics.iter().all(|m| m.point_loss > 0.0));
     let (a, b) = (Model::load(&f.model).unwrap(), Model::load(&out).unwrap());
@@ -835,6 +854,22 @@ fn localisers_only_training_leaves_the_graders_and_trains_the_localisers_as_a_jo
     let mut r = small_request(&f.cohort, &alone, 2);
     r.localisers_only = true;
     train(&r, &|_| {}).unwrap();
+    // Untrained graders get no temperatures, even with a held-out fold to fit them on.
+    let seeded = tmp.path().join("seeded");
+    let mut r = small_request(&f.cohort, &seeded, 1);
+    r.localisers_only = true;
+    (r.folds, r.held_fold) = (folds as usize, held_fold as usize);
+    let res = train(&r, &|_| {}).unwrap();
+    assert_eq!(
+        res.card.training.held_out_studies, held_n,
+        "{:?}",
+        res.card.training
+    );
+    assert!(
+        res.card.temperatures.is_empty(),
+        "{:?}",
+        res.card.temperatures
+    );
     let (j, l) = (Model::load(&joint).unwrap(), Model::load(&alone).unwrap());
     assert_same_localisers(&j, &l);
     assert!(
