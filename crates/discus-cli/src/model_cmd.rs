@@ -273,7 +273,6 @@ pub fn run_model(a: ModelArgs) -> Result<ExitCode> {
 }
 
 fn run_calibrate(a: CalibrateArgs) -> Result<ExitCode> {
-    use discus_core::governance::{load_card, Provenance};
     select_device(a.device.as_deref())?;
     if a.folds == 0 || a.fold >= a.folds {
         anyhow::bail!(
@@ -285,16 +284,10 @@ fn run_calibrate(a: CalibrateArgs) -> Result<ExitCode> {
     }
     let mut model =
         Model::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
-    let mut cards = Vec::new();
-    for d in &a.datasets {
-        if let Some(c) = load_card(d).with_context(|| format!("reading {}", d.display()))? {
-            cards.push(c);
-        }
-    }
     let (folds, fold) = (a.folds as u64, a.fold as u64);
     let pb = bar(0, "predicting");
-    let fit = discus_model::calibrate::fit_on_predictions(
-        &model,
+    let fit = discus_model::calibrate::recalibrate(
+        &mut model,
         &a.datasets,
         &|s: StudyId| s.0 % folds == fold,
         &|done, total| {
@@ -304,24 +297,9 @@ fn run_calibrate(a: CalibrateArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("calibrating {}", a.model.display()))?;
     pb.finish_and_clear();
-    if fit.groups.is_empty() {
-        anyhow::bail!(
-            "no labelled finding was predicted ({} studies, {} could not be predicted): nothing \
-             to fit the temperatures on",
-            fit.studies,
-            fit.skipped.len()
-        );
-    }
     for (study, why) in &fit.skipped {
         eprintln!("warning: study {study} left out: {why}");
     }
-    model.card.temperatures.extend(fit.temperatures());
-    let mut provenance = Provenance::new(
-        format!("discus {} model calibrate", env!("CARGO_PKG_VERSION")),
-        cards,
-    );
-    provenance.inputs.push(model.card.provenance.clone());
-    model.card.provenance = provenance;
     model
         .save(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;

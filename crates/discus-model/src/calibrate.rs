@@ -16,6 +16,7 @@
 
 use crate::predict::predict_study;
 use crate::{Model, ModelError};
+use discus_core::governance::{load_card, Provenance};
 use discus_core::{ConditionGroup, LabelColumn, StudyId};
 use discus_data::dataset::Dataset;
 use serde::Serialize;
@@ -210,6 +211,39 @@ pub fn fit_on_predictions(
             },
         );
     }
+    Ok(fit)
+}
+
+/// `discus model calibrate`: refits `model`'s temperatures on its predictions of the labelled
+/// studies of `datasets` that `select` keeps ([`fit_on_predictions`]) and records the calibration
+/// data in its card: the datasets' cards (their licences apply) with the model's own provenance as
+/// an input. Refused when no labelled finding was predicted. The caller saves the model.
+pub fn recalibrate(
+    model: &mut Model,
+    datasets: &[PathBuf],
+    select: &dyn Fn(StudyId) -> bool,
+    progress: &dyn Fn(usize, usize),
+) -> Result<PredictionFit, ModelError> {
+    let mut cards = Vec::new();
+    for d in datasets {
+        cards.extend(load_card(d)?);
+    }
+    let fit = fit_on_predictions(model, datasets, select, progress)?;
+    if fit.groups.is_empty() {
+        return Err(ModelError::Request(format!(
+            "no labelled finding was predicted ({} studies, {} could not be predicted): nothing \
+             to fit the temperatures on",
+            fit.studies,
+            fit.skipped.len()
+        )));
+    }
+    model.card.temperatures.extend(fit.temperatures());
+    let mut provenance = Provenance::new(
+        format!("discus {} model calibrate", env!("CARGO_PKG_VERSION")),
+        cards,
+    );
+    provenance.inputs.push(model.card.provenance.clone());
+    model.card.provenance = provenance;
     Ok(fit)
 }
 
