@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Training and inference images/s of discus-model's default grader and localiser: discus (burn
-# flex, release build, one replica and data parallel across the cores) against PyTorch (CPU wheel,
-# same architectures, same losses, same batches; bench/torch_speed.py), both on 2 threads.
+# flex, release build, one replica and data parallel across the cores; for inference also the
+# fused CPU kernels `discus predict` runs on the cpu device, discus_model::fused) against PyTorch
+# (CPU wheel, same architectures, same losses, same batches; bench/torch_speed.py), both on 2
+# threads. "ratio (cpu)" is the fastest discus column on the default cpu device over PyTorch.
 # Rounds alternate discus and PyTorch in one run (the machine may be shared: trust the ratios of
 # one run, not absolute figures across runs); the table gives medians over rounds and the load
 # average before and after.
@@ -50,7 +52,7 @@ for r in rows:
     m[(r["impl"], r["net"], r["mode"], r["replicas"])].append(r["images_per_second"])
 med = {k: statistics.median(v) for k, v in m.items()}
 tch = any(r["impl"] == "discus-libtorch" for r in rows)
-print(f"{'network':10} {'mode':6} {'PyTorch':>9} {'flex 1 thread':>14} {'flex data-parallel':>19} {'ratio (flex)':>12}"
+print(f"{'network':10} {'mode':6} {'PyTorch':>9} {'flex 1 thread':>14} {'flex data-parallel':>19} {'cpu fused':>10} {'ratio (cpu)':>12}"
       + (f" {'libtorch':>9} {'ratio (libtorch)':>16}" if tch else ""))
 for net in ("grader", "localiser"):
     for mode in ("train", "infer"):
@@ -58,8 +60,10 @@ for net in ("grader", "localiser"):
         d1 = med[("discus", net, mode, 1)]
         dp = [v for (i, n, mo, rep), v in med.items() if i == "discus" and n == net and mo == mode and rep > 1]
         dpv = dp[0] if dp else None
-        best = max(d1, dpv or 0)
-        line = f"{net:10} {mode:6} {pt:9.1f} {d1:14.1f} {('%.1f' % dpv) if dpv else '-':>19} {best / pt:11.2f}x"
+        fu = med.get(("discus", net, mode + "-fused", 1))
+        best = max(d1, dpv or 0, fu or 0)
+        line = (f"{net:10} {mode:6} {pt:9.1f} {d1:14.1f} {('%.1f' % dpv) if dpv else '-':>19}"
+                f" {('%.1f' % fu) if fu else '-':>10} {best / pt:11.2f}x")
         if tch:
             lt = med[("discus-libtorch", net, mode, 1)]
             line += f" {lt:9.1f} {lt / pt:15.2f}x"

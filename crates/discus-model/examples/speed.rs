@@ -7,7 +7,9 @@
 //! on the same losses as PyTorch's side (cross-entropy for the grader, spatial softmax
 //! cross-entropy against a fixed target for the localiser), first with one model on one thread,
 //! then data parallel ([`discus_model::parallel`]) with one replica per core. Inference is in
-//! eval mode on a plain (non-autodiff) device. Threads: RAYON_NUM_THREADS (the script sets 2).
+//! eval mode on a plain (non-autodiff) device; on the `cpu` device it is also run through
+//! [`discus_model::fused`] (mode `infer-fused`), as `discus predict` runs it there. Threads:
+//! RAYON_NUM_THREADS (the script sets 2).
 //!
 //! The backend is `DISCUS_DEVICE` (default `cpu`, burn flex; `libtorch` in a build with the `tch`
 //! feature runs the same model code on PyTorch's C++ kernels). Data parallel training is flex's
@@ -17,6 +19,7 @@
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use discus_model::fused::{FusedGrader, FusedLocaliser};
 use discus_model::net::{Architecture, Grader, Localiser};
 use discus_model::parallel::{data_parallel_grads, default_replicas, shards};
 use std::time::Instant;
@@ -163,6 +166,26 @@ fn infer(arch: &Architecture, steps: usize, grid: usize) -> (f64, f64) {
     (gi, li)
 }
 
+/// The same networks and inputs through [`discus_model::fused`], how `discus predict` runs them
+/// on the `cpu` device.
+fn infer_fused(arch: &Architecture, steps: usize, grid: usize) -> (f64, f64) {
+    let d = device();
+    d.seed(3);
+    let g = FusedGrader::new(&Grader::new(arch, &d)).expect("the grader runs fused");
+    let shape = [GRADER_BATCH, arch.grader_slices, 32, 32];
+    let x = data(shape.iter().product(), 4);
+    let gi = time(steps * 4, GRADER_BATCH, || {
+        let _ = g.forward(&x, shape).expect("the shape fits");
+    });
+    let l = FusedLocaliser::new(&Localiser::new(arch, &d)).expect("the localiser runs fused");
+    let shape = [LOCALISER_BATCH, arch.localiser_slices, grid, grid];
+    let x = data(shape.iter().product(), 5);
+    let li = time(steps, LOCALISER_BATCH, || {
+        let _ = l.forward(&x, shape).expect("the shape fits");
+    });
+    (gi, li)
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -193,5 +216,10 @@ fn main() {
         let (gi, li) = infer(&arch, 10, grid);
         report("grader", "infer", 1, GRADER_BATCH, gi);
         report("localiser", "infer", 1, LOCALISER_BATCH, li);
+        if flex {
+            let (gi, li) = infer_fused(&arch, 10, grid);
+            report("grader", "infer-fused", 1, GRADER_BATCH, gi);
+            report("localiser", "infer-fused", 1, LOCALISER_BATCH, li);
+        }
     }
 }

@@ -26,8 +26,6 @@ use crate::heatmap::decode_channel;
 use crate::predict::{Finding, PointSource, StudyPrediction};
 use crate::prep::{mirrored, Loaded, LocaliserView, Preprocessing};
 use crate::{io_err, Model, ModelError};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Tensor, TensorData};
 use discus_core::{ConditionGroup, SeriesId, StudyId};
 use discus_data::dataset::{Dataset, Volume};
 use discus_data::geometry::Vec3;
@@ -208,17 +206,13 @@ pub(crate) fn grade(
     study: StudyId,
 ) -> Result<Vec<[f64; 3]>, ModelError> {
     let cs = &model.card.preprocessing.crop;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(data, [n, cs.slices, cs.rows, cs.columns]),
-        &model.device,
-    );
-    let p: Vec<f32> = softmax(model.net.grader(group).forward(x), 1)
-        .into_data()
-        .try_to_vec::<f32>()
+    let logits = model
+        .grader_logits(group, data, [n, cs.slices, cs.rows, cs.columns])
         .map_err(|e| ModelError::Input {
             study,
-            what: format!("grader output: {e:?}"),
+            what: format!("grader output: {e}"),
         })?;
+    let p = crate::predict::softmax_rows(&logits, 1.0);
     Ok(p.chunks(3)
         .map(|c| [c[0] as f64, c[1] as f64, c[2] as f64])
         .collect())

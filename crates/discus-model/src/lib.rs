@@ -57,6 +57,7 @@ pub mod cache;
 pub mod calibrate;
 pub mod explain;
 pub mod export;
+pub mod fused;
 pub mod heatmap;
 pub mod net;
 pub mod page;
@@ -293,6 +294,11 @@ impl ModelCard {
 }
 
 /// A loaded model: its card and networks on a device.
+///
+/// Inference ([`Model::localiser_logits`], [`Model::grader_logits`]) on the flex (`cpu`) device
+/// runs [`fused`]: the same weights, read from `net` on first use, through discus's own CPU
+/// kernels (`DISCUS_FUSED=0` keeps burn's). Make a new `Model` rather than replacing `net` after
+/// inference has run.
 pub struct Model {
     /// The card.
     pub card: ModelCard,
@@ -300,6 +306,24 @@ pub struct Model {
     pub net: net::Net,
     /// The device they run on.
     pub device: Device,
+    /// The networks for fused CPU inference, read on first use (`None`: burn runs them).
+    fused: std::sync::OnceLock<Option<fused::FusedNet>>,
+}
+
+/// Which of a model's heat-map networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocaliserNet {
+    /// The canal localiser (sagittal T2/STIR).
+    Canal,
+    /// The foraminal point localiser (sagittal T1).
+    Foraminal,
+    /// The subarticular point localiser (axial T2).
+    Subarticular,
+}
+
+/// Whether inference on a flex device uses [`fused`]: unless `DISCUS_FUSED=0`.
+fn fused_enabled() -> bool {
+    std::env::var("DISCUS_FUSED").map_or(true, |v| v.trim() != "0")
 }
 
 /// The device of the selected backend ([`backend::selected`]): flex (pure-Rust CPU) unless the
@@ -415,11 +439,94 @@ impl Model {
     pub fn load_on(dir: &Path, device: &Device) -> Result<Model, ModelError> {
         let card = ModelCard::read(&dir.join(CARD_FILE))?;
         let net = load_weights(&dir.join(WEIGHTS_FILE), &card.architecture, device)?;
-        Ok(Model {
+        Ok(Model::new(card, net.valid(), device.clone()))
+    }
+
+    /// A model of `card` and `net` (inference mode) on `device`.
+    pub fn new(card: ModelCard, net: net::Net, device: Device) -> Model {
+        Model {
             card,
-            net: net.valid(),
-            device: device.clone(),
-        })
+            net,
+            device,
+            fused: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The same model with inference on burn's networks, never [`fused`] (as `DISCUS_FUSED=0`
+    /// does for every model).
+    pub fn with_burn_inference(mut self) -> Model {
+        self.fused = std::sync::OnceLock::from(None);
+        self
+    }
+
+    /// The fused networks, when inference runs on flex and `DISCUS_FUSED` is not `0`.
+    pub fn fused(&self) -> Option<&fused::FusedNet> {
+        self.fused
+            .get_or_init(|| {
+                (backend_name(&self.device) == "flex" && fused_enabled())
+                    .then(|| fused::FusedNet::new(&self.net))
+                    .flatten()
+            })
+            .as_ref()
+    }
+
+    /// Heat-map logits `[batch, outputs, h, w]` (row-major) of one of the localisers on `input`
+    /// (`shape`, `[batch, channels, h, w]`).
+    pub fn localiser_logits(
+        &self,
+        which: LocaliserNet,
+        input: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<Vec<f32>, String> {
+        if let Some(f) = self.fused() {
+            let l = match which {
+                LocaliserNet::Canal => &f.localiser,
+                LocaliserNet::Foraminal => &f.foraminal_localiser,
+                LocaliserNet::Subarticular => &f.subarticular_localiser,
+            };
+            if let Some(out) = l.forward(&input, shape) {
+                return Ok(out);
+            }
+        }
+        let l = match which {
+            LocaliserNet::Canal => &self.net.localiser,
+            LocaliserNet::Foraminal => &self.net.foraminal_localiser,
+            LocaliserNet::Subarticular => &self.net.subarticular_localiser,
+        };
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(input, shape),
+            &self.device,
+        );
+        l.forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Severity logits `[batch, 3]` of a condition group's grader on `input` (`shape`, `[batch,
+    /// slices, rows, columns]`).
+    pub fn grader_logits(
+        &self,
+        group: discus_core::ConditionGroup,
+        input: Vec<f32>,
+        shape: [usize; 4],
+    ) -> Result<Vec<f32>, String> {
+        if let Some(out) = self
+            .fused()
+            .and_then(|f| f.grader(group).forward(&input, shape))
+        {
+            return Ok(out);
+        }
+        let x = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(input, shape),
+            &self.device,
+        );
+        self.net
+            .grader(group)
+            .forward(x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Loads a model folder on the [`default_device`].

@@ -131,6 +131,14 @@ impl Localiser {
         }
     }
 
+    /// The convolutions in order: `e1a, e1b, e2a, e2b, e3a, e3b, e4a, e4b, d3, d2, d1, head`.
+    pub(crate) fn convs(&self) -> [&Conv2d; 12] {
+        [
+            &self.e1a, &self.e1b, &self.e2a, &self.e2b, &self.e3a, &self.e3b, &self.e4a, &self.e4b,
+            &self.d3, &self.d2, &self.d1, &self.head,
+        ]
+    }
+
     /// Heat-map logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let e1 = relu(self.e1b.forward(relu(self.e1a.forward(x))));
@@ -353,6 +361,31 @@ impl Grader {
         }
     }
 
+    /// The layers in order, for [`crate::fused`].
+    pub(crate) fn parts(&self) -> GraderParts<'_> {
+        fn block<'a>(
+            c: &'a Conv2d,
+            n: &'a Option<GroupNorm>,
+            cb: &'a Option<Conv2d>,
+            nb: &'a Option<GroupNorm>,
+        ) -> Vec<(&'a Conv2d, Option<&'a GroupNorm>)> {
+            let mut units = vec![(c, n.as_ref())];
+            if let Some(cb) = cb {
+                units.push((cb, nb.as_ref()));
+            }
+            units
+        }
+        GraderParts {
+            blocks: vec![
+                block(&self.c1, &self.n1, &self.c1b, &self.n1b),
+                block(&self.c2, &self.n2, &self.c2b, &self.n2b),
+                block(&self.c3, &self.n3, &self.c3b, &self.n3b),
+            ],
+            fc: &self.fc,
+            ordinal: self.ordinal.as_ref().map(|h| h.val()),
+        }
+    }
+
     /// Severity logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with(x, group_norm_folded, false)
@@ -385,6 +418,14 @@ impl Grader {
             None => out,
         }
     }
+}
+
+/// A grader's layers: per block its convolutions with their normalisations, the linear layer and
+/// the ordinal head's parameters.
+pub(crate) struct GraderParts<'a> {
+    pub(crate) blocks: Vec<Vec<(&'a Conv2d, Option<&'a GroupNorm>)>>,
+    pub(crate) fc: &'a Linear,
+    pub(crate) ordinal: Option<Tensor<1>>,
 }
 
 /// Every network of a model.

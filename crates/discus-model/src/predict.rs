@@ -21,8 +21,6 @@ use crate::explain::{LocaliserRun, Sources};
 use crate::heatmap::{decode_levels, decode_over_slices};
 use crate::prep::{mirrored, point_input, point_input_slices, Loaded, LocaliserView, StudySeries};
 use crate::{Model, ModelError};
-use burn::tensor::activation::softmax;
-use burn::tensor::{Tensor, TensorData};
 use discus_core::formats::SubmissionRow;
 use discus_core::{
     Condition, ConditionGroup, LabelColumn, Level, RowId, SeriesId, SeriesKind, Severity, StudyId,
@@ -281,7 +279,7 @@ struct Located {
 /// Runs a point localiser on `candidates` crops around voxel `(x, y)` from slice `first` of
 /// `volume` and decodes each output channel (the chosen candidate is clamped into the stack).
 fn locate<V: StackVoxels + ?Sized>(
-    loc: &crate::net::Localiser,
+    loc: crate::LocaliserNet,
     model: &Model,
     volume: &V,
     centre: (f64, f64),
@@ -293,17 +291,11 @@ fn locate<V: StackVoxels + ?Sized>(
     let spec = pre.point_spec();
     let g = spec.rows;
     let input = point_input(volume, centre, first, candidates, &spec, study)?;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(input.data, [candidates, spec.slices, g, g]),
-        &model.device,
-    );
-    let logits: Vec<f32> = loc
-        .forward(x)
-        .into_data()
-        .try_to_vec::<f32>()
+    let logits = model
+        .localiser_logits(loc, input.data, [candidates, spec.slices, g, g])
         .map_err(|e| ModelError::Input {
             study,
-            what: format!("point localiser output: {e:?}"),
+            what: format!("point localiser output: {e}"),
         })?;
     let outs = logits.len() / (candidates * g * g).max(1);
     let last = volume.slice_count() as i64 - 1;
@@ -333,20 +325,30 @@ pub(crate) fn run_localiser(
 ) -> Result<Vec<f32>, ModelError> {
     let pre = &model.card.preprocessing;
     let g = pre.localiser_grid;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(view.input.clone(), [1, pre.localiser_slices, g, g]),
-        &model.device,
-    );
     model
-        .net
-        .localiser
-        .forward(x)
-        .into_data()
-        .try_to_vec::<f32>()
+        .localiser_logits(
+            crate::LocaliserNet::Canal,
+            view.input.clone(),
+            [1, pre.localiser_slices, g, g],
+        )
         .map_err(|e| ModelError::Input {
             study,
-            what: format!("localiser output: {e:?}"),
+            what: format!("localiser output: {e}"),
         })
+}
+
+/// Softmax of each row of 3 logits divided by the temperature `t`.
+pub(crate) fn softmax_rows(logits: &[f32], t: f64) -> Vec<f32> {
+    logits
+        .chunks_exact(3)
+        .flat_map(|z| {
+            let z = [z[0] as f64 / t, z[1] as f64 / t, z[2] as f64 / t];
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e = z.map(|v| (v - m).exp());
+            let s: f64 = e.iter().sum();
+            e.map(|v| (v / s) as f32)
+        })
+        .collect()
 }
 
 /// Predicts the 25 findings of `study` of `ds`.
@@ -395,7 +397,6 @@ fn predict_loaded(
 ) -> Result<StudyPrediction, ModelError> {
     let card = &model.card;
     let pre = &card.preprocessing;
-    let device = &model.device;
     let mut notes = Vec::new();
 
     let prior_finding = |column: LabelColumn, why: String| {
@@ -578,7 +579,7 @@ fn predict_loaded(
                             );
                             let v = s.voxels(ds, proj.stack, pre, &wanted)?;
                             let found = locate(
-                                &model.net.foraminal_localiser,
+                                crate::LocaliserNet::Foraminal,
                                 model,
                                 v,
                                 (proj.x, proj.y),
@@ -639,7 +640,7 @@ fn predict_loaded(
                                     );
                                     let v = axial[i].voxels(ds, proj.stack, pre, &wanted)?;
                                     let pts = locate(
-                                        &model.net.subarticular_localiser,
+                                        crate::LocaliserNet::Subarticular,
                                         model,
                                         v,
                                         (proj.x, proj.y),
@@ -724,18 +725,14 @@ fn predict_loaded(
         }
         let n = items.len();
         let x: Vec<f32> = items.iter().flat_map(|p| p.crop.iter().copied()).collect();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(x, [n, cs.slices, cs.rows, cs.columns]),
-            device,
-        );
         let t = card.temperature_of(group);
-        let probs: Vec<f32> = softmax(model.net.grader(group).forward(x) / t, 1)
-            .into_data()
-            .try_to_vec::<f32>()
+        let logits = model
+            .grader_logits(group, x, [n, cs.slices, cs.rows, cs.columns])
             .map_err(|e| ModelError::Input {
                 study,
-                what: format!("grader output: {e:?}"),
+                what: format!("grader output: {e}"),
             })?;
+        let probs = softmax_rows(&logits, t);
         for (i, p) in items.iter().enumerate() {
             let pr = [
                 probs[3 * i] as f64,

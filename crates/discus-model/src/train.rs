@@ -1309,11 +1309,7 @@ pub fn train(
     // group without predicted findings.
     if !held_set.is_empty() && !request.localisers_only {
         let held: std::collections::BTreeSet<StudyId> = held_set.iter().map(|s| s.study).collect();
-        let model = crate::Model {
-            card: card.clone(),
-            net,
-            device: device.clone(),
-        };
+        let model = crate::Model::new(card.clone(), net, device.clone());
         let fit = crate::calibrate::fit_on_predictions(
             &model,
             &request.datasets,

@@ -62,6 +62,60 @@ fn assert_same_localisers(a: &Model, b: &Model) {
 }
 
 #[test]
+fn fused_inference_predicts_what_burns_networks_predict() {
+    // discus_model::fused runs the flex device's inference on its own kernels; burn's networks
+    // are the independent reference. Whole studies: the three localisers, the point decoding and
+    // the three graders. The networks agree to float rounding (src/fused.rs's tests, 2e-5 of the
+    // largest output); through a study that rounding moves a decoded point by a fraction of a
+    // pixel (up to 5e-5 here), the crop is resampled there, and a probability moves by up to about
+    // 1e-4 (7e-5 here).
+    let f = fixture();
+    let ds = Dataset::open(&f.cohort).unwrap();
+    let fused = Model::load(&f.model).unwrap();
+    assert!(fused.fused().is_some(), "the flex device runs fused");
+    let plain = Model::load(&f.model).unwrap().with_burn_inference();
+    assert!(plain.fused().is_none());
+    for &study in studies(&ds).iter().take(3) {
+        let a = predict_study(&fused, &ds, study).unwrap();
+        let b = predict_study(&plain, &ds, study).unwrap();
+        assert_eq!(a.findings.len(), b.findings.len());
+        for (x, y) in a.findings.iter().zip(&b.findings) {
+            for i in 0..3 {
+                assert!(
+                    (x.probabilities[i] - y.probabilities[i]).abs() < 2e-4,
+                    "{}: fused {:?}, burn {:?}",
+                    x.row_id,
+                    x.probabilities,
+                    y.probabilities
+                );
+            }
+            assert_eq!(x.point_source, y.point_source, "{}", x.row_id);
+            match (&x.point, &y.point) {
+                (Some(p), Some(q)) => {
+                    assert_eq!(
+                        (p.series, p.instance),
+                        (q.series, q.instance),
+                        "{}",
+                        x.row_id
+                    );
+                    assert!(
+                        (p.x - q.x).abs() < 1e-3 && (p.y - q.y).abs() < 1e-3,
+                        "{}: fused point ({}, {}), burn ({}, {})",
+                        x.row_id,
+                        p.x,
+                        p.y,
+                        q.x,
+                        q.y
+                    );
+                }
+                (None, None) => {}
+                _ => panic!("{}: a point on one side only", x.row_id),
+            }
+        }
+    }
+}
+
+#[test]
 fn a_tiny_model_overfits_a_few_studies() {
     let f = fixture();
     let (l0, g0) = f.first_loss;

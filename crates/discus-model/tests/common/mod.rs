@@ -156,12 +156,8 @@ pub fn save_untrained(
         metrics: Vec::new(),
         provenance,
     };
-    Model {
-        card: card.clone(),
-        net: net.clone().valid(),
-        device: Device::flex(),
-    }
-    .save(dir)
-    .unwrap();
+    Model::new(card.clone(), net.clone().valid(), Device::flex())
+        .save(dir)
+        .unwrap();
     card
 }
