@@ -146,8 +146,9 @@ pub struct PredictArgs {
     /// the study's source DICOM headers.
     #[arg(long)]
     pub sr: bool,
-    /// The burn backend: cpu (pure-Rust flex, the default), wgpu (a binary built with
-    /// `--features wgpu`), libtorch or libtorch-cuda (`--features tch`). Default: $DISCUS_DEVICE, else cpu.
+    /// The burn backend: cpu (pure-Rust flex, the default; its networks run on discus's fused CPU
+    /// kernels unless DISCUS_FUSED=0), wgpu (a binary built with `--features wgpu`), libtorch or
+    /// libtorch-cuda (`--features tch`). Default: $DISCUS_DEVICE, else cpu.
     #[arg(long, value_name = "cpu|wgpu|libtorch|libtorch-cuda")]
     pub device: Option<String>,
 }

@@ -45,6 +45,9 @@
 //!   predicted and compared: weighted kappa, probability difference, grade flips, and point
 //!   distances in each scan's own canal frame.
 //! - **Findings page** ([`page`]): an HTML page per study and an index of the predicted studies.
+//! - **Fused CPU inference** ([`fused`]): on the default flex device, prediction runs the trained
+//!   weights through discus's own CPU kernels (direct convolution, run-time SIMD dispatch), about
+//!   twice PyTorch's speed on these networks; equal to the burn networks within float rounding.
 //!
 //! A model is a folder ([`Model::save`], [`Model::load`]): `weights.safetensors` and `model.toml`
 //! ([`ModelCard`]: architecture, preprocessing, offsets, prior, the training data's dataset cards
