@@ -139,7 +139,8 @@ impl Localiser {
         ]
     }
 
-    /// Heat-map logits.
+    /// Heat-map logits. [`crate::fused::FusedLocaliser`] runs the same layers for inference on
+    /// the CPU: a change here must be made there too (its tests compare the two).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let e1 = relu(self.e1b.forward(relu(self.e1a.forward(x))));
         let e2 = relu(
@@ -386,7 +387,8 @@ impl Grader {
         }
     }
 
-    /// Severity logits.
+    /// Severity logits. [`crate::fused::FusedGrader`] runs the same layers for inference on the
+    /// CPU: a change here must be made there too (its tests compare the two).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.forward_with(x, group_norm_folded, false)
     }
