@@ -12,9 +12,9 @@
 //!   (one multiply-add per weight), and the bias and ReLU are applied as the block is stored. The
 //!   kernel is compiled for AVX-512, AVX2 with FMA, NEON, or plain code, and the widest the
 //!   processor has is chosen at run time (`pulp`'s dispatch; no `unsafe` here);
-//! - group normalisation is two passes over an image's map while it is in cache (statistics, then
-//!   scale, shift and ReLU in place); max pooling, nearest upsampling with the decoder's
-//!   concatenation, and the global average are one pass each;
+//! - group normalisation is three passes over an image's map while it is in cache (the means, the
+//!   variances, then scale, shift and ReLU in place); max pooling, nearest upsampling with the
+//!   decoder's concatenation, and the global average are one pass each;
 //! - the images of a batch run in parallel (rayon), each on one thread. A batch smaller than the
 //!   thread count splits each convolution's output rows across the threads instead;
 //! - buffers are reused per thread.
