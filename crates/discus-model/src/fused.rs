@@ -140,6 +140,26 @@ fn dispatch<Op: pulp::WithSimd>(op: Op) -> Op::Output {
     }
 }
 
+/// The instruction set the kernels run with on this processor: `AVX-512`, `AVX2+FMA`, `NEON` or
+/// `plain`.
+pub fn instruction_set() -> &'static str {
+    struct Op;
+    impl pulp::WithSimd for Op {
+        type Output = usize;
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _simd: S) -> usize {
+            std::mem::size_of::<S::f32s>()
+        }
+    }
+    match dispatch(Op) {
+        w if w >= 64 => "AVX-512",
+        w if w >= 32 => "AVX2+FMA",
+        16 if cfg!(target_arch = "aarch64") => "NEON",
+        16 => "SSE",
+        _ => "plain",
+    }
+}
+
 thread_local! {
     /// Buffers of dropped maps, reused by the next maps made on this thread.
     static SPARE: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };

@@ -473,6 +473,15 @@ impl Model {
             .as_ref()
     }
 
+    /// What runs the networks, as recorded in each prediction: `discus fused CPU kernels (ISA)`
+    /// ([`fused::instruction_set`]) on flex, else `burn <backend>`.
+    pub fn engine(&self) -> String {
+        match self.fused() {
+            Some(_) => format!("discus fused CPU kernels ({})", fused::instruction_set()),
+            None => format!("burn {}", backend_name(&self.device)),
+        }
+    }
+
     /// Heat-map logits `[batch, outputs, h, w]` (row-major) of one of the localisers on `input`
     /// (`shape`, `[batch, channels, h, w]`).
     pub fn localiser_logits(

@@ -109,7 +109,11 @@ pub fn study_page(
     };
     page(
         &format!("Study {}: findings", prediction.study),
-        html! { "Diagnostic-assist findings predicted by the discus model \u{201c}" (model) "\u{201d}. Not a diagnosis: for review by a reader." },
+        html! {
+            "Diagnostic-assist findings predicted by the discus model \u{201c}" (model) "\u{201d}"
+            @if !prediction.engine.is_empty() { " (run on " (prediction.engine) ")" }
+            ". Not a diagnosis: for review by a reader."
+        },
         Some(cards),
         body,
     )

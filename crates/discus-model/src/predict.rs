@@ -114,6 +114,10 @@ pub struct StudyPrediction {
     pub findings: Vec<Finding>,
     /// Study-level notes (fallbacks, series used).
     pub notes: Vec<String>,
+    /// What ran the networks ([`Model::engine`]), e.g. `discus fused CPU kernels (AVX-512)` or
+    /// `burn libtorch`; empty in files written before it was recorded.
+    #[serde(default)]
+    pub engine: String,
 }
 
 impl StudyPrediction {
@@ -489,6 +493,7 @@ fn predict_loaded(
             study,
             findings,
             notes,
+            engine: model.engine(),
         });
     };
     if loc_on_t1 {
@@ -767,6 +772,7 @@ fn predict_loaded(
         study,
         findings: done,
         notes,
+        engine: model.engine(),
     })
 }
 

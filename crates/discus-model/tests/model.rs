@@ -78,6 +78,13 @@ fn fused_inference_predicts_what_burns_networks_predict() {
     for &study in studies(&ds).iter().take(3) {
         let a = predict_study(&fused, &ds, study).unwrap();
         let b = predict_study(&plain, &ds, study).unwrap();
+        // Each prediction records what ran it.
+        assert!(
+            a.engine.starts_with("discus fused CPU kernels ("),
+            "{}",
+            a.engine
+        );
+        assert_eq!(b.engine, "burn flex");
         assert_eq!(a.findings.len(), b.findings.len());
         for (x, y) in a.findings.iter().zip(&b.findings) {
             for i in 0..3 {
