@@ -28,7 +28,7 @@
 //! Training, the explanations' gradients and the other backends use the burn networks.
 //! [`crate::Model`] uses this path on the flex device unless `DISCUS_FUSED=0`.
 
-use crate::net::{Grader, Localiser, Net};
+use crate::net::{Grader, Localiser, LocaliserNet, Net};
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
@@ -782,6 +782,15 @@ impl FusedNet {
             foraminal: FusedGrader::new(&net.foraminal)?,
             subarticular: FusedGrader::new(&net.subarticular)?,
         })
+    }
+
+    /// One of the heat-map networks.
+    pub fn localiser_of(&self, which: LocaliserNet) -> &FusedLocaliser {
+        match which {
+            LocaliserNet::Canal => &self.localiser,
+            LocaliserNet::Foraminal => &self.foraminal_localiser,
+            LocaliserNet::Subarticular => &self.subarticular_localiser,
+        }
     }
 
     /// The grader of a condition group.

@@ -80,6 +80,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use net::LocaliserNet;
 pub use predict::{Finding, FindingPoint, PointSource, StudyPrediction};
 pub use train::{train, TrainProgress, TrainRequest, TrainResult};
 
@@ -313,17 +314,6 @@ pub struct Model {
     fused: std::sync::OnceLock<Option<fused::FusedNet>>,
 }
 
-/// Which of a model's heat-map networks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocaliserNet {
-    /// The canal localiser (sagittal T2/STIR).
-    Canal,
-    /// The foraminal point localiser (sagittal T1).
-    Foraminal,
-    /// The subarticular point localiser (axial T2).
-    Subarticular,
-}
-
 /// Whether inference on a flex device uses [`fused`]: unless `DISCUS_FUSED=0`.
 fn fused_enabled() -> bool {
     std::env::var("DISCUS_FUSED").map_or(true, |v| v.trim() != "0")
@@ -490,29 +480,13 @@ impl Model {
         input: Vec<f32>,
         shape: [usize; 4],
     ) -> Result<Vec<f32>, String> {
-        if let Some(f) = self.fused() {
-            let l = match which {
-                LocaliserNet::Canal => &f.localiser,
-                LocaliserNet::Foraminal => &f.foraminal_localiser,
-                LocaliserNet::Subarticular => &f.subarticular_localiser,
-            };
-            if let Some(out) = l.forward(&input, shape) {
-                return Ok(out);
-            }
+        if let Some(out) = self
+            .fused()
+            .and_then(|f| f.localiser_of(which).forward(&input, shape))
+        {
+            return Ok(out);
         }
-        let l = match which {
-            LocaliserNet::Canal => &self.net.localiser,
-            LocaliserNet::Foraminal => &self.net.foraminal_localiser,
-            LocaliserNet::Subarticular => &self.net.subarticular_localiser,
-        };
-        let x = burn::tensor::Tensor::<4>::from_data(
-            burn::tensor::TensorData::new(input, shape),
-            &self.device,
-        );
-        l.forward(x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| format!("{e:?}"))
+        self.burn_logits(input, shape, |x| self.net.localiser_of(which).forward(x))
     }
 
     /// Severity logits `[batch, 3]` of a condition group's grader on `input` (`shape`, `[batch,
@@ -529,13 +503,21 @@ impl Model {
         {
             return Ok(out);
         }
+        self.burn_logits(input, shape, |x| self.net.grader(group).forward(x))
+    }
+
+    /// `forward` (one of burn's networks) on `input` of `shape`, its output as row-major values.
+    fn burn_logits<const D: usize>(
+        &self,
+        input: Vec<f32>,
+        shape: [usize; 4],
+        forward: impl FnOnce(burn::tensor::Tensor<4>) -> burn::tensor::Tensor<D>,
+    ) -> Result<Vec<f32>, String> {
         let x = burn::tensor::Tensor::<4>::from_data(
             burn::tensor::TensorData::new(input, shape),
             &self.device,
         );
-        self.net
-            .grader(group)
-            .forward(x)
+        forward(x)
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| format!("{e:?}"))

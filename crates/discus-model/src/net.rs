@@ -430,6 +430,17 @@ pub(crate) struct GraderParts<'a> {
     pub(crate) ordinal: Option<Tensor<1>>,
 }
 
+/// Which of a model's heat-map networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocaliserNet {
+    /// The canal localiser (sagittal T2/STIR).
+    Canal,
+    /// The foraminal point localiser (sagittal T1).
+    Foraminal,
+    /// The subarticular point localiser (axial T2).
+    Subarticular,
+}
+
 /// Every network of a model.
 #[derive(Module, Debug)]
 pub struct Net {
@@ -467,6 +478,15 @@ impl Net {
             spinal: Grader::new(a, device),
             foraminal: Grader::new(a, device),
             subarticular: Grader::new(a, device),
+        }
+    }
+
+    /// One of the heat-map networks.
+    pub fn localiser_of(&self, which: LocaliserNet) -> &Localiser {
+        match which {
+            LocaliserNet::Canal => &self.localiser,
+            LocaliserNet::Foraminal => &self.foraminal_localiser,
+            LocaliserNet::Subarticular => &self.subarticular_localiser,
         }
     }
 

@@ -341,16 +341,13 @@ pub(crate) fn run_localiser(
         })
 }
 
-/// Softmax of each row of 3 logits divided by the temperature `t`.
+/// Softmax of each row of 3 logits divided by the temperature `t` ([`crate::calibrate::softmax_t`]).
 pub(crate) fn softmax_rows(logits: &[f32], t: f64) -> Vec<f32> {
     logits
         .chunks_exact(3)
         .flat_map(|z| {
-            let z = [z[0] as f64 / t, z[1] as f64 / t, z[2] as f64 / t];
-            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let e = z.map(|v| (v - m).exp());
-            let s: f64 = e.iter().sum();
-            e.map(|v| (v / s) as f32)
+            crate::calibrate::softmax_t(&[z[0] as f64, z[1] as f64, z[2] as f64], t)
+                .map(|v| v as f32)
         })
         .collect()
 }
